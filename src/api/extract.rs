@@ -1,0 +1,32 @@
+//! Extractors whose rejections are our own JSON errors.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// `Query<T>` with a 400 `bad_request` body that says which parameter is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(t)) => Ok(ApiQuery(t)),
+            Err(e) => Err(ApiError::BadRequest(query_message(&e))),
+        }
+    }
+}
+
+fn query_message(e: &QueryRejection) -> String {
+    match e {
+        QueryRejection::FailedToDeserializeQueryString(inner) => format!(
+            "bad query parameters: {}",
+            inner.body_text().trim_start_matches("Failed to deserialize query string: ")
+        ),
+        other => format!("bad query parameters: {}", other.body_text()),
+    }
+}

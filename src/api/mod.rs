@@ -1,0 +1,84 @@
+//! HTTP API (axum): one router per resource, merged here; OpenAPI generated from the handlers.
+
+pub mod cameras;
+pub mod error;
+mod extract;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::clock::Clock;
+use crate::registry::Registry;
+use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tianwang", description = "City surveillance camera network: registry, health, alerts, coverage."),
+    paths(cameras::list_cameras, cameras::get_camera, cameras::status_history, healthz),
+    components(schemas(
+        cameras::CameraView,
+        cameras::CameraPage,
+        cameras::Position,
+        cameras::Resolution,
+        cameras::StatusChangeView,
+        crate::config::Gb28181Code,
+        error::ErrorBody,
+        error::ErrorDetail,
+        Health
+    ))
+)]
+pub struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .merge(cameras::router())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
+        })
+        .with_state(state)
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    pub status: &'static str,
+    pub database: String,
+    pub version: &'static str,
+}
+
+/// Liveness and database reachability. Needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn healthz(axum::extract::State(st): axum::extract::State<AppState>) -> impl IntoResponse {
+    let version = env!("CARGO_PKG_VERSION");
+    match st.registry.ping().await {
+        Ok(()) => (StatusCode::OK, Json(Health { status: "ok", database: "ok".into(), version })),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: database does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health { status: "degraded", database: "unreachable".into(), version }),
+            )
+        }
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

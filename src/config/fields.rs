@@ -1,0 +1,268 @@
+//! Reading typed fields out of a spanned TOML table while collecting every error, so that
+//! one pass over a file reports all of its problems with their lines (serde stops at the first).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::str::FromStr;
+
+use toml_edit::{Item, TableLike, Value};
+
+use super::source::{ConfigError, Loc, Source};
+
+#[derive(Clone)]
+struct Field<'a> {
+    item: &'a Item,
+    src: &'a Source,
+    key_span: Option<Range<usize>>,
+    from_defaults: bool,
+}
+
+impl Field<'_> {
+    fn loc(&self) -> Loc {
+        Loc { file: self.src.path.clone(), line: self.src.line(self.item.span().or(self.key_span.clone())) }
+    }
+}
+
+/// The fields of one table (plus site defaults under it), taken one by one.
+pub(crate) struct Fields<'a> {
+    ctx: String,
+    at: Loc,
+    map: BTreeMap<String, Field<'a>>,
+    pub errs: Vec<ConfigError>,
+}
+
+impl<'a> Fields<'a> {
+    /// `ctx` qualifies field names in errors (`camera[cp-01]`); `at` is where the table starts.
+    pub fn new(ctx: impl Into<String>, at: Loc, src: &'a Source, table: &'a dyn TableLike) -> Self {
+        let mut map = BTreeMap::new();
+        for (k, item) in table.iter() {
+            let key_span = table.key(k).and_then(|k| k.span());
+            map.insert(k.to_string(), Field { item, src, key_span, from_defaults: false });
+        }
+        Self { ctx: ctx.into(), at, map, errs: Vec::new() }
+    }
+
+    /// Adds the site defaults for keys the table does not set. Keys in one `group` go together:
+    /// a table that sets any of them takes none of that group from the defaults.
+    pub fn with_defaults(mut self, src: &'a Source, defaults: Option<&'a dyn TableLike>, groups: &[&[&str]]) -> Self {
+        let Some(defaults) = defaults else { return self };
+        for (k, item) in defaults.iter() {
+            if self.map.contains_key(k) {
+                continue;
+            }
+            let shadowed = groups
+                .iter()
+                .any(|g| g.contains(&k) && g.iter().any(|m| self.map.contains_key(*m) && !self.map[*m].from_defaults));
+            if shadowed {
+                continue;
+            }
+            let key_span = defaults.key(k).and_then(|k| k.span());
+            self.map.insert(k.to_string(), Field { item, src, key_span, from_defaults: true });
+        }
+        self
+    }
+
+    pub fn set_ctx(&mut self, ctx: impl Into<String>) {
+        self.ctx = ctx.into();
+    }
+
+    /// Where the table starts.
+    pub fn at(&self) -> &Loc {
+        &self.at
+    }
+
+    fn name_of(&self, key: &str, f: &Field) -> String {
+        if f.from_defaults { format!("defaults.{key}") } else { format!("{}.{key}", self.ctx) }
+    }
+
+    /// Whether the table (or the defaults) sets `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Whether the table itself (not the defaults) sets `key`.
+    pub fn has_own(&self, key: &str) -> bool {
+        self.map.get(key).is_some_and(|f| !f.from_defaults)
+    }
+
+    /// Location of a field, or of the table when the field is absent.
+    pub fn loc_of(&self, key: &str) -> Loc {
+        self.map.get(key).map(|f| f.loc()).unwrap_or_else(|| self.at.clone())
+    }
+
+    /// Records a problem with a field; located at the field when it is present.
+    pub fn error(&mut self, key: &str, problem: impl Into<String>) {
+        let (loc, field) = match self.map.get(key) {
+            Some(f) => (f.loc(), self.name_of(key, f)),
+            None => (self.at.clone(), format!("{}.{key}", self.ctx)),
+        };
+        self.errs.push(ConfigError::at(&loc, field, problem));
+    }
+
+    fn take_value(&mut self, key: &str, want: &str) -> Option<(Field<'a>, &'a Value)> {
+        let f = self.map.get(key)?.clone();
+        match f.item.as_value() {
+            Some(v) => Some((f, v)),
+            None => {
+                let got = f.item.type_name();
+                self.error(key, format!("expected {want}, found a {got}"));
+                None
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, key: &str, want: &str, v: &Value) {
+        let text = self.map.get(key).and_then(|f| v.span().and_then(|s| f.src.text().get(s))).unwrap_or("").trim();
+        let text: String = text.chars().take(40).collect();
+        self.error(key, format!("expected {want}, found {} {text}", v.type_name()));
+    }
+
+    pub fn missing(&mut self, key: &str, what: &str) {
+        let field = format!("{}.{key}", self.ctx);
+        self.errs.push(ConfigError::at(&self.at, field, format!("missing; {what}")));
+    }
+
+    pub fn str(&mut self, key: &str) -> Option<String> {
+        let (_, v) = self.take_value(key, "a string")?;
+        match v.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.wrong_type(key, "a string", v);
+                None
+            }
+        }
+    }
+
+    pub fn req_str(&mut self, key: &str, what: &str) -> Option<String> {
+        if !self.has(key) {
+            self.missing(key, what);
+            return None;
+        }
+        self.str(key)
+    }
+
+    /// A string parsed into `T`; the parser's message becomes the problem.
+    pub fn parse<T: FromStr<Err = String>>(&mut self, key: &str) -> Option<T> {
+        let s = self.str(key)?;
+        match s.parse::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.error(key, e);
+                None
+            }
+        }
+    }
+
+    pub fn req_parse<T: FromStr<Err = String>>(&mut self, key: &str, what: &str) -> Option<T> {
+        if !self.has(key) {
+            self.missing(key, what);
+            return None;
+        }
+        self.parse(key)
+    }
+
+    /// A number (integer or float) that `check` accepts.
+    pub fn num(&mut self, key: &str, check: impl Fn(f64) -> Result<(), String>) -> Option<f64> {
+        let (_, v) = self.take_value(key, "a number")?;
+        let n = match v {
+            Value::Float(f) => *f.value(),
+            Value::Integer(i) => *i.value() as f64,
+            _ => {
+                self.wrong_type(key, "a number", v);
+                return None;
+            }
+        };
+        if !n.is_finite() {
+            self.error(key, format!("{n} is not a finite number"));
+            return None;
+        }
+        match check(n) {
+            Ok(()) => Some(n),
+            Err(e) => {
+                self.error(key, e);
+                None
+            }
+        }
+    }
+
+    pub fn req_num(&mut self, key: &str, what: &str, check: impl Fn(f64) -> Result<(), String>) -> Option<f64> {
+        if !self.has(key) {
+            self.missing(key, what);
+            return None;
+        }
+        self.num(key, check)
+    }
+
+    pub fn int(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+        let (_, v) = self.take_value(key, "an integer")?;
+        let Some(n) = v.as_integer() else {
+            self.wrong_type(key, "an integer", v);
+            return None;
+        };
+        if !range.contains(&n) {
+            self.error(key, format!("{n} is out of range {}..={}", range.start(), range.end()));
+            return None;
+        }
+        Some(n)
+    }
+
+    pub fn bool(&mut self, key: &str) -> Option<bool> {
+        let (_, v) = self.take_value(key, "true or false")?;
+        match v.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.wrong_type(key, "true or false", v);
+                None
+            }
+        }
+    }
+
+    /// Reports every key of the table itself that is not in `known` (defaults are checked on their own).
+    pub fn finish(mut self, known: &[&str]) -> Vec<ConfigError> {
+        let unknown: Vec<String> = self
+            .map
+            .iter()
+            .filter(|(k, f)| !f.from_defaults && !known.contains(&k.as_str()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in unknown {
+            let msg = unknown_field_message(&k, known);
+            self.error(&k, msg);
+        }
+        self.errs
+    }
+}
+
+/// "unknown field; did you mean `x`?" with the nearest known name when one is close.
+pub(crate) fn unknown_field_message(key: &str, known: &[&str]) -> String {
+    let best = known.iter().map(|k| (edit_distance(key, k), *k)).min();
+    match best {
+        Some((d, k)) if d <= 3 || k.starts_with(key) => format!("unknown field; did you mean `{k}`?"),
+        _ => format!("unknown field; known fields: {}", known.join(", ")),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("bearing", "bearing_deg"), 4);
+        assert!(unknown_field_message("bearing", &["bearing_deg", "lat"]).contains("bearing_deg"));
+        assert!(unknown_field_message("zzzz", &["bearing_deg", "lat"]).contains("known fields"));
+    }
+}

@@ -1,0 +1,549 @@
+//! Loading a configuration directory: `site.toml` plus any number of camera files.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use toml_edit::{Item, TableLike};
+
+use super::fields::{Fields, unknown_field_message};
+use super::source::{ConfigError, ConfigErrors, Loc, Source};
+use super::types::*;
+
+/// The site: one per configuration directory, in `site.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteConfig {
+    pub name: String,
+    pub timezone: String,
+    pub dori_table: DoriTable,
+}
+
+/// A grid cell (网格): level 1 = police station + street office, 2 = community police office +
+/// residents' committee, 3 = base cell (building, block, compound).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridCell {
+    pub id: String,
+    pub name: String,
+    pub level: u8,
+    pub parent: Option<String>,
+    pub loc: Loc,
+}
+
+/// One camera as configured. Credentials are a reference; the password is never held here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraConfig {
+    pub id: CameraId,
+    pub name: String,
+    pub url: RtspUrl,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+    pub codec: Codec,
+    pub transport: Transport,
+    pub lon: f64,
+    pub lat: f64,
+    pub mounting_height_m: f64,
+    pub bearing_deg: f64,
+    /// Horizontal field of view, given or computed from focal length and sensor width.
+    pub hfov_deg: f64,
+    pub width: u32,
+    pub height: u32,
+    pub kind: CameraKind,
+    pub owner: Owner,
+    pub grid_cell: Option<String>,
+    pub profile: Profile,
+    pub enabled: bool,
+    /// Where the camera's table starts.
+    pub loc: Loc,
+}
+
+/// A whole configuration directory, valid.
+#[derive(Debug, Clone)]
+pub struct CityConfig {
+    pub dir: PathBuf,
+    pub site: SiteConfig,
+    pub grid: Vec<GridCell>,
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// Every key a camera table may have.
+pub const CAMERA_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "url",
+    "username",
+    "password_env",
+    "password_file",
+    "codec",
+    "transport",
+    "lon",
+    "lat",
+    "mounting_height_m",
+    "bearing_deg",
+    "hfov_deg",
+    "focal_length_mm",
+    "sensor_width_mm",
+    "resolution",
+    "kind",
+    "owner",
+    "grid_cell",
+    "profile",
+    "enabled",
+];
+
+/// The camera keys `[defaults]` in site.toml may set (everything that is not one camera's own).
+pub const DEFAULTABLE_FIELDS: &[&str] = &[
+    "username",
+    "password_env",
+    "password_file",
+    "codec",
+    "transport",
+    "mounting_height_m",
+    "hfov_deg",
+    "focal_length_mm",
+    "sensor_width_mm",
+    "resolution",
+    "kind",
+    "owner",
+    "grid_cell",
+    "profile",
+    "enabled",
+];
+
+const SITE_FIELDS: &[&str] = &["name", "timezone", "dori_table"];
+const GRID_FIELDS: &[&str] = &["id", "name", "level", "parent"];
+const SITE_FILE_KEYS: &[&str] = &["site", "defaults", "grid_cell", "camera"];
+const CAMERA_FILE_KEYS: &[&str] = &["camera", "grid_cell"];
+
+/// Keys that travel together from the defaults: a camera giving one takes none of the others.
+const GROUPS: &[&[&str]] = &[&["hfov_deg", "focal_length_mm", "sensor_width_mm"], &["password_env", "password_file"]];
+
+/// Reads and validates every `*.toml` under `dir` (recursively). All problems are reported at once.
+pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
+    let mut errs = Vec::new();
+    let files = match toml_files(dir) {
+        Ok(f) => f,
+        Err(e) => return Err(ConfigErrors(vec![e])),
+    };
+    let site_path = dir.join("site.toml");
+    if !files.contains(&site_path) {
+        errs.push(ConfigError::new(
+            &site_path,
+            1,
+            "site",
+            "missing file: a configuration directory needs site.toml with a [site] table",
+        ));
+    }
+    let mut sources = Vec::new();
+    for path in &files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => match Source::parse(path, text) {
+                Ok(s) => sources.push(s),
+                Err(e) => errs.push(e),
+            },
+            Err(e) => errs.push(ConfigError::new(path, 1, "(file)", format!("cannot be read: {e}"))),
+        }
+    }
+
+    let site_src = sources.iter().find(|s| s.path == site_path);
+    let site = site_src.and_then(|s| read_site(s, &mut errs));
+    let defaults = site_src.and_then(|s| read_defaults(s, &mut errs));
+
+    for src in &sources {
+        let allowed = if src.path == site_path { SITE_FILE_KEYS } else { CAMERA_FILE_KEYS };
+        for (k, item) in src.doc.iter() {
+            if !allowed.contains(&k) {
+                let line = src.line(src.doc.key(k).and_then(|k| k.span()).or(item.span()));
+                errs.push(ConfigError::new(&src.path, line, k, unknown_field_message(k, allowed)));
+            }
+        }
+    }
+
+    let grid = read_grid(&sources, &mut errs);
+    let cells: HashMap<&str, &GridCell> = grid.iter().map(|c| (c.id.as_str(), c)).collect();
+
+    let mut cameras = Vec::new();
+    let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
+    let mut index = 0;
+    for src in &sources {
+        for (table, at) in tables_of(src, "camera", &mut errs) {
+            index += 1;
+            // Duplicates are found on the raw id, so that an invalid camera still claims its id.
+            if let Some(id) = table.get("id").and_then(|i| i.as_str()) {
+                if let Some(first) = seen.get(id) {
+                    let line = src.line(table.get("id").and_then(|i| i.span()));
+                    errs.push(ConfigError::new(
+                        &src.path,
+                        line,
+                        format!("camera[{id}].id"),
+                        format!("duplicate id; first defined at {first}"),
+                    ));
+                    continue;
+                }
+                seen.insert(id.to_string(), at.clone());
+            }
+            let fields = Fields::new(format!("camera[{index}]"), at, src, table).with_defaults(
+                site_src.unwrap_or(src),
+                defaults,
+                GROUPS,
+            );
+            if let Some(cam) = read_camera(fields, &cells, &mut errs) {
+                cameras.push(cam);
+            }
+        }
+    }
+
+    errs.sort();
+    errs.dedup();
+    match site {
+        Some(site) if errs.is_empty() => Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras }),
+        _ => Err(ConfigErrors(errs)),
+    }
+}
+
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d)
+            .map_err(|e| ConfigError::new(&d, 1, "(directory)", format!("cannot be read: {e}")))?;
+        for entry in rd.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The tables of `[[key]]` (or `key = [{...}]`) in a file, each with where it starts.
+fn tables_of<'a>(src: &'a Source, key: &str, errs: &mut Vec<ConfigError>) -> Vec<(&'a dyn TableLike, Loc)> {
+    let mut out: Vec<(&'a dyn TableLike, Loc)> = Vec::new();
+    let Some(item) = src.doc.get(key) else { return out };
+    let loc = |span| Loc { file: src.path.clone(), line: src.line(span) };
+    match item {
+        Item::ArrayOfTables(a) => {
+            for t in a.iter() {
+                out.push((t as &dyn TableLike, loc(t.span())));
+            }
+        }
+        Item::Value(toml_edit::Value::Array(a)) => {
+            for v in a.iter() {
+                match v.as_inline_table() {
+                    Some(t) => out.push((t as &dyn TableLike, loc(t.span()))),
+                    None => errs.push(ConfigError::at(
+                        &loc(v.span()),
+                        key,
+                        format!("expected a table, found {}", v.type_name()),
+                    )),
+                }
+            }
+        }
+        other => errs.push(ConfigError::at(
+            &loc(other.span()),
+            key,
+            format!("expected [[{key}]] entries (an array of tables), found a {}", other.type_name()),
+        )),
+    }
+    out
+}
+
+fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
+    let Some(table) = src.doc.get("site").and_then(|i| i.as_table_like()) else {
+        errs.push(ConfigError::new(&src.path, 1, "site", "missing [site] table (name, timezone, dori_table)"));
+        return None;
+    };
+    let at = Loc { file: src.path.clone(), line: src.line(src.doc.get("site").and_then(|i| i.span())) };
+    let mut f = Fields::new("site", at, src, table);
+    let name = f.req_str("name", "the site's name");
+    let timezone = f.req_str("timezone", "an IANA time zone such as Asia/Shanghai");
+    if let Some(tz) = &timezone {
+        if let Err(e) = check_timezone(tz) {
+            f.error("timezone", e);
+        }
+    }
+    let dori_table = if f.has("dori_table") { f.parse("dori_table") } else { Some(DoriTable::Iec2014) };
+    let ok = f.errs.is_empty();
+    errs.extend(f.finish(SITE_FIELDS));
+    if !ok {
+        return None;
+    }
+    Some(SiteConfig { name: name?, timezone: timezone?, dori_table: dori_table? })
+}
+
+fn read_defaults<'a>(src: &'a Source, errs: &mut Vec<ConfigError>) -> Option<&'a dyn TableLike> {
+    let item = src.doc.get("defaults")?;
+    let Some(t) = item.as_table_like() else {
+        errs.push(ConfigError::new(&src.path, src.line(item.span()), "defaults", "expected a [defaults] table"));
+        return None;
+    };
+    for (k, _) in t.iter() {
+        if !DEFAULTABLE_FIELDS.contains(&k) {
+            let line = src.line(t.key(k).and_then(|k| k.span()));
+            let problem = if CAMERA_FIELDS.contains(&k) {
+                "is one camera's own and cannot be a site default".to_string()
+            } else {
+                unknown_field_message(k, DEFAULTABLE_FIELDS)
+            };
+            errs.push(ConfigError::new(&src.path, line, format!("defaults.{k}"), problem));
+        }
+    }
+    Some(t)
+}
+
+/// Accepts `UTC`, fixed offsets (`+08:00`) and IANA names (checked against the system's zoneinfo where present).
+fn check_timezone(tz: &str) -> Result<(), String> {
+    if tz == "UTC" {
+        return Ok(());
+    }
+    let b = tz.as_bytes();
+    if b.len() == 6 && (b[0] == b'+' || b[0] == b'-') && b[3] == b':' {
+        let h: u8 = tz[1..3].parse().map_err(|_| format!("{tz:?}: bad hour"))?;
+        let m: u8 = tz[4..6].parse().map_err(|_| format!("{tz:?}: bad minute"))?;
+        return if h <= 14 && m < 60 { Ok(()) } else { Err(format!("{tz:?} is not a UTC offset")) };
+    }
+    let well_formed = tz.split('/').count() >= 2
+        && tz.split('/').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-+".contains(&c)));
+    if !well_formed {
+        return Err(format!("{tz:?} is not a time zone; use an IANA name such as Asia/Shanghai, UTC or +08:00"));
+    }
+    let zoneinfo = Path::new("/usr/share/zoneinfo");
+    if zoneinfo.is_dir() && !zoneinfo.join(tz).is_file() {
+        return Err(format!("{tz:?} is not a known IANA time zone"));
+    }
+    Ok(())
+}
+
+fn read_grid(sources: &[Source], errs: &mut Vec<ConfigError>) -> Vec<GridCell> {
+    let mut cells: Vec<GridCell> = Vec::new();
+    let mut parents: Vec<(usize, Loc)> = Vec::new();
+    for src in sources {
+        for (table, at) in tables_of(src, "grid_cell", errs) {
+            let mut f = Fields::new(format!("grid_cell[{}]", cells.len() + 1), at.clone(), src, table);
+            let id = f.req_str("id", "the cell's id");
+            if let Some(id) = &id {
+                f.set_ctx(format!("grid_cell[{id}]"));
+                if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                    f.error("id", format!("{id:?}: use letters, digits, '-', '_' and '.'"));
+                }
+            }
+            let name = f.req_str("name", "the cell's name");
+            let level = if f.has("level") {
+                f.int("level", 1..=3)
+            } else {
+                f.missing("level", "1, 2 or 3");
+                None
+            };
+            let parent = f.str("parent");
+            let parent_loc = f.loc_of("parent");
+            let ok = f.errs.is_empty();
+            errs.extend(f.finish(GRID_FIELDS));
+            if let (true, Some(id), Some(name), Some(level)) = (ok, id, name, level) {
+                if let Some(first) = cells.iter().find(|c| c.id == id) {
+                    errs.push(ConfigError::at(
+                        &at,
+                        format!("grid_cell[{id}].id"),
+                        format!("duplicate id; first defined at {}", first.loc),
+                    ));
+                    continue;
+                }
+                parents.push((cells.len(), parent_loc));
+                cells.push(GridCell { id, name, level: level as u8, parent, loc: at });
+            }
+        }
+    }
+    for (i, ploc) in parents {
+        let c = &cells[i];
+        let field = format!("grid_cell[{}].parent", c.id);
+        match (&c.parent, c.level) {
+            (None, 1) => {}
+            (Some(_), 1) => errs.push(ConfigError::at(&ploc, field, "a level-1 cell has no parent")),
+            (None, l) => errs.push(ConfigError::at(
+                &c.loc,
+                field,
+                format!("missing; a level-{l} cell needs its level-{} parent", l - 1),
+            )),
+            (Some(p), l) => match cells.iter().find(|x| &x.id == p) {
+                None => errs.push(ConfigError::at(&ploc, field, format!("unknown grid cell {p:?}"))),
+                Some(x) if x.level + 1 != l => errs.push(ConfigError::at(
+                    &ploc,
+                    field,
+                    format!("{p:?} is level {}; a level-{l} cell's parent must be level {}", x.level, l - 1),
+                )),
+                Some(_) => {}
+            },
+        }
+    }
+    cells
+}
+
+fn in_range(lo: f64, hi: f64, hi_inclusive: bool, unit: &'static str) -> impl Fn(f64) -> Result<(), String> {
+    move |v| {
+        let ok = v >= lo && if hi_inclusive { v <= hi } else { v < hi };
+        if ok {
+            Ok(())
+        } else {
+            let close = if hi_inclusive { ']' } else { ')' };
+            Err(format!("{v} is out of range [{lo}, {hi}{close}{unit}"))
+        }
+    }
+}
+
+fn positive(max: f64, unit: &'static str) -> impl Fn(f64) -> Result<(), String> {
+    move |v| if v > 0.0 && v <= max { Ok(()) } else { Err(format!("{v} is out of range (0, {max}]{unit}")) }
+}
+
+fn parse_resolution(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) =
+        s.split_once(['x', 'X', '×']).ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT such as \"1920x1080\""))?;
+    let dim = |d: &str| d.trim().parse::<u32>().ok().filter(|n| (16..=16384).contains(n));
+    match (dim(w), dim(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err(format!("{s:?}: width and height must be whole numbers of pixels in 16..=16384")),
+    }
+}
+
+fn read_camera(
+    mut f: Fields<'_>,
+    cells: &HashMap<&str, &GridCell>,
+    errs: &mut Vec<ConfigError>,
+) -> Option<CameraConfig> {
+    let id: Option<CameraId> = f.req_parse("id", "a stable id: a 20-digit GB/T 28181 code or a slug");
+    if let Some(id) = &id {
+        f.set_ctx(format!("camera[{id}]"));
+    }
+    let name = f.req_str("name", "a human-readable name");
+    let url: Option<RtspUrl> = f.req_parse("url", "the RTSP URL without credentials");
+    let username = f.str("username");
+    let password = match (f.has("password_env"), f.has("password_file")) {
+        (true, true) => {
+            f.error("password_file", "give either password_env or password_file, not both");
+            None
+        }
+        (true, false) => f.str("password_env").map(SecretRef::Env),
+        (false, true) => {
+            let loc = f.loc_of("password_file");
+            f.str("password_file").map(|p| {
+                let base = loc.file.parent().unwrap_or(Path::new("."));
+                SecretRef::File(base.join(p))
+            })
+        }
+        (false, false) => None,
+    };
+    if let Some(secret) = &password {
+        let key = if matches!(secret, SecretRef::Env(_)) { "password_env" } else { "password_file" };
+        if username.is_none() {
+            f.error(key, "a password needs a `username`");
+        }
+        if let Err(e) = secret.resolve() {
+            f.error(key, format!("missing secret: {e}"));
+        }
+    }
+    let codec = if f.has("codec") { f.parse("codec") } else { Some(Codec::Auto) };
+    let transport = if f.has("transport") { f.parse("transport") } else { Some(Transport::Tcp) };
+    let lat = f.req_num("lat", "WGS84 latitude in degrees", in_range(-90.0, 90.0, true, "°"));
+    let lon = f.req_num("lon", "WGS84 longitude in degrees", in_range(-180.0, 180.0, true, "°"));
+    if lat == Some(0.0) && lon == Some(0.0) {
+        f.error("lat", "position 0,0 is in the Gulf of Guinea: the position is missing");
+    }
+    let mounting_height_m = f.req_num("mounting_height_m", "height above the ground in metres", positive(500.0, " m"));
+    let bearing_deg = f.req_num(
+        "bearing_deg",
+        "the direction the camera looks, degrees clockwise from north",
+        in_range(0.0, 360.0, false, "°"),
+    );
+    let hfov_deg = if f.has("hfov_deg") {
+        if f.has_own("focal_length_mm") && f.has_own("hfov_deg") {
+            f.error("hfov_deg", "give either hfov_deg or focal_length_mm + sensor_width_mm, not both");
+        }
+        f.num("hfov_deg", |v| if v > 0.0 && v < 180.0 { Ok(()) } else { Err(format!("{v} is out of range (0, 180)°")) })
+    } else if f.has("focal_length_mm") || f.has("sensor_width_mm") {
+        let focal = f.req_num("focal_length_mm", "lens focal length, with sensor_width_mm", positive(2000.0, " mm"));
+        let sensor = f.req_num("sensor_width_mm", "sensor width, with focal_length_mm", positive(100.0, " mm"));
+        focal.zip(sensor).map(|(fl, sw)| (2.0 * (sw / (2.0 * fl)).atan()).to_degrees())
+    } else {
+        f.missing("hfov_deg", "horizontal field of view in degrees (or focal_length_mm + sensor_width_mm)");
+        None
+    };
+    let resolution = if f.has("resolution") {
+        let r = f.str("resolution");
+        r.and_then(|s| match parse_resolution(&s) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                f.error("resolution", e);
+                None
+            }
+        })
+    } else {
+        f.missing("resolution", "WIDTHxHEIGHT in pixels, such as \"1920x1080\"");
+        None
+    };
+    let kind: Option<CameraKind> = f.req_parse("kind", &format!("one of {}", CameraKind::choices()));
+    let owner: Option<Owner> = f.req_parse("owner", &format!("one of {}", Owner::choices()));
+    let grid_cell = f.str("grid_cell");
+    if let Some(g) = &grid_cell {
+        if !cells.contains_key(g.as_str()) {
+            f.error("grid_cell", format!("unknown grid cell {g:?}; declare it in a [[grid_cell]] table"));
+        }
+    }
+    let profile = if f.has("profile") {
+        f.parse("profile")
+    } else {
+        // Checkpoints read plates; everything else watches for motion by default.
+        Some(if kind == Some(CameraKind::Checkpoint) { Profile::Checkpoint } else { Profile::Street })
+    };
+    let enabled = if f.has("enabled") { f.bool("enabled") } else { Some(true) };
+    let loc = f.at().clone();
+    let ok = f.errs.is_empty();
+    errs.extend(f.finish(CAMERA_FIELDS));
+    if !ok {
+        return None;
+    }
+    let (width, height) = resolution?;
+    Some(CameraConfig {
+        id: id?,
+        name: name?,
+        url: url?,
+        username,
+        password,
+        codec: codec?,
+        transport: transport?,
+        lon: lon?,
+        lat: lat?,
+        mounting_height_m: mounting_height_m?,
+        bearing_deg: bearing_deg?,
+        hfov_deg: hfov_deg?,
+        width,
+        height,
+        kind: kind?,
+        owner: owner?,
+        grid_cell,
+        profile: profile?,
+        enabled: enabled?,
+        loc,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolutions() {
+        assert_eq!(parse_resolution("1920x1080"), Ok((1920, 1080)));
+        assert_eq!(parse_resolution("704×576"), Ok((704, 576)));
+        assert!(parse_resolution("1920").is_err());
+        assert!(parse_resolution("0x0").is_err());
+    }
+
+    #[test]
+    fn timezones() {
+        assert!(check_timezone("UTC").is_ok());
+        assert!(check_timezone("+08:00").is_ok());
+        assert!(check_timezone("Asia/Shanghai").is_ok());
+        assert!(check_timezone("Beijing").is_err());
+        assert!(check_timezone("Asia/Nowhere").is_err() || !Path::new("/usr/share/zoneinfo").is_dir());
+    }
+}

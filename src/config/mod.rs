@@ -1,0 +1,11 @@
+//! Camera configuration: `camera-configs/` (a `site.toml` and camera files), read with every
+//! error located as `file:line: field: problem`.
+
+mod fields;
+mod load;
+mod source;
+pub mod types;
+
+pub use load::{CAMERA_FIELDS, CameraConfig, CityConfig, DEFAULTABLE_FIELDS, GridCell, SiteConfig, load_dir};
+pub use source::{ConfigError, ConfigErrors, Loc};
+pub use types::*;

@@ -1,0 +1,369 @@
+//! Domain types of the camera configuration: parsed, never merely validated.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+macro_rules! str_enum {
+    ($(#[$m:meta])* $name:ident { $($var:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        pub enum $name { $( #[serde(rename = $s)] $var ),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),+ }
+            }
+            /// The accepted spellings, for error messages.
+            pub fn choices() -> String {
+                [$($s),+].join(", ")
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok($name::$var),)+
+                    _ => Err(format!("unknown value {:?}; expected one of {}", s, Self::choices())),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+    };
+}
+
+str_enum!(
+    /// What a camera is for; decides its place in coverage and maintenance priorities.
+    CameraKind {
+        Street = "street",
+        Checkpoint = "checkpoint",
+        Entrance = "entrance",
+        Compound = "compound",
+        RentalHousing = "rental-housing",
+        Household = "household",
+        Shop = "shop",
+    }
+);
+
+str_enum!(
+    /// Who paid for the camera (联网: government, companies and residents in one network).
+    Owner { Public = "public", Enterprise = "enterprise", Resident = "resident" }
+);
+
+str_enum!(
+    /// What the ingest pipeline delivers: plate-reading colour frames, small grey motion frames,
+    /// or keyframes only for liveness and quality checks.
+    Profile { Checkpoint = "checkpoint", Street = "street", Health = "health" }
+);
+
+str_enum!(
+    /// RTSP lower transport.
+    Transport { Tcp = "tcp", Udp = "udp", Auto = "auto" }
+);
+
+str_enum!(
+    /// Codec hint; `auto` lets the pipeline choose from the stream's caps.
+    Codec { H264 = "h264", H265 = "h265", Auto = "auto" }
+);
+
+str_enum!(
+    /// Which DORI pixel-density table the site plans with (IEC 62676-4:2014 = EN 62676-4:2015, or the 2025 revision).
+    DoriTable { Iec2014 = "iec62676-4:2014", Iec2025 = "iec62676-4:2025" }
+);
+
+str_enum!(
+    /// The registry's view of a camera. Ingestion and maintenance refine `unknown` into the others.
+    CameraStatus {
+        Unknown = "unknown",
+        Online = "online",
+        Degraded = "degraded",
+        Offline = "offline",
+        Maintenance = "maintenance",
+        Disabled = "disabled",
+        Decommissioned = "decommissioned",
+    }
+);
+
+/// The parts of a GB/T 28181 20-digit device code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Gb28181Code {
+    /// 8-digit administrative-division centre code (province, city, district, grass-roots unit).
+    pub division: String,
+    /// 2-digit industry code.
+    pub industry: String,
+    /// 3-digit device type (121 video checkpoint, 131 camera, 132 IP camera, ...).
+    pub device_type: u16,
+    /// 7-digit serial number.
+    pub serial: String,
+}
+
+/// Device types a camera entry may carry: 121 video checkpoint, 131 camera, 132 IP camera.
+pub const GB_CAMERA_TYPES: &[u16] = &[121, 131, 132];
+
+/// Province-level division codes (GB/T 2260 first two digits).
+const PROVINCES: &[u8] = &[
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63,
+    64, 65, 71, 81, 82,
+];
+
+impl FromStr for Gb28181Code {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.len() != 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("a GB/T 28181 code has exactly 20 digits; {s:?} has {} characters", s.chars().count()));
+        }
+        let province: u8 = s[0..2].parse().unwrap_or(0);
+        if !PROVINCES.contains(&province) {
+            return Err(format!("GB/T 28181 code {s}: {province:02} is not a province code (digits 1-2)"));
+        }
+        let device_type: u16 = s[10..13].parse().unwrap_or(0);
+        if !GB_CAMERA_TYPES.contains(&device_type) {
+            return Err(format!(
+                "GB/T 28181 code {s}: device type {device_type:03} (digits 11-13) is not a camera; expected 121 (video checkpoint), 131 (camera) or 132 (IP camera)"
+            ));
+        }
+        Ok(Self {
+            division: s[0..8].to_string(),
+            industry: s[8..10].to_string(),
+            device_type,
+            serial: s[13..20].to_string(),
+        })
+    }
+}
+
+/// A camera's stable id: a GB/T 28181 code, or a slug of letters, digits, `-` and `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct CameraId(String);
+
+impl CameraId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The GB/T 28181 parts when the id is such a code.
+    pub fn gb28181(&self) -> Option<Gb28181Code> {
+        self.0.parse().ok()
+    }
+}
+
+impl fmt::Display for CameraId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for CameraId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if s.bytes().all(|b| b.is_ascii_digit()) && s.len() >= 18 {
+            // Looks like a GB/T 28181 code: validate it as one.
+            s.parse::<Gb28181Code>()?;
+            return Ok(Self(s.to_string()));
+        }
+        if s.len() > 64 {
+            return Err(format!("{} characters; at most 64", s.len()));
+        }
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(format!("{s:?}: use a 20-digit GB/T 28181 code or letters, digits, '-' and '_' only"));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// An RTSP URL that carries no credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RtspUrl(String);
+
+impl RtspUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn host(&self) -> &str {
+        let rest = self.0.split_once("://").map(|x| x.1).unwrap_or("");
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next().unwrap_or("");
+        }
+        authority.split(':').next().unwrap_or("")
+    }
+}
+
+impl fmt::Display for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Replaces any `user:password@` in a URL by `***@`: for logs and errors that must show a URL.
+pub fn mask_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***@{}{tail}", &authority[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+impl FromStr for RtspUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return Err(format!("{:?} is not a URL; expected rtsp://host[:port]/path", mask_credentials(s)));
+        };
+        if !matches!(scheme.to_ascii_lowercase().as_str(), "rtsp" | "rtsps" | "rtspt") {
+            return Err(format!("scheme {scheme:?} is not RTSP; expected rtsp://, rtsps:// or rtspt://"));
+        }
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if authority.contains('@') {
+            return Err(format!(
+                "the URL carries credentials ({}); put the user name in `username` and the password in `password_env` (an environment variable) or `password_file` (a file), never in the URL",
+                mask_credentials(s)
+            ));
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| format!("{s:?}: unclosed '[' in host"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match authority.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?} has no host"));
+        }
+        if !host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b)) {
+            return Err(format!("{s:?}: host {host:?} has characters a host name cannot have"));
+        }
+        if let Some(p) = port {
+            match p.parse::<u32>() {
+                Ok(n) if (1..=65535).contains(&n) => {}
+                _ => return Err(format!("{s:?}: port {p:?} is not a number in 1..65535")),
+            }
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{s:?} contains whitespace"));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// Where a camera's password is kept. The value itself is only read when a pipeline connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// An environment variable's name.
+    Env(String),
+    /// A file holding the password (first line), path as configured.
+    File(std::path::PathBuf),
+}
+
+impl SecretRef {
+    /// Reads the secret. The error names the variable or file, never any content.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        match self {
+            SecretRef::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.is_empty() => Ok(Secret(v)),
+                Ok(_) => Err(format!("environment variable {name} is empty")),
+                Err(_) => Err(format!("environment variable {name} is not set")),
+            },
+            SecretRef::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) => {
+                    let v = v.lines().next().unwrap_or("").to_string();
+                    if v.is_empty() { Err(format!("secret file {} is empty", path.display())) } else { Ok(Secret(v)) }
+                }
+                Err(e) => Err(format!("secret file {} cannot be read: {}", path.display(), e.kind())),
+            },
+        }
+    }
+}
+
+/// A secret value. Its `Debug` and `Display` never show it; it has no `Serialize`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gb_codes() {
+        let c: Gb28181Code = "41010000001320000001".parse().unwrap();
+        assert_eq!(c.division, "41010000");
+        assert_eq!(c.device_type, 132);
+        assert_eq!(c.serial, "0000001");
+        assert!("4101000000132000000".parse::<Gb28181Code>().is_err());
+        assert!("99010000001320000001".parse::<Gb28181Code>().unwrap_err().contains("province"));
+        assert!("41010000001180000001".parse::<Gb28181Code>().unwrap_err().contains("118"));
+    }
+
+    #[test]
+    fn camera_ids() {
+        assert!("cp-01".parse::<CameraId>().is_ok());
+        assert!("41010000001210000001".parse::<CameraId>().unwrap().gb28181().is_some());
+        assert!("410100000013200000012".parse::<CameraId>().is_err());
+        assert!("a b".parse::<CameraId>().is_err());
+        assert!("".parse::<CameraId>().is_err());
+    }
+
+    #[test]
+    fn urls() {
+        let u: RtspUrl = "rtsp://10.0.0.5:554/Streaming/Channels/101".parse().unwrap();
+        assert_eq!(u.host(), "10.0.0.5");
+        assert_eq!("rtsp://[::1]:8554/x".parse::<RtspUrl>().unwrap().host(), "::1");
+        let e = "rtsp://admin:hunter2@10.0.0.5/x".parse::<RtspUrl>().unwrap_err();
+        assert!(e.contains("password_env"), "{e}");
+        assert!(!e.contains("hunter2") && !e.contains("admin"), "{e}");
+        assert!("http://x/y".parse::<RtspUrl>().is_err());
+        assert!("rtsp://x:99999/y".parse::<RtspUrl>().is_err());
+        assert!("rtsp:///y".parse::<RtspUrl>().is_err());
+    }
+
+    #[test]
+    fn masking() {
+        assert_eq!(mask_credentials("rtsp://u:p@h:1/a@b"), "rtsp://***@h:1/a@b");
+        assert_eq!(mask_credentials("rtsp://h/x"), "rtsp://h/x");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret("hunter2".into());
+        assert!(!format!("{s:?} {s}").contains("hunter2"));
+    }
+
+    #[test]
+    fn enums_round_trip() {
+        for k in CameraKind::ALL {
+            assert_eq!(k.as_str().parse::<CameraKind>().unwrap(), *k);
+        }
+        assert!("tower".parse::<CameraKind>().unwrap_err().contains("rental-housing"));
+    }
+}

@@ -1,0 +1,8 @@
+//! tianwang: a city's surveillance camera network — registry, ingest, detection, alerts, planning.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod logging;
+pub mod registry;

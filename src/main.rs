@@ -1,0 +1,152 @@
+//! The `tianwang` command line. Everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tianwang::app::{App, AppError, shutdown_signal};
+use tianwang::clock::SystemClock;
+use tianwang::config::{self, mask_credentials};
+use tianwang::registry::Registry;
+
+#[derive(Parser)]
+#[command(
+    name = "tianwang",
+    version,
+    about = "City surveillance camera network: ingest, detection, registry, alerts, planning"
+)]
+struct Cli {
+    /// Log one JSON object per line instead of readable text.
+    #[arg(long, global = true, env = "TIANWANG_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the API for a camera configuration directory.
+    Serve {
+        /// Camera configuration directory (site.toml + camera files).
+        #[arg(long, env = "TIANWANG_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+        /// Address to listen on.
+        #[arg(long, env = "TIANWANG_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Check a configuration directory; prints every error as file:line: field: problem.
+    CheckConfig {
+        /// Camera configuration directory.
+        dir: PathBuf,
+    },
+    /// Apply pending database migrations and list them.
+    Migrate {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Run the demo city (camera-configs/demo) on the embedded database.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, env = "TIANWANG_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Database for the demo.
+        #[arg(long, env = "TIANWANG_DEMO_DB", default_value = "sqlite://data/demo.db")]
+        db: String,
+        /// The demo city's configuration.
+        #[arg(long, default_value = "camera-configs/demo")]
+        config: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct DbArg {
+    /// Database: a SQLite file path or sqlite:// URL (default), or a postgres:// URL.
+    #[arg(long = "db", env = "TIANWANG_DB", default_value = "sqlite://data/tianwang.db")]
+    url: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tianwang::logging::init(cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::CheckConfig { dir } => Ok(check_config(&dir)),
+        Cmd::Migrate { db } => {
+            let reg = Registry::open(&db.url).await?;
+            for (version, desc, applied) in reg.migration_status().await? {
+                println!("{version:04} {desc}: {}", if applied { "applied" } else { "pending" });
+            }
+            reg.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { config, db, listen } => serve(&config, &db.url, listen).await,
+        Cmd::Demo { listen, db, config } => {
+            tracing::info!("demo city: {} on {}", config.display(), mask_credentials(&db));
+            serve(&config, &db, listen).await
+        }
+    }
+}
+
+fn check_config(dir: &std::path::Path) -> ExitCode {
+    match config::load_dir(dir) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok: site {:?}, {} grid cells, {} cameras ({} enabled)",
+                dir.display(),
+                cfg.site.name,
+                cfg.grid.len(),
+                cfg.cameras.len(),
+                cfg.cameras.iter().filter(|c| c.enabled).count()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                println!("{e}");
+            }
+            eprintln!("{}: {} error(s)", dir.display(), errs.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: &std::path::Path, db: &str, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+    let app = match App::build(config, db, Arc::new(SystemClock)).await {
+        Ok(app) => app,
+        Err(AppError::Config(errs)) => {
+            for e in &errs.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} configuration error(s); nothing started", config.display(), errs.0.len());
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("serving {} cameras on http://{addr}/api/v1/cameras", app.config.cameras.len());
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,168 @@
+//! The registry: cameras, grid cells and status history in SQL.
+//!
+//! One query layer serves both engines through sqlx's `Any` driver: every query is written once
+//! with `$N` placeholders (which SQLite also understands) and portable SQL (`ON CONFLICT`,
+//! `WITH RECURSIVE`). Only the DDL differs, so migrations live in `migrations/sqlite` and
+//! `migrations/postgres`, numbered alike. Times are `i64` milliseconds, flags `0/1` integers:
+//! the types `Any` carries identically on both.
+
+mod cameras;
+mod schema;
+mod sync;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
+pub use schema::schema_dump;
+pub use sync::SyncReport;
+
+use crate::config::mask_credentials;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database {url}: cannot create folder {dir}: {source}")]
+    CreateDir { url: String, dir: String, source: std::io::Error },
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Normalises a database setting: `postgres://…` and `postgresql://…` as given; `sqlite://…`,
+/// `sqlite:…` or a plain file path become a SQLite URL that creates the file when missing.
+pub fn database_url(setting: &str) -> (Backend, String) {
+    if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
+        return (Backend::Postgres, setting.to_string());
+    }
+    let path = setting.strip_prefix("sqlite://").or_else(|| setting.strip_prefix("sqlite:")).unwrap_or(setting);
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let url = if path.contains("mode=") { format!("sqlite://{path}") } else { format!("sqlite://{path}{sep}mode=rwc") };
+    (Backend::Sqlite, url)
+}
+
+impl Registry {
+    /// Connects (creating a SQLite file and its folder when missing). Does not migrate.
+    pub async fn connect(setting: &str) -> Result<Self, RegistryError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = database_url(setting);
+        let shown = mask_credentials(&url);
+        if backend == Backend::Sqlite {
+            let file = url.trim_start_matches("sqlite://").split('?').next().unwrap_or("");
+            if let Some(dir) = Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| RegistryError::CreateDir {
+                    url: shown.clone(),
+                    dir: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(|source| RegistryError::Connect { url: shown.clone(), source })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers (the API) run while a writer commits; the rest are
+                        // per-connection safety settings.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|source| RegistryError::Connect { url: shown, source })?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Connects and applies every pending migration.
+    pub async fn open(setting: &str) -> Result<Self, RegistryError> {
+        let r = Self::connect(setting).await?;
+        r.migrate().await?;
+        Ok(r)
+    }
+
+    /// Applies pending migrations, each in its own transaction.
+    pub async fn migrate(&self) -> Result<(), RegistryError> {
+        let m = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        m.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Versions known to this binary and whether each is applied.
+    pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, RegistryError> {
+        let m = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(v) => v,
+            Err(_) => Vec::new(),
+        };
+        Ok(m.iter().map(|x| (x.version, x.description.to_string(), applied.contains(&x.version))).collect())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Cheap liveness probe for `/healthz`.
+    pub async fn ping(&self) -> Result<(), RegistryError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(database_url("./data/x.db"), (Backend::Sqlite, "sqlite://./data/x.db?mode=rwc".into()));
+        assert_eq!(database_url("sqlite://a.db"), (Backend::Sqlite, "sqlite://a.db?mode=rwc".into()));
+        assert_eq!(database_url("sqlite::memory:").0, Backend::Sqlite);
+        assert_eq!(database_url("postgres://u@h/db").0, Backend::Postgres);
+    }
+}

@@ -1,0 +1,345 @@
+//! `check-config` behaviour: every error located as file:line: field: problem, all at once.
+
+mod common;
+
+use common::config_dir;
+use tianwang::config::{CameraKind, Profile, load_dir};
+
+const SITE: &str = r#"[site]
+name = "Test site"
+timezone = "Asia/Shanghai"
+
+[defaults]
+transport = "tcp"
+mounting_height_m = 6.0
+hfov_deg = 90.0
+resolution = "1920x1080"
+owner = "public"
+
+[[grid_cell]]
+id = "g1"
+name = "Station"
+level = 1
+
+[[grid_cell]]
+id = "g2"
+name = "Community"
+level = 2
+parent = "g1"
+"#;
+
+/// A valid camera whose line `key = ...` can be replaced or removed.
+fn camera(overrides: &[(&str, Option<&str>)], extra: &str) -> String {
+    let base = [
+        ("id", "\"cam-1\""),
+        ("name", "\"Camera one\""),
+        ("url", "\"rtsp://10.1.2.3:554/Streaming/Channels/101\""),
+        ("lon", "113.66"),
+        ("lat", "34.75"),
+        ("bearing_deg", "90"),
+        ("kind", "\"street\""),
+        ("grid_cell", "\"g2\""),
+    ];
+    let mut out = String::from("# cameras\n[[camera]]\n");
+    for (k, v) in base {
+        match overrides.iter().find(|(ok, _)| *ok == k) {
+            Some((_, Some(nv))) => out.push_str(&format!("{k} = {nv}\n")),
+            Some((_, None)) => {}
+            None => out.push_str(&format!("{k} = {v}\n")),
+        }
+    }
+    for (k, v) in overrides {
+        if !base.iter().any(|(bk, _)| bk == k) {
+            if let Some(v) = v {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+    }
+    out.push_str(extra);
+    out
+}
+
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines().position(|l| l.starts_with(&format!("{key} ="))).map(|i| i + 1).expect("key in text")
+}
+
+/// Loads site + one camera file; returns the rendered errors.
+fn errors_for(cams: &str) -> Vec<String> {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", cams)]);
+    match load_dir(dir.path()) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(|e| e.to_string().replace(&format!("{}/", dir.path().display()), "")).collect(),
+    }
+}
+
+/// Asserts exactly one error, in cams.toml at the line of `key`, naming `field` and containing `needle`.
+fn expect_one(cams: &str, key: &str, field: &str, needle: &str) {
+    let errs = errors_for(cams);
+    assert_eq!(errs.len(), 1, "expected one error, got {errs:#?}");
+    let line = line_of(cams, key);
+    let want = format!("cams.toml:{line}: {field}: ");
+    assert!(errs[0].starts_with(&want), "{:?} should start with {want:?}", errs[0]);
+    assert!(errs[0].contains(needle), "{:?} should contain {needle:?}", errs[0]);
+}
+
+#[test]
+fn a_valid_camera_loads_with_defaults_applied() {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &camera(&[], ""))]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    assert_eq!(cfg.cameras.len(), 1);
+    let c = &cfg.cameras[0];
+    assert_eq!((c.width, c.height), (1920, 1080));
+    assert_eq!(c.hfov_deg, 90.0);
+    assert_eq!(c.kind, CameraKind::Street);
+    assert_eq!(c.profile, Profile::Street);
+    assert!(c.enabled);
+    assert_eq!(c.loc.line, 2);
+}
+
+#[test]
+fn a_camera_overrides_site_defaults_and_focal_length_replaces_hfov() {
+    let cams = camera(
+        &[("resolution", Some("\"704x576\"")), ("focal_length_mm", Some("4.0")), ("sensor_width_mm", Some("5.37"))],
+        "",
+    );
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams)]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    let c = &cfg.cameras[0];
+    assert_eq!((c.width, c.height), (704, 576));
+    let want = 2.0 * (5.37f64 / 8.0).atan().to_degrees();
+    assert!((c.hfov_deg - want).abs() < 1e-9, "{} vs {want}", c.hfov_deg);
+}
+
+#[test]
+fn the_demo_city_is_valid() {
+    let cfg = load_dir(&common::demo_config()).expect("demo config is valid");
+    assert!(cfg.cameras.len() >= 24);
+    for kind in CameraKind::ALL {
+        assert!(cfg.cameras.iter().any(|c| c.kind == *kind), "demo has no {kind} camera");
+    }
+    assert_eq!(cfg.grid.iter().map(|g| g.level).max(), Some(3));
+}
+
+#[test]
+fn bad_unknown_field() {
+    expect_one(
+        &camera(&[("bearing", Some("90"))], ""),
+        "bearing",
+        "camera[cam-1].bearing",
+        "did you mean `bearing_deg`",
+    );
+}
+
+#[test]
+fn bad_latitude_out_of_range() {
+    expect_one(&camera(&[("lat", Some("91.5"))], ""), "lat", "camera[cam-1].lat", "out of range");
+}
+
+#[test]
+fn bad_longitude_out_of_range() {
+    expect_one(&camera(&[("lon", Some("-181"))], ""), "lon", "camera[cam-1].lon", "out of range");
+}
+
+#[test]
+fn bad_bearing_out_of_range() {
+    expect_one(
+        &camera(&[("bearing_deg", Some("360"))], ""),
+        "bearing_deg",
+        "camera[cam-1].bearing_deg",
+        "out of range",
+    );
+}
+
+#[test]
+fn bad_duplicate_id() {
+    let first = camera(&[], "");
+    let second = camera(&[("url", Some("\"rtsp://10.1.2.4/x\""))], "");
+    let cams = format!("{first}\n{}", second.replace("# cameras\n", ""));
+    let errs = errors_for(&cams);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let second_id_line = cams.lines().enumerate().filter(|(_, l)| l.starts_with("id =")).nth(1).unwrap().0 + 1;
+    assert!(errs[0].starts_with(&format!("cams.toml:{second_id_line}: camera[cam-1].id: duplicate id")), "{errs:?}");
+    assert!(errs[0].contains("first defined at"), "{errs:?}");
+}
+
+#[test]
+fn bad_duplicate_id_across_files() {
+    let dir = config_dir(&[("site.toml", SITE), ("a.toml", &camera(&[], "")), ("b/more.toml", &camera(&[], ""))]);
+    let errs = load_dir(dir.path()).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert!(errs.0[0].loc.file.ends_with("b/more.toml"), "{errs}");
+    assert!(errs.0[0].problem.contains("a.toml:2"), "{errs}");
+}
+
+#[test]
+fn bad_malformed_gb28181_code() {
+    expect_one(&camera(&[("id", Some("\"4101000000132000001\""))], ""), "id", "camera[1].id", "exactly 20 digits");
+}
+
+#[test]
+fn bad_gb28181_code_of_an_nvr() {
+    expect_one(&camera(&[("id", Some("\"41010000001180000001\""))], ""), "id", "camera[1].id", "is not a camera");
+}
+
+#[test]
+fn bad_url_with_password() {
+    let cams = camera(&[("url", Some("\"rtsp://admin:hunter2@10.1.2.3/ch1\""))], "");
+    expect_one(&cams, "url", "camera[cam-1].url", "password_env");
+    assert!(!errors_for(&cams)[0].contains("hunter2"), "the password must not be echoed");
+}
+
+#[test]
+fn bad_url_scheme() {
+    expect_one(&camera(&[("url", Some("\"http://10.1.2.3/video\""))], ""), "url", "camera[cam-1].url", "not RTSP");
+}
+
+#[test]
+fn bad_missing_secret() {
+    let cams = camera(&[("username", Some("\"admin\"")), ("password_env", Some("\"TIANWANG_TEST_SURELY_UNSET\""))], "");
+    expect_one(&cams, "password_env", "camera[cam-1].password_env", "TIANWANG_TEST_SURELY_UNSET is not set");
+}
+
+#[test]
+fn bad_missing_secret_file() {
+    let cams = camera(&[("username", Some("\"admin\"")), ("password_file", Some("\"secrets/nope.txt\""))], "");
+    expect_one(&cams, "password_file", "camera[cam-1].password_file", "cannot be read");
+}
+
+#[test]
+fn a_secret_file_is_read_relative_to_its_config_file_and_never_shown() {
+    let cams = camera(&[("username", Some("\"admin\"")), ("password_file", Some("\"secrets/cam1.txt\""))], "");
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams), ("secrets/cam1.txt", "hunter2\n")]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    let c = &cfg.cameras[0];
+    let secret = c.password.as_ref().unwrap().resolve().unwrap();
+    assert_eq!(secret.expose(), "hunter2");
+    assert!(!format!("{c:?} {secret:?}").contains("hunter2"));
+}
+
+#[test]
+fn bad_unknown_grid_cell() {
+    expect_one(
+        &camera(&[("grid_cell", Some("\"g9\""))], ""),
+        "grid_cell",
+        "camera[cam-1].grid_cell",
+        "unknown grid cell \"g9\"",
+    );
+}
+
+#[test]
+fn bad_unknown_kind() {
+    expect_one(&camera(&[("kind", Some("\"tower\""))], ""), "kind", "camera[cam-1].kind", "rental-housing");
+}
+
+#[test]
+fn bad_wrong_type() {
+    expect_one(
+        &camera(&[("bearing_deg", Some("\"north\""))], ""),
+        "bearing_deg",
+        "camera[cam-1].bearing_deg",
+        "expected a number",
+    );
+}
+
+#[test]
+fn bad_missing_required_field() {
+    let cams = camera(&[("name", None)], "");
+    let errs = errors_for(&cams);
+    assert_eq!(errs, vec!["cams.toml:2: camera[cam-1].name: missing; a human-readable name".to_string()]);
+}
+
+#[test]
+fn bad_resolution() {
+    expect_one(
+        &camera(&[("resolution", Some("\"1080p\""))], ""),
+        "resolution",
+        "camera[cam-1].resolution",
+        "WIDTHxHEIGHT",
+    );
+}
+
+#[test]
+fn bad_hfov_and_focal_length_together() {
+    let cams = camera(&[("hfov_deg", Some("60")), ("focal_length_mm", Some("4"))], "sensor_width_mm = 5.37\n");
+    expect_one(&cams, "hfov_deg", "camera[cam-1].hfov_deg", "not both");
+}
+
+#[test]
+fn bad_transport() {
+    expect_one(
+        &camera(&[("transport", Some("\"sctp\""))], ""),
+        "transport",
+        "camera[cam-1].transport",
+        "tcp, udp, auto",
+    );
+}
+
+#[test]
+fn bad_mounting_height() {
+    expect_one(
+        &camera(&[("mounting_height_m", Some("-2"))], ""),
+        "mounting_height_m",
+        "camera[cam-1].mounting_height_m",
+        "out of range",
+    );
+}
+
+#[test]
+fn bad_toml_syntax() {
+    let cams = "[[camera]]\nid = \"cam-1\"\nname = \n";
+    let errs = errors_for(cams);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("cams.toml:3: (syntax): invalid TOML"), "{errs:?}");
+}
+
+#[test]
+fn bad_site_file() {
+    let site = SITE
+        .replace("timezone = \"Asia/Shanghai\"", "timezone = \"Beijing\"\ncolour = \"red\"")
+        .replace("transport = \"tcp\"", "transprt = \"tcp\"");
+    let dir = config_dir(&[("site.toml", &site), ("cams.toml", &camera(&[], ""))]);
+    let errs: Vec<String> =
+        load_dir(dir.path()).unwrap_err().0.iter().map(|e| format!("{}: {}", e.loc.line, e.field)).collect();
+    assert_eq!(errs, vec!["3: site.timezone", "4: site.colour", "7: defaults.transprt"]);
+}
+
+#[test]
+fn bad_grid_cell_parent() {
+    let site = SITE.replace("parent = \"g1\"", "parent = \"g7\"");
+    let dir = config_dir(&[("site.toml", &site), ("cams.toml", &camera(&[], ""))]);
+    let errs = load_dir(dir.path()).unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert_eq!(errs.0[0].field, "grid_cell[g2].parent");
+    assert!(errs.0[0].problem.contains("unknown grid cell \"g7\""), "{errs}");
+}
+
+#[test]
+fn missing_site_file() {
+    let dir = config_dir(&[("cams.toml", &camera(&[], ""))]);
+    let errs = load_dir(dir.path()).unwrap_err();
+    assert!(errs.0.iter().any(|e| e.loc.file.ends_with("site.toml") && e.field == "site"), "{errs}");
+}
+
+#[test]
+fn a_file_with_several_errors_reports_all_of_them() {
+    let cams = camera(
+        &[("lat", Some("95")), ("bearing_deg", Some("400")), ("kind", Some("\"tower\"")), ("colour", Some("\"red\""))],
+        "\n[[camera]]\nid = \"cam-2\"\nname = \"Two\"\nurl = \"rtsp://u:p@10.0.0.1/x\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 10\nkind = \"street\"\n",
+    );
+    let errs = errors_for(&cams);
+    let fields: Vec<&str> = errs.iter().map(|e| e.split(": ").nth(1).unwrap()).collect();
+    assert_eq!(
+        fields,
+        vec![
+            "camera[cam-1].lat",
+            "camera[cam-1].bearing_deg",
+            "camera[cam-1].kind",
+            "camera[cam-1].colour",
+            "camera[cam-2].url"
+        ],
+        "{errs:#?}"
+    );
+    for e in &errs {
+        assert!(e.starts_with("cams.toml:"), "{e}");
+    }
+}
