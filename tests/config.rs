@@ -49,10 +49,10 @@ fn camera(overrides: &[(&str, Option<&str>)], extra: &str) -> String {
         }
     }
     for (k, v) in overrides {
-        if !base.iter().any(|(bk, _)| bk == k) {
-            if let Some(v) = v {
-                out.push_str(&format!("{k} = {v}\n"));
-            }
+        if !base.iter().any(|(bk, _)| bk == k)
+            && let Some(v) = v
+        {
+            out.push_str(&format!("{k} = {v}\n"));
         }
     }
     out.push_str(extra);

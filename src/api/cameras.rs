@@ -172,7 +172,7 @@ fn encode_cursor(id: &str) -> String {
 
 fn decode_cursor(c: &str) -> Result<String, ApiError> {
     let bad = || ApiError::BadRequest("cursor: not a cursor this server issued".into());
-    if c.len() % 2 != 0 || c.len() > 512 {
+    if !c.len().is_multiple_of(2) || c.len() > 512 {
         return Err(bad());
     }
     let bytes = (0..c.len())
@@ -203,10 +203,10 @@ pub async fn list_cameras(
         after: p.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
     };
-    if let Some(cell) = &p.grid_cell {
-        if !st.registry.grid_cell_exists(cell).await? {
-            return Err(ApiError::BadRequest(format!("grid_cell: unknown grid cell {cell:?}")));
-        }
+    if let Some(cell) = &p.grid_cell
+        && !st.registry.grid_cell_exists(cell).await?
+    {
+        return Err(ApiError::BadRequest(format!("grid_cell: unknown grid cell {cell:?}")));
     }
     let page = st.registry.list_cameras(&filter).await?;
     Ok(Json(CameraPage {

@@ -259,10 +259,10 @@ fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
     let mut f = Fields::new("site", at, src, table);
     let name = f.req_str("name", "the site's name");
     let timezone = f.req_str("timezone", "an IANA time zone such as Asia/Shanghai");
-    if let Some(tz) = &timezone {
-        if let Err(e) = check_timezone(tz) {
-            f.error("timezone", e);
-        }
+    if let Some(tz) = &timezone
+        && let Err(e) = check_timezone(tz)
+    {
+        f.error("timezone", e);
     }
     let dori_table = if f.has("dori_table") { f.parse("dori_table") } else { Some(DoriTable::Iec2014) };
     let ok = f.errs.is_empty();
@@ -483,10 +483,10 @@ fn read_camera(
     let kind: Option<CameraKind> = f.req_parse("kind", &format!("one of {}", CameraKind::choices()));
     let owner: Option<Owner> = f.req_parse("owner", &format!("one of {}", Owner::choices()));
     let grid_cell = f.str("grid_cell");
-    if let Some(g) = &grid_cell {
-        if !cells.contains_key(g.as_str()) {
-            f.error("grid_cell", format!("unknown grid cell {g:?}; declare it in a [[grid_cell]] table"));
-        }
+    if let Some(g) = &grid_cell
+        && !cells.contains_key(g.as_str())
+    {
+        f.error("grid_cell", format!("unknown grid cell {g:?}; declare it in a [[grid_cell]] table"));
     }
     let profile = if f.has("profile") {
         f.parse("profile")

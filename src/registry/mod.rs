@@ -14,7 +14,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Connection, Executor};
 
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use schema::schema_dump;
@@ -81,6 +81,12 @@ impl Registry {
         }
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(|source| RegistryError::Connect { url: shown.clone(), source })?;
+        // One direct connection first: an unreachable server fails now with its real error,
+        // instead of after the pool's acquire timeout with a generic one.
+        let probe = sqlx::AnyConnection::connect_with(&opts)
+            .await
+            .map_err(|source| RegistryError::Connect { url: shown.clone(), source })?;
+        probe.close().await.ok();
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .after_connect(move |conn, _| {
@@ -125,13 +131,11 @@ impl Registry {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+        // Before the first migration the bookkeeping table does not exist: nothing is applied.
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
             .fetch_all(&self.pool)
             .await
-        {
-            Ok(v) => v,
-            Err(_) => Vec::new(),
-        };
+            .unwrap_or_default();
         Ok(m.iter().map(|x| (x.version, x.description.to_string(), applied.contains(&x.version))).collect())
     }
 

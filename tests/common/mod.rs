@@ -82,6 +82,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub clock: SimClock,
+    pub registry: tianwang::registry::Registry,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -90,6 +91,7 @@ impl TestApp {
     pub async fn spawn(config: &Path, db: &TestDb) -> Self {
         let clock = SimClock::at(1_780_000_000_000);
         let app = App::build(config, &db.url, Arc::new(clock.clone())).await.expect("app builds");
+        let registry = app.state.registry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -100,7 +102,7 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        Self { addr, client: reqwest::Client::new(), clock, stop: Some(tx), task: Some(task) }
+        Self { addr, client: reqwest::Client::new(), clock, registry, stop: Some(tx), task: Some(task) }
     }
 
     pub fn url(&self, path: &str) -> String {

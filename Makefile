@@ -1,0 +1,21 @@
+# tianwang: the two commands are `make demo` and `make test`; both run setup first.
+# Builds share one target folder across checkouts (2 cores: never build the dependencies twice).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/tianwang/target
+export CARGO_TARGET_DIR
+
+.PHONY: setup demo test bench check-config
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	cargo run --release --locked -- demo
+
+test: setup
+	@bash scripts/test.sh
+
+bench: setup
+	cargo bench --locked
+
+check-config:
+	cargo run --locked -q -- check-config camera-configs/demo

@@ -1,0 +1,277 @@
+//! The HTTP API through a real client against the app on port 0, on both engines.
+
+mod common;
+
+use common::{Engine, TestApp, TestDb, config_dir};
+use serde_json::Value;
+use tianwang::config::CameraStatus;
+
+const SITE: &str = r#"[site]
+name = "API test site"
+timezone = "Asia/Shanghai"
+[defaults]
+hfov_deg = 90
+resolution = "1920x1080"
+mounting_height_m = 6
+owner = "public"
+[[grid_cell]]
+id = "g1a"
+name = "Station A"
+level = 1
+[[grid_cell]]
+id = "g1b"
+name = "Station B"
+level = 1
+[[grid_cell]]
+id = "g2a"
+name = "Community A1"
+level = 2
+parent = "g1a"
+[[grid_cell]]
+id = "g2b"
+name = "Community A2"
+level = 2
+parent = "g1a"
+[[grid_cell]]
+id = "g3a"
+name = "Compound A1-1"
+level = 3
+parent = "g2a"
+"#;
+
+const PASSWORD: &str = "SuperSecret-42";
+const USERNAME: &str = "operator-admin-x";
+
+fn cams() -> String {
+    let rows = [
+        ("a-street", "street", "public", Some("g2a"), 113.60, 34.70, ""),
+        ("b-cp", "checkpoint", "public", Some("g2b"), 113.65, 34.75, ""),
+        (
+            "c-shop",
+            "shop",
+            "enterprise",
+            Some("g1b"),
+            113.70,
+            34.80,
+            "username = \"operator-admin-x\"\npassword_file = \"secrets/c-shop\"\n",
+        ),
+        ("d-home", "household", "resident", Some("g1b"), 113.75, 34.85, ""),
+        ("e-ent", "entrance", "enterprise", None, 113.80, 34.90, "enabled = false\n"),
+        ("f-compound", "compound", "enterprise", Some("g3a"), 113.62, 34.72, ""),
+    ];
+    rows.iter()
+        .map(|(id, kind, owner, cell, lon, lat, extra)| {
+            let cell = cell.map(|c| format!("grid_cell = \"{c}\"\n")).unwrap_or_default();
+            format!(
+                "[[camera]]\nid = \"{id}\"\nname = \"{id}\"\nurl = \"rtsp://10.0.0.9/{id}\"\nlon = {lon}\nlat = {lat}\nbearing_deg = 45\nkind = \"{kind}\"\nowner = \"{owner}\"\n{cell}{extra}\n"
+            )
+        })
+        .collect()
+}
+
+async fn app(engine: Engine) -> (TestApp, TestDb, tempfile::TempDir) {
+    let db = TestDb::new(engine).await;
+    let cfg = config_dir(&[("site.toml", SITE), ("cams.toml", &cams()), ("secrets/c-shop", PASSWORD)]);
+    let app = TestApp::spawn(cfg.path(), &db).await;
+    (app, db, cfg)
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["items"].as_array().expect("items").iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
+}
+
+async fn listing_and_each_filter(engine: Engine) {
+    let (app, _db, _cfg) = app(engine).await;
+    let (st, all, _) = app.get("/api/v1/cameras").await;
+    assert_eq!(st, 200);
+    assert_eq!(ids(&all), ["a-street", "b-cp", "c-shop", "d-home", "e-ent", "f-compound"]);
+    assert!(all["next_cursor"].is_null());
+    let b = &all["items"][1];
+    assert_eq!(b["kind"], "checkpoint");
+    assert_eq!(b["profile"], "checkpoint");
+    assert_eq!(b["position"]["lon"], 113.65);
+    assert_eq!(b["resolution"]["width"], 1920);
+    assert_eq!(b["grid_cell"], "g2b");
+    assert_eq!(b["status"], "unknown");
+    assert_eq!(all["items"][4]["status"], "disabled");
+    assert_eq!(all["items"][2]["has_credentials"], true);
+
+    let cases: &[(&str, &[&str])] = &[
+        ("kind=checkpoint", &["b-cp"]),
+        ("kind=shop,household", &["c-shop", "d-home"]),
+        ("owner=enterprise", &["c-shop", "e-ent", "f-compound"]),
+        ("owner=public&kind=street", &["a-street"]),
+        ("status=disabled", &["e-ent"]),
+        ("grid_cell=g1a", &["a-street", "b-cp", "f-compound"]),
+        ("grid_cell=g2a", &["a-street", "f-compound"]),
+        ("grid_cell=g3a", &["f-compound"]),
+        ("grid_cell=g1b", &["c-shop", "d-home"]),
+        ("bbox=113.64,34.74,113.76,34.86", &["b-cp", "c-shop", "d-home"]),
+        ("bbox=113.65,34.75,113.65,34.75", &["b-cp"]),
+        ("bbox=100,10,101,11", &[]),
+        ("kind=shop&bbox=113.0,34.0,114.0,35.0&owner=enterprise&grid_cell=g1b", &["c-shop"]),
+    ];
+    for (q, want) in cases {
+        let (st, body, text) = app.get(&format!("/api/v1/cameras?{q}")).await;
+        assert_eq!(st, 200, "{q}: {text}");
+        assert_eq!(ids(&body), *want, "{q}");
+    }
+
+    // A status set by another part of the system is filterable.
+    app.registry.set_status("d-home", CameraStatus::Offline, "no frames", app.clock.now()).await.unwrap();
+    let (_, body, _) = app.get("/api/v1/cameras?status=offline,disabled").await;
+    assert_eq!(ids(&body), ["d-home", "e-ent"]);
+    app.stop().await;
+}
+
+trait Now {
+    fn now(&self) -> i64;
+}
+impl Now for tianwang::clock::SimClock {
+    fn now(&self) -> i64 {
+        tianwang::clock::Clock::now_ms(self)
+    }
+}
+
+async fn pagination_visits_every_camera_once(engine: Engine) {
+    let (app, _db, _cfg) = app(engine).await;
+    for limit in [1, 2, 4, 6, 7] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let q = match &cursor {
+                Some(c) => format!("/api/v1/cameras?limit={limit}&cursor={c}"),
+                None => format!("/api/v1/cameras?limit={limit}"),
+            };
+            let (st, body, text) = app.get(&q).await;
+            assert_eq!(st, 200, "{text}");
+            let page = ids(&body);
+            assert!(page.len() <= limit);
+            seen.extend(page);
+            pages += 1;
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+            assert!(pages < 20, "pagination does not end");
+        }
+        assert_eq!(seen, ["a-street", "b-cp", "c-shop", "d-home", "e-ent", "f-compound"], "limit {limit}");
+        assert_eq!(pages, 6usize.div_ceil(limit).max(1), "limit {limit}");
+    }
+    // Filters hold across pages.
+    let (_, p1, _) = app.get("/api/v1/cameras?owner=enterprise&limit=2").await;
+    assert_eq!(ids(&p1), ["c-shop", "e-ent"]);
+    let c = p1["next_cursor"].as_str().unwrap();
+    let (_, p2, _) = app.get(&format!("/api/v1/cameras?owner=enterprise&limit=2&cursor={c}")).await;
+    assert_eq!(ids(&p2), ["f-compound"]);
+    assert!(p2["next_cursor"].is_null());
+    app.stop().await;
+}
+
+async fn one_camera_and_not_found(engine: Engine) {
+    let (app, _db, _cfg) = app(engine).await;
+    let (st, body, _) = app.get("/api/v1/cameras/b-cp").await;
+    assert_eq!(st, 200);
+    assert_eq!(body["id"], "b-cp");
+    assert_eq!(body["config_source"].as_str().unwrap().rsplit('/').next().unwrap(), "cams.toml:12");
+    let (st, body, _) = app.get("/api/v1/cameras/nope").await;
+    assert_eq!(st, 404);
+    assert_eq!(body["error"]["kind"], "not_found");
+    assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
+    let (st, body, _) = app.get("/api/v1/cameras/nope/status-history").await;
+    assert_eq!((st, body["error"]["kind"].as_str()), (404, Some("not_found")));
+    let (st, body, _) = app.get("/api/v1/no-such-thing").await;
+    assert_eq!((st, body["error"]["kind"].as_str()), (404, Some("not_found")));
+    let r = app.client.delete(app.url("/api/v1/cameras/b-cp")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["kind"], "method_not_allowed");
+    let (st, hist, _) = app.get("/api/v1/cameras/e-ent/status-history").await;
+    assert_eq!(st, 200);
+    assert_eq!(hist[0]["to_status"], "disabled");
+    app.stop().await;
+}
+
+async fn bad_parameters_are_400_with_a_reason(engine: Engine) {
+    let (app, _db, _cfg) = app(engine).await;
+    let cases = [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=abc", "limit"),
+        ("kind=tower", "kind"),
+        ("status=sleeping", "status"),
+        ("owner=nobody", "owner"),
+        ("bbox=1,2,3", "bbox"),
+        ("bbox=a,b,c,d", "bbox"),
+        ("bbox=114,34,113,35", "bbox"),
+        ("bbox=113,95,114,96", "bbox"),
+        ("cursor=zz", "cursor"),
+        ("grid_cell=g9", "grid_cell"),
+        ("colour=red", "colour"),
+    ];
+    for (q, names) in cases {
+        let (st, body, text) = app.get(&format!("/api/v1/cameras?{q}")).await;
+        assert_eq!(st, 400, "{q}: {text}");
+        assert_eq!(body["error"]["kind"], "bad_request", "{q}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(names), "{q}: message {msg:?} should name {names:?}");
+    }
+    let (st, _, _) = app.get("/api/v1/cameras/a-street/status-history?limit=0").await;
+    assert_eq!(st, 400);
+    app.stop().await;
+}
+
+async fn no_credentials_in_any_response(engine: Engine) {
+    let (app, _db, _cfg) = app(engine).await;
+    let paths = [
+        "/api/v1/cameras",
+        "/api/v1/cameras?limit=1",
+        "/api/v1/cameras/c-shop",
+        "/api/v1/cameras/c-shop/status-history",
+        "/api/v1/cameras?owner=enterprise",
+        "/api/v1/openapi.json",
+        "/healthz",
+        "/api/v1/cameras/nope",
+        "/api/v1/cameras?kind=bad",
+    ];
+    for p in paths {
+        let (_, _, text) = app.get(p).await;
+        assert!(!text.contains(PASSWORD), "{p} leaks the password");
+        assert!(!text.contains(USERNAME), "{p} leaks the user name");
+        assert!(!text.contains("secrets/c-shop"), "{p} leaks the secret's location");
+    }
+    app.stop().await;
+}
+
+async fn health_and_openapi(engine: Engine) {
+    let (app, _db, _cfg) = app(engine).await;
+    let (st, body, _) = app.get("/healthz").await;
+    assert_eq!((st, body["status"].as_str(), body["database"].as_str()), (200, Some("ok"), Some("ok")));
+    let (st, spec, _) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(st, 200);
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for p in ["/api/v1/cameras", "/api/v1/cameras/{id}", "/api/v1/cameras/{id}/status-history", "/healthz"] {
+        assert!(spec["paths"][p]["get"].is_object(), "openapi lacks {p}");
+    }
+    let params: Vec<&str> = spec["paths"]["/api/v1/cameras"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for want in ["kind", "grid_cell", "status", "owner", "bbox", "cursor", "limit"] {
+        assert!(params.contains(&want), "openapi lacks parameter {want}: {params:?}");
+    }
+    assert!(spec["components"]["schemas"]["CameraView"].is_object());
+    app.stop().await;
+}
+
+on_both_engines!(
+    listing_and_each_filter,
+    pagination_visits_every_camera_once,
+    one_camera_and_not_found,
+    bad_parameters_are_400_with_a_reason,
+    no_credentials_in_any_response,
+    health_and_openapi,
+);

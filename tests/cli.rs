@@ -1,0 +1,181 @@
+//! The `tianwang` binary: check-config output and exit codes, migrate, serve with graceful shutdown
+//! on SIGTERM and SIGINT, JSON logs, and no secrets in the logs.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::config_dir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tianwang");
+
+const SITE: &str = "[site]\nname = \"CLI\"\ntimezone = \"UTC\"\n[defaults]\nhfov_deg = 90\nresolution = \"1920x1080\"\nowner = \"public\"\nmounting_height_m = 5\n";
+const CAM: &str = "[[camera]]\nid = \"c1\"\nname = \"c1\"\nurl = \"rtsp://10.0.0.1/c1\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 0\nkind = \"street\"\nusername = \"admin\"\npassword_file = \"pw.txt\"\n";
+const PASSWORD: &str = "pa55-w0rd-never-shown";
+
+#[test]
+fn check_config_prints_every_error_and_exits_1() {
+    let bad =
+        CAM.replace("bearing_deg = 0", "bearing_deg = 720").replace("lat = 34.7", "lat = 134.7") + "colour = \"red\"\n";
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &bad), ("pw.txt", PASSWORD)]);
+    let out = Command::new(BIN).arg("check-config").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let p = dir.path().join("cams.toml").display().to_string();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(lines[0].starts_with(&format!("{p}:6: camera[c1].lat: ")), "{stdout}");
+    assert!(lines[1].starts_with(&format!("{p}:7: camera[c1].bearing_deg: ")), "{stdout}");
+    assert!(lines[2].starts_with(&format!("{p}:11: camera[c1].colour: unknown field")), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 error(s)"));
+}
+
+#[test]
+fn check_config_accepts_the_demo_city() {
+    let out = Command::new(BIN).arg("check-config").arg(common::demo_config()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
+#[test]
+fn migrate_applies_and_lists_migrations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/m.db", tmp.path().display());
+    let out = Command::new(BIN).args(["migrate", "--db", &db]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0001 cameras: applied"));
+}
+
+/// Starts `serve`; returns the child, the address it listens on, and its later stderr lines.
+fn start_serve(args: &[&str], cfg: &std::path::Path, db: &str) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("serve")
+        .arg("--config")
+        .arg(cfg)
+        .args(["--db", db, "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no 'serving' line; got {seen:#?}");
+        };
+        if let Some(i) = line.find("http://") {
+            let addr = line[i + 7..].split('/').next().unwrap().to_string();
+            seen.push(line);
+            return (child, addr, rx);
+        }
+        seen.push(line);
+    }
+}
+
+/// Waits for the child to exit (on a thread blocked in `wait`), at most 30 s.
+fn wait_exit(child: Child) -> std::process::ExitStatus {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(st) => st.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("server did not exit within 30 s");
+        }
+    }
+}
+
+fn healthz(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn graceful(signal: &str) {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", CAM), ("pw.txt", PASSWORD)]);
+    let db = format!("sqlite://{}/t.db", dir.path().display());
+    let (child, addr, rx) = start_serve(&["--log-json"], dir.path(), &db);
+    let resp = healthz(&addr);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let st = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let status = wait_exit(child);
+    assert!(status.success(), "exit status after {signal}: {status:?}");
+    // The reader thread ends at EOF on stderr, so this collects every remaining line.
+    let logs: Vec<String> = rx.iter().collect();
+    assert!(logs.iter().any(|l| l.contains("shutting down")), "{logs:#?}");
+    for l in &logs {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string(), "{l}");
+        assert!(!l.contains(PASSWORD), "password in the logs: {l}");
+    }
+}
+
+#[test]
+fn serve_shuts_down_gracefully_on_sigterm() {
+    graceful("-TERM");
+}
+
+#[test]
+fn serve_shuts_down_gracefully_on_sigint() {
+    graceful("-INT");
+}
+
+#[test]
+fn serve_refuses_a_bad_configuration_and_names_the_errors() {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &CAM.replace("kind = \"street\"", "kind = \"tower\""))]);
+    let db = format!("sqlite://{}/t.db", dir.path().display());
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.path())
+        .args(["--db", &db, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cams.toml:8: camera[c1].kind"), "{err}");
+    assert!(err.contains("cams.toml:10: camera[c1].password_file: missing secret"), "{err}");
+    assert!(err.contains("nothing started"), "{err}");
+}
+
+#[test]
+fn serve_names_an_unreachable_database_without_its_password() {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", CAM), ("pw.txt", PASSWORD)]);
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = format!("postgres://tw:dbpass-hidden@127.0.0.1:{port}/x");
+    let out = Command::new(BIN)
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.path())
+        .args(["--db", &db, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains("dbpass-hidden"), "{err}");
+}
