@@ -1,14 +1,17 @@
-//! Composition root: builds every part from the configuration and owns shutdown.
+//! Composition root: builds every part from the configuration and owns reload and shutdown.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::Serialize;
 use tokio::net::TcpListener;
+use utoipa::ToSchema;
 
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{self, CityConfig, ConfigErrors};
+use crate::ingest::{self, ApplyReport, Ingest, IngestError, IngestSpec, StatusEvent};
 use crate::registry::{Registry, RegistryError, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +20,22 @@ pub enum AppError {
     Config(#[from] ConfigErrors),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Run a pipeline for every enabled camera. Off for an API-only node (and API tests).
+    pub ingest: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self { ingest: true }
+    }
 }
 
 /// A running system's parts.
@@ -28,27 +45,133 @@ pub struct App {
     pub sync: SyncReport,
 }
 
+/// What a reload changed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReloadReport {
+    pub cameras_inserted: Vec<String>,
+    pub cameras_updated: Vec<String>,
+    pub cameras_decommissioned: Vec<String>,
+    pub pipelines_started: Vec<String>,
+    pub pipelines_stopped: Vec<String>,
+    pub pipelines_restarted: Vec<String>,
+    pub pipelines_unchanged: usize,
+}
+
+fn specs(cfg: &CityConfig) -> Vec<IngestSpec> {
+    cfg.cameras.iter().filter(|c| c.enabled).map(IngestSpec::from_config).collect()
+}
+
 impl App {
-    /// Loads and validates the configuration, opens and migrates the registry, syncs the cameras.
-    pub async fn build(config_dir: &Path, database: &str, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+    /// Loads and validates the configuration, opens and migrates the registry, syncs the
+    /// cameras, and starts a pipeline per enabled camera.
+    pub async fn build(
+        config_dir: &Path,
+        database: &str,
+        clock: Arc<dyn Clock>,
+        opts: AppOptions,
+    ) -> Result<Self, AppError> {
         let config = config::load_dir(config_dir)?;
         let registry = Registry::open(database).await?;
         let sync = registry.sync_config(&config, clock.now_ms()).await?;
         tracing::info!(site = %config.site.name, cameras = config.cameras.len(), "{}", sync.summary());
-        Ok(Self { state: AppState { registry, clock }, config, sync })
+        let ingest = if opts.ingest {
+            ingest::init_gstreamer()?;
+            let (tx, rx) = tokio::sync::mpsc::channel(4096);
+            tokio::spawn(write_statuses(registry.clone(), rx));
+            let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
+            let specs = specs(&config);
+            let ing = ingest.clone();
+            let report = tokio::task::spawn_blocking(move || ing.apply(specs))
+                .await
+                .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+            tracing::info!(pipelines = report.started.len(), "ingest started");
+            Some(ingest)
+        } else {
+            None
+        };
+        let state = AppState {
+            registry,
+            clock,
+            ingest,
+            config_dir: Arc::new(config_dir.to_path_buf()),
+            reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        Ok(Self { state, config, sync })
     }
 
-    /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+    /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests
+    /// and stops every pipeline. SIGHUP reloads the configuration.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
-        let registry = self.state.registry.clone();
+        let state = self.state.clone();
+        #[cfg(unix)]
+        let hup = tokio::spawn(reload_on_sighup(state.clone()));
         let router = api::router(self.state);
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve)?;
-        registry.close().await;
-        Ok(())
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve);
+        #[cfg(unix)]
+        hup.abort();
+        if let Some(ingest) = state.ingest.clone() {
+            let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
+        }
+        state.registry.close().await;
+        served
+    }
+}
+
+/// Re-reads the configuration directory; on any error nothing changes. Only cameras whose
+/// ingest settings changed are restarted.
+pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
+    let _guard = state.reload_lock.lock().await;
+    let dir: PathBuf = (*state.config_dir).clone();
+    let cfg = tokio::task::spawn_blocking(move || config::load_dir(&dir))
+        .await
+        .map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
+    let sync = state.registry.sync_config(&cfg, state.clock.now_ms()).await?;
+    let applied = match state.ingest.clone() {
+        Some(ingest) => {
+            let specs = specs(&cfg);
+            tokio::task::spawn_blocking(move || ingest.apply(specs))
+                .await
+                .map_err(|e| AppError::Serve(std::io::Error::other(e)))?
+        }
+        None => ApplyReport::default(),
+    };
+    let report = ReloadReport {
+        cameras_inserted: sync.inserted,
+        cameras_updated: sync.updated,
+        cameras_decommissioned: sync.decommissioned,
+        pipelines_started: applied.started,
+        pipelines_stopped: applied.stopped,
+        pipelines_restarted: applied.restarted,
+        pipelines_unchanged: applied.unchanged,
+    };
+    tracing::info!(?report, "configuration reloaded");
+    Ok(report)
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(state: AppState) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; reload with POST /api/v1/admin/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the configuration");
+        if let Err(e) = reload(&state).await {
+            tracing::error!("reload refused, the running configuration stays: {e}");
+        }
+    }
+}
+
+/// Writes ingest status changes into the registry (and so into the status history).
+async fn write_statuses(registry: Registry, mut rx: tokio::sync::mpsc::Receiver<StatusEvent>) {
+    while let Some(ev) = rx.recv().await {
+        if let Err(e) = registry.set_status(&ev.camera, ev.status, &ev.reason, ev.at_ms).await {
+            tracing::error!(camera = %ev.camera, error = %e, "cannot record a status change");
+        }
     }
 }
 

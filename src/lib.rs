@@ -4,5 +4,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod ingest;
 pub mod logging;
 pub mod registry;
+pub mod sim;

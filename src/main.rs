@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tianwang::app::{App, AppError, shutdown_signal};
+use tianwang::app::{App, AppError, AppOptions, shutdown_signal};
 use tianwang::clock::SystemClock;
 use tianwang::config::{self, mask_credentials};
 use tianwang::registry::Registry;
@@ -38,6 +38,9 @@ enum Cmd {
         /// Address to listen on.
         #[arg(long, env = "TIANWANG_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Serve the registry and API only; run no camera pipelines.
+        #[arg(long)]
+        no_ingest: bool,
     },
     /// Check a configuration directory; prints every error as file:line: field: problem.
     CheckConfig {
@@ -60,6 +63,9 @@ enum Cmd {
         /// The demo city's configuration.
         #[arg(long, default_value = "camera-configs/demo")]
         config: PathBuf,
+        /// Port of the simulated cameras' RTSP server (the demo configs point at 8554).
+        #[arg(long, default_value_t = 8554)]
+        sim_port: u16,
     },
 }
 
@@ -115,10 +121,28 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             reg.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Serve { config, db, listen } => serve(&config, &db.url, listen).await,
-        Cmd::Demo { listen, db, config } => {
-            tracing::info!("demo city: {} on {}", config.display(), mask_credentials(&db));
-            serve(&config, &db, listen).await
+        Cmd::Serve { config, db, listen, no_ingest } => {
+            serve(&config, &db.url, listen, AppOptions { ingest: !no_ingest }).await
+        }
+        Cmd::Demo { listen, db, config, sim_port } => {
+            let city = match config::load_dir(&config) {
+                Ok(c) => c,
+                Err(errs) => {
+                    eprintln!("{errs}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let (sim, n) = tianwang::sim::demo::serve_city(&city, sim_port)
+                .with_context(|| format!("starting the simulated cameras on 127.0.0.1:{sim_port}"))?;
+            tracing::info!(
+                "demo city: {} simulated cameras on rtsp://127.0.0.1:{}/, database {}",
+                n,
+                sim.port(),
+                mask_credentials(&db)
+            );
+            let code = serve(&config, &db, listen, AppOptions::default()).await;
+            drop(sim);
+            code
         }
     }
 }
@@ -146,8 +170,8 @@ fn check_config(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn serve(config: &std::path::Path, db: &str, listen: SocketAddr) -> anyhow::Result<ExitCode> {
-    let app = match App::build(config, db, Arc::new(SystemClock)).await {
+async fn serve(config: &std::path::Path, db: &str, listen: SocketAddr, opts: AppOptions) -> anyhow::Result<ExitCode> {
+    let app = match App::build(config, db, Arc::new(SystemClock), opts).await {
         Ok(app) => app,
         Err(AppError::Config(errs)) => {
             for e in &errs.0 {

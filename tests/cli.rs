@@ -13,7 +13,7 @@ use common::config_dir;
 const BIN: &str = env!("CARGO_BIN_EXE_tianwang");
 
 const SITE: &str = "[site]\nname = \"CLI\"\ntimezone = \"UTC\"\n[defaults]\nhfov_deg = 90\nresolution = \"1920x1080\"\nowner = \"public\"\nmounting_height_m = 5\n";
-const CAM: &str = "[[camera]]\nid = \"c1\"\nname = \"c1\"\nurl = \"rtsp://10.0.0.1/c1\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 0\nkind = \"street\"\nusername = \"admin\"\npassword_file = \"pw.txt\"\n";
+const CAM: &str = "[[camera]]\nid = \"c1\"\nname = \"c1\"\nurl = \"rtsp://127.0.0.1:1/c1\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 0\nkind = \"street\"\nusername = \"admin\"\npassword_file = \"pw.txt\"\n";
 const PASSWORD: &str = "pa55-w0rd-never-shown";
 
 #[test]

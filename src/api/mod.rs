@@ -3,6 +3,7 @@
 pub mod cameras;
 pub mod error;
 mod extract;
+pub mod health;
 
 use std::sync::Arc;
 
@@ -22,12 +23,26 @@ use error::ApiError;
 pub struct AppState {
     pub registry: Registry,
     pub clock: Arc<dyn Clock>,
+    /// Absent on an API-only node.
+    pub ingest: Option<Arc<crate::ingest::Ingest>>,
+    pub config_dir: Arc<std::path::PathBuf>,
+    /// One reload at a time.
+    pub reload_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "tianwang", description = "City surveillance camera network: registry, health, alerts, coverage."),
-    paths(cameras::list_cameras, cameras::get_camera, cameras::status_history, healthz),
+    paths(
+        cameras::list_cameras,
+        cameras::get_camera,
+        cameras::status_history,
+        healthz,
+        health::camera_health,
+        health::all_health,
+        health::snapshot,
+        health::reload
+    ),
     components(schemas(
         cameras::CameraView,
         cameras::CameraPage,
@@ -47,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/v1/openapi.json", get(openapi))
         .merge(cameras::router())
+        .merge(health::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

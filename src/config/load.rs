@@ -51,6 +51,14 @@ pub struct CameraConfig {
     pub grid_cell: Option<String>,
     pub profile: Profile,
     pub enabled: bool,
+    /// Ingest frame size, when not the profile's default.
+    pub ingest_size: Option<(u32, u32)>,
+    /// Ingest frame rate, when not the profile's default.
+    pub ingest_fps: Option<u32>,
+    /// Seconds without a frame before the pipeline is torn down and reconnected.
+    pub watchdog_s: f64,
+    /// rtspsrc jitter-buffer latency.
+    pub latency_ms: u32,
     /// Where the camera's table starts.
     pub loc: Loc,
 }
@@ -87,6 +95,10 @@ pub const CAMERA_FIELDS: &[&str] = &[
     "grid_cell",
     "profile",
     "enabled",
+    "ingest_size",
+    "ingest_fps",
+    "watchdog_s",
+    "latency_ms",
 ];
 
 /// The camera keys `[defaults]` in site.toml may set (everything that is not one camera's own).
@@ -106,6 +118,10 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "grid_cell",
     "profile",
     "enabled",
+    "ingest_size",
+    "ingest_fps",
+    "watchdog_s",
+    "latency_ms",
 ];
 
 const SITE_FIELDS: &[&str] = &["name", "timezone", "dori_table"];
@@ -495,6 +511,22 @@ fn read_camera(
         Some(if kind == Some(CameraKind::Checkpoint) { Profile::Checkpoint } else { Profile::Street })
     };
     let enabled = if f.has("enabled") { f.bool("enabled") } else { Some(true) };
+    let ingest_size = f.str("ingest_size").and_then(|s| match parse_resolution(&s) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            f.error("ingest_size", e);
+            None
+        }
+    });
+    let ingest_fps = f.int("ingest_fps", 1..=60).map(|n| n as u32);
+    let watchdog_s = if f.has("watchdog_s") {
+        f.num("watchdog_s", |v| {
+            if (1.0..=600.0).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [1, 600] s")) }
+        })
+    } else {
+        Some(10.0)
+    };
+    let latency_ms = if f.has("latency_ms") { f.int("latency_ms", 0..=10_000).map(|n| n as u32) } else { Some(200) };
     let loc = f.at().clone();
     let ok = f.errs.is_empty();
     errs.extend(f.finish(CAMERA_FIELDS));
@@ -522,6 +554,10 @@ fn read_camera(
         grid_cell,
         profile: profile?,
         enabled: enabled?,
+        ingest_size,
+        ingest_fps,
+        watchdog_s: watchdog_s?,
+        latency_ms: latency_ms?,
         loc,
     })
 }

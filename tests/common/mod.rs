@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tianwang::app::App;
+use tianwang::app::{App, AppOptions};
 use tianwang::clock::SimClock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +90,9 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn(config: &Path, db: &TestDb) -> Self {
         let clock = SimClock::at(1_780_000_000_000);
-        let app = App::build(config, &db.url, Arc::new(clock.clone())).await.expect("app builds");
+        let app = App::build(config, &db.url, Arc::new(clock.clone()), AppOptions { ingest: false })
+            .await
+            .expect("app builds");
         let registry = app.state.registry.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

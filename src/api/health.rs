@@ -1,0 +1,166 @@
+//! Camera ingest health, snapshots, Prometheus metrics and the admin reload.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use crate::app::{AppError, ReloadReport};
+use crate::ingest::{Frame, HealthSnapshot, Ingest, PixelFormat};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/cameras/{id}/health", get(camera_health))
+        .route("/api/v1/health/cameras", get(all_health))
+        .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/admin/reload", post(reload))
+}
+
+fn ingest(st: &AppState) -> Result<&Arc<Ingest>, ApiError> {
+    st.ingest.as_ref().ok_or_else(|| ApiError::Unavailable("ingest is off on this node (serve --no-ingest)".into()))
+}
+
+async fn known_camera(st: &AppState, id: &str) -> Result<(), ApiError> {
+    match st.registry.get_camera(id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!("camera {id:?} not found"))),
+    }
+}
+
+/// One camera's ingest health.
+#[utoipa::path(get, path = "/api/v1/cameras/{id}/health", tag = "health",
+    params(("id" = String, Path, description = "camera id")),
+    responses((status = 200, body = HealthSnapshot), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn camera_health(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<HealthSnapshot>, ApiError> {
+    known_camera(&st, &id).await?;
+    match ingest(&st)?.health(&id) {
+        Some(h) => Ok(Json(h)),
+        None => Err(ApiError::Conflict(format!("camera {id:?} is not being ingested (disabled or decommissioned)"))),
+    }
+}
+
+/// Every ingested camera's health, worst first (backoff, stalled, connecting, streaming).
+#[utoipa::path(get, path = "/api/v1/health/cameras", tag = "health", responses((status = 200, body = [HealthSnapshot])))]
+pub async fn all_health(State(st): State<AppState>) -> Result<Json<Vec<HealthSnapshot>>, ApiError> {
+    Ok(Json(ingest(&st)?.all_health()))
+}
+
+/// The last frame the camera delivered, as JPEG.
+#[utoipa::path(get, path = "/api/v1/cameras/{id}/snapshot.jpg", tag = "health",
+    params(("id" = String, Path, description = "camera id")),
+    responses((status = 200, content_type = "image/jpeg", description = "the last frame"), (status = 404, body = ErrorBody)))]
+pub async fn snapshot(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    known_camera(&st, &id).await?;
+    let Some(frame) = ingest(&st)?.last_frame(&id) else {
+        return Err(ApiError::NotFound(format!("camera {id:?} has delivered no frame yet")));
+    };
+    let jpeg = tokio::task::spawn_blocking(move || encode_jpeg(&frame))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "no-store")], jpeg).into_response())
+}
+
+pub fn encode_jpeg(f: &Frame) -> Result<Vec<u8>, String> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let color = match f.format {
+        PixelFormat::Gray8 => image::ExtendedColorType::L8,
+        PixelFormat::Rgb24 => image::ExtendedColorType::Rgb8,
+    };
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .write_image(&f.data, f.width, f.height, color)
+        .map_err(|e| format!("jpeg: {e}"))?;
+    Ok(out)
+}
+
+/// Re-reads the configuration directory (as SIGHUP does); only changed cameras restart.
+#[utoipa::path(post, path = "/api/v1/admin/reload", tag = "admin",
+    responses((status = 200, body = ReloadReport), (status = 400, body = ErrorBody)))]
+pub async fn reload(State(st): State<AppState>) -> Result<Json<ReloadReport>, ApiError> {
+    match crate::app::reload(&st).await {
+        Ok(r) => Ok(Json(r)),
+        Err(AppError::Config(errs)) => {
+            Err(ApiError::BadRequest(format!("configuration refused, nothing changed:\n{errs}")))
+        }
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// Prometheus text exposition, one series per camera. Written by hand: the format is a few
+/// lines and the values already live in the health records.
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    let mut out = String::new();
+    if let Some(ingest) = &st.ingest {
+        render_metrics(ingest, &mut out);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Metric name, type, help text, and how to read it from a camera's health.
+type Series = (&'static str, &'static str, &'static str, fn(&HealthSnapshot) -> f64);
+
+fn render_metrics(ingest: &Ingest, out: &mut String) {
+    let all = ingest.all_health();
+    let series: &[Series] = &[
+        ("tianwang_camera_up", "gauge", "1 while the camera is streaming", |h| {
+            f64::from(u8::from(h.state == crate::ingest::IngestState::Streaming))
+        }),
+        ("tianwang_camera_expected_fps", "gauge", "frames per second the profile asks for", |h| h.expected_fps),
+        ("tianwang_camera_fps", "gauge", "frames per second delivered, over the last 5 s", |h| h.measured_fps),
+        ("tianwang_camera_frames_decoded_total", "counter", "frames out of the decoder", |h| h.frames_decoded as f64),
+        ("tianwang_camera_frames_delivered_total", "counter", "frames delivered to consumers", |h| {
+            h.frames_delivered as f64
+        }),
+        ("tianwang_camera_frames_dropped_total", "counter", "frames dropped because a consumer queue was full", |h| {
+            h.frames_dropped as f64
+        }),
+        ("tianwang_camera_bytes_per_second", "gauge", "RTP payload bytes per second, over the last 5 s", |h| {
+            h.bytes_per_second
+        }),
+        ("tianwang_camera_reconnects_last_hour", "gauge", "reconnections after streaming, last hour", |h| {
+            h.reconnects_last_hour as f64
+        }),
+        ("tianwang_camera_stalls_last_hour", "gauge", "watchdog stalls, last hour", |h| h.stalls_last_hour as f64),
+        ("tianwang_camera_consecutive_failures", "gauge", "connection attempts failed in a row", |h| {
+            f64::from(h.consecutive_failures)
+        }),
+    ];
+    for (name, kind, help, f) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for h in &all {
+            let _ = writeln!(out, "{name}{{camera=\"{}\"}} {}", esc(&h.camera), f(h));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tianwang_camera_state ingest state, one series per state\n# TYPE tianwang_camera_state gauge"
+    );
+    for h in &all {
+        for s in ["connecting", "streaming", "stalled", "backoff", "disabled"] {
+            let v =
+                u8::from(serde_json::to_value(h.state).ok().and_then(|v| v.as_str().map(|x| x == s)).unwrap_or(false));
+            let _ = writeln!(out, "tianwang_camera_state{{camera=\"{}\",state=\"{s}\"}} {v}", esc(&h.camera));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tianwang_status_events_dropped_total status changes that could not be queued for the registry\n# TYPE tianwang_status_events_dropped_total counter\ntianwang_status_events_dropped_total {}",
+        ingest.status_events_dropped()
+    );
+}

@@ -1,0 +1,59 @@
+//! Ingest: one supervised GStreamer RTSP pipeline per enabled camera, delivering decoded frames.
+//!
+//! `supervisor` owns a thread per camera running connect → stream → (watchdog | EOS | error) →
+//! back-off → reconnect; `pipeline` builds the GStreamer graph for a camera's profile; `health`
+//! holds what the API and `/metrics` show; `queue` is the bounded drop-oldest frame channel.
+
+mod health;
+mod pipeline;
+mod queue;
+mod spec;
+mod supervisor;
+
+pub use health::{CameraHealth, HealthSnapshot, IngestState, Transition};
+pub use queue::FrameQueue;
+pub use spec::{IngestSpec, PixelFormat};
+pub use supervisor::{ApplyReport, Ingest, StatusEvent};
+
+use std::sync::Arc;
+
+/// One decoded frame, tightly packed (no row padding).
+#[derive(Clone)]
+pub struct Frame {
+    pub camera: Arc<str>,
+    /// Wall-clock time the frame left the pipeline, Unix milliseconds.
+    pub captured_ms: i64,
+    /// Stream presentation time, when the stream carries one.
+    pub pts_ns: Option<u64>,
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Frame({} {}x{} {:?} at {})", self.camera, self.width, self.height, self.format, self.captured_ms)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("GStreamer is not usable: {0}; install the packages scripts/setup.sh lists")]
+    Init(String),
+    #[error("camera {camera}: cannot build the pipeline: {message}")]
+    Build { camera: String, message: String },
+}
+
+/// Initialises GStreamer once; a clear error when its libraries or plugins are missing.
+pub fn init_gstreamer() -> Result<(), IngestError> {
+    gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))?;
+    for el in
+        ["rtspsrc", "rtph264depay", "h264parse", "avdec_h264", "videoconvert", "videoscale", "videorate", "appsink"]
+    {
+        if gstreamer::ElementFactory::find(el).is_none() {
+            return Err(IngestError::Init(format!("element {el} is missing")));
+        }
+    }
+    Ok(())
+}

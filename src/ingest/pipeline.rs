@@ -1,0 +1,232 @@
+//! The GStreamer graph for one camera:
+//! `rtspsrc → depay → parse → decode → [videorate] → videoscale → videoconvert → capsfilter → appsink`,
+//! with depayloader, parser and decoder chosen from the stream's caps when rtspsrc exposes its pad.
+//!
+//! Cost decisions (see BENCHMARKS.md): videorate sits right after the decoder, so frames it drops
+//! are never scaled or converted; `street` asks for I420 and keeps only its Y plane as grey (no
+//! colour conversion); `health` drops every non-keyframe before the decoder, which therefore
+//! decodes one picture per GOP.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use gstreamer_video::prelude::*;
+
+use super::health::CameraHealth;
+use super::queue::FrameQueue;
+use super::spec::{IngestSpec, PixelFormat};
+use super::{Frame, IngestError};
+use crate::config::{Profile, Transport};
+
+/// Where delivered frames go: the health record (snapshot) and, when subscribed, a queue.
+pub(crate) struct Outputs {
+    pub health: Arc<CameraHealth>,
+    pub queue: Option<Arc<FrameQueue>>,
+    pub now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+fn make(factory: &str, name: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory).name(name).build().map_err(|e| format!("element {factory}: {e}"))
+}
+
+/// Builds (but does not start) the pipeline. `password` is the resolved secret, if any.
+pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> Result<gst::Pipeline, IngestError> {
+    let err = |message: String| IngestError::Build { camera: spec.id.clone(), message };
+    let pipeline = gst::Pipeline::with_name(&format!("cam-{}", spec.id));
+
+    let protocols = match spec.transport {
+        Transport::Tcp => "tcp",
+        Transport::Udp => "udp",
+        Transport::Auto => "tcp+udp",
+    };
+    let src = gst::ElementFactory::make("rtspsrc")
+        .name("src")
+        .property("location", spec.url.as_str())
+        .property("latency", spec.latency_ms)
+        // rtspsrc's own timeouts stay generous: our watchdog decides, not its ~27 s RTCP timeout.
+        .property("tcp-timeout", 10_000_000u64)
+        .property("drop-on-latency", true)
+        .build()
+        .map_err(|e| err(format!("rtspsrc: {e}")))?;
+    src.set_property_from_str("protocols", protocols);
+    if let Some(user) = &spec.username {
+        src.set_property("user-id", user.as_str());
+    }
+    if let Some(pw) = password {
+        src.set_property("user-pw", pw);
+    }
+
+    // The fixed tail, from the rate limiter to the sink.
+    let (gst_format, fps) = match spec.format {
+        PixelFormat::Gray8 => (gst_video::VideoFormat::I420, spec.fps),
+        PixelFormat::Rgb24 => (gst_video::VideoFormat::Rgb, spec.fps),
+    };
+    let mut caps =
+        gst_video::VideoCapsBuilder::new().format(gst_format).width(spec.width as i32).height(spec.height as i32);
+    if spec.profile != Profile::Health && fps > 0 {
+        caps = caps.framerate(gst::Fraction::new(fps as i32, 1));
+    }
+    let caps = caps.build();
+    let mut tail: Vec<gst::Element> = Vec::new();
+    if spec.profile != Profile::Health && fps > 0 {
+        tail.push(
+            gst::ElementFactory::make("videorate")
+                .name("rate")
+                .property("drop-only", true)
+                .build()
+                .map_err(|e| err(format!("videorate: {e}")))?,
+        );
+    }
+    tail.push(make("videoscale", "scale").map_err(err)?);
+    tail.push(make("videoconvert", "convert").map_err(err)?);
+    let sink = gst_app::AppSink::builder().name("sink").caps(&caps).max_buffers(2).drop(true).sync(false).build();
+    sink.set_callbacks(callbacks(spec, out.health.clone(), out.queue.clone(), out.now_ms.clone()));
+    pipeline.add(&src).map_err(|e| err(e.to_string()))?;
+    pipeline.add_many(&tail).map_err(|e| err(e.to_string()))?;
+    pipeline.add(sink.upcast_ref::<gst::Element>()).map_err(|e| err(e.to_string()))?;
+    let mut chain: Vec<&gst::Element> = tail.iter().collect();
+    chain.push(sink.upcast_ref());
+    gst::Element::link_many(chain).map_err(|e| err(e.to_string()))?;
+    let head = tail[0].clone();
+
+    let pipeline_weak = pipeline.downgrade();
+    let health = out.health.clone();
+    let keyframes_only = spec.profile == Profile::Health;
+    src.connect_pad_added(move |src, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else { return };
+        if let Err(message) = on_pad(&pipeline, pad, &head, &health, keyframes_only) {
+            gst::element_error!(src, gst::StreamError::CodecNotFound, ("{}", message));
+        }
+    });
+    Ok(pipeline)
+}
+
+/// Links a new RTP pad from rtspsrc to the tail through the depayloader, parser and decoder its
+/// caps call for. Audio and metadata pads are left unlinked.
+fn on_pad(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    head: &gst::Element,
+    health: &Arc<CameraHealth>,
+    keyframes_only: bool,
+) -> Result<(), String> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let Some(s) = caps.structure(0) else { return Ok(()) };
+    if s.get::<&str>("media").ok() != Some("video") {
+        return Ok(());
+    }
+    if head.static_pad("sink").is_some_and(|p| p.is_linked()) {
+        return Ok(()); // one video stream per camera
+    }
+    let enc = s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase();
+    let (depay, parse, dec, codec) = match enc.as_str() {
+        "H264" => ("rtph264depay", "h264parse", "avdec_h264", "h264"),
+        "H265" => ("rtph265depay", "h265parse", "avdec_h265", "h265"),
+        other => return Err(format!("unsupported video encoding {other:?}; expected H264 or H265")),
+    };
+    let depay = make(depay, "depay")?;
+    let parse = make(parse, "parse")?;
+    let dec = make(dec, "dec")?;
+    pipeline.add_many([&depay, &parse, &dec]).map_err(|e| e.to_string())?;
+    gst::Element::link_many([&depay, &parse, &dec, head]).map_err(|e| format!("linking {codec} decoder: {e}"))?;
+    for e in [&depay, &parse, &dec] {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    health.record_stream(Some(codec.to_string()), None);
+
+    // Bytes received: RTP payload into the depayloader.
+    let h = health.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(b) = info.buffer() {
+            h.bytes_received.fetch_add(b.size() as u64, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    if keyframes_only {
+        // Health profile: only keyframes reach the decoder.
+        if let Some(p) = parse.static_pad("src") {
+            p.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
+                Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
+                _ => gst::PadProbeReturn::Ok,
+            });
+        }
+    }
+    // Frames decoded, and the resolution the camera really sends.
+    if let Some(p) = dec.static_pad("src") {
+        let h = health.clone();
+        p.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(_)) => {
+                    h.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(gst::PadProbeData::Event(ev)) => {
+                    if let gst::EventView::Caps(c) = ev.view()
+                        && let Ok(info) = gst_video::VideoInfo::from_caps(c.caps())
+                    {
+                        h.record_stream(None, Some((info.width(), info.height())));
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    let sinkpad = depay.static_pad("sink").ok_or("depayloader has no sink pad")?;
+    pad.link(&sinkpad).map_err(|e| format!("linking rtspsrc to {}: {e:?}", depay.name()))?;
+    Ok(())
+}
+
+fn callbacks(
+    spec: &IngestSpec,
+    health: Arc<CameraHealth>,
+    queue: Option<Arc<FrameQueue>>,
+    now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
+) -> gst_app::AppSinkCallbacks {
+    let camera: Arc<str> = spec.id.as_str().into();
+    let format = spec.format;
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |sink| {
+            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            let frame = match to_frame(&camera, format, &sample, now_ms()) {
+                Ok(f) => f,
+                Err(message) => {
+                    gst::element_error!(sink, gst::StreamError::Decode, ("{}", message));
+                    return Err(gst::FlowError::Error);
+                }
+            };
+            health.frames_delivered.fetch_add(1, Ordering::Relaxed);
+            let frame = Arc::new(frame);
+            if let Some(q) = &queue
+                && q.is_active()
+                && q.push((*frame).clone())
+            {
+                health.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            health.set_last_frame(frame);
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .build()
+}
+
+/// Copies the picture out of the sample, tightly packed: the Y plane for grey, RGB rows for colour.
+fn to_frame(camera: &Arc<str>, format: PixelFormat, sample: &gst::Sample, now: i64) -> Result<Frame, String> {
+    let buffer = sample.buffer_owned().ok_or("sample without buffer")?;
+    let caps = sample.caps().ok_or("sample without caps")?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| format!("caps: {e}"))?;
+    let pts_ns = buffer.pts().map(|t| t.nseconds());
+    let vf = gst_video::VideoFrame::from_buffer_readable(buffer, &info).map_err(|_| "cannot map the frame")?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let row = w * format.bytes_per_pixel();
+    let stride = vf.plane_stride()[0] as usize;
+    let plane = vf.plane_data(0).map_err(|e| format!("plane: {e}"))?;
+    let mut data = Vec::with_capacity(row * h);
+    for y in 0..h {
+        let start = y * stride;
+        data.extend_from_slice(plane.get(start..start + row).ok_or("short plane")?);
+    }
+    Ok(Frame { camera: camera.clone(), captured_ms: now, pts_ns, width: w as u32, height: h as u32, format, data })
+}
