@@ -52,6 +52,15 @@ enum Cmd {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Serve synthetic cameras over RTSP until stopped (for tests, benchmarks, trials).
+    Sim {
+        /// Port on 127.0.0.1 (0: a free one; the URL is printed).
+        #[arg(long, default_value_t = 8554)]
+        port: u16,
+        /// A stream as PATH:WIDTHxHEIGHT@FPS[:h265][:kf=N][:pattern=P][:kbps=N] or PATH:file=CLIP.mp4; repeat for more.
+        #[arg(long = "stream", required = true)]
+        streams: Vec<String>,
+    },
     /// Run the demo city (camera-configs/demo) on the embedded database.
     Demo {
         /// Address to listen on.
@@ -121,6 +130,16 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             reg.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Sim { port, streams } => {
+            let cams = streams.iter().map(|s| parse_stream(s)).collect::<Result<Vec<_>, _>>()?;
+            let server = tianwang::sim::SimServer::start_on(port)?;
+            for c in cams {
+                println!("{}", server.add(c));
+            }
+            println!("sim: rtsp://127.0.0.1:{}/", server.port());
+            shutdown_signal().await;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Serve { config, db, listen, no_ingest } => {
             serve(&config, &db.url, listen, AppOptions { ingest: !no_ingest }).await
         }
@@ -145,6 +164,31 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             code
         }
     }
+}
+
+/// `PATH:WIDTHxHEIGHT@FPS[:h265][:kf=N][:pattern=P]`
+fn parse_stream(s: &str) -> anyhow::Result<tianwang::sim::SimCamera> {
+    let mut parts = s.split(':');
+    let path = parts.next().filter(|p| !p.is_empty()).context("stream: missing path")?;
+    if let Some(file) = s.strip_prefix(&format!("{path}:file=")) {
+        let mut cam = tianwang::sim::SimCamera::new(path, 0, 0, 0);
+        cam.file = Some(file.into());
+        return Ok(cam);
+    }
+    let geom = parts.next().with_context(|| format!("stream {s:?}: expected PATH:WIDTHxHEIGHT@FPS"))?;
+    let (size, fps) = geom.split_once('@').with_context(|| format!("stream {s:?}: expected WIDTHxHEIGHT@FPS"))?;
+    let (w, h) = size.split_once('x').with_context(|| format!("stream {s:?}: expected WIDTHxHEIGHT"))?;
+    let mut cam = tianwang::sim::SimCamera::new(path, w.parse()?, h.parse()?, fps.parse()?);
+    for opt in parts {
+        match opt.split_once('=') {
+            None if opt == "h265" => cam.codec = tianwang::sim::SimCodec::H265,
+            Some(("kf", n)) => cam.keyframe_interval = n.parse()?,
+            Some(("pattern", p)) => cam.pattern = p.to_string(),
+            Some(("kbps", n)) => cam.bitrate_kbps = n.parse()?,
+            _ => anyhow::bail!("stream {s:?}: unknown option {opt:?} (h265, kf=N, pattern=P, kbps=N)"),
+        }
+    }
+    Ok(cam)
 }
 
 fn check_config(dir: &std::path::Path) -> ExitCode {

@@ -187,6 +187,21 @@ impl RtspUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The port, 554 (322 for rtsps) when the URL gives none.
+    pub fn port(&self) -> u16 {
+        let rest = self.0.split_once("://").map(|x| x.1).unwrap_or("");
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let after_host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map(|x| x.1).unwrap_or(""),
+            None => authority.split_once(':').map(|x| x.1).map(|p| &authority[authority.len() - p.len() - 1..]).unwrap_or(""),
+        };
+        match after_host.strip_prefix(':').and_then(|p| p.parse().ok()) {
+            Some(p) => p,
+            None if self.0.to_ascii_lowercase().starts_with("rtsps") => 322,
+            None => 554,
+        }
+    }
+
     pub fn host(&self) -> &str {
         let rest = self.0.split_once("://").map(|x| x.1).unwrap_or("");
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -339,6 +354,10 @@ mod tests {
         let u: RtspUrl = "rtsp://10.0.0.5:554/Streaming/Channels/101".parse().unwrap();
         assert_eq!(u.host(), "10.0.0.5");
         assert_eq!("rtsp://[::1]:8554/x".parse::<RtspUrl>().unwrap().host(), "::1");
+        assert_eq!("rtsp://[::1]:8554/x".parse::<RtspUrl>().unwrap().port(), 8554);
+        assert_eq!(u.port(), 554);
+        assert_eq!("rtsp://h/x".parse::<RtspUrl>().unwrap().port(), 554);
+        assert_eq!("rtsps://h/x".parse::<RtspUrl>().unwrap().port(), 322);
         let e = "rtsp://admin:hunter2@10.0.0.5/x".parse::<RtspUrl>().unwrap_err();
         assert!(e.contains("password_env"), "{e}");
         assert!(!e.contains("hunter2") && !e.contains("admin"), "{e}");

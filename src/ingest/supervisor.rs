@@ -290,6 +290,7 @@ impl Worker {
             match self.run_once(password.as_ref().map(|s| s.expose())) {
                 Outcome::Stopped => break,
                 Outcome::Failed { reason, streamed } => {
+                    let reason = explain(&reason, &self.spec.url);
                     let reason = scrub(&reason, password.as_ref().map(|s| s.expose()));
                     if streamed {
                         failures = 0;
@@ -410,6 +411,33 @@ fn describe_error(message: &str, debug: Option<&str>) -> String {
     let detail = debug.and_then(|d| d.lines().map(str::trim).rfind(|l| !l.is_empty())).unwrap_or("");
     let detail = detail.rsplit_once("):").map(|(_, t)| t.trim()).unwrap_or(detail);
     if detail.is_empty() || message.contains(detail) { message.to_string() } else { format!("{message} ({detail})") }
+}
+
+/// Makes GStreamer's generic messages say what happened: RTSP status codes in words, and for a
+/// failed connection, whether the name did not resolve or the port refused or did not answer.
+fn explain(reason: &str, url: &crate::config::RtspUrl) -> String {
+    if reason.contains("404") {
+        return format!("the server has no stream at this path (RTSP 404 Not Found): {reason}");
+    }
+    if reason.contains("401") {
+        return format!("the server refused the credentials (RTSP 401 Unauthorized): {reason}");
+    }
+    if !reason.contains("Failed to connect") {
+        return reason.to_string();
+    }
+    let host = url.host();
+    let port = url.port();
+    let addrs: Vec<std::net::SocketAddr> = match std::net::ToSocketAddrs::to_socket_addrs(&(host, port)) {
+        Ok(a) => a.collect(),
+        Err(e) => return format!("cannot resolve host {host:?}: {e}"),
+    };
+    let Some(addr) = addrs.first() else { return format!("host {host:?} has no address") };
+    match std::net::TcpStream::connect_timeout(addr, Duration::from_secs(3)) {
+        Ok(_) => reason.to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!("connection refused by {addr}: nothing listens there"),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => format!("no answer from {addr} within 3 s"),
+        Err(e) => format!("cannot connect to {addr}: {e}"),
+    }
 }
 
 /// Removes credentials from an error text: `user:pass@` in URLs and the password itself.

@@ -39,6 +39,8 @@ pub struct SimCamera {
     pub bitrate_kbps: u32,
     /// Frames between keyframes (a new client waits for one before its first picture).
     pub keyframe_interval: u32,
+    /// Serve this MP4 file's H.264 track (played once, in real time) instead of a test pattern.
+    pub file: Option<std::path::PathBuf>,
 }
 
 impl SimCamera {
@@ -52,10 +54,18 @@ impl SimCamera {
             pattern: "ball".into(),
             bitrate_kbps: 1024,
             keyframe_interval: fps.max(1) * 2,
+            file: None,
         }
     }
 
     fn launch(&self, garbage: bool) -> String {
+        if let Some(file) = &self.file {
+            // No encoding: the cheapest way to serve many real-size streams.
+            return format!(
+                "( filesrc location=\"{}\" ! qtdemux ! h264parse ! valve name=hang drop=false ! rtph264pay name=pay0 pt=96 config-interval=1 )",
+                file.display()
+            );
+        }
         let enc = match self.codec {
             SimCodec::H264 => format!(
                 "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={} ! video/x-h264,profile=baseline",
@@ -138,7 +148,10 @@ impl SimServer {
             .name("sim-rtsp".into())
             .spawn(move || {
                 ml.run();
-                source.remove();
+                // The source lives on our own context, not the default one.
+                if let Some(src) = ml.context().find_source_by_id(&source) {
+                    src.destroy();
+                }
             })
             .map_err(gst_err)?;
         Ok(Self {

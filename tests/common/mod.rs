@@ -1,6 +1,7 @@
 //! Test support: fresh databases on both engines, the app on port 0, config folders on disk.
 #![allow(dead_code)]
 
+pub mod ingest;
 pub mod pg;
 
 use std::net::SocketAddr;

@@ -1,0 +1,198 @@
+//! CPU seconds per stream-second of ingest, for each profile on 1 and 8 streams of 1280×720 25 fps
+//! H.264, against two baselines on the same streams in the same run: `gst-launch-1.0` running the
+//! bare equivalent pipeline, and the ffmpeg command Frigate runs per camera for detection.
+//!
+//! The streams come from `tianwang sim` in another process serving a pre-encoded clip (no encoding
+//! cost in the measured processes). CPU time is utime+stime from /proc, sampled after a warm-up.
+//! `TIANWANG_BENCH_SECONDS` (default 10) sets the measured window.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tianwang::clock::SystemClock;
+use tianwang::config::{Codec, Profile, Transport};
+use tianwang::ingest::{Ingest, IngestSpec, IngestState, PixelFormat};
+
+fn clk_tck() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().ok();
+    out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / clk_tck()
+}
+
+struct Kill(Vec<Child>);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn clip(dir: &Path) -> PathBuf {
+    let p = dir.join("bench-720p25.mp4");
+    if !p.exists() {
+        eprintln!("encoding the 1280x720 25 fps test clip once ({})", p.display());
+        let st = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "90", "-c:v", "libx264"])
+            .args(["-preset", "veryfast", "-g", "50", "-b:v", "2M", "-pix_fmt", "yuv420p"])
+            .arg(&p)
+            .status()
+            .expect("ffmpeg");
+        assert!(st.success());
+    }
+    p
+}
+
+fn start_sim(clip: &Path) -> (Kill, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tianwang"))
+        .args(["sim", "--port", "0", "--stream"])
+        .arg(format!("clip:file={}", clip.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tianwang sim");
+    use std::io::BufRead;
+    let out = child.stdout.take().unwrap();
+    let mut base = String::new();
+    for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+        if let Some(b) = line.strip_prefix("sim: ") {
+            base = b.to_string();
+            break;
+        }
+    }
+    (Kill(vec![child]), format!("{base}clip"))
+}
+
+fn spec(i: usize, url: &str, profile: Profile) -> IngestSpec {
+    let (w, h, fps, format) = match profile {
+        Profile::Street => (640, 360, 5, PixelFormat::Gray8),
+        Profile::Checkpoint => (1280, 720, 8, PixelFormat::Rgb24),
+        Profile::Health => (640, 360, 0, PixelFormat::Rgb24),
+    };
+    IngestSpec {
+        id: format!("b{i}"),
+        url: url.parse().unwrap(),
+        username: None,
+        password: None,
+        transport: Transport::Tcp,
+        codec: Codec::Auto,
+        profile,
+        width: w,
+        height: h,
+        fps,
+        format,
+        watchdog: Duration::from_secs(10),
+        latency_ms: 200,
+        backoff_initial: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(5),
+    }
+}
+
+fn ours(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {
+    let ing = Ingest::new(Arc::new(SystemClock), None);
+    for i in 0..n {
+        ing.start(spec(i, url, profile));
+    }
+    let t = Instant::now();
+    while !ing.all_health().iter().all(|h| h.state == IngestState::Streaming) {
+        assert!(t.elapsed() < Duration::from_secs(30), "streams did not start: {:?}", ing.all_health());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let c0 = cpu_of("self");
+    std::thread::sleep(Duration::from_secs(secs));
+    let c1 = cpu_of("self");
+    let frames: u64 = ing.all_health().iter().map(|h| h.frames_delivered).sum();
+    ing.shutdown();
+    assert!(frames > 0);
+    (c1 - c0) / (n as f64 * secs as f64)
+}
+
+fn gst_tail(profile: Profile) -> &'static str {
+    match profile {
+        Profile::Street => "avdec_h264 ! videorate drop-only=true ! videoscale ! videoconvert ! video/x-raw,format=I420,width=640,height=360,framerate=5/1",
+        Profile::Checkpoint => "avdec_h264 ! videorate drop-only=true ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=1280,height=720,framerate=8/1",
+        Profile::Health => "identity drop-buffer-flags=delta-unit ! avdec_h264 ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=640,height=360",
+    }
+}
+
+fn measure_children(children: Vec<Child>, secs: u64, n: usize) -> f64 {
+    let kill = Kill(children);
+    std::thread::sleep(Duration::from_secs(4));
+    let pids: Vec<String> = kill.0.iter().map(|c| c.id().to_string()).collect();
+    let c0: f64 = pids.iter().map(|p| cpu_of(p)).sum();
+    std::thread::sleep(Duration::from_secs(secs));
+    let c1: f64 = pids.iter().map(|p| cpu_of(p)).sum();
+    drop(kill);
+    (c1 - c0) / (n as f64 * secs as f64)
+}
+
+fn gst_launch(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {
+    let mut desc = String::new();
+    for _ in 0..n {
+        desc.push_str(&format!(
+            " rtspsrc location={url} protocols=tcp latency=200 ! rtph264depay ! h264parse ! {} ! fakesink sync=false",
+            gst_tail(profile)
+        ));
+    }
+    let child = Command::new("gst-launch-1.0").arg("-q").args(desc.split_whitespace()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("gst-launch-1.0");
+    measure_children(vec![child], secs, n)
+}
+
+fn ffmpeg(url: &str, n: usize, secs: u64) -> f64 {
+    let children = (0..n)
+        .map(|_| {
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-timeout", "10000000"])
+                .args(["-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1", "-i", url])
+                .args(["-r", "5", "-vf", "fps=5,scale=640:360", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ffmpeg")
+        })
+        .collect();
+    measure_children(children, secs, n)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument filters nothing here.
+    let secs: u64 = std::env::var("TIANWANG_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    tianwang::ingest::init_gstreamer().expect("gstreamer");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = clip(&dir);
+    println!("ingest CPU seconds per stream-second, 1280x720 25 fps H.264 over RTSP/TCP, {secs} s windows");
+    println!("{:<11} {:>3} {:>9} {:>11} {:>9} {:>10} {:>12}", "profile", "n", "ours", "gst-launch", "ffmpeg", "ours/gst", "ours/ffmpeg");
+    let mut street = [0.0; 2];
+    let mut health = [0.0; 2];
+    for (k, n) in [1usize, 8].into_iter().enumerate() {
+        // A fresh server per batch: the shared clip restarts from its beginning.
+        let (_sim, url) = start_sim(&clip);
+        let ff = ffmpeg(&url, n, secs);
+        for profile in [Profile::Street, Profile::Checkpoint, Profile::Health] {
+            let o = ours(&url, profile, n, secs);
+            let g = gst_launch(&url, profile, n, secs);
+            println!("{:<11} {:>3} {:>9.4} {:>11.4} {:>9.4} {:>10.2} {:>12.2}", profile.as_str(), n, o, g, ff, o / g, o / ff);
+            match profile {
+                Profile::Street => street[k] = o,
+                Profile::Health => health[k] = o,
+                Profile::Checkpoint => {}
+            }
+        }
+    }
+    for (k, n) in [1, 8].into_iter().enumerate() {
+        println!("health/street, {n} stream(s): {:.3}", health[k] / street[k]);
+    }
+}

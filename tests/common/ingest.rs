@@ -1,0 +1,104 @@
+//! Ingest test helpers: specs, status events awaited with a timeout, a sim server in its own process.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tianwang::config::{Codec, Profile, Transport};
+use tianwang::ingest::{IngestSpec, PixelFormat, StatusEvent};
+
+pub fn spec(id: &str, url: &str, profile: Profile, w: u32, h: u32, fps: u32) -> IngestSpec {
+    IngestSpec {
+        id: id.into(),
+        url: url.parse().expect("url"),
+        username: None,
+        password: None,
+        transport: Transport::Tcp,
+        codec: Codec::Auto,
+        profile,
+        width: w,
+        height: h,
+        fps,
+        format: if profile == Profile::Street { PixelFormat::Gray8 } else { PixelFormat::Rgb24 },
+        watchdog: Duration::from_secs(2),
+        latency_ms: 100,
+        backoff_initial: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+    }
+}
+
+/// Status events from an `Ingest`, awaited per camera.
+pub struct Events {
+    rx: tokio::sync::mpsc::Receiver<StatusEvent>,
+    pending: VecDeque<StatusEvent>,
+}
+
+impl Events {
+    pub fn new(rx: tokio::sync::mpsc::Receiver<StatusEvent>) -> Self {
+        Self { rx, pending: VecDeque::new() }
+    }
+
+    /// Waits for camera `cam` to reach `status` ("online" / "offline"); returns the event.
+    pub async fn wait(&mut self, cam: &str, status: &str, timeout: Duration) -> StatusEvent {
+        if let Some(i) = self.pending.iter().position(|e| e.camera == cam && e.status.as_str() == status) {
+            return self.pending.remove(i).unwrap();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(e)) if e.camera == cam && e.status.as_str() == status => return e,
+                Ok(Some(e)) => self.pending.push_back(e),
+                Ok(None) => panic!("event channel closed while waiting for {cam} {status}"),
+                Err(_) => panic!("{cam} did not become {status} within {timeout:?}; other events: {:?}", self.pending),
+            }
+        }
+    }
+
+    /// Every event received so far for `cam` (without waiting).
+    pub fn drain_for(&mut self, cam: &str) -> Vec<StatusEvent> {
+        while let Ok(e) = self.rx.try_recv() {
+            self.pending.push_back(e);
+        }
+        self.pending.iter().filter(|e| e.camera == cam).cloned().collect()
+    }
+}
+
+/// `tianwang sim` in a child process; killed on drop.
+pub struct SimProcess {
+    child: Child,
+    pub base: String,
+}
+
+impl SimProcess {
+    pub fn start(streams: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tianwang"));
+        cmd.args(["sim", "--port", "0"]);
+        for s in streams {
+            cmd.args(["--stream", s]);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start tianwang sim");
+        let out = child.stdout.take().unwrap();
+        let mut base = String::new();
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(b) = line.strip_prefix("sim: ") {
+                base = b.to_string();
+                break;
+            }
+        }
+        assert!(!base.is_empty(), "tianwang sim printed no URL");
+        Self { child, base }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

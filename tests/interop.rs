@@ -1,0 +1,82 @@
+//! Ingest from RTSP servers this project did not write: VLC serving over UDP, and ffprobe
+//! (ffmpeg's RTSP client) reading our simulator.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::ingest::{Events, SimProcess, spec};
+use tianwang::clock::SystemClock;
+use tianwang::config::{Profile, Transport};
+use tianwang::ingest::{Ingest, PixelFormat};
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingests_a_vlc_rtsp_server_over_udp() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "20", "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg (scripts/setup.sh installs it)");
+    assert!(st.success());
+    // VLC refuses to run as root: serve as nobody, which must be able to read the clip.
+    Command::new("chmod").args(["-R", "a+rX"]).arg(dir.path()).status().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let sout = format!("#rtp{{sdp=rtsp://127.0.0.1:{port}/clip}}");
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--", "cvlc"]);
+        c
+    } else {
+        Command::new("cvlc")
+    };
+    cmd.args(["-q", "--intf", "dummy", "--loop"]).arg(&clip).args(["--sout", &sout, "--sout-keep"]);
+    let _vlc = Kill(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("cvlc (scripts/setup.sh installs vlc-bin)"));
+
+    tianwang::ingest::init_gstreamer().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let ing = Arc::new(Ingest::new(Arc::new(SystemClock), Some(tx)));
+    let mut ev = Events::new(rx);
+    let mut s = spec("vlc", &format!("rtsp://127.0.0.1:{port}/clip"), Profile::Checkpoint, 160, 120, 5);
+    s.transport = Transport::Udp;
+    s.watchdog = Duration::from_secs(5);
+    ing.start(s);
+    // VLC needs a moment to open its RTSP port; the supervisor retries until it answers.
+    ev.wait("vlc", "online", Duration::from_secs(40)).await;
+    let q = ing.subscribe("vlc").unwrap();
+    let f = q.pop_timeout(Duration::from_secs(5)).expect("a frame from VLC");
+    assert_eq!((f.width, f.height, f.format), (160, 120, PixelFormat::Rgb24));
+    let h = ing.health("vlc").unwrap();
+    assert_eq!(h.codec.as_deref(), Some("h264"));
+    assert_eq!(h.resolution_seen.as_deref(), Some("320x240"));
+    let ing2 = ing.clone();
+    tokio::task::spawn_blocking(move || ing2.shutdown()).await.unwrap();
+}
+
+#[test]
+fn ffmpeg_reads_the_simulator() {
+    let sim = SimProcess::start(&["a:320x240@10:kf=10", "b:320x240@10:h265:kf=10"]);
+    for (path, codec) in [("a", "h264"), ("b", "hevc")] {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+            .arg(sim.url(path))
+            .output()
+            .expect("ffprobe");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{codec},320,240"), "{path}");
+    }
+}
