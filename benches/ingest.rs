@@ -4,7 +4,7 @@
 //!
 //! The streams come from `tianwang sim` in another process serving a pre-encoded clip (no encoding
 //! cost in the measured processes). CPU time is utime+stime from /proc, sampled after a warm-up.
-//! `TIANWANG_BENCH_SECONDS` (default 10) sets the measured window.
+//! `TIANWANG_BENCH_SECONDS` (default 15) sets the measured window.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,7 +25,8 @@ fn cpu_of(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / clk_tck()
 }
 
@@ -44,7 +45,19 @@ fn clip(dir: &Path) -> PathBuf {
     if !p.exists() {
         eprintln!("encoding the 1280x720 25 fps test clip once ({})", p.display());
         let st = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "90", "-c:v", "libx264"])
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=25",
+                "-t",
+                "90",
+                "-c:v",
+                "libx264",
+            ])
             .args(["-preset", "veryfast", "-g", "50", "-b:v", "2M", "-pix_fmt", "yuv420p"])
             .arg(&p)
             .status()
@@ -96,6 +109,7 @@ fn spec(i: usize, url: &str, profile: Profile) -> IngestSpec {
         latency_ms: 200,
         backoff_initial: Duration::from_millis(500),
         backoff_max: Duration::from_secs(5),
+        keyframe_every: Duration::from_secs(5),
     }
 }
 
@@ -121,19 +135,28 @@ fn ours(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {
 
 fn gst_tail(profile: Profile) -> &'static str {
     match profile {
-        Profile::Street => "avdec_h264 ! videorate drop-only=true ! videoscale ! videoconvert ! video/x-raw,format=I420,width=640,height=360,framerate=5/1",
-        Profile::Checkpoint => "avdec_h264 ! videorate drop-only=true ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=1280,height=720,framerate=8/1",
-        Profile::Health => "identity drop-buffer-flags=delta-unit ! avdec_h264 ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=640,height=360",
+        Profile::Street => {
+            "avdec_h264 ! videorate drop-only=true ! videoscale ! videoconvert ! video/x-raw,format=I420,width=640,height=360,framerate=5/1"
+        }
+        Profile::Checkpoint => {
+            "avdec_h264 ! videorate drop-only=true ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=1280,height=720,framerate=8/1"
+        }
+        Profile::Health => {
+            "identity drop-buffer-flags=delta-unit ! avdec_h264 ! videoscale ! videoconvert ! video/x-raw,format=RGB,width=640,height=360"
+        }
     }
 }
 
 fn measure_children(children: Vec<Child>, secs: u64, n: usize) -> f64 {
-    let kill = Kill(children);
+    let mut kill = Kill(children);
     std::thread::sleep(Duration::from_secs(4));
     let pids: Vec<String> = kill.0.iter().map(|c| c.id().to_string()).collect();
     let c0: f64 = pids.iter().map(|p| cpu_of(p)).sum();
     std::thread::sleep(Duration::from_secs(secs));
     let c1: f64 = pids.iter().map(|p| cpu_of(p)).sum();
+    for c in &mut kill.0 {
+        assert!(c.try_wait().unwrap().is_none(), "a baseline process exited early: {:?}", c.try_wait());
+    }
     drop(kill);
     (c1 - c0) / (n as f64 * secs as f64)
 }
@@ -146,7 +169,13 @@ fn gst_launch(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {
             gst_tail(profile)
         ));
     }
-    let child = Command::new("gst-launch-1.0").arg("-q").args(desc.split_whitespace()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("gst-launch-1.0");
+    let child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(desc.split_whitespace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
     measure_children(vec![child], secs, n)
 }
 
@@ -168,23 +197,45 @@ fn ffmpeg(url: &str, n: usize, secs: u64) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; any other argument filters nothing here.
-    let secs: u64 = std::env::var("TIANWANG_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let secs: u64 = std::env::var("TIANWANG_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     tianwang::ingest::init_gstreamer().expect("gstreamer");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
     let clip = clip(&dir);
     println!("ingest CPU seconds per stream-second, 1280x720 25 fps H.264 over RTSP/TCP, {secs} s windows");
-    println!("{:<11} {:>3} {:>9} {:>11} {:>9} {:>10} {:>12}", "profile", "n", "ours", "gst-launch", "ffmpeg", "ours/gst", "ours/ffmpeg");
+    println!(
+        "{:<11} {:>3} {:>9} {:>11} {:>9} {:>10} {:>12}",
+        "profile", "n", "ours", "gst-launch", "ffmpeg", "ours/gst", "ours/ffmpeg"
+    );
     let mut street = [0.0; 2];
     let mut health = [0.0; 2];
     for (k, n) in [1usize, 8].into_iter().enumerate() {
-        // A fresh server per batch: the shared clip restarts from its beginning.
-        let (_sim, url) = start_sim(&clip);
-        let ff = ffmpeg(&url, n, secs);
+        // A fresh server for every measurement: each starts at the clip's beginning, and no
+        // run depends on how the previous one left the server.
+        let fresh = || start_sim(&clip);
+        let ff = {
+            let (_sim, url) = fresh();
+            ffmpeg(&url, n, secs)
+        };
         for profile in [Profile::Street, Profile::Checkpoint, Profile::Health] {
-            let o = ours(&url, profile, n, secs);
-            let g = gst_launch(&url, profile, n, secs);
-            println!("{:<11} {:>3} {:>9.4} {:>11.4} {:>9.4} {:>10.2} {:>12.2}", profile.as_str(), n, o, g, ff, o / g, o / ff);
+            let o = {
+                let (_sim, url) = fresh();
+                ours(&url, profile, n, secs)
+            };
+            let g = {
+                let (_sim, url) = fresh();
+                gst_launch(&url, profile, n, secs)
+            };
+            println!(
+                "{:<11} {:>3} {:>9.4} {:>11.4} {:>9.4} {:>10.2} {:>12.2}",
+                profile.as_str(),
+                n,
+                o,
+                g,
+                ff,
+                o / g,
+                o / ff
+            );
             match profile {
                 Profile::Street => street[k] = o,
                 Profile::Health => health[k] = o,

@@ -22,4 +22,5 @@ trap stop_private_pg EXIT
 
 cargo fmt --check
 cargo clippy --locked --all-targets -q -- -D warnings
-cargo test --locked --all-targets
+# Benches (harness = false) are compiled by clippy above and run by `make bench`, not here.
+cargo test --locked --lib --bins --tests

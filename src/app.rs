@@ -166,10 +166,20 @@ async fn reload_on_sighup(state: AppState) {
     }
 }
 
-/// Writes ingest status changes into the registry (and so into the status history).
+/// Writes ingest transitions into the registry: the ingest history, and status changes (with
+/// the status history).
 async fn write_statuses(registry: Registry, mut rx: tokio::sync::mpsc::Receiver<StatusEvent>) {
     while let Some(ev) = rx.recv().await {
-        if let Err(e) = registry.set_status(&ev.camera, ev.status, &ev.reason, ev.at_ms).await {
+        if ev.record
+            && let Err(e) = registry
+                .record_ingest_transition(&ev.camera, ev.from.as_str(), ev.to.as_str(), &ev.reason, ev.at_ms)
+                .await
+        {
+            tracing::error!(camera = %ev.camera, error = %e, "cannot record an ingest transition");
+        }
+        if let Some(status) = ev.status
+            && let Err(e) = registry.set_status(&ev.camera, status, &ev.reason, ev.at_ms).await
+        {
             tracing::error!(camera = %ev.camera, error = %e, "cannot record a status change");
         }
     }

@@ -251,7 +251,16 @@ async fn health_and_openapi(engine: Engine) {
     let (st, spec, _) = app.get("/api/v1/openapi.json").await;
     assert_eq!(st, 200);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    for p in ["/api/v1/cameras", "/api/v1/cameras/{id}", "/api/v1/cameras/{id}/status-history", "/healthz"] {
+    for p in [
+        "/api/v1/cameras",
+        "/api/v1/cameras/{id}",
+        "/api/v1/cameras/{id}/status-history",
+        "/api/v1/cameras/{id}/ingest-history",
+        "/api/v1/cameras/{id}/health",
+        "/api/v1/health/cameras",
+        "/api/v1/cameras/{id}/snapshot.jpg",
+        "/healthz",
+    ] {
         assert!(spec["paths"][p]["get"].is_object(), "openapi lacks {p}");
     }
     let params: Vec<&str> = spec["paths"]["/api/v1/cameras"]["get"]["parameters"]

@@ -28,7 +28,11 @@ async fn sixteen_cameras_deliver_the_configured_size_format_and_rate() {
         let mut cam = SimCamera::new(&path, 480, 270, 15);
         cam.bitrate_kbps = 300;
         let url = sim.add(cam);
-        let s = if i % 2 == 0 { spec(&path, &url, Profile::Street, 320, 180, 5) } else { spec(&path, &url, Profile::Checkpoint, 256, 144, 8) };
+        let s = if i % 2 == 0 {
+            spec(&path, &url, Profile::Street, 320, 180, 5)
+        } else {
+            spec(&path, &url, Profile::Checkpoint, 256, 144, 8)
+        };
         want.push((path, s.width, s.height, s.format, s.fps));
         ing.start(s);
     }
@@ -196,7 +200,8 @@ async fn apply_starts_and_stops_only_what_changed() {
     let sim = SimServer::start().unwrap();
     let (ing, mut ev) = ingest();
     let urls: Vec<String> = (0..3).map(|i| sim.add(SimCamera::new(&format!("c{i}"), 320, 180, 10))).collect();
-    let specs = |n: usize| (0..n).map(|i| spec(&format!("c{i}"), &urls[i], Profile::Street, 160, 90, 5)).collect::<Vec<_>>();
+    let specs =
+        |n: usize| (0..n).map(|i| spec(&format!("c{i}"), &urls[i], Profile::Street, 160, 90, 5)).collect::<Vec<_>>();
     let first = specs(2);
     let ing2 = ing.clone();
     let r = tokio::task::spawn_blocking(move || ing2.apply(first)).await.unwrap();
@@ -208,9 +213,45 @@ async fn apply_starts_and_stops_only_what_changed() {
     next[0].fps = 4; // c1 changed
     let ing2 = ing.clone();
     let r = tokio::task::spawn_blocking(move || ing2.apply(next)).await.unwrap();
-    assert_eq!((r.started.clone(), r.stopped.clone(), r.restarted.clone(), r.unchanged), (vec!["c2".to_string()], vec!["c0".to_string()], vec!["c1".to_string()], 0));
+    assert_eq!(
+        (r.started.clone(), r.stopped.clone(), r.restarted.clone(), r.unchanged),
+        (vec!["c2".to_string()], vec!["c0".to_string()], vec!["c1".to_string()], 0)
+    );
     assert!(ing.health("c0").is_none());
     ev.wait("c2", "online", Duration::from_secs(30)).await;
+    let ing2 = ing.clone();
+    tokio::task::spawn_blocking(move || ing2.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_profile_decodes_one_keyframe_per_interval_and_stays_live() {
+    let sim = SimServer::start().unwrap();
+    let (ing, mut ev) = ingest();
+    let mut c = SimCamera::new("hp", 320, 180, 10);
+    c.keyframe_interval = 5; // two keyframes a second
+    let url = sim.add(c);
+    let mut s = spec("hp", &url, Profile::Health, 160, 90, 0);
+    s.keyframe_every = Duration::from_secs(3);
+    s.watchdog = Duration::from_secs(2); // shorter than the keyframe interval: liveness is packets
+    ing.start(s);
+    ev.wait("hp", "online", Duration::from_secs(30)).await;
+    let q = ing.subscribe("hp").unwrap();
+    let before = ing.health("hp").unwrap();
+    let end = Instant::now() + Duration::from_secs(7);
+    let mut frames = 0;
+    while Instant::now() < end {
+        if let Some(f) = q.pop_timeout(Duration::from_millis(500)) {
+            assert_eq!((f.width, f.height, f.format), (160, 90, PixelFormat::Rgb24));
+            frames += 1;
+        }
+    }
+    let after = ing.health("hp").unwrap();
+    assert!((2..=4).contains(&frames), "{frames} frames in 7 s with one keyframe per 3 s");
+    // The decoder saw only those keyframes: 70 pictures were sent meanwhile.
+    assert!(after.frames_decoded - before.frames_decoded <= 4, "{before:?} -> {after:?}");
+    assert_eq!(after.state, IngestState::Streaming);
+    assert_eq!(after.stalls_last_hour, 0, "packets keep it live between keyframes");
+    assert!(ev.drain_for("hp").is_empty());
     let ing2 = ing.clone();
     tokio::task::spawn_blocking(move || ing2.shutdown()).await.unwrap();
 }

@@ -29,7 +29,22 @@ async fn ingests_a_vlc_rtsp_server_over_udp() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
     let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "20", "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p"])
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=10",
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-g",
+            "10",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .arg(&clip)
         .status()
         .expect("ffmpeg (scripts/setup.sh installs it)");
@@ -46,7 +61,9 @@ async fn ingests_a_vlc_rtsp_server_over_udp() {
         Command::new("cvlc")
     };
     cmd.args(["-q", "--intf", "dummy", "--loop"]).arg(&clip).args(["--sout", &sout, "--sout-keep"]);
-    let _vlc = Kill(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("cvlc (scripts/setup.sh installs vlc-bin)"));
+    let _vlc = Kill(
+        cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("cvlc (scripts/setup.sh installs vlc-bin)"),
+    );
 
     tianwang::ingest::init_gstreamer().unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -73,7 +90,16 @@ fn ffmpeg_reads_the_simulator() {
     let sim = SimProcess::start(&["a:320x240@10:kf=10", "b:320x240@10:h265:kf=10"]);
     for (path, codec) in [("a", "h264"), ("b", "hevc")] {
         let out = Command::new("ffprobe")
-            .args(["-v", "error", "-rtsp_transport", "tcp", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+            ])
             .arg(sim.url(path))
             .output()
             .expect("ffprobe");

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/cameras", get(list_cameras))
         .route("/api/v1/cameras/{id}", get(get_camera))
         .route("/api/v1/cameras/{id}/status-history", get(status_history))
+        .route("/api/v1/cameras/{id}/ingest-history", get(ingest_history))
 }
 
 const DEFAULT_LIMIT: u32 = 100;
@@ -265,6 +266,44 @@ pub async fn status_history(
         return Err(ApiError::NotFound(format!("camera {id:?} not found")));
     }
     Ok(Json(st.registry.status_history(&id, limit).await?.into_iter().map(Into::into).collect()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestTransitionView {
+    pub at: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub reason: String,
+}
+
+/// A camera's ingest state transitions (connecting, streaming, stalled, backoff, disabled), newest
+/// first; identical failures in a row appear once.
+#[utoipa::path(get, path = "/api/v1/cameras/{id}/ingest-history", tag = "cameras",
+    params(("id" = String, Path, description = "camera id"), HistoryParams),
+    responses((status = 200, body = [IngestTransitionView]), (status = 404, body = ErrorBody)))]
+pub async fn ingest_history(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(p): ApiQuery<HistoryParams>,
+) -> Result<Json<Vec<IngestTransitionView>>, ApiError> {
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..={MAX_LIMIT}")));
+    }
+    if st.registry.get_camera(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("camera {id:?} not found")));
+    }
+    let rows = st.registry.ingest_history(&id, limit).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(at, from_state, to_state, reason)| IngestTransitionView {
+                at: rfc3339(at),
+                from_state,
+                to_state,
+                reason,
+            })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -130,6 +130,12 @@ fn render_metrics(ingest: &Ingest, out: &mut String) {
         ("tianwang_camera_frames_dropped_total", "counter", "frames dropped because a consumer queue was full", |h| {
             h.frames_dropped as f64
         }),
+        (
+            "tianwang_camera_frames_skipped_total",
+            "counter",
+            "non-reference pictures not decoded (not needed for the output rate)",
+            |h| h.frames_skipped as f64,
+        ),
         ("tianwang_camera_bytes_per_second", "gauge", "RTP payload bytes per second, over the last 5 s", |h| {
             h.bytes_per_second
         }),

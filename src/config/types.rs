@@ -193,7 +193,11 @@ impl RtspUrl {
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let after_host = match authority.strip_prefix('[') {
             Some(v6) => v6.split_once(']').map(|x| x.1).unwrap_or(""),
-            None => authority.split_once(':').map(|x| x.1).map(|p| &authority[authority.len() - p.len() - 1..]).unwrap_or(""),
+            None => authority
+                .split_once(':')
+                .map(|x| x.1)
+                .map(|p| &authority[authority.len() - p.len() - 1..])
+                .unwrap_or(""),
         };
         match after_host.strip_prefix(':').and_then(|p| p.parse().ok()) {
             Some(p) => p,

@@ -76,9 +76,13 @@ pub struct CameraHealth {
     pub frames_decoded: AtomicU64,
     pub frames_delivered: AtomicU64,
     pub frames_dropped: AtomicU64,
+    /// Pictures not decoded because nothing refers to them and the output rate did not need them.
+    pub frames_skipped: AtomicU64,
     pub bytes_received: AtomicU64,
     /// Unix ms of the last delivered frame (0: none since the process started).
     pub last_frame_ms: AtomicU64,
+    /// Unix ms of the last RTP packet received (liveness for the `health` profile).
+    pub last_packet_ms: AtomicU64,
     last_frame: Mutex<Option<Arc<Frame>>>,
     inner: Mutex<Inner>,
 }
@@ -94,6 +98,8 @@ pub struct HealthSnapshot {
     pub frames_decoded: u64,
     pub frames_delivered: u64,
     pub frames_dropped: u64,
+    /// Non-reference pictures not decoded (not needed for the output rate).
+    pub frames_skipped: u64,
     pub bytes_per_second: f64,
     pub reconnects_last_hour: usize,
     pub stalls_last_hour: usize,
@@ -122,8 +128,10 @@ impl CameraHealth {
             frames_decoded: AtomicU64::new(0),
             frames_delivered: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
+            frames_skipped: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             last_frame_ms: AtomicU64::new(0),
+            last_packet_ms: AtomicU64::new(0),
             last_frame: Mutex::new(None),
             inner: Mutex::new(Inner {
                 state: IngestState::Connecting,
@@ -240,6 +248,7 @@ impl CameraHealth {
             frames_decoded: self.frames_decoded.load(Ordering::Relaxed),
             frames_delivered: self.frames_delivered.load(Ordering::Relaxed),
             frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            frames_skipped: self.frames_skipped.load(Ordering::Relaxed),
             bytes_per_second: bps.round(),
             reconnects_last_hour: i.reconnects.iter().filter(|t| now - **t <= HOUR_MS).count(),
             stalls_last_hour: i.stalls.iter().filter(|t| now - **t <= HOUR_MS).count(),

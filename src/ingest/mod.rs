@@ -5,6 +5,7 @@
 //! holds what the API and `/metrics` show; `queue` is the bounded drop-oldest frame channel.
 
 mod health;
+pub mod nal;
 mod pipeline;
 mod queue;
 mod spec;

@@ -4,7 +4,7 @@
 //!
 //! Cost decisions (see BENCHMARKS.md): videorate sits right after the decoder, so frames it drops
 //! are never scaled or converted; `street` asks for I420 and keeps only its Y plane as grey (no
-//! colour conversion); `health` drops every non-keyframe before the decoder, which therefore
+//! colour conversion, and chroma is dropped before scaling); `health` drops every non-keyframe before the decoder, which therefore
 //! decodes one picture per GOP.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
 use super::health::CameraHealth;
+use super::nal::{self, NonRefFilter};
 use super::queue::FrameQueue;
 use super::spec::{IngestSpec, PixelFormat};
 use super::{Frame, IngestError};
@@ -60,11 +61,13 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
         src.set_property("user-pw", pw);
     }
 
-    // The fixed tail, from the rate limiter to the sink.
-    let (gst_format, fps) = match spec.format {
-        PixelFormat::Gray8 => (gst_video::VideoFormat::I420, spec.fps),
-        PixelFormat::Rgb24 => (gst_video::VideoFormat::Rgb, spec.fps),
+    // The fixed tail, from the rate limiter to the sink. Grey frames are converted before
+    // scaling (I420 → GRAY8 keeps the Y plane and drops chroma), so only one plane is scaled.
+    let gst_format = match spec.format {
+        PixelFormat::Gray8 => gst_video::VideoFormat::Gray8,
+        PixelFormat::Rgb24 => gst_video::VideoFormat::Rgb,
     };
+    let fps = spec.fps;
     let mut caps =
         gst_video::VideoCapsBuilder::new().format(gst_format).width(spec.width as i32).height(spec.height as i32);
     if spec.profile != Profile::Health && fps > 0 {
@@ -81,8 +84,13 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
                 .map_err(|e| err(format!("videorate: {e}")))?,
         );
     }
-    tail.push(make("videoscale", "scale").map_err(err)?);
-    tail.push(make("videoconvert", "convert").map_err(err)?);
+    if spec.format == PixelFormat::Gray8 {
+        tail.push(make("videoconvert", "convert").map_err(err)?);
+        tail.push(make("videoscale", "scale").map_err(err)?);
+    } else {
+        tail.push(make("videoscale", "scale").map_err(err)?);
+        tail.push(make("videoconvert", "convert").map_err(err)?);
+    }
     let sink = gst_app::AppSink::builder().name("sink").caps(&caps).max_buffers(2).drop(true).sync(false).build();
     sink.set_callbacks(callbacks(spec, out.health.clone(), out.queue.clone(), out.now_ms.clone()));
     pipeline.add(&src).map_err(|e| err(e.to_string()))?;
@@ -95,10 +103,13 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
 
     let pipeline_weak = pipeline.downgrade();
     let health = out.health.clone();
-    let keyframes_only = spec.profile == Profile::Health;
+    let keyframes_every = (spec.profile == Profile::Health).then_some(spec.keyframe_every);
+    let target_fps = (spec.fps > 0).then_some(f64::from(spec.fps));
+    let now_ms = out.now_ms.clone();
     src.connect_pad_added(move |src, pad| {
         let Some(pipeline) = pipeline_weak.upgrade() else { return };
-        if let Err(message) = on_pad(&pipeline, pad, &head, &health, keyframes_only) {
+        let ctx = PadCtx { head: &head, health: &health, keyframes_every, target_fps, now_ms: now_ms.clone() };
+        if let Err(message) = on_pad(&pipeline, pad, ctx) {
             gst::element_error!(src, gst::StreamError::CodecNotFound, ("{}", message));
         }
     });
@@ -107,13 +118,17 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
 
 /// Links a new RTP pad from rtspsrc to the tail through the depayloader, parser and decoder its
 /// caps call for. Audio and metadata pads are left unlinked.
-fn on_pad(
-    pipeline: &gst::Pipeline,
-    pad: &gst::Pad,
-    head: &gst::Element,
-    health: &Arc<CameraHealth>,
-    keyframes_only: bool,
-) -> Result<(), String> {
+struct PadCtx<'a> {
+    head: &'a gst::Element,
+    health: &'a Arc<CameraHealth>,
+    /// `health` profile: keyframes only, at most one per this interval.
+    keyframes_every: Option<std::time::Duration>,
+    target_fps: Option<f64>,
+    now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(), String> {
+    let PadCtx { head, health, keyframes_every, target_fps, now_ms } = ctx;
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some(s) = caps.structure(0) else { return Ok(()) };
     if s.get::<&str>("media").ok() != Some("video") {
@@ -123,37 +138,93 @@ fn on_pad(
         return Ok(()); // one video stream per camera
     }
     let enc = s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase();
-    let (depay, parse, dec, codec) = match enc.as_str() {
-        "H264" => ("rtph264depay", "h264parse", "avdec_h264", "h264"),
-        "H265" => ("rtph265depay", "h265parse", "avdec_h265", "h265"),
+    let (depay, parse, dec, codec, media) = match enc.as_str() {
+        "H264" => ("rtph264depay", "h264parse", "avdec_h264", "h264", "video/x-h264"),
+        "H265" => ("rtph265depay", "h265parse", "avdec_h265", "h265", "video/x-h265"),
         other => return Err(format!("unsupported video encoding {other:?}; expected H264 or H265")),
     };
     let depay = make(depay, "depay")?;
     let parse = make(parse, "parse")?;
+    // Annex-B access units into the decoder, so that the probe below can read NAL headers.
+    let au = gst::ElementFactory::make("capsfilter")
+        .name("au")
+        .property(
+            "caps",
+            gst::Caps::builder(media).field("stream-format", "byte-stream").field("alignment", "au").build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
     let dec = make(dec, "dec")?;
-    pipeline.add_many([&depay, &parse, &dec]).map_err(|e| e.to_string())?;
-    gst::Element::link_many([&depay, &parse, &dec, head]).map_err(|e| format!("linking {codec} decoder: {e}"))?;
-    for e in [&depay, &parse, &dec] {
+    pipeline.add_many([&depay, &parse, &au, &dec]).map_err(|e| e.to_string())?;
+    gst::Element::link_many([&depay, &parse, &au, &dec, head]).map_err(|e| format!("linking {codec} decoder: {e}"))?;
+    for e in [&depay, &parse, &au, &dec] {
         e.sync_state_with_parent().map_err(|e| e.to_string())?;
     }
     health.record_stream(Some(codec.to_string()), None);
 
-    // Bytes received: RTP payload into the depayloader.
+    // Bytes received and the last packet's time: RTP into the depayloader.
     let h = health.clone();
+    let clock = now_ms.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(b) = info.buffer() {
             h.bytes_received.fetch_add(b.size() as u64, Ordering::Relaxed);
+            h.last_packet_ms.store(clock().max(0) as u64, Ordering::Relaxed);
         }
         gst::PadProbeReturn::Ok
     });
-    if keyframes_only {
-        // Health profile: only keyframes reach the decoder.
-        if let Some(p) = parse.static_pad("src") {
+    if let Some(every) = keyframes_every {
+        // Health profile: delta units never reach the parser (the depayloader flags them), and
+        // of the keyframes only one per interval does; checked again after parsing.
+        let every = every.as_millis() as i64;
+        let last_passed = std::sync::atomic::AtomicI64::new(i64::MIN / 2);
+        let clock = now_ms.clone();
+        if let Some(p) = depay.static_pad("src") {
+            p.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let Some(b) = info.buffer() else { return gst::PadProbeReturn::Ok };
+                if b.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+                    return gst::PadProbeReturn::Drop;
+                }
+                // Parameter sets and the keyframe of one access unit arrive together; an AU
+                // is let through whole once the interval has passed.
+                let now = clock();
+                let last = last_passed.load(Ordering::Relaxed);
+                if now - last >= every || now - last < 50 {
+                    if now - last >= every {
+                        last_passed.store(now, Ordering::Relaxed);
+                    }
+                    gst::PadProbeReturn::Ok
+                } else {
+                    gst::PadProbeReturn::Drop
+                }
+            });
+        }
+        if let Some(p) = au.static_pad("src") {
             p.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
                 Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
                 _ => gst::PadProbeReturn::Ok,
             });
         }
+    } else if let (Some(p), Some(target)) = (au.static_pad("src"), target_fps) {
+        // Rate-limited profiles: pictures nothing refers to are skipped while the reference
+        // pictures alone still exceed the output rate.
+        let filter = std::sync::Mutex::new(NonRefFilter::new(target));
+        let h265 = codec == "h265";
+        let h = health.clone();
+        let start = std::time::Instant::now();
+        p.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(b) = info.buffer() else { return gst::PadProbeReturn::Ok };
+            let Ok(map) = b.map_readable() else { return gst::PadProbeReturn::Ok };
+            let bytes: &[u8] = map.as_slice();
+            let droppable = if h265 { nal::h265_droppable(bytes) } else { nal::h264_droppable(bytes) };
+            let now = start.elapsed().as_millis() as i64;
+            let drop_it = filter.lock().map(|mut f| f.drop_it(droppable, now)).unwrap_or(false);
+            if drop_it {
+                h.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
     }
     // Frames decoded, and the resolution the camera really sends.
     if let Some(p) = dec.static_pad("src") {
@@ -212,7 +283,7 @@ fn callbacks(
         .build()
 }
 
-/// Copies the picture out of the sample, tightly packed: the Y plane for grey, RGB rows for colour.
+/// Copies the picture out of the sample, tightly packed (GRAY8 or RGB rows without padding).
 fn to_frame(camera: &Arc<str>, format: PixelFormat, sample: &gst::Sample, now: i64) -> Result<Frame, String> {
     let buffer = sample.buffer_owned().ok_or("sample without buffer")?;
     let caps = sample.caps().ok_or("sample without caps")?;

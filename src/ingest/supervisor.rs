@@ -18,11 +18,17 @@ use super::spec::IngestSpec;
 use crate::clock::{Clock, Millis};
 use crate::config::{CameraStatus, mask_credentials};
 
-/// A change of a camera's registry status caused by ingest, for the status writer.
+/// An ingest state transition, for the registry writer: recorded in the ingest history when
+/// `record` is set, and moving the camera's registry status when `status` is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusEvent {
     pub camera: String,
-    pub status: CameraStatus,
+    pub from: IngestState,
+    pub to: IngestState,
+    /// Write the transition into the ingest history (identical repeated failures are not).
+    pub record: bool,
+    /// The registry status this transition moves the camera to (online / offline), if any.
+    pub status: Option<CameraStatus>,
     pub reason: String,
     pub at_ms: Millis,
 }
@@ -128,6 +134,7 @@ impl Ingest {
             status_tx: self.status_tx.clone(),
             status_dropped: self.status_dropped.clone(),
             last_status: None,
+            last_failure: None,
         };
         let thread = std::thread::Builder::new().name(format!("ingest-{}", spec.id)).spawn(move || worker.run());
         let thread = match thread {
@@ -227,6 +234,7 @@ struct Worker {
     status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>,
     status_dropped: Arc<AtomicU64>,
     last_status: Option<CameraStatus>,
+    last_failure: Option<String>,
 }
 
 impl Worker {
@@ -236,34 +244,48 @@ impl Worker {
 
     fn transition(&mut self, to: IngestState, reason: &str) {
         let now = self.now();
-        if self.health.set_state(to, reason, now).is_none() {
-            return;
-        }
+        let Some(from) = self.health.set_state(to, reason, now) else { return };
         tracing::debug!(camera = %self.spec.id, state = to.as_str(), reason, "ingest state");
+        // A retry after back-off is implied, and the same failure again is news to nobody.
+        let record = match (from, to) {
+            (IngestState::Backoff, IngestState::Connecting) => false,
+            (_, IngestState::Backoff) => self.last_failure.as_deref() != Some(reason),
+            _ => true,
+        };
+        match to {
+            IngestState::Backoff => self.last_failure = Some(reason.to_string()),
+            IngestState::Streaming => self.last_failure = None,
+            _ => {}
+        }
         let status = match to {
             IngestState::Streaming => Some(CameraStatus::Online),
             IngestState::Stalled | IngestState::Backoff => Some(CameraStatus::Offline),
             IngestState::Connecting | IngestState::Disabled => None,
-        };
-        if let Some(status) = status
-            && self.last_status != Some(status)
-        {
-            self.last_status = Some(status);
-            if status == CameraStatus::Offline {
+        }
+        .filter(|s| self.last_status != Some(*s));
+        if let Some(s) = status {
+            self.last_status = Some(s);
+            if s == CameraStatus::Offline {
                 tracing::warn!(camera = %self.spec.id, reason, "camera offline");
             } else {
                 tracing::info!(camera = %self.spec.id, "camera streaming");
             }
-            if let Some(tx) = &self.status_tx {
-                let ev = StatusEvent {
-                    camera: self.spec.id.clone(),
-                    status,
-                    reason: format!("{}: {reason}", to.as_str()),
-                    at_ms: now,
-                };
-                if tx.try_send(ev).is_err() {
-                    self.status_dropped.fetch_add(1, Ordering::Relaxed);
-                }
+        }
+        if !record && status.is_none() {
+            return;
+        }
+        if let Some(tx) = &self.status_tx {
+            let ev = StatusEvent {
+                camera: self.spec.id.clone(),
+                from,
+                to,
+                record,
+                status,
+                reason: format!("{}: {reason}", to.as_str()),
+                at_ms: now,
+            };
+            if tx.try_send(ev).is_err() {
+                self.status_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -304,7 +326,7 @@ impl Worker {
                 }
             }
         }
-        self.health.set_state(IngestState::Disabled, "stopped", self.now());
+        self.transition(IngestState::Disabled, "stopped");
     }
 
     /// Records the failure and waits out the back-off; true when asked to stop meanwhile.
@@ -374,7 +396,13 @@ impl Worker {
                 self.health.sample(now);
                 last_sample = now;
             }
-            let last = self.health.last_frame_ms.load(Ordering::Relaxed) as Millis;
+            let last_frame = self.health.last_frame_ms.load(Ordering::Relaxed) as Millis;
+            // The health profile decodes one keyframe per interval: its liveness is packets.
+            let last = if self.spec.profile == crate::config::Profile::Health && streaming {
+                last_frame.max(self.health.last_packet_ms.load(Ordering::Relaxed) as Millis)
+            } else {
+                last_frame
+            };
             if !streaming && last >= started {
                 streaming = true;
                 self.transition(IngestState::Streaming, &format!("first frame {} ms after connecting", last - started));
@@ -434,7 +462,9 @@ fn explain(reason: &str, url: &crate::config::RtspUrl) -> String {
     let Some(addr) = addrs.first() else { return format!("host {host:?} has no address") };
     match std::net::TcpStream::connect_timeout(addr, Duration::from_secs(3)) {
         Ok(_) => reason.to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!("connection refused by {addr}: nothing listens there"),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused by {addr}: nothing listens there")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => format!("no answer from {addr} within 3 s"),
         Err(e) => format!("cannot connect to {addr}: {e}"),
     }

@@ -258,6 +258,47 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Appends an ingest state transition to the camera's ingest history.
+    pub async fn record_ingest_transition(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+        at: Millis,
+    ) -> Result<(), RegistryError> {
+        sqlx::query("INSERT INTO camera_ingest_history (camera_id, at_ms, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(at)
+            .bind(from)
+            .bind(to)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A camera's ingest transitions, newest first: (at, from, to, reason).
+    pub async fn ingest_history(
+        &self,
+        id: &str,
+        limit: u32,
+    ) -> Result<Vec<(Millis, String, String, String)>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT at_ms, from_state, to_state, reason FROM camera_ingest_history WHERE camera_id = $1 ORDER BY at_ms DESC, id DESC LIMIT $2",
+        )
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+}
+
 pub(crate) async fn set_status_tx(
     tx: &mut Transaction<'_, Any>,
     id: &str,

@@ -25,6 +25,7 @@ pub fn spec(id: &str, url: &str, profile: Profile, w: u32, h: u32, fps: u32) -> 
         latency_ms: 100,
         backoff_initial: Duration::from_millis(200),
         backoff_max: Duration::from_secs(2),
+        keyframe_every: Duration::from_secs(1),
     }
 }
 
@@ -41,14 +42,15 @@ impl Events {
 
     /// Waits for camera `cam` to reach `status` ("online" / "offline"); returns the event.
     pub async fn wait(&mut self, cam: &str, status: &str, timeout: Duration) -> StatusEvent {
-        if let Some(i) = self.pending.iter().position(|e| e.camera == cam && e.status.as_str() == status) {
+        let is = |e: &StatusEvent| e.camera == cam && e.status.map(|s| s.as_str()) == Some(status);
+        if let Some(i) = self.pending.iter().position(is) {
             return self.pending.remove(i).unwrap();
         }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.rx.recv()).await {
-                Ok(Some(e)) if e.camera == cam && e.status.as_str() == status => return e,
+                Ok(Some(e)) if is(&e) => return e,
                 Ok(Some(e)) => self.pending.push_back(e),
                 Ok(None) => panic!("event channel closed while waiting for {cam} {status}"),
                 Err(_) => panic!("{cam} did not become {status} within {timeout:?}; other events: {:?}", self.pending),
@@ -56,12 +58,12 @@ impl Events {
         }
     }
 
-    /// Every event received so far for `cam` (without waiting).
+    /// Every status change received so far for `cam` (without waiting).
     pub fn drain_for(&mut self, cam: &str) -> Vec<StatusEvent> {
         while let Ok(e) = self.rx.try_recv() {
             self.pending.push_back(e);
         }
-        self.pending.iter().filter(|e| e.camera == cam).cloned().collect()
+        self.pending.iter().filter(|e| e.camera == cam && e.status.is_some()).cloned().collect()
     }
 }
 
