@@ -109,7 +109,6 @@ fn spec(i: usize, url: &str, profile: Profile) -> IngestSpec {
         latency_ms: 200,
         backoff_initial: Duration::from_millis(500),
         backoff_max: Duration::from_secs(5),
-        keyframe_every: Duration::from_secs(5),
     }
 }
 

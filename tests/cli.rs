@@ -179,3 +179,24 @@ fn serve_names_an_unreachable_database_without_its_password() {
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains("dbpass-hidden"), "{err}");
 }
+
+#[test]
+fn sighup_reloads_the_configuration() {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", CAM), ("pw.txt", PASSWORD)]);
+    let db = format!("sqlite://{}/t.db", dir.path().display());
+    let (child, _addr, rx) = start_serve(&["--log-json"], dir.path(), &db);
+    let c2 = CAM.replace("id = \"c1\"", "id = \"c2\"").replace("/c1", "/c2");
+    std::fs::write(dir.path().join("cams.toml"), format!("{CAM}\n{c2}")).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    let mut seen = Vec::new();
+    let reloaded = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.contains("configuration reloaded") => break l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no reload logged; got {seen:#?}"),
+        }
+    };
+    assert!(reloaded.contains("c2"), "{reloaded}");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(wait_exit(child).success());
+}

@@ -4,7 +4,7 @@
 //!
 //! Cost decisions (see BENCHMARKS.md): videorate sits right after the decoder, so frames it drops
 //! are never scaled or converted; `street` asks for I420 and keeps only its Y plane as grey (no
-//! colour conversion, and chroma is dropped before scaling); `health` drops every non-keyframe before the decoder, which therefore
+//! colour conversion); `health` drops every non-keyframe before the decoder, which therefore
 //! decodes one picture per GOP.
 
 use std::sync::Arc;
@@ -61,10 +61,11 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
         src.set_property("user-pw", pw);
     }
 
-    // The fixed tail, from the rate limiter to the sink. Grey frames are converted before
-    // scaling (I420 → GRAY8 keeps the Y plane and drops chroma), so only one plane is scaled.
+    // The fixed tail, from the rate limiter to the sink. Grey frames are asked for as I420 and
+    // only the Y plane is copied out: videoconvert stays in passthrough (measured: converting
+    // I420 → GRAY8 in videoconvert costs more than scaling the chroma planes).
     let gst_format = match spec.format {
-        PixelFormat::Gray8 => gst_video::VideoFormat::Gray8,
+        PixelFormat::Gray8 => gst_video::VideoFormat::I420,
         PixelFormat::Rgb24 => gst_video::VideoFormat::Rgb,
     };
     let fps = spec.fps;
@@ -84,13 +85,8 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
                 .map_err(|e| err(format!("videorate: {e}")))?,
         );
     }
-    if spec.format == PixelFormat::Gray8 {
-        tail.push(make("videoconvert", "convert").map_err(err)?);
-        tail.push(make("videoscale", "scale").map_err(err)?);
-    } else {
-        tail.push(make("videoscale", "scale").map_err(err)?);
-        tail.push(make("videoconvert", "convert").map_err(err)?);
-    }
+    tail.push(make("videoscale", "scale").map_err(err)?);
+    tail.push(make("videoconvert", "convert").map_err(err)?);
     let sink = gst_app::AppSink::builder().name("sink").caps(&caps).max_buffers(2).drop(true).sync(false).build();
     sink.set_callbacks(callbacks(spec, out.health.clone(), out.queue.clone(), out.now_ms.clone()));
     pipeline.add(&src).map_err(|e| err(e.to_string()))?;
@@ -103,12 +99,12 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
 
     let pipeline_weak = pipeline.downgrade();
     let health = out.health.clone();
-    let keyframes_every = (spec.profile == Profile::Health).then_some(spec.keyframe_every);
+    let keyframes_only = spec.profile == Profile::Health;
     let target_fps = (spec.fps > 0).then_some(f64::from(spec.fps));
     let now_ms = out.now_ms.clone();
     src.connect_pad_added(move |src, pad| {
         let Some(pipeline) = pipeline_weak.upgrade() else { return };
-        let ctx = PadCtx { head: &head, health: &health, keyframes_every, target_fps, now_ms: now_ms.clone() };
+        let ctx = PadCtx { head: &head, health: &health, keyframes_only, target_fps, now_ms: now_ms.clone() };
         if let Err(message) = on_pad(&pipeline, pad, ctx) {
             gst::element_error!(src, gst::StreamError::CodecNotFound, ("{}", message));
         }
@@ -121,14 +117,14 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
 struct PadCtx<'a> {
     head: &'a gst::Element,
     health: &'a Arc<CameraHealth>,
-    /// `health` profile: keyframes only, at most one per this interval.
-    keyframes_every: Option<std::time::Duration>,
+    /// `health` profile: keyframes only.
+    keyframes_only: bool,
     target_fps: Option<f64>,
     now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
 fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(), String> {
-    let PadCtx { head, health, keyframes_every, target_fps, now_ms } = ctx;
+    let PadCtx { head, health, keyframes_only, target_fps, now_ms } = ctx;
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some(s) = caps.structure(0) else { return Ok(()) };
     if s.get::<&str>("media").ok() != Some("video") {
@@ -172,33 +168,10 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
         }
         gst::PadProbeReturn::Ok
     });
-    if let Some(every) = keyframes_every {
-        // Health profile: delta units never reach the parser (the depayloader flags them), and
-        // of the keyframes only one per interval does; checked again after parsing.
-        let every = every.as_millis() as i64;
-        let last_passed = std::sync::atomic::AtomicI64::new(i64::MIN / 2);
-        let clock = now_ms.clone();
-        if let Some(p) = depay.static_pad("src") {
-            p.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                let Some(b) = info.buffer() else { return gst::PadProbeReturn::Ok };
-                if b.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-                    return gst::PadProbeReturn::Drop;
-                }
-                // Parameter sets and the keyframe of one access unit arrive together; an AU
-                // is let through whole once the interval has passed.
-                let now = clock();
-                let last = last_passed.load(Ordering::Relaxed);
-                if now - last >= every || now - last < 50 {
-                    if now - last >= every {
-                        last_passed.store(now, Ordering::Relaxed);
-                    }
-                    gst::PadProbeReturn::Ok
-                } else {
-                    gst::PadProbeReturn::Drop
-                }
-            });
-        }
-        if let Some(p) = au.static_pad("src") {
+    if keyframes_only {
+        // Health profile: only keyframes reach the parser (the depayloader flags most delta
+        // units) and, checked again after parsing where the flags are reliable, the decoder.
+        for p in [depay.static_pad("src"), au.static_pad("src")].into_iter().flatten() {
             p.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
                 Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
                 _ => gst::PadProbeReturn::Ok,
@@ -283,7 +256,8 @@ fn callbacks(
         .build()
 }
 
-/// Copies the picture out of the sample, tightly packed (GRAY8 or RGB rows without padding).
+/// Copies the picture out of the sample, tightly packed: the Y plane of I420 for grey, RGB rows
+/// for colour.
 fn to_frame(camera: &Arc<str>, format: PixelFormat, sample: &gst::Sample, now: i64) -> Result<Frame, String> {
     let buffer = sample.buffer_owned().ok_or("sample without buffer")?;
     let caps = sample.caps().ok_or("sample without caps")?;

@@ -45,8 +45,6 @@ pub struct IngestSpec {
     pub latency_ms: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
-    /// `health` profile: decode at most one keyframe per this interval (liveness needs none).
-    pub keyframe_every: Duration,
 }
 
 impl IngestSpec {
@@ -73,7 +71,6 @@ impl IngestSpec {
             latency_ms: c.latency_ms,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
-            keyframe_every: Duration::from_secs(5),
         }
     }
 

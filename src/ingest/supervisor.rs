@@ -397,8 +397,9 @@ impl Worker {
                 last_sample = now;
             }
             let last_frame = self.health.last_frame_ms.load(Ordering::Relaxed) as Millis;
-            // The health profile decodes one keyframe per interval: its liveness is packets.
-            let last = if self.spec.profile == crate::config::Profile::Health && streaming {
+            // The health profile decodes keyframes only (one per GOP, late with B-frames):
+            // its liveness is packets.
+            let last = if self.spec.profile == crate::config::Profile::Health {
                 last_frame.max(self.health.last_packet_ms.load(Ordering::Relaxed) as Millis)
             } else {
                 last_frame

@@ -25,7 +25,6 @@ pub fn spec(id: &str, url: &str, profile: Profile, w: u32, h: u32, fps: u32) -> 
         latency_ms: 100,
         backoff_initial: Duration::from_millis(200),
         backoff_max: Duration::from_secs(2),
-        keyframe_every: Duration::from_secs(1),
     }
 }
 
