@@ -249,6 +249,18 @@ impl From<StatusChange> for StatusChangeView {
     }
 }
 
+/// The page size of a history request, once the camera is known to exist.
+async fn history_limit(st: &AppState, id: &str, p: &HistoryParams) -> Result<u32, ApiError> {
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..={MAX_LIMIT}")));
+    }
+    if st.registry.get_camera(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("camera {id:?} not found")));
+    }
+    Ok(limit)
+}
+
 /// A camera's status history, newest first.
 #[utoipa::path(get, path = "/api/v1/cameras/{id}/status-history", tag = "cameras",
     params(("id" = String, Path, description = "camera id"), HistoryParams),
@@ -258,13 +270,7 @@ pub async fn status_history(
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<StatusChangeView>>, ApiError> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..={MAX_LIMIT}")));
-    }
-    if st.registry.get_camera(&id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("camera {id:?} not found")));
-    }
+    let limit = history_limit(&st, &id, &p).await?;
     Ok(Json(st.registry.status_history(&id, limit).await?.into_iter().map(Into::into).collect()))
 }
 
@@ -286,13 +292,7 @@ pub async fn ingest_history(
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<IngestTransitionView>>, ApiError> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..={MAX_LIMIT}")));
-    }
-    if st.registry.get_camera(&id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("camera {id:?} not found")));
-    }
+    let limit = history_limit(&st, &id, &p).await?;
     let rows = st.registry.ingest_history(&id, limit).await?;
     Ok(Json(
         rows.into_iter()
