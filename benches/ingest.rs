@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tianwang::clock::SystemClock;
-use tianwang::config::{Codec, Profile, Transport};
-use tianwang::ingest::{Ingest, IngestSpec, IngestState, PixelFormat};
+use tianwang::config::Profile;
+use tianwang::ingest::{Ingest, IngestSpec, IngestState};
 
 fn clk_tck() -> f64 {
     let out = Command::new("getconf").arg("CLK_TCK").output().ok();
@@ -88,28 +88,9 @@ fn start_sim(clip: &Path) -> (Kill, String) {
 }
 
 fn spec(i: usize, url: &str, profile: Profile) -> IngestSpec {
-    let (w, h, fps, format) = match profile {
-        Profile::Street => (640, 360, 5, PixelFormat::Gray8),
-        Profile::Checkpoint => (1280, 720, 8, PixelFormat::Rgb24),
-        Profile::Health => (640, 360, 0, PixelFormat::Rgb24),
-    };
-    IngestSpec {
-        id: format!("b{i}"),
-        url: url.parse().unwrap(),
-        username: None,
-        password: None,
-        transport: Transport::Tcp,
-        codec: Codec::Auto,
-        profile,
-        width: w,
-        height: h,
-        fps,
-        format,
-        watchdog: Duration::from_secs(10),
-        latency_ms: 200,
-        backoff_initial: Duration::from_millis(500),
-        backoff_max: Duration::from_secs(5),
-    }
+    let mut s = IngestSpec::with_defaults(&format!("b{i}"), url.parse().unwrap(), profile);
+    s.backoff_max = Duration::from_secs(5);
+    s
 }
 
 fn ours(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {

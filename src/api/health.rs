@@ -159,8 +159,7 @@ fn render_metrics(ingest: &Ingest, out: &mut String) {
     );
     for h in &all {
         for s in ["connecting", "streaming", "stalled", "backoff", "disabled"] {
-            let v =
-                u8::from(serde_json::to_value(h.state).ok().and_then(|v| v.as_str().map(|x| x == s)).unwrap_or(false));
+            let v = u8::from(h.state.as_str() == s);
             let _ = writeln!(out, "tianwang_camera_state{{camera=\"{}\",state=\"{s}\"}} {v}", esc(&h.camera));
         }
     }

@@ -48,30 +48,44 @@ pub struct IngestSpec {
 }
 
 impl IngestSpec {
-    pub fn from_config(c: &CameraConfig) -> Self {
-        let (width, height, fps, format) = match c.profile {
+    /// A camera with the profile's defaults: checkpoint RGB 1280×720 at 8 fps, street grey
+    /// 640×360 at 5 fps, health RGB 640×360 keyframes; TCP, 10 s watchdog, 200 ms latency.
+    pub fn with_defaults(id: &str, url: RtspUrl, profile: Profile) -> Self {
+        let (width, height, fps, format) = match profile {
             Profile::Checkpoint => (1280, 720, 8, PixelFormat::Rgb24),
             Profile::Street => (640, 360, 5, PixelFormat::Gray8),
             Profile::Health => (640, 360, 0, PixelFormat::Rgb24),
         };
-        let (width, height) = c.ingest_size.unwrap_or((width, height));
         Self {
-            id: c.id.to_string(),
-            url: c.url.clone(),
-            username: c.username.clone(),
-            password: c.password.clone(),
-            transport: c.transport,
-            codec: c.codec,
-            profile: c.profile,
+            id: id.to_string(),
+            url,
+            username: None,
+            password: None,
+            transport: Transport::Tcp,
+            codec: Codec::Auto,
+            profile,
             width,
             height,
-            fps: c.ingest_fps.unwrap_or(fps),
+            fps,
             format,
-            watchdog: Duration::from_secs_f64(c.watchdog_s),
-            latency_ms: c.latency_ms,
+            watchdog: Duration::from_secs(10),
+            latency_ms: 200,
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
         }
+    }
+
+    pub fn from_config(c: &CameraConfig) -> Self {
+        let mut s = Self::with_defaults(c.id.as_str(), c.url.clone(), c.profile);
+        (s.width, s.height) = c.ingest_size.unwrap_or((s.width, s.height));
+        s.fps = c.ingest_fps.unwrap_or(s.fps);
+        s.username = c.username.clone();
+        s.password = c.password.clone();
+        s.transport = c.transport;
+        s.codec = c.codec;
+        s.watchdog = Duration::from_secs_f64(c.watchdog_s);
+        s.latency_ms = c.latency_ms;
+        s
     }
 
     /// Frames per second the camera should deliver (keyframe rate unknown for `health`: 0).

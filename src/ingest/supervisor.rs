@@ -159,13 +159,8 @@ impl Ingest {
 
     /// Stops every camera.
     pub fn shutdown(&self) {
-        let ids: Vec<String> = self.lock().keys().cloned().collect();
-        for r in ids.iter().filter_map(|id| self.lock().remove(id)) {
-            r.ctl.request_stop();
-            let mut r = r;
-            if let Some(t) = r.thread.take() {
-                let _ = t.join();
-            }
+        for id in self.ids() {
+            self.stop(&id);
         }
     }
 
@@ -186,11 +181,6 @@ impl Ingest {
             cams.values().map(|r| (r.health.badness(), r.health.snapshot(now))).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.camera.cmp(&b.1.camera)));
         v.into_iter().map(|x| x.1).collect()
-    }
-
-    /// The camera's health record, for counters that must not be copied (metrics).
-    pub fn health_record(&self, id: &str) -> Option<Arc<CameraHealth>> {
-        self.lock().get(id).map(|r| r.health.clone())
     }
 
     /// The last frame a camera delivered.

@@ -5,27 +5,17 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tianwang::config::{Codec, Profile, Transport};
-use tianwang::ingest::{IngestSpec, PixelFormat, StatusEvent};
+use tianwang::config::Profile;
+use tianwang::ingest::{IngestSpec, StatusEvent};
 
 pub fn spec(id: &str, url: &str, profile: Profile, w: u32, h: u32, fps: u32) -> IngestSpec {
-    IngestSpec {
-        id: id.into(),
-        url: url.parse().expect("url"),
-        username: None,
-        password: None,
-        transport: Transport::Tcp,
-        codec: Codec::Auto,
-        profile,
-        width: w,
-        height: h,
-        fps,
-        format: if profile == Profile::Street { PixelFormat::Gray8 } else { PixelFormat::Rgb24 },
-        watchdog: Duration::from_secs(2),
-        latency_ms: 100,
-        backoff_initial: Duration::from_millis(200),
-        backoff_max: Duration::from_secs(2),
-    }
+    let mut s = IngestSpec::with_defaults(id, url.parse().expect("url"), profile);
+    (s.width, s.height, s.fps) = (w, h, fps);
+    s.watchdog = Duration::from_secs(2);
+    s.latency_ms = 100;
+    s.backoff_initial = Duration::from_millis(200);
+    s.backoff_max = Duration::from_secs(2);
+    s
 }
 
 /// Status events from an `Ingest`, awaited per camera.
