@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{self, CityConfig, ConfigErrors};
+use crate::geo::service::GeoService;
 use crate::ingest::{self, ApplyReport, Ingest, IngestError, IngestSpec, StatusEvent};
 use crate::registry::{Registry, RegistryError, SyncReport};
 
@@ -24,6 +25,8 @@ pub enum AppError {
     Ingest(#[from] IngestError),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error("map file: {0}")]
+    Map(#[from] crate::geo::load::LoadError),
 }
 
 #[derive(Debug, Clone)]
@@ -74,10 +77,13 @@ impl App {
         let registry = Registry::open(database).await?;
         let sync = registry.sync_config(&config, clock.now_ms()).await?;
         tracing::info!(site = %config.site.name, cameras = config.cameras.len(), "{}", sync.summary());
+        import_map(&registry, &config, clock.now_ms()).await?;
+        let geo = GeoService::new(registry.clone(), config.site.dori_table);
+        check_rings(&geo, clock.now_ms()).await;
         let ingest = if opts.ingest {
             ingest::init_gstreamer()?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
-            tokio::spawn(write_statuses(registry.clone(), rx));
+            tokio::spawn(write_statuses(registry.clone(), geo.clone(), clock.clone(), rx));
             let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
             let specs = specs(&config);
             let ing = ingest.clone();
@@ -95,6 +101,7 @@ impl App {
             ingest,
             config_dir: Arc::new(config_dir.to_path_buf()),
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
+            geo,
         };
         Ok(Self { state, config, sync })
     }
@@ -130,6 +137,8 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
         .await
         .map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
     let sync = state.registry.sync_config(&cfg, state.clock.now_ms()).await?;
+    import_map(&state.registry, &cfg, state.clock.now_ms()).await?;
+    check_rings(&state.geo, state.clock.now_ms()).await;
     let applied = match state.ingest.clone() {
         Some(ingest) => {
             let specs = specs(&cfg);
@@ -168,8 +177,14 @@ async fn reload_on_sighup(state: AppState) {
 
 /// Writes ingest transitions into the registry: the ingest history, and status changes (with
 /// the status history).
-async fn write_statuses(registry: Registry, mut rx: tokio::sync::mpsc::Receiver<StatusEvent>) {
+async fn write_statuses(
+    registry: Registry,
+    geo: GeoService,
+    clock: Arc<dyn Clock>,
+    mut rx: tokio::sync::mpsc::Receiver<StatusEvent>,
+) {
     while let Some(ev) = rx.recv().await {
+        let status_changed = ev.status.is_some();
         if ev.record
             && let Err(e) = registry
                 .record_ingest_transition(&ev.camera, ev.from.as_str(), ev.to.as_str(), &ev.reason, ev.at_ms)
@@ -182,6 +197,34 @@ async fn write_statuses(registry: Registry, mut rx: tokio::sync::mpsc::Receiver<
         {
             tracing::error!(camera = %ev.camera, error = %e, "cannot record a status change");
         }
+        // A camera's status decides whether the rings it belongs to are open; check once the
+        // burst of changes queued so far is written.
+        if status_changed && rx.is_empty() {
+            check_rings(&geo, clock.now_ms()).await;
+        }
+    }
+}
+
+/// Imports the configuration's map files; rejected rows are logged, unreadable files are errors.
+async fn import_map(registry: &Registry, cfg: &CityConfig, now_ms: i64) -> Result<(), AppError> {
+    for s in crate::geo::load::import_map(registry, &cfg.map, now_ms).await? {
+        tracing::info!(file = %s.file, accepted = s.accepted(), rejected = s.rejected.len(), "map file imported");
+        for r in s.rejected.iter().take(20) {
+            tracing::warn!(file = %s.file, at = %r.at, "map row rejected: {}", r.reason);
+        }
+    }
+    Ok(())
+}
+
+/// Records ring open/close events; failures are logged (the next change retries).
+pub async fn check_rings(geo: &GeoService, now_ms: i64) {
+    match geo.check_rings(now_ms).await {
+        Ok(changed) => {
+            for r in changed {
+                tracing::warn!(ring = %r.id, open = r.open, down = ?r.down, leaks = r.leaks.len(), "checkpoint ring {}", if r.open { "opened" } else { "closed" });
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot check the checkpoint rings"),
     }
 }
 

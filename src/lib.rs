@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod geo;
 pub mod ingest;
 pub mod logging;
 pub mod registry;

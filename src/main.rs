@@ -76,6 +76,59 @@ enum Cmd {
         #[arg(long, default_value_t = 8554)]
         sim_port: u16,
     },
+    /// Import map data into the registry: roads, grid cells, entrances, cameras without a stream.
+    /// Each file is stored whole (one transaction); rejected rows are listed with the reason.
+    Import {
+        /// What the files hold.
+        #[arg(value_enum)]
+        kind: tianwang::geo::load::ImportKind,
+        /// Files to import, one after the other.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Refuse a whole file when any of its rows is rejected.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Generate square grid cells over the stored roads and cameras (when no grid is given).
+    GenerateGrid {
+        /// Side of a base (level-3) cell in metres; level 2 is 4× and level 1 16× as wide.
+        #[arg(long, default_value_t = 250.0)]
+        square_m: f64,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Coverage for planners.
+    Coverage {
+        #[command(subcommand)]
+        cmd: CoverageCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CoverageCmd {
+    /// Write the coverage report (summary.json, roads.csv, cells.csv, gaps.geojson,
+    /// entrances.csv, rings.json) for a DORI level.
+    Report {
+        /// DORI level: monitor, detect, observe, recognise, identify, inspect.
+        #[arg(long, default_value = "observe")]
+        level: String,
+        /// Count `all` cameras in service (planned) or only `online` ones.
+        #[arg(long, default_value = "online")]
+        states: String,
+        /// Folder to write into.
+        #[arg(long, default_value = "coverage-report")]
+        out: PathBuf,
+        /// DORI table: iec62676-4:2014 or iec62676-4:2025 (default: the site's, with --config).
+        #[arg(long)]
+        dori_table: Option<String>,
+        /// Configuration directory whose site.toml names the DORI table.
+        #[arg(long, env = "TIANWANG_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -122,6 +175,23 @@ fn error_chain(e: &anyhow::Error) -> String {
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::CheckConfig { dir } => Ok(check_config(&dir)),
+        Cmd::Import { kind, files, strict, db } => import(kind, &files, strict, &db.url).await,
+        Cmd::GenerateGrid { square_m, db } => {
+            if !(10.0..=100_000.0).contains(&square_m) {
+                anyhow::bail!("--square-m {square_m}: between 10 and 100000 metres");
+            }
+            let reg = Registry::open(&db.url).await?;
+            let s = tianwang::geo::load::generate_grid(&reg, square_m, now_ms()).await?;
+            println!("{}: {} cells", s.file, s.cells);
+            for r in &s.rejected {
+                println!("  rejected {}: {}", r.at, r.reason);
+            }
+            reg.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Coverage { cmd: CoverageCmd::Report { level, states, out, dori_table, config, db } } => {
+            coverage_report(&level, &states, &out, dori_table.as_deref(), config.as_deref(), &db.url).await
+        }
         Cmd::Migrate { db } => {
             let reg = Registry::open(&db.url).await?;
             for (version, desc, applied) in reg.migration_status().await? {
@@ -231,5 +301,109 @@ async fn serve(config: &std::path::Path, db: &str, listen: SocketAddr, opts: App
     tracing::info!("serving {} cameras on http://{addr}/api/v1/cameras", app.config.cameras.len());
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn now_ms() -> i64 {
+    tianwang::clock::Clock::now_ms(&SystemClock)
+}
+
+async fn import(
+    kind: tianwang::geo::load::ImportKind,
+    files: &[PathBuf],
+    strict: bool,
+    db: &str,
+) -> anyhow::Result<ExitCode> {
+    let reg = Registry::open(db).await?;
+    let mut failed = false;
+    for f in files {
+        let mut last = 0u64;
+        let mut progress = |p: tianwang::geo::input::Progress| {
+            let pct = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(100);
+            if pct >= last + 10 || p.bytes_done == p.bytes_total {
+                eprintln!("{}: {pct}% read, {} elements", f.display(), p.items);
+                last = pct;
+            }
+        };
+        match tianwang::geo::load::import_file(&reg, kind, f, strict, now_ms(), &mut progress).await {
+            Ok(s) => {
+                println!(
+                    "{}: accepted {} (roads {}, cells {}, entrances {}, cameras {}), rejected {}",
+                    s.file,
+                    s.accepted(),
+                    s.roads,
+                    s.cells,
+                    s.entrances,
+                    s.cameras,
+                    s.rejected.len()
+                );
+                for r in &s.rejected {
+                    println!("  rejected {}: {}", r.at, r.reason);
+                }
+            }
+            Err(tianwang::geo::load::LoadError::Strict { file, rejected }) => {
+                failed = true;
+                eprintln!("error: {file}: {} rows rejected and --strict given; nothing stored", rejected.len());
+                for r in &rejected {
+                    eprintln!("  rejected {}: {}", r.at, r.reason);
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    reg.close().await;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn coverage_report(
+    level: &str,
+    states: &str,
+    out: &std::path::Path,
+    dori_table: Option<&str>,
+    config_dir: Option<&std::path::Path>,
+    db: &str,
+) -> anyhow::Result<ExitCode> {
+    use tianwang::geo::coverage::{CoverageQuery, StateFilter};
+    let level: tianwang::geo::DoriLevel = level.parse().map_err(|e: String| anyhow::anyhow!("--level: {e}"))?;
+    let states: StateFilter = states.parse().map_err(|e: String| anyhow::anyhow!("--states: {e}"))?;
+    let table: config::DoriTable = match (dori_table, config_dir) {
+        (Some(t), _) => t.parse().map_err(|e: String| anyhow::anyhow!("--dori-table: {e}"))?,
+        (None, Some(dir)) => config::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?.site.dori_table,
+        (None, None) => config::DoriTable::Iec2014,
+    };
+    if level.ppm(table).is_none() {
+        anyhow::bail!("--level {level} is not defined in the {table} table");
+    }
+    let reg = Registry::open(db).await?;
+    let inputs = reg.geo_inputs(table).await?;
+    reg.close().await;
+    let started = std::time::Instant::now();
+    let report = tokio::task::spawn_blocking(move || {
+        let m = tianwang::geo::GeoModel::build(inputs);
+        tianwang::geo::report::compute(&m, CoverageQuery { level, states })
+    })
+    .await?;
+    let files = tianwang::geo::report::write(&report, out).with_context(|| format!("writing {}", out.display()))?;
+    let o = &report.coverage.overall;
+    println!(
+        "coverage at {level} ({} cameras): {:.0} m of {:.0} m road covered ({:.1} %), {:.0} m uncovered; {} cells, {} of {} entrances compliant; {} rings, {} open ({:.1} s)",
+        if states == StateFilter::Online { "online" } else { "all" },
+        o.covered_m,
+        o.total_m,
+        o.covered_pct.unwrap_or(0.0),
+        o.uncovered_m,
+        report.coverage.cells.len(),
+        report.entrances.iter().filter(|e| e.compliant).count(),
+        report.entrances.len(),
+        report.rings.len(),
+        report.rings.iter().filter(|r| r.open).count(),
+        started.elapsed().as_secs_f64()
+    );
+    for f in files {
+        println!("wrote {}", f.display());
+    }
     Ok(ExitCode::SUCCESS)
 }

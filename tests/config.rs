@@ -343,3 +343,60 @@ fn a_file_with_several_errors_reports_all_of_them() {
         assert!(e.starts_with("cams.toml:"), "{e}");
     }
 }
+
+fn checkpoint(id: &str, lon: f64) -> String {
+    format!(
+        "[[camera]]\nid = \"{id}\"\nname = \"{id}\"\nurl = \"rtsp://10.1.2.3:554/{id}\"\nlon = {lon}\nlat = 34.75\nbearing_deg = 0\nkind = \"checkpoint\"\nprofile = \"checkpoint\"\n"
+    )
+}
+
+#[test]
+fn rings_load_and_their_members_are_checked() {
+    let cams = format!(
+        "{}{}{}{}",
+        checkpoint("k1", 113.60),
+        checkpoint("k2", 113.61),
+        checkpoint("k3", 113.62),
+        camera(&[], "")
+    );
+    let good = "[[ring]]\nid = \"r1\"\nname = \"Ring\"\nlevel = 1\nmembers = [\"k1\", \"k2\", \"k3\"]\n";
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams), ("rings.toml", good)]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    assert_eq!(cfg.rings.len(), 1);
+    assert_eq!(cfg.rings[0].members, ["k1", "k2", "k3"]);
+
+    let cases = [
+        ("members = [\"k1\", \"k2\", \"nope\"]", "\"nope\" is not a configured camera"),
+        ("members = [\"k1\", \"k2\", \"cam-1\"]", "\"cam-1\" is not a checkpoint camera"),
+        ("members = [\"k1\", \"k2\", \"k1\"]", "\"k1\" is listed twice"),
+        ("members = [\"k1\", \"k2\"]", "at least 3 members"),
+        ("members = [\"k1\", \"k2\", \"k3\"]\noutline = [[113.6, 34.7], [113.7, 34.7]]", "an outline needs at least 3"),
+        ("members = [\"k1\", \"k2\", \"k3\"]\noutline = [[113.6, 34.7], [113.7, 95.0], [113.6, 34.8]]", "point 2"),
+        ("members = \"k1\"", "expected an array of strings"),
+    ];
+    for (members, needle) in cases {
+        let ring = format!("[[ring]]\nid = \"r1\"\nname = \"Ring\"\n{members}\n");
+        let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams), ("rings.toml", &ring)]);
+        let errs = load_dir(dir.path()).expect_err(members).0;
+        assert_eq!(errs.len(), 1, "{members}: {errs:?}");
+        let msg = errs[0].to_string();
+        assert!(msg.contains("rings.toml:") && msg.contains("ring[r1]") && msg.contains(needle), "{members}: {msg}");
+    }
+}
+
+#[test]
+fn map_files_must_exist_and_cell_outlines_must_be_polygons() {
+    let site = format!("{SITE}\n[map]\nroads = [\"map/roads.geojson\"]\n");
+    let dir = config_dir(&[("site.toml", &site)]);
+    let msg = load_dir(dir.path()).expect_err("missing map file").0[0].to_string();
+    assert!(msg.contains("map.roads") && msg.contains("map/roads.geojson") && msg.contains("no such file"), "{msg}");
+    let dir = config_dir(&[("site.toml", &site), ("map/roads.geojson", "{}")]);
+    assert_eq!(load_dir(dir.path()).expect("present").map.roads.len(), 1);
+
+    let bad_cell = format!(
+        "{SITE}\n[[grid_cell]]\nid = \"g3\"\nname = \"Block\"\nlevel = 3\nparent = \"g2\"\noutline = [[113.6, 34.7]]\n"
+    );
+    let dir = config_dir(&[("site.toml", &bad_cell)]);
+    let msg = load_dir(dir.path()).expect_err("bad outline").0[0].to_string();
+    assert!(msg.contains("grid_cell[g3].outline") && msg.contains("at least 3"), "{msg}");
+}

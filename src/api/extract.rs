@@ -30,3 +30,17 @@ fn query_message(e: &QueryRejection) -> String {
         other => format!("bad query parameters: {}", other.body_text()),
     }
 }
+
+/// `Json<T>` with a 400 `bad_request` body that says what is wrong with the request body.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(t)) => Ok(ApiJson(t)),
+            Err(e) => Err(ApiError::BadRequest(format!("bad request body: {}", e.body_text()))),
+        }
+    }
+}

@@ -3,6 +3,7 @@
 pub mod cameras;
 pub mod error;
 mod extract;
+pub mod geo;
 pub mod health;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub config_dir: Arc<std::path::PathBuf>,
     /// One reload at a time.
     pub reload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Coverage, rings, interceptions.
+    pub geo: crate::geo::service::GeoService,
 }
 
 #[derive(OpenApi)]
@@ -42,7 +45,22 @@ pub struct AppState {
         health::camera_health,
         health::all_health,
         health::snapshot,
-        health::reload
+        health::reload,
+        geo::coverage_summary,
+        geo::coverage_cells,
+        geo::coverage_roads,
+        geo::coverage_gaps,
+        geo::entrances,
+        geo::rings,
+        geo::ring,
+        geo::seeing,
+        geo::layer,
+        geo::start_interception,
+        geo::list_interceptions,
+        geo::get_interception,
+        geo::close_interception,
+        geo::post_passage,
+        geo::events
     ),
     components(schemas(
         cameras::CameraView,
@@ -54,7 +72,32 @@ pub struct AppState {
         crate::config::Gb28181Code,
         error::ErrorBody,
         error::ErrorDetail,
-        Health
+        Health,
+        geo::CoverageSummary,
+        geo::InterceptionStarted,
+        geo::CloseRequest,
+        geo::PassageRecorded,
+        crate::geo::coverage::CoverageQuery,
+        crate::geo::coverage::StateFilter,
+        crate::geo::coverage::Lengths,
+        crate::geo::coverage::CellCoverage,
+        crate::geo::coverage::RoadCoverage,
+        crate::geo::coverage::CameraCounts,
+        crate::geo::DoriLevel,
+        crate::geo::entrance::EntranceCheck,
+        crate::geo::entrance::SideCheck,
+        crate::geo::entrance::CameraOnStretch,
+        crate::geo::rings::RingState,
+        crate::geo::rings::Member,
+        crate::geo::rings::Leak,
+        crate::geo::rings::RingPlan,
+        crate::geo::rings::ArmedCheckpoint,
+        crate::geo::linkage::Seeing,
+        crate::geo::service::InterceptionRequest,
+        crate::registry::EventRow,
+        crate::registry::PassageRow,
+        crate::registry::InterceptionRow,
+        crate::registry::NewPassage
     ))
 )]
 pub struct ApiDoc;
@@ -65,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(cameras::router())
         .merge(health::router())
+        .merge(geo::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -217,6 +217,59 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An array of strings.
+    pub fn str_list(&mut self, key: &str) -> Option<Vec<String>> {
+        let (_, v) = self.take_value(key, "an array of strings")?;
+        let Some(arr) = v.as_array() else {
+            self.wrong_type(key, "an array of strings", v);
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in arr.iter().enumerate() {
+            match item.as_str() {
+                Some(s) => out.push(s.to_string()),
+                None => {
+                    self.error(key, format!("item {}: expected a string, found {}", i + 1, item.type_name()));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// An outline: an array of at least three `[lon, lat]` pairs (WGS84 degrees).
+    pub fn points(&mut self, key: &str) -> Option<Vec<[f64; 2]>> {
+        let want = "an array of [lon, lat] pairs";
+        let (_, v) = self.take_value(key, want)?;
+        let Some(arr) = v.as_array() else {
+            self.wrong_type(key, want, v);
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in arr.iter().enumerate() {
+            let pair: Option<Vec<f64>> = item
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64))).collect());
+            match pair.as_deref() {
+                Some(&[lon, lat]) if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) => {
+                    out.push([lon, lat])
+                }
+                _ => {
+                    self.error(
+                        key,
+                        format!("point {}: expected [lon, lat] with lon in -180..180, lat in -90..90", i + 1),
+                    );
+                    return None;
+                }
+            }
+        }
+        if out.len() < 3 {
+            self.error(key, format!("{} points; an outline needs at least 3", out.len()));
+            return None;
+        }
+        Some(out)
+    }
+
     /// Reports every key of the table itself that is not in `known` (defaults are checked on their own).
     pub fn finish(mut self, known: &[&str]) -> Vec<ConfigError> {
         let unknown: Vec<String> = self

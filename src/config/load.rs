@@ -25,6 +25,21 @@ pub struct GridCell {
     pub name: String,
     pub level: u8,
     pub parent: Option<String>,
+    /// Outline as `[lon, lat]` points, when given: coverage per cell needs one.
+    pub outline: Option<Vec<[f64; 2]>>,
+    pub loc: Loc,
+}
+
+/// A checkpoint ring (包围圈): its member checkpoints in order around it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RingConfig {
+    pub id: String,
+    pub name: String,
+    /// 1 = innermost.
+    pub level: u8,
+    pub members: Vec<String>,
+    /// Outline as `[lon, lat]` points; the members' positions in order when absent.
+    pub outline: Option<Vec<[f64; 2]>>,
     pub loc: Loc,
 }
 
@@ -70,6 +85,22 @@ pub struct CityConfig {
     pub site: SiteConfig,
     pub grid: Vec<GridCell>,
     pub cameras: Vec<CameraConfig>,
+    pub rings: Vec<RingConfig>,
+    pub map: MapFiles,
+}
+
+/// Map files `[map]` in site.toml names, relative to the configuration directory; imported into
+/// the registry at every start and reload.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MapFiles {
+    /// OSM PBF (`.pbf`) or GeoJSON road networks.
+    pub roads: Vec<PathBuf>,
+    /// GeoJSON grid cells with outlines.
+    pub cells: Vec<PathBuf>,
+    /// GeoJSON entrances.
+    pub entrances: Vec<PathBuf>,
+    /// CSV or GeoJSON cameras without a stream (surveys).
+    pub cameras: Vec<PathBuf>,
 }
 
 /// Every key a camera table may have.
@@ -125,9 +156,11 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
 ];
 
 const SITE_FIELDS: &[&str] = &["name", "timezone", "dori_table"];
-const GRID_FIELDS: &[&str] = &["id", "name", "level", "parent"];
-const SITE_FILE_KEYS: &[&str] = &["site", "defaults", "grid_cell", "camera"];
-const CAMERA_FILE_KEYS: &[&str] = &["camera", "grid_cell"];
+const GRID_FIELDS: &[&str] = &["id", "name", "level", "parent", "outline"];
+const RING_FIELDS: &[&str] = &["id", "name", "level", "members", "outline"];
+const SITE_FILE_KEYS: &[&str] = &["site", "defaults", "grid_cell", "camera", "ring", "map"];
+const MAP_FIELDS: &[&str] = &["roads", "cells", "entrances", "cameras"];
+const CAMERA_FILE_KEYS: &[&str] = &["camera", "grid_cell", "ring"];
 
 /// Keys that travel together from the defaults: a camera giving one takes none of the others.
 const GROUPS: &[&[&str]] = &[&["hfov_deg", "focal_length_mm", "sensor_width_mm"], &["password_env", "password_file"]];
@@ -161,6 +194,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
 
     let site_src = sources.iter().find(|s| s.path == site_path);
     let site = site_src.and_then(|s| read_site(s, &mut errs));
+    let map = site_src.map(|s| read_map(s, dir, &mut errs)).unwrap_or_default();
     let defaults = site_src.and_then(|s| read_defaults(s, &mut errs));
 
     for src in &sources {
@@ -207,10 +241,12 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
         }
     }
 
+    let rings = read_rings(&sources, &cameras, &seen, &mut errs);
+
     errs.sort();
     errs.dedup();
     match site {
-        Some(site) if errs.is_empty() => Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras }),
+        Some(site) if errs.is_empty() => Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras, rings, map }),
         _ => Err(ConfigErrors(errs)),
     }
 }
@@ -289,6 +325,38 @@ fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
     Some(SiteConfig { name: name?, timezone: timezone?, dori_table: dori_table? })
 }
 
+fn read_map(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> MapFiles {
+    let mut out = MapFiles::default();
+    let Some(item) = src.doc.get("map") else { return out };
+    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
+    let Some(table) = item.as_table_like() else {
+        errs.push(ConfigError::at(&at, "map", "expected a table [map] with roads, cells, entrances, cameras"));
+        return out;
+    };
+    let mut f = Fields::new("map", at, src, table);
+    for key in MAP_FIELDS {
+        if !f.has(key) {
+            continue;
+        }
+        let Some(files) = f.str_list(key) else { continue };
+        for file in files {
+            let path = dir.join(&file);
+            if !path.is_file() {
+                f.error(key, format!("{file:?}: no such file in {}", dir.display()));
+                continue;
+            }
+            match *key {
+                "roads" => out.roads.push(path),
+                "cells" => out.cells.push(path),
+                "entrances" => out.entrances.push(path),
+                _ => out.cameras.push(path),
+            }
+        }
+    }
+    errs.extend(f.finish(MAP_FIELDS));
+    out
+}
+
 fn read_defaults<'a>(src: &'a Source, errs: &mut Vec<ConfigError>) -> Option<&'a dyn TableLike> {
     let item = src.doc.get("defaults")?;
     let Some(t) = item.as_table_like() else {
@@ -332,6 +400,63 @@ fn check_timezone(tz: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `[[ring]]` tables: members must be configured checkpoints, each listed once.
+fn read_rings(
+    sources: &[Source],
+    cameras: &[CameraConfig],
+    ids: &BTreeMap<String, Loc>,
+    errs: &mut Vec<ConfigError>,
+) -> Vec<RingConfig> {
+    let mut rings: Vec<RingConfig> = Vec::new();
+    for src in sources {
+        for (table, at) in tables_of(src, "ring", errs) {
+            let mut f = Fields::new(format!("ring[{}]", rings.len() + 1), at.clone(), src, table);
+            let id = f.req_str("id", "the ring's id");
+            if let Some(id) = &id {
+                f.set_ctx(format!("ring[{id}]"));
+            }
+            let name = f.req_str("name", "the ring's name");
+            let level = if f.has("level") { f.int("level", 1..=9) } else { Some(1) };
+            let members = if f.has("members") {
+                f.str_list("members")
+            } else {
+                f.missing("members", "the ring's checkpoint camera ids, in order around it");
+                None
+            };
+            let outline = if f.has("outline") { f.points("outline") } else { None };
+            if let Some(m) = &members {
+                for (i, id) in m.iter().enumerate() {
+                    let cam = cameras.iter().find(|c| c.id.as_str() == id);
+                    if m[..i].contains(id) {
+                        f.error("members", format!("{id:?} is listed twice"));
+                    } else if cam.is_none() && !ids.contains_key(id) {
+                        f.error("members", format!("{id:?} is not a configured camera"));
+                    } else if cam.is_some_and(|c| c.kind != CameraKind::Checkpoint) {
+                        f.error("members", format!("{id:?} is not a checkpoint camera (kind = \"checkpoint\")"));
+                    }
+                }
+                if m.len() < 3 && outline.is_none() {
+                    f.error("members", "a ring without an outline needs at least 3 members to enclose anything");
+                }
+            }
+            let ok = f.errs.is_empty();
+            errs.extend(f.finish(RING_FIELDS));
+            if let (true, Some(id), Some(name), Some(level), Some(members)) = (ok, id, name, level, members) {
+                if let Some(first) = rings.iter().find(|r| r.id == id) {
+                    errs.push(ConfigError::at(
+                        &at,
+                        format!("ring[{id}].id"),
+                        format!("duplicate id; first defined at {}", first.loc),
+                    ));
+                    continue;
+                }
+                rings.push(RingConfig { id, name, level: level as u8, members, outline, loc: at });
+            }
+        }
+    }
+    rings
+}
+
 fn read_grid(sources: &[Source], errs: &mut Vec<ConfigError>) -> Vec<GridCell> {
     let mut cells: Vec<GridCell> = Vec::new();
     let mut parents: Vec<(usize, Loc)> = Vec::new();
@@ -354,6 +479,7 @@ fn read_grid(sources: &[Source], errs: &mut Vec<ConfigError>) -> Vec<GridCell> {
             };
             let parent = f.str("parent");
             let parent_loc = f.loc_of("parent");
+            let outline = if f.has("outline") { f.points("outline") } else { None };
             let ok = f.errs.is_empty();
             errs.extend(f.finish(GRID_FIELDS));
             if let (true, Some(id), Some(name), Some(level)) = (ok, id, name, level) {
@@ -366,7 +492,7 @@ fn read_grid(sources: &[Source], errs: &mut Vec<ConfigError>) -> Vec<GridCell> {
                     continue;
                 }
                 parents.push((cells.len(), parent_loc));
-                cells.push(GridCell { id, name, level: level as u8, parent, loc: at });
+                cells.push(GridCell { id, name, level: level as u8, parent, outline, loc: at });
             }
         }
     }

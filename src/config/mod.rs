@@ -6,6 +6,8 @@ mod load;
 mod source;
 pub mod types;
 
-pub use load::{CAMERA_FIELDS, CameraConfig, CityConfig, DEFAULTABLE_FIELDS, GridCell, SiteConfig, load_dir};
+pub use load::{
+    CAMERA_FIELDS, CameraConfig, CityConfig, DEFAULTABLE_FIELDS, GridCell, MapFiles, RingConfig, SiteConfig, load_dir,
+};
 pub use source::{ConfigError, ConfigErrors, Loc};
 pub use types::*;

@@ -7,6 +7,8 @@
 //! the types `Any` carries identically on both.
 
 mod cameras;
+mod events;
+mod geo;
 mod schema;
 mod sync;
 
@@ -17,6 +19,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
+pub use events::NewPassage;
+pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 

@@ -76,21 +76,25 @@ impl Registry {
 
         for cell in &cfg.grid {
             sqlx::query(
-                "INSERT INTO grid_cells (id, name, level, parent_id, retired_at_ms, updated_at_ms) VALUES ($1, $2, $3, $4, NULL, $5) \
+                "INSERT INTO grid_cells (id, name, level, parent_id, retired_at_ms, updated_at_ms, outline, source) \
+                 VALUES ($1, $2, $3, $4, NULL, $5, $6, 'config') \
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, level = excluded.level, parent_id = excluded.parent_id, \
-                 retired_at_ms = NULL, updated_at_ms = excluded.updated_at_ms",
+                 retired_at_ms = NULL, updated_at_ms = excluded.updated_at_ms, outline = excluded.outline, source = 'config'",
             )
             .bind(&cell.id)
             .bind(&cell.name)
             .bind(i64::from(cell.level))
             .bind(cell.parent.as_deref())
             .bind(now)
+            .bind(cell.outline.as_ref().map(|o| serde_json::to_string(o).unwrap_or_default()))
             .execute(&mut *tx)
             .await?;
         }
         let cell_ids: Vec<&str> = cfg.grid.iter().map(|c| c.id.as_str()).collect();
         let known_cells: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM grid_cells WHERE retired_at_ms IS NULL").fetch_all(&mut *tx).await?;
+            sqlx::query_scalar("SELECT id FROM grid_cells WHERE retired_at_ms IS NULL AND source = 'config'")
+                .fetch_all(&mut *tx)
+                .await?;
         for id in known_cells.iter().filter(|id| !cell_ids.contains(&id.as_str())) {
             sqlx::query("UPDATE grid_cells SET retired_at_ms = $1 WHERE id = $2")
                 .bind(now)
@@ -100,12 +104,13 @@ impl Registry {
         }
         report.grid_cells = cfg.grid.len();
 
-        let existing: HashMap<String, (String, String)> = sqlx::query("SELECT id, config_hash, status FROM cameras")
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get("id")?, (r.try_get("config_hash")?, r.try_get("status")?))))
-            .collect::<Result<_, sqlx::Error>>()?;
+        let existing: HashMap<String, (String, String)> =
+            sqlx::query("SELECT id, config_hash, status FROM cameras WHERE config_source NOT LIKE 'import:%'")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, (r.try_get("config_hash")?, r.try_get("status")?))))
+                .collect::<Result<_, sqlx::Error>>()?;
 
         let mut in_config = HashSet::new();
         for c in &cfg.cameras {
@@ -164,6 +169,18 @@ impl Registry {
         report.decommissioned.sort();
 
         tx.commit().await?;
+        let rings: Vec<crate::geo::model::RingInput> = cfg
+            .rings
+            .iter()
+            .map(|r| crate::geo::model::RingInput {
+                id: r.id.clone(),
+                name: r.name.clone(),
+                level: r.level,
+                members: r.members.clone(),
+                polygon: r.outline.clone(),
+            })
+            .collect();
+        self.sync_rings(&rings, now).await?;
         Ok(report)
     }
 }

@@ -1,6 +1,7 @@
 //! What makes a camera without a camera: an in-process RTSP server with synthetic streams that
 //! can be told to fail, and a server that answers with garbage. Tests, benches and the demo use it.
 
+pub mod city;
 pub mod demo;
 mod rtsp;
 

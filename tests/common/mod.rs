@@ -1,6 +1,7 @@
 //! Test support: fresh databases on both engines, the app on port 0, config folders on disk.
 #![allow(dead_code)]
 
+pub mod city;
 pub mod ingest;
 pub mod pg;
 
@@ -84,6 +85,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: SimClock,
     pub registry: tianwang::registry::Registry,
+    pub geo: tianwang::geo::service::GeoService,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -95,6 +97,7 @@ impl TestApp {
             .await
             .expect("app builds");
         let registry = app.state.registry.clone();
+        let geo = app.state.geo.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -105,7 +108,7 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        Self { addr, client: reqwest::Client::new(), clock, registry, stop: Some(tx), task: Some(task) }
+        Self { addr, client: reqwest::Client::new(), clock, registry, geo, stop: Some(tx), task: Some(task) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,6 +118,15 @@ impl TestApp {
     /// GET returning status and parsed JSON body (Null when the body is not JSON).
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value, String) {
         let r = self.client.get(self.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (status, json, text)
+    }
+
+    /// POST a JSON body; returns status and parsed JSON body (Null when not JSON).
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value, String) {
+        let r = self.client.post(self.url(path)).json(body).send().await.expect("request");
         let status = r.status().as_u16();
         let text = r.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);

@@ -1,0 +1,233 @@
+//! Planning and interception over HTTP on both engines, on the hand-computable city of
+//! tests/common/city.rs stored through the registry as an import would store it.
+
+mod common;
+
+use common::city::*;
+use common::{Engine, TestApp, TestDb, config_dir};
+use serde_json::json;
+use tianwang::config::CameraStatus;
+use tianwang::geo::Xy;
+use tianwang::geo::input::CameraInput;
+
+const SITE: &str = "[site]\nname = \"Ring city\"\ntimezone = \"Asia/Shanghai\"\n";
+
+async fn app_with_city(engine: Engine) -> (TestApp, TestDb, tempfile::TempDir) {
+    let db = TestDb::new(engine).await;
+    let dir = config_dir(&[("site.toml", SITE)]);
+    let app = TestApp::spawn(dir.path(), &db).await;
+    let (cams, roads, rings) = city_parts();
+    let now = app.clock.now_ms();
+    app.registry.store_roads(&roads, "import:city.geojson", now).await.unwrap();
+    let inputs: Vec<CameraInput> = cams
+        .iter()
+        .map(|c| CameraInput {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            lon: c.lon,
+            lat: c.lat,
+            bearing_deg: c.bearing_deg,
+            hfov_deg: c.hfov_deg,
+            width_px: c.width_px,
+            height_px: c.height_px,
+            mounting_height_m: c.mounting_height_m,
+            kind: c.kind,
+            owner: c.owner,
+            grid_cell: None,
+        })
+        .collect();
+    let (n, rejected) = app.registry.store_imported_cameras(&inputs, "city.csv", now).await.unwrap();
+    assert_eq!((n, rejected.len()), (16, 0));
+    app.registry.sync_rings(&rings, now).await.unwrap();
+    for c in &cams {
+        app.registry.set_status(&c.id, CameraStatus::Online, "streaming", now).await.unwrap();
+    }
+    (app, db, dir)
+}
+
+use tianwang::clock::Clock;
+
+async fn rings_open_and_close_with_their_checkpoints(engine: Engine) {
+    let (app, _db, _dir) = app_with_city(engine).await;
+    assert!(app.geo.check_rings(app.clock.now_ms()).await.unwrap().is_empty(), "all up: nothing to report");
+    let (s, rings, _) = app.get("/api/v1/rings").await;
+    assert_eq!(s, 200);
+    assert_eq!(rings.as_array().unwrap().len(), 2);
+    assert!(rings.as_array().unwrap().iter().all(|r| r["open"] == false), "{rings}");
+
+    app.clock.advance(5_000);
+    app.registry.set_status("mid-e-300", CameraStatus::Offline, "no frames", app.clock.now_ms()).await.unwrap();
+    let (s, mid, _) = app.get("/api/v1/rings/middle").await;
+    assert_eq!(s, 200);
+    assert_eq!(mid["open"], true);
+    assert_eq!(mid["down"], json!(["mid-e-300"]));
+    assert_eq!(mid["leaks"].as_array().unwrap().len(), 1);
+    assert_eq!(mid["leaks"][0]["road_id"], "ew300");
+    let changed = app.geo.check_rings(app.clock.now_ms()).await.unwrap();
+    assert_eq!(changed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["middle"]);
+    assert!(app.geo.check_rings(app.clock.now_ms()).await.unwrap().is_empty(), "reported once");
+
+    app.registry.set_status("mid-e-300", CameraStatus::Online, "streaming", app.clock.now_ms()).await.unwrap();
+    assert_eq!(app.geo.check_rings(app.clock.now_ms()).await.unwrap().len(), 1);
+    let (_, ev, _) = app.get("/api/v1/events").await;
+    let kinds: Vec<&str> = ev.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ring_opened", "ring_closed"]);
+    assert_eq!(ev[0]["ring_id"], "middle");
+    assert_eq!(ev[0]["payload"]["down"], json!(["mid-e-300"]));
+    let (s, _, body) = app.get("/api/v1/rings/nowhere").await;
+    assert_eq!(s, 404, "{body}");
+    app.stop().await;
+}
+
+async fn interception_arms_rings_and_reports_a_crossing(engine: Engine) {
+    let (app, _db, _dir) = app_with_city(engine).await;
+    let [lon, lat] = ll(100.0, 0.0);
+    let t0 = app.clock.now_ms();
+    let (s, started, body) = app
+        .post("/api/v1/interceptions", &json!({"lon": lon, "lat": lat, "plate": "豫A·12345", "note": "robbery"}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let rings: Vec<&str> =
+        started["rings"].as_array().unwrap().iter().map(|r| r["ring_id"].as_str().unwrap()).collect();
+    assert_eq!(rings, ["inner", "middle"]);
+    let e0 =
+        started["rings"][0]["checkpoints"].as_array().unwrap().iter().find(|c| c["camera_id"] == "in-e-0").unwrap();
+    assert!((e0["eta_s"].as_f64().unwrap() - 3.6).abs() < 0.05, "{e0}");
+    let id = started["id"].as_i64().unwrap();
+
+    // Another vehicle: no crossing. The suspect, written differently: a crossing.
+    let other = json!({"camera_id": "mid-e-0", "pass_time_ms": t0 + 30_000, "plate_no": "豫B54321"});
+    let (s, r, _) = app.post("/api/v1/passages", &other).await;
+    assert_eq!((s, r["events"].as_array().unwrap().len()), (201, 0));
+    let suspect =
+        json!({"camera_id": "mid-e-0", "pass_time_ms": t0 + 31_000, "plate_no": "豫a 12345", "direction": "out"});
+    let (s, r, body) = app.post("/api/v1/passages", &suspect).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(r["events"].as_array().unwrap().len(), 1);
+    let (_, ev, _) = app.get("/api/v1/events?kind=ring_crossing").await;
+    let p = &ev[0]["payload"];
+    assert_eq!((p["ring_id"].as_str(), p["checkpoint"].as_str()), (Some("middle"), Some("mid-e-0")));
+    assert_eq!(p["seconds_since_incident"], 31.0);
+    assert_eq!(p["plate_no"], "豫A12345");
+    assert_eq!(p["interception_id"], id);
+
+    let (s, _, body) = app.post(&format!("/api/v1/interceptions/{id}/close"), &json!({"by": "duty officer"})).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _, _) = app.post(&format!("/api/v1/interceptions/{id}/close"), &json!({"by": "again"})).await;
+    assert_eq!(s, 409);
+    let (_, r, _) = app.post("/api/v1/passages", &suspect).await;
+    assert_eq!(r["events"].as_array().unwrap().len(), 0, "closed interceptions arm nothing");
+    let (_, list, _) = app.get("/api/v1/interceptions").await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
+
+    // Expiry by the clock.
+    let (_, s2, _) = app.post("/api/v1/interceptions", &json!({"lon": lon, "lat": lat, "ttl_min": 1})).await;
+    app.clock.advance(61_000);
+    let (_, one, _) = app.get(&format!("/api/v1/interceptions/{}", s2["id"])).await;
+    assert_eq!(one["status"], "expired");
+    app.stop().await;
+}
+
+async fn bad_geo_requests_are_400_or_404_with_a_reason(engine: Engine) {
+    let (app, _db, _dir) = app_with_city(engine).await;
+    let cases: Vec<(&str, serde_json::Value, u16, &str)> = vec![
+        ("/api/v1/interceptions", json!({"lon": 113.0, "lat": 95.0}), 400, "not a WGS84 position"),
+        ("/api/v1/interceptions", json!({"lon": 113.0}), 400, "lat"),
+        ("/api/v1/interceptions", json!({"lon": 113.0, "lat": 34.0, "colour": "red"}), 400, "colour"),
+        ("/api/v1/passages", json!({"camera_id": "nope", "pass_time_ms": 1}), 404, "nope"),
+        ("/api/v1/passages", json!({"camera_id": "mid-e-0"}), 400, "pass_time_ms"),
+    ];
+    for (path, body, want, says) in cases {
+        let (s, r, text) = app.post(path, &body).await;
+        assert_eq!(s, want, "{path} {body}: {text}");
+        assert!(r["error"]["message"].as_str().unwrap().contains(says), "{text}");
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/passages"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    for q in
+        ["/api/v1/coverage/summary?level=sharp", "/api/v1/coverage/summary?states=some", "/api/v1/geo/seeing?lon=1"]
+    {
+        let (s, r, text) = app.get(q).await;
+        assert_eq!(s, 400, "{q}: {text}");
+        assert!(r["error"]["message"].is_string());
+    }
+    let (s, _, _) = app.get("/api/v1/geo/layers/buildings").await;
+    assert_eq!(s, 404);
+    app.stop().await;
+}
+
+async fn coverage_and_linkage_over_http(engine: Engine) {
+    let (app, _db, _dir) = app_with_city(engine).await;
+    let (s, sum, body) = app.get("/api/v1/coverage/summary?level=recognise&states=all").await;
+    assert_eq!(s, 200, "{body}");
+    let o = &sum["overall"];
+    let (t, c, u) =
+        (o["total_m"].as_f64().unwrap(), o["covered_m"].as_f64().unwrap(), o["uncovered_m"].as_f64().unwrap());
+    // 14 streets of 1,800 m.
+    assert!((t - 14.0 * 1800.0).abs() < 5.0, "{t}");
+    assert!((c + u - t).abs() < 1e-6 && c > 0.0);
+    let (_, gaps, _) = app.get("/api/v1/coverage/gaps.geojson?level=recognise&states=all").await;
+    let gap_len: f64 =
+        gaps["features"].as_array().unwrap().iter().map(|f| f["properties"]["length_m"].as_f64().unwrap()).sum();
+    assert!((gap_len - u).abs() < 1.0, "gaps {gap_len} vs uncovered {u}");
+    let (_, roads, _) = app.get("/api/v1/coverage/roads?level=recognise&states=all&limit=5").await;
+    assert_eq!(roads.as_array().unwrap().len(), 5);
+
+    // 20 m outward of in-e-0 (at (150, -3), looking east) it sees the avenue; behind it, not.
+    let base = proj().fwd(proj().lon0, proj().lat0);
+    for (x, y, sees) in [(170.0, 0.0, true), (130.0, 0.0, false)] {
+        let [lon, lat] = proj().inv(base.plus(Xy::new(x, y)));
+        let (s, v, body) = app.get(&format!("/api/v1/geo/seeing?lon={lon}&lat={lat}")).await;
+        assert_eq!(s, 200, "{body}");
+        let ids: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["camera_id"].as_str().unwrap()).collect();
+        assert_eq!(ids.contains(&"in-e-0"), sees, "({x}, {y}): {ids:?}");
+    }
+    let (s, layer, _) = app.get("/api/v1/geo/layers/cameras?levels=recognise").await;
+    assert_eq!(s, 200);
+    assert_eq!(layer["features"].as_array().unwrap().len(), 32, "16 points + 16 sectors");
+    let (_, rings, _) = app.get("/api/v1/geo/layers/rings").await;
+    assert_eq!(rings["features"].as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+async fn the_demo_city_map_closes_its_rings_once_checkpoints_stream(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let app = TestApp::spawn(&common::demo_config(), &db).await;
+    let (_, rings, _) = app.get("/api/v1/rings").await;
+    let rings = rings.as_array().unwrap().clone();
+    assert_eq!(rings.len(), 2);
+    for r in &rings {
+        // Not streaming yet: open, and every leak is the road of a checkpoint that is down.
+        assert_eq!(r["open"], true);
+        assert_eq!(r["crossings"].as_u64().unwrap() as usize, r["members"].as_array().unwrap().len(), "{r}");
+        for leak in r["leaks"].as_array().unwrap() {
+            assert_eq!(leak["guarded_when_up_by"].as_array().unwrap().len(), 1, "{leak}");
+        }
+        for m in r["members"].as_array().unwrap() {
+            let id = m["id"].as_str().unwrap();
+            app.registry.set_status(id, CameraStatus::Online, "streaming", app.clock.now_ms()).await.unwrap();
+        }
+    }
+    let (_, rings, _) = app.get("/api/v1/rings").await;
+    for r in rings.as_array().unwrap() {
+        assert_eq!((r["open"].as_bool(), r["leaks"].as_array().unwrap().len()), (Some(false), 0), "{r}");
+    }
+    let (_, ents, _) = app.get("/api/v1/coverage/entrances").await;
+    assert_eq!(ents.as_array().unwrap().len(), 2);
+    app.stop().await;
+}
+
+on_both_engines!(
+    the_demo_city_map_closes_its_rings_once_checkpoints_stream,
+    rings_open_and_close_with_their_checkpoints,
+    interception_arms_rings_and_reports_a_crossing,
+    bad_geo_requests_are_400_or_404_with_a_reason,
+    coverage_and_linkage_over_http,
+);
