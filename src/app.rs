@@ -8,6 +8,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use utoipa::ToSchema;
 
+use crate::alerts::engine::{EngineConfig, Signal};
+use crate::alerts::service::AlertService;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{self, CityConfig, ConfigErrors};
@@ -46,6 +48,10 @@ pub struct App {
     pub state: AppState,
     pub config: CityConfig,
     pub sync: SyncReport,
+    /// SIGHUP is caught from the moment the app is built (before it says it is serving), so a
+    /// reload signal can never kill a starting server.
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 /// What a reload changed.
@@ -80,10 +86,28 @@ impl App {
         import_map(&registry, &config, clock.now_ms()).await?;
         let geo = GeoService::new(registry.clone(), config.site.dori_table);
         check_rings(&geo, clock.now_ms()).await;
+        let hooks = webhooks(&config);
+        let alerts = AlertService::start(
+            registry.clone(),
+            clock.clone(),
+            EngineConfig::default(),
+            hooks.iter().map(|h| h.name.clone()).collect(),
+        )
+        .await?;
+        let _deliveries = crate::alerts::webhooks::spawn(registry.clone(), clock.clone(), hooks);
+        if let Some(m) = &config.mqtt {
+            let target = crate::alerts::mqtt::MqttTarget {
+                host: m.host.clone(),
+                port: m.port,
+                topic_prefix: m.topic_prefix.clone(),
+                client_id: m.client_id.clone(),
+            };
+            let _publisher = crate::alerts::mqtt::spawn(registry.clone(), target);
+        }
         let ingest = if opts.ingest {
             ingest::init_gstreamer()?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
-            tokio::spawn(write_statuses(registry.clone(), geo.clone(), clock.clone(), rx));
+            tokio::spawn(write_statuses(registry.clone(), geo.clone(), alerts.clone(), clock.clone(), rx));
             let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
             let specs = specs(&config);
             let ing = ingest.clone();
@@ -102,8 +126,20 @@ impl App {
             config_dir: Arc::new(config_dir.to_path_buf()),
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             geo,
+            alerts,
+            auth_failures: Default::default(),
         };
-        Ok(Self { state, config, sync })
+        #[cfg(unix)]
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::error!("cannot listen for SIGHUP ({e}); reload with POST /api/v1/admin/reload"))
+            .ok();
+        Ok(Self {
+            state,
+            config,
+            sync,
+            #[cfg(unix)]
+            hangup,
+        })
     }
 
     /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests
@@ -115,9 +151,18 @@ impl App {
     ) -> Result<(), AppError> {
         let state = self.state.clone();
         #[cfg(unix)]
-        let hup = tokio::spawn(reload_on_sighup(state.clone()));
+        let hup = tokio::spawn(reload_on_sighup(state.clone(), self.hangup));
         let router = api::router(self.state);
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown).await.map_err(AppError::Serve);
+        let alerts = state.alerts.clone();
+        let shutdown = async move {
+            shutdown.await;
+            alerts.close_streams();
+        };
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(AppError::Serve);
+        state.alerts.stop().await;
         #[cfg(unix)]
         hup.abort();
         if let Some(ingest) = state.ingest.clone() {
@@ -162,11 +207,8 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(state: AppState) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP; reload with POST /api/v1/admin/reload");
-        return;
-    };
+async fn reload_on_sighup(state: AppState, hup: Option<tokio::signal::unix::Signal>) {
+    let Some(mut hup) = hup else { return };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: reloading the configuration");
         if let Err(e) = reload(&state).await {
@@ -180,6 +222,7 @@ async fn reload_on_sighup(state: AppState) {
 async fn write_statuses(
     registry: Registry,
     geo: GeoService,
+    alerts: AlertService,
     clock: Arc<dyn Clock>,
     mut rx: tokio::sync::mpsc::Receiver<StatusEvent>,
 ) {
@@ -192,10 +235,11 @@ async fn write_statuses(
         {
             tracing::error!(camera = %ev.camera, error = %e, "cannot record an ingest transition");
         }
-        if let Some(status) = ev.status
-            && let Err(e) = registry.set_status(&ev.camera, status, &ev.reason, ev.at_ms).await
-        {
-            tracing::error!(camera = %ev.camera, error = %e, "cannot record a status change");
+        if let Some(status) = ev.status {
+            if let Err(e) = registry.set_status(&ev.camera, status, &ev.reason, ev.at_ms).await {
+                tracing::error!(camera = %ev.camera, error = %e, "cannot record a status change");
+            }
+            alerts.signal(camera_signal(&registry, &ev.camera, status, &ev.reason, ev.at_ms).await).await;
         }
         // A camera's status decides whether the rings it belongs to are open; check once the
         // burst of changes queued so far is written.
@@ -214,6 +258,45 @@ async fn import_map(registry: &Registry, cfg: &CityConfig, now_ms: i64) -> Resul
         }
     }
     Ok(())
+}
+
+/// A camera's status change as a signal for the alert engine.
+async fn camera_signal(
+    registry: &Registry,
+    camera: &str,
+    status: crate::config::CameraStatus,
+    reason: &str,
+    at_ms: i64,
+) -> Signal {
+    use crate::config::CameraStatus::*;
+    match status {
+        Offline => {
+            let row = registry.get_camera(camera).await.ok().flatten();
+            Signal::CameraDown {
+                camera: camera.into(),
+                name: row.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| camera.into()),
+                grid_cell: row.and_then(|r| r.grid_cell_id),
+                reason: reason.into(),
+                at_ms,
+            }
+        }
+        Maintenance => Signal::Maintenance { camera: camera.into(), on: true },
+        _ => Signal::CameraUp { camera: camera.into(), at_ms },
+    }
+}
+
+/// The configured webhooks, secrets read from the environment.
+fn webhooks(cfg: &CityConfig) -> Vec<crate::alerts::webhooks::Webhook> {
+    cfg.webhooks
+        .iter()
+        .map(|w| {
+            let secret = w.secret_env.as_deref().and_then(|v| std::env::var(v).ok()).map(String::into_bytes);
+            if w.secret_env.is_some() && secret.is_none() {
+                tracing::warn!(webhook = %w.name, "the webhook's secret_env is not set; its payloads go unsigned");
+            }
+            crate::alerts::webhooks::Webhook { name: w.name.clone(), url: w.url.clone(), secret }
+        })
+        .collect()
 }
 
 /// Records ring open/close events; failures are logged (the next change retries).

@@ -1,5 +1,6 @@
 //! tianwang: a city's surveillance camera network — registry, ingest, detection, alerts, planning.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod clock;

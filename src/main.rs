@@ -99,10 +99,41 @@ enum Cmd {
         #[command(flatten)]
         db: DbArg,
     },
+    /// API tokens: create (printed once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
     /// Coverage for planners.
     Coverage {
         #[command(subcommand)]
         cmd: CoverageCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token and print it (it is stored hashed and never shown again).
+    Create {
+        #[arg(long, value_enum)]
+        role: tianwang::api::auth::Role,
+        /// A unique name (who or what uses it); shown in audit trails.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List tokens (names, roles, revoked or not; never the tokens).
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Revoke a token by name.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
     },
 }
 
@@ -192,6 +223,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Coverage { cmd: CoverageCmd::Report { level, states, out, dori_table, config, db } } => {
             coverage_report(&level, &states, &out, dori_table.as_deref(), config.as_deref(), &db.url).await
         }
+        Cmd::Token { cmd } => token(cmd).await,
         Cmd::Migrate { db } => {
             let reg = Registry::open(&db.url).await?;
             for (version, desc, applied) in reg.migration_status().await? {
@@ -229,6 +261,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 sim.port(),
                 mask_credentials(&db)
             );
+            // A fresh admin token for the demo's user, printed with the address.
+            let reg = Registry::open(&db).await?;
+            let token = reg.create_token("demo-admin", "admin", true, now_ms()).await?;
+            reg.close().await;
+            println!("demo: open http://{listen}/ — API token (admin): {token}");
+            println!("demo: curl -H 'Authorization: Bearer {token}' http://{listen}/api/v1/alerts");
             let code = serve(&config, &db, listen, AppOptions::default()).await;
             drop(sim);
             code
@@ -404,6 +442,39 @@ async fn coverage_report(
     );
     for f in files {
         println!("wrote {}", f.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token(cmd: TokenCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TokenCmd::Create { role, name, db } => {
+            if name.trim().is_empty() {
+                anyhow::bail!("--name: empty");
+            }
+            let reg = Registry::open(&db.url).await?;
+            let t = reg.create_token(name.trim(), role.as_str(), false, now_ms()).await?;
+            reg.close().await;
+            println!("{t}");
+            eprintln!("token {:?} ({}) created; it is shown only now", name.trim(), role.as_str());
+        }
+        TokenCmd::List { db } => {
+            let reg = Registry::open(&db.url).await?;
+            for t in reg.list_tokens().await? {
+                let state = if t.revoked_at_ms.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{state}", t.name, t.role);
+            }
+            reg.close().await;
+        }
+        TokenCmd::Revoke { name, db } => {
+            let reg = Registry::open(&db.url).await?;
+            let done = reg.revoke_token(&name, now_ms()).await?;
+            reg.close().await;
+            if !done {
+                anyhow::bail!("no active token named {name:?}");
+            }
+            println!("revoked {name:?}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

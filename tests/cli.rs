@@ -200,3 +200,44 @@ fn sighup_reloads_the_configuration() {
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(wait_exit(child).success());
 }
+
+fn get_with(addr: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn tokens_work_are_revocable_and_never_logged() {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", CAM), ("pw.txt", PASSWORD)]);
+    let db = format!("sqlite://{}/t.db", dir.path().display());
+    let out = Command::new(BIN)
+        .args(["token", "create", "--role", "operator", "--name", "desk-1", "--db", &db])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("tw_") && token.len() == 43, "{token}");
+    let (child, addr, rx) = start_serve(&["--log-json"], dir.path(), &db);
+    assert!(get_with(&addr, "/api/v1/alerts", &token).starts_with("HTTP/1.1 200"));
+    let forbidden = get_with(&addr, "/api/v1/coverage/summary", &token);
+    assert!(forbidden.starts_with("HTTP/1.1 403") && forbidden.contains("planner"), "{forbidden}");
+    let wrong = "tw_0123456789abcdef0123456789abcdef01234567";
+    assert!(get_with(&addr, "/api/v1/alerts", wrong).starts_with("HTTP/1.1 401"));
+    let out = Command::new(BIN).args(["token", "revoke", "--name", "desk-1", "--db", &db]).output().unwrap();
+    assert!(out.status.success());
+    assert!(get_with(&addr, "/api/v1/alerts", &token).starts_with("HTTP/1.1 401"));
+    let list = Command::new(BIN).args(["token", "list", "--db", &db]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.contains("desk-1\toperator\trevoked") && !list.contains(&token), "{list}");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(wait_exit(child).success());
+    let logs: Vec<String> = rx.try_iter().collect();
+    assert!(logs.iter().any(|l| l.contains("rejected an unknown or revoked token")), "{logs:#?}");
+    for l in &logs {
+        assert!(!l.contains(&token) && !l.contains(wrong) && !l.contains(&token[3..]), "a token in the log: {l}");
+    }
+}

@@ -143,3 +143,68 @@ fn a_road_through_a_ring_vertex_at_a_node_crosses_once() {
     // The diamond's four vertices sit on the two streets through the centre: four crossings.
     assert_eq!(st.crossings, 4, "{st:?}");
 }
+
+fn cam_at(id: &str, x: f64, y: f64, bearing: f64, (w, h): (u32, u32)) -> tianwang::geo::CamGeo {
+    let mut c = checkpoint(id, x, y, bearing);
+    c.kind = tianwang::config::CameraKind::Entrance;
+    c.width_px = w;
+    c.height_px = h;
+    c.hfov_deg = 40.0;
+    c.mounting_height_m = 6.0;
+    c
+}
+
+/// An entrance 10 m south of the avenue at x = 500, four 4K cameras with 40° lenses: A and B at
+/// the gate looking east and west, C 60 m east looking west, D 60 m west looking east. Each sees
+/// the avenue from 3 / tan 20° = 8.24 m to 84.27 m (observe: 3840 / (2 tan 20° · 62.5) = 84.39 m
+/// slant, 4.5 m above a face). Every metre 50 m each way is seen by two of them.
+fn entrance_city(states: &[(&str, CameraStatus)], c_resolution: (u32, u32)) -> GeoModel {
+    let uhd = (3840, 2160);
+    let cams = vec![
+        cam_at("A", 500.0, -3.0, 90.0, uhd),
+        cam_at("B", 500.0, -3.0, 270.0, uhd),
+        cam_at("C", 560.0, 3.0, 270.0, c_resolution),
+        cam_at("D", 440.0, 3.0, 90.0, uhd),
+    ];
+    let [lon, lat] = ll(500.0, -10.0);
+    let ent = tianwang::geo::input::EntranceInput {
+        id: "gate".into(),
+        name: "No. 1 Middle School".into(),
+        road: Some("East-west 0".into()),
+        lon,
+        lat,
+        grid_cell: None,
+    };
+    let mut m =
+        GeoModel::build(GeoInputs { cameras: cams, roads: roads(), entrances: vec![ent], ..Default::default() });
+    m.set_statuses(states.iter().copied());
+    m
+}
+
+#[test]
+fn entrance_rule_with_hand_computed_shortfalls() {
+    use tianwang::geo::entrance::EntranceRule;
+    let rule = EntranceRule::default();
+    let ok = &entrance_city(&[], (3840, 2160)).check_entrances(&rule)[0];
+    assert!(ok.compliant, "{ok:?}");
+    assert_eq!(
+        ok.sides.iter().map(|s| (s.side.as_str(), s.length_m.round())).collect::<Vec<_>>(),
+        [("left", 50.0), ("right", 50.0)]
+    );
+
+    // D offline: east (right, facing the avenue from the gate) 500–508.24 only C;
+    // west (left) 450–475.73 only B and 491.76–500 only C.
+    let down = &entrance_city(&[("D", CameraStatus::Offline)], (3840, 2160)).check_entrances(&rule)[0];
+    assert!(!down.compliant);
+    let short = |side: &str| down.sides.iter().find(|s| s.side == side).unwrap().short_m;
+    assert!((short("right") - 8.24).abs() < 0.1, "{down:?}");
+    assert!((short("left") - (25.73 + 8.24)).abs() < 0.2, "{down:?}");
+    assert!(down.problems.iter().any(|p| p.contains("not online") && p.contains('D')), "{:?}", down.problems);
+
+    // C below HD: it sees the stretch but does not count.
+    let sd = &entrance_city(&[], (1280, 720)).check_entrances(&rule)[0];
+    assert!(!sd.compliant);
+    assert!(sd.problems.iter().any(|p| p.contains("below HD") && p.contains('C')), "{:?}", sd.problems);
+    let c = sd.cameras.iter().find(|c| c.id == "C").unwrap();
+    assert!(!c.qualifies && c.seen_m > 0.0);
+}

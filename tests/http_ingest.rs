@@ -58,7 +58,8 @@ async fn health_snapshot_metrics_and_reload() {
     let server = tokio::spawn(app.serve(listener, async move {
         let _ = stop_rx.await;
     }));
-    let client = reqwest::Client::new();
+    let token = registry.create_token("t", "admin", false, 0).await.unwrap();
+    let client = common::authed_client(&token);
 
     let h = until(&client, &base, "a", |v| v["state"] == "streaming" && v["frames_delivered"].as_u64() > Some(2)).await;
     assert_eq!(h["profile"], "street");

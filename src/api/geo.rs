@@ -174,6 +174,8 @@ pub struct EntranceParams {
     pub min_cameras: Option<usize>,
     /// Metres each way along the road (default 50).
     pub reach_m: Option<f64>,
+    /// What counts as HD, `WIDTHxHEIGHT` (default 1920x1080).
+    pub min_resolution: Option<String>,
 }
 
 /// The entrance rule: at least 2 HD online cameras at observe level 50 m each way.
@@ -193,6 +195,18 @@ pub async fn entrances(
             return Err(ApiError::BadRequest(format!("reach_m: {r} is out of range (0, 500]")));
         }
         rule.reach_m = r;
+    }
+    if let Some(res) = &p.min_resolution {
+        let parsed =
+            res.split_once(['x', 'X']).and_then(|(w, h)| Some((w.trim().parse().ok()?, h.trim().parse().ok()?)));
+        match parsed {
+            Some((w, h)) if w > 0 && h > 0 => rule.min_resolution = (w, h),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "min_resolution: {res:?} is not WIDTHxHEIGHT, e.g. 1920x1080"
+                )));
+            }
+        }
     }
     let mut v = blocking(move || m.check_entrances(&rule)).await?;
     if p.violations_only.unwrap_or(false) {

@@ -1,5 +1,7 @@
 //! HTTP API (axum): one router per resource, merged here; OpenAPI generated from the handlers.
 
+pub mod alerts;
+pub mod auth;
 pub mod cameras;
 pub mod error;
 mod extract;
@@ -31,6 +33,10 @@ pub struct AppState {
     pub reload_lock: Arc<tokio::sync::Mutex<()>>,
     /// Coverage, rings, interceptions.
     pub geo: crate::geo::service::GeoService,
+    /// The alert engine and its live feed.
+    pub alerts: crate::alerts::service::AlertService,
+    /// Failed token attempts per address.
+    pub auth_failures: auth::FailureLimiter,
 }
 
 #[derive(OpenApi)]
@@ -60,7 +66,16 @@ pub struct AppState {
         geo::get_interception,
         geo::close_interception,
         geo::post_passage,
-        geo::events
+        geo::events,
+        alerts::list,
+        alerts::one,
+        alerts::acknowledge,
+        alerts::resolve,
+        alerts::assign,
+        alerts::comment,
+        alerts::stats,
+        alerts::alarm,
+        alerts::stream
     ),
     components(schemas(
         cameras::CameraView,
@@ -97,7 +112,18 @@ pub struct AppState {
         crate::registry::EventRow,
         crate::registry::PassageRow,
         crate::registry::InterceptionRow,
-        crate::registry::NewPassage
+        crate::registry::NewPassage,
+        alerts::AlertPage,
+        alerts::AlertDetail,
+        alerts::ResolveBody,
+        alerts::AssignBody,
+        alerts::CommentBody,
+        alerts::AlertStats,
+        alerts::AlarmInput,
+        crate::alerts::engine::EngineStats,
+        crate::registry::AlertRow,
+        crate::registry::AuditRow,
+        crate::registry::FeedRow
     ))
 )]
 pub struct ApiDoc;
@@ -109,10 +135,12 @@ pub fn router(state: AppState) -> Router {
         .merge(cameras::router())
         .merge(health::router())
         .merge(geo::router())
+        .merge(alerts::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require))
         .with_state(state)
 }
 

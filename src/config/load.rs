@@ -87,6 +87,29 @@ pub struct CityConfig {
     pub cameras: Vec<CameraConfig>,
     pub rings: Vec<RingConfig>,
     pub map: MapFiles,
+    pub webhooks: Vec<WebhookConfig>,
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// `[mqtt]` in site.toml: publish alert changes to a broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]`.
+    pub host: String,
+    pub port: u16,
+    /// Topics are `<topic_prefix>/alerts/<kind>/<severity>` (default `tianwang`).
+    pub topic_prefix: String,
+    pub client_id: String,
+}
+
+/// An outbound webhook (`[[webhook]]` in site.toml): every alert change is POSTed to it, signed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// `http://host:port/path`.
+    pub url: String,
+    /// Environment variable holding the HMAC-SHA256 signing secret.
+    pub secret_env: Option<String>,
 }
 
 /// Map files `[map]` in site.toml names, relative to the configuration directory; imported into
@@ -158,7 +181,9 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
 const SITE_FIELDS: &[&str] = &["name", "timezone", "dori_table"];
 const GRID_FIELDS: &[&str] = &["id", "name", "level", "parent", "outline"];
 const RING_FIELDS: &[&str] = &["id", "name", "level", "members", "outline"];
-const SITE_FILE_KEYS: &[&str] = &["site", "defaults", "grid_cell", "camera", "ring", "map"];
+const SITE_FILE_KEYS: &[&str] = &["site", "defaults", "grid_cell", "camera", "ring", "map", "webhook", "mqtt"];
+const MQTT_FIELDS: &[&str] = &["url", "topic_prefix", "client_id"];
+const WEBHOOK_FIELDS: &[&str] = &["name", "url", "secret_env"];
 const MAP_FIELDS: &[&str] = &["roads", "cells", "entrances", "cameras"];
 const CAMERA_FILE_KEYS: &[&str] = &["camera", "grid_cell", "ring"];
 
@@ -195,6 +220,8 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let site_src = sources.iter().find(|s| s.path == site_path);
     let site = site_src.and_then(|s| read_site(s, &mut errs));
     let map = site_src.map(|s| read_map(s, dir, &mut errs)).unwrap_or_default();
+    let webhooks = site_src.map(|s| read_webhooks(s, &mut errs)).unwrap_or_default();
+    let mqtt = site_src.and_then(|s| read_mqtt(s, &mut errs));
     let defaults = site_src.and_then(|s| read_defaults(s, &mut errs));
 
     for src in &sources {
@@ -246,7 +273,9 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     errs.sort();
     errs.dedup();
     match site {
-        Some(site) if errs.is_empty() => Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras, rings, map }),
+        Some(site) if errs.is_empty() => {
+            Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras, rings, map, webhooks, mqtt })
+        }
         _ => Err(ConfigErrors(errs)),
     }
 }
@@ -323,6 +352,64 @@ fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
         return None;
     }
     Some(SiteConfig { name: name?, timezone: timezone?, dori_table: dori_table? })
+}
+
+fn read_mqtt(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MqttConfig> {
+    let item = src.doc.get("mqtt")?;
+    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
+    let Some(table) = item.as_table_like() else {
+        errs.push(ConfigError::at(&at, "mqtt", "expected a table [mqtt] with url, topic_prefix, client_id"));
+        return None;
+    };
+    let mut f = Fields::new("mqtt", at, src, table);
+    let url = f.req_str("url", "mqtt://host[:port]");
+    let hp = url.as_deref().and_then(|u| match crate::alerts::mqtt::parse_url(u) {
+        Ok(hp) => Some(hp),
+        Err(e) => {
+            f.error("url", e);
+            None
+        }
+    });
+    let topic_prefix = f.str("topic_prefix").unwrap_or_else(|| "tianwang".into());
+    if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
+        f.error("topic_prefix", format!("{topic_prefix:?}: a topic prefix without wildcards"));
+    }
+    let client_id = f.str("client_id").unwrap_or_else(|| "tianwang".into());
+    let ok = f.errs.is_empty();
+    errs.extend(f.finish(MQTT_FIELDS));
+    let (host, port) = hp?;
+    ok.then_some(MqttConfig { host, port, topic_prefix, client_id })
+}
+
+fn read_webhooks(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<WebhookConfig> {
+    let mut out: Vec<WebhookConfig> = Vec::new();
+    for (table, at) in tables_of(src, "webhook", errs) {
+        let mut f = Fields::new(format!("webhook[{}]", out.len() + 1), at, src, table);
+        let name = f.req_str("name", "a name for the receiver");
+        let url = f.req_str("url", "http://host:port/path");
+        if let Some(u) = &url
+            && !u.starts_with("http://")
+        {
+            let why = if u.starts_with("https://") {
+                "https is not built in; point it at an http:// receiver or a local TLS relay"
+            } else {
+                "expected http://host:port/path"
+            };
+            f.error("url", format!("{u:?}: {why}"));
+        }
+        let secret_env = f.str("secret_env");
+        if let Some(n) = &name
+            && out.iter().any(|w| &w.name == n)
+        {
+            f.error("name", format!("{n:?} is used twice"));
+        }
+        let ok = f.errs.is_empty();
+        errs.extend(f.finish(WEBHOOK_FIELDS));
+        if let (true, Some(name), Some(url)) = (ok, name, url) {
+            out.push(WebhookConfig { name, url, secret_env });
+        }
+    }
+    out
 }
 
 fn read_map(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> MapFiles {

@@ -7,7 +7,8 @@ mod source;
 pub mod types;
 
 pub use load::{
-    CAMERA_FIELDS, CameraConfig, CityConfig, DEFAULTABLE_FIELDS, GridCell, MapFiles, RingConfig, SiteConfig, load_dir,
+    CAMERA_FIELDS, CameraConfig, CityConfig, DEFAULTABLE_FIELDS, GridCell, MapFiles, RingConfig, SiteConfig,
+    WebhookConfig, load_dir,
 };
 pub use source::{ConfigError, ConfigErrors, Loc};
 pub use types::*;

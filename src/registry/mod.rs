@@ -6,11 +6,13 @@
 //! `migrations/postgres`, numbered alike. Times are `i64` milliseconds, flags `0/1` integers:
 //! the types `Any` carries identically on both.
 
+mod alerts;
 mod cameras;
 mod events;
 mod geo;
 mod schema;
 mod sync;
+mod tokens;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -18,11 +20,13 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
+pub use alerts::{AlertChangeError, AlertFilter, AlertOp, AlertRow, AuditRow, FeedRow, NewAlert, OutboxRow};
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::NewPassage;
 pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
+pub use tokens::{TokenRow, new_token, token_hash};
 
 use crate::config::mask_credentials;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tianwang::app::{App, AppOptions};
-use tianwang::clock::SimClock;
+use tianwang::clock::{Clock, SimClock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -79,6 +79,13 @@ pub fn demo_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo")
 }
 
+/// A client that sends `Authorization: Bearer <token>` with every request.
+pub fn authed_client(token: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header"));
+    reqwest::Client::builder().default_headers(h).build().expect("client")
+}
+
 /// The app serving on 127.0.0.1:0; stopped when dropped.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -86,6 +93,8 @@ pub struct TestApp {
     pub clock: SimClock,
     pub registry: tianwang::registry::Registry,
     pub geo: tianwang::geo::service::GeoService,
+    /// An admin token; `client` sends it with every request.
+    pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -98,6 +107,7 @@ impl TestApp {
             .expect("app builds");
         let registry = app.state.registry.clone();
         let geo = app.state.geo.clone();
+        let token = registry.create_token("test-admin", "admin", true, clock.now_ms()).await.expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -108,7 +118,7 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        Self { addr, client: reqwest::Client::new(), clock, registry, geo, stop: Some(tx), task: Some(task) }
+        Self { addr, client: authed_client(&token), clock, registry, geo, token, stop: Some(tx), task: Some(task) }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,454 @@
+//! The alert engine: a pure state machine. Signals (a camera down or back, an event from
+//! detection, geography or an alarm system, an operator acknowledging) and the clock go in;
+//! actions (raise, repeat, escalate, recover) come out. No I/O, no wall clock: the caller passes
+//! the time, so every rule is tested with a simulated clock.
+//!
+//! Rules per kind: severity; a dedupe window (a repeat of an open alert's key only counts);
+//! a cooldown (after an alert is resolved, the same key stays quiet for a while); escalation (not
+//! acknowledged within N minutes → one severity up, again every N minutes); suppression while a
+//! camera is in maintenance. Cameras going dark wait out a grace period (a camera back within it
+//! raises nothing) and are grouped per grid cell: many cameras of one place dropping together
+//! become one alert listing them, not one each.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub type Millis = i64;
+
+/// How urgent, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Major,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Major => "major",
+            Severity::Critical => "critical",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Severity> {
+        [Severity::Info, Severity::Warning, Severity::Major, Severity::Critical].into_iter().find(|x| x.as_str() == s)
+    }
+    /// One step up (critical stays critical).
+    pub fn up(self) -> Severity {
+        match self {
+            Severity::Info => Severity::Warning,
+            Severity::Warning => Severity::Major,
+            _ => Severity::Critical,
+        }
+    }
+}
+
+/// Rules for one kind of alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    pub severity: Severity,
+    /// Repeats of an open alert's key within this long of its previous occurrence are only
+    /// counted; after a longer quiet spell a repeat notifies again (still the same alert).
+    pub dedupe_ms: Millis,
+    /// After an alert is resolved, its key raises nothing for this long.
+    pub cooldown_ms: Millis,
+    /// Not acknowledged within this long → escalate (and again every period); `None` never.
+    pub escalate_ms: Option<Millis>,
+}
+
+/// The engine's configuration.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub policies: HashMap<String, Policy>,
+    /// Used for a kind without its own policy.
+    pub default_policy: Policy,
+    /// A camera must stay down this long before it raises anything.
+    pub offline_grace_ms: Millis,
+    /// This many cameras of one grid cell going dark within one grace period raise one grouped
+    /// alert instead of one each.
+    pub group_min: usize,
+}
+
+const MIN: Millis = 60_000;
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let p = |severity, dedupe_min, cooldown_min, escalate_min: Option<i64>| Policy {
+            severity,
+            dedupe_ms: dedupe_min * MIN,
+            cooldown_ms: cooldown_min * MIN,
+            escalate_ms: escalate_min.map(|m| m * MIN),
+        };
+        let policies = [
+            ("watchlist_hit", p(Severity::Critical, 2, 0, Some(2))),
+            ("ring_crossing", p(Severity::Critical, 1, 0, Some(2))),
+            ("alarm", p(Severity::Critical, 2, 0, Some(2))),
+            ("ring_opened", p(Severity::Major, 10, 5, Some(10))),
+            ("camera_offline", p(Severity::Warning, 30, 10, Some(30))),
+            ("motion", p(Severity::Warning, 5, 5, None)),
+            ("quality_fault", p(Severity::Info, 60, 30, None)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        EngineConfig { policies, default_policy: p(Severity::Warning, 5, 5, None), offline_grace_ms: MIN, group_min: 5 }
+    }
+}
+
+impl EngineConfig {
+    pub fn policy(&self, kind: &str) -> Policy {
+        self.policies.get(kind).copied().unwrap_or(self.default_policy)
+    }
+}
+
+/// Something that may deserve an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Occurrence {
+    pub kind: String,
+    /// What makes two occurrences the same alert (e.g. `watchlist_hit:豫A12345`).
+    pub key: String,
+    pub title: String,
+    pub cameras: Vec<String>,
+    pub grid_cell: Option<String>,
+    pub ring_id: Option<String>,
+    pub detail: serde_json::Value,
+    pub at_ms: Millis,
+}
+
+/// What goes into the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// An event from detection, geography, an alarm system.
+    Event(Occurrence),
+    CameraDown {
+        camera: String,
+        name: String,
+        grid_cell: Option<String>,
+        reason: String,
+        at_ms: Millis,
+    },
+    CameraUp {
+        camera: String,
+        at_ms: Millis,
+    },
+    /// A camera entering (`true`) or leaving maintenance: its alerts are suppressed meanwhile.
+    Maintenance {
+        camera: String,
+        on: bool,
+    },
+    /// An operator acknowledged the open alert of this key: no more escalation.
+    Acknowledged {
+        key: String,
+    },
+    /// The open alert of this key was resolved: the cooldown starts.
+    Resolved {
+        key: String,
+        at_ms: Millis,
+    },
+}
+
+/// What the engine decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A new alert.
+    Raise { occurrence: Occurrence, severity: Severity },
+    /// The open alert of `key` happened again; `renotify` when after a quiet spell longer than
+    /// the dedupe window (within it the repeat is only counted).
+    Repeat { key: String, at_ms: Millis, count: u32, renotify: bool },
+    /// The open alert of `key` was not acknowledged in time.
+    Escalate { key: String, severity: Severity, level: u32, at_ms: Millis },
+    /// The cameras of the open alert `key` that came back (all of them: `all_back`).
+    Recovered { key: String, cameras: Vec<String>, all_back: bool, at_ms: Millis },
+}
+
+#[derive(Debug, Clone)]
+struct Open {
+    kind: String,
+    severity: Severity,
+    last_ms: Millis,
+    count: u32,
+    acknowledged: bool,
+    level: u32,
+    next_escalation_ms: Option<Millis>,
+    /// Cameras still down (offline alerts).
+    down: HashSet<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    name: String,
+    cell: Option<String>,
+    reason: String,
+    since_ms: Millis,
+}
+
+/// Counts of what the engine held back, for stats.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct EngineStats {
+    pub raised: u64,
+    pub deduplicated: u64,
+    pub in_cooldown: u64,
+    pub in_maintenance: u64,
+    pub offline_within_grace: u64,
+    pub grouped_cameras: u64,
+}
+
+/// The state machine.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    cfg: EngineConfig,
+    open: HashMap<String, Open>,
+    /// Resolved keys and when their cooldown ends.
+    cooling: HashMap<String, Millis>,
+    maintenance: HashSet<String>,
+    /// Cameras down and not yet alerted.
+    pending: BTreeMap<String, Pending>,
+    /// Offline alert key of each camera it covers.
+    camera_alert: HashMap<String, String>,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine {
+            cfg,
+            open: HashMap::new(),
+            cooling: HashMap::new(),
+            maintenance: HashSet::new(),
+            pending: BTreeMap::new(),
+            camera_alert: HashMap::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Re-opens an alert that was open before a restart (from the store), so that repeats,
+    /// escalation and recovery carry on.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        key: &str,
+        kind: &str,
+        severity: Severity,
+        last_ms: Millis,
+        count: u32,
+        acknowledged: bool,
+        level: u32,
+        cameras: &[String],
+    ) {
+        let pol = self.cfg.policy(kind);
+        let next = if acknowledged { None } else { pol.escalate_ms.map(|e| last_ms.max(0) + e) };
+        let down: HashSet<String> =
+            if kind == "camera_offline" { cameras.iter().cloned().collect() } else { HashSet::new() };
+        for c in &down {
+            self.camera_alert.insert(c.clone(), key.to_string());
+        }
+        self.open.insert(
+            key.to_string(),
+            Open { kind: kind.into(), severity, last_ms, count, acknowledged, level, next_escalation_ms: next, down },
+        );
+    }
+
+    /// Feeds one signal; returns what to do.
+    pub fn signal(&mut self, s: Signal) -> Vec<Action> {
+        match s {
+            Signal::Event(o) => self.event(o),
+            Signal::CameraDown { camera, name, grid_cell, reason, at_ms } => {
+                if self.maintenance.contains(&camera) {
+                    self.stats.in_maintenance += 1;
+                } else if !self.camera_alert.contains_key(&camera) {
+                    self.pending.entry(camera).or_insert(Pending { name, cell: grid_cell, reason, since_ms: at_ms });
+                }
+                Vec::new()
+            }
+            Signal::CameraUp { camera, at_ms } => self.camera_up(&camera, at_ms),
+            Signal::Maintenance { camera, on } => {
+                if on {
+                    self.pending.remove(&camera);
+                    self.maintenance.insert(camera);
+                } else {
+                    self.maintenance.remove(&camera);
+                }
+                Vec::new()
+            }
+            Signal::Acknowledged { key } => {
+                if let Some(o) = self.open.get_mut(&key) {
+                    o.acknowledged = true;
+                    o.next_escalation_ms = None;
+                }
+                Vec::new()
+            }
+            Signal::Resolved { key, at_ms } => {
+                if let Some(o) = self.open.remove(&key) {
+                    let cd = self.cfg.policy(&o.kind).cooldown_ms;
+                    if cd > 0 {
+                        self.cooling.insert(key.clone(), at_ms + cd);
+                    }
+                    self.camera_alert.retain(|_, k| *k != key);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    fn event(&mut self, o: Occurrence) -> Vec<Action> {
+        if !o.cameras.is_empty() && o.cameras.iter().all(|c| self.maintenance.contains(c)) {
+            self.stats.in_maintenance += 1;
+            return Vec::new();
+        }
+        let pol = self.cfg.policy(&o.kind);
+        if let Some(open) = self.open.get_mut(&o.key) {
+            let renotify = o.at_ms - open.last_ms > pol.dedupe_ms;
+            open.count += 1;
+            open.last_ms = open.last_ms.max(o.at_ms);
+            if !renotify {
+                self.stats.deduplicated += 1;
+            }
+            return vec![Action::Repeat { key: o.key, at_ms: o.at_ms, count: open.count, renotify }];
+        }
+        if let Some(&until) = self.cooling.get(&o.key) {
+            if o.at_ms < until {
+                self.stats.in_cooldown += 1;
+                return Vec::new();
+            }
+            self.cooling.remove(&o.key);
+        }
+        self.raise(o, pol.severity)
+    }
+
+    fn raise(&mut self, o: Occurrence, severity: Severity) -> Vec<Action> {
+        let pol = self.cfg.policy(&o.kind);
+        let down = if o.kind == "camera_offline" { o.cameras.iter().cloned().collect() } else { HashSet::new() };
+        self.open.insert(
+            o.key.clone(),
+            Open {
+                kind: o.kind.clone(),
+                severity,
+                last_ms: o.at_ms,
+                count: 1,
+                acknowledged: false,
+                level: 0,
+                next_escalation_ms: pol.escalate_ms.map(|e| o.at_ms + e),
+                down,
+            },
+        );
+        self.stats.raised += 1;
+        vec![Action::Raise { occurrence: o, severity }]
+    }
+
+    fn camera_up(&mut self, camera: &str, at_ms: Millis) -> Vec<Action> {
+        if self.pending.remove(camera).is_some() {
+            self.stats.offline_within_grace += 1;
+            return Vec::new();
+        }
+        let Some(key) = self.camera_alert.remove(camera) else { return Vec::new() };
+        let Some(open) = self.open.get_mut(&key) else { return Vec::new() };
+        open.down.remove(camera);
+        vec![Action::Recovered { key, cameras: vec![camera.to_string()], all_back: open.down.is_empty(), at_ms }]
+    }
+
+    /// Advances the clock: cameras down past the grace period raise (grouped per cell), open
+    /// alerts past their escalation time escalate.
+    pub fn tick(&mut self, now_ms: Millis) -> Vec<Action> {
+        let mut out = self.flush_offline(now_ms);
+        let mut due: Vec<(&String, &mut Open)> =
+            self.open.iter_mut().filter(|(_, o)| o.next_escalation_ms.is_some_and(|t| t <= now_ms)).collect();
+        due.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, o) in due {
+            let every = self.cfg.policies.get(&o.kind).copied().unwrap_or(self.cfg.default_policy).escalate_ms;
+            o.level += 1;
+            o.severity = o.severity.up();
+            o.next_escalation_ms = every.map(|e| now_ms + e);
+            out.push(Action::Escalate { key: key.clone(), severity: o.severity, level: o.level, at_ms: now_ms });
+        }
+        out
+    }
+
+    fn flush_offline(&mut self, now_ms: Millis) -> Vec<Action> {
+        let grace = self.cfg.offline_grace_ms;
+        let due: Vec<String> =
+            self.pending.iter().filter(|(_, p)| now_ms - p.since_ms >= grace).map(|(c, _)| c.clone()).collect();
+        if due.is_empty() {
+            return Vec::new();
+        }
+        let mut by_cell: BTreeMap<Option<String>, Vec<(String, Pending)>> = BTreeMap::new();
+        for c in due {
+            if let Some(p) = self.pending.remove(&c) {
+                by_cell.entry(p.cell.clone()).or_default().push((c, p));
+            }
+        }
+        let mut out = Vec::new();
+        for (cell, cams) in by_cell {
+            if cams.len() >= self.cfg.group_min {
+                let key = format!("camera_offline:cell:{}:{}", cell.as_deref().unwrap_or("-"), cams[0].1.since_ms);
+                let ids: Vec<String> = cams.iter().map(|(c, _)| c.clone()).collect();
+                let since = cams.iter().map(|(_, p)| p.since_ms).min().unwrap_or(now_ms);
+                let detail = serde_json::json!({
+                    "grouped": true,
+                    "cameras": cams.iter().map(|(c, p)| serde_json::json!({"id": c, "name": p.name, "reason": p.reason, "since_ms": p.since_ms})).collect::<Vec<_>>(),
+                });
+                self.stats.grouped_cameras += ids.len() as u64;
+                let title = format!("{} cameras offline in {}", ids.len(), cell.as_deref().unwrap_or("no grid cell"));
+                for c in &ids {
+                    self.camera_alert.insert(c.clone(), key.clone());
+                }
+                let o = Occurrence {
+                    kind: "camera_offline".into(),
+                    key,
+                    title,
+                    cameras: ids,
+                    grid_cell: cell,
+                    ring_id: None,
+                    detail,
+                    at_ms: since.max(now_ms - grace).min(now_ms),
+                };
+                let sev = self.cfg.policy("camera_offline").severity.up();
+                out.extend(self.raise(o, sev));
+            } else {
+                for (c, p) in cams {
+                    let key = format!("camera_offline:{c}");
+                    if let Some(&until) = self.cooling.get(&key)
+                        && now_ms < until
+                    {
+                        self.stats.in_cooldown += 1;
+                        continue;
+                    }
+                    self.camera_alert.insert(c.clone(), key.clone());
+                    let o = Occurrence {
+                        kind: "camera_offline".into(),
+                        key,
+                        title: format!("camera {} offline: {}", p.name, p.reason),
+                        cameras: vec![c.clone()],
+                        grid_cell: p.cell.clone(),
+                        ring_id: None,
+                        detail: serde_json::json!({"reason": p.reason, "since_ms": p.since_ms}),
+                        at_ms: now_ms,
+                    };
+                    let sev = self.cfg.policy("camera_offline").severity;
+                    out.extend(self.raise(o, sev));
+                }
+            }
+        }
+        out
+    }
+
+    /// Keys of open alerts (for tests and stats).
+    pub fn open_keys(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.open.keys().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

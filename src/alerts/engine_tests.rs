@@ -1,0 +1,141 @@
+use super::*;
+
+const T0: Millis = 1_780_000_000_000;
+
+fn hit(plate: &str, at_ms: Millis) -> Signal {
+    Signal::Event(Occurrence {
+        kind: "watchlist_hit".into(),
+        key: format!("watchlist_hit:{plate}"),
+        title: format!("watchlist {plate}"),
+        cameras: vec!["k1".into()],
+        grid_cell: None,
+        ring_id: None,
+        detail: serde_json::Value::Null,
+        at_ms,
+    })
+}
+
+fn down(cam: &str, cell: &str, at_ms: Millis) -> Signal {
+    Signal::CameraDown {
+        camera: cam.into(),
+        name: cam.into(),
+        grid_cell: Some(cell.into()),
+        reason: "no frames".into(),
+        at_ms,
+    }
+}
+
+fn raised(a: &[Action]) -> Vec<&Occurrence> {
+    a.iter().filter_map(|x| if let Action::Raise { occurrence, .. } = x { Some(occurrence) } else { None }).collect()
+}
+
+#[test]
+fn repeats_of_an_open_alert_are_counted_and_renotify_only_after_a_quiet_spell() {
+    let mut e = Engine::new(EngineConfig::default());
+    assert_eq!(raised(&e.signal(hit("豫A12345", T0))).len(), 1);
+    let a = e.signal(hit("豫A12345", T0 + 60_000));
+    assert_eq!(
+        a,
+        vec![Action::Repeat { key: "watchlist_hit:豫A12345".into(), at_ms: T0 + 60_000, count: 2, renotify: false }]
+    );
+    // Quiet for 3 minutes (window 2): same alert, notified again.
+    let a = e.signal(hit("豫A12345", T0 + 240_000));
+    assert!(matches!(a[0], Action::Repeat { count: 3, renotify: true, .. }), "{a:?}");
+    assert_eq!(raised(&e.signal(hit("豫B00001", T0 + 1))).len(), 1, "another plate is another alert");
+    assert_eq!(e.stats.deduplicated, 1);
+}
+
+#[test]
+fn cooldown_after_resolution() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.signal(down("c1", "cell", T0));
+    assert_eq!(raised(&e.tick(T0 + 60_000)).len(), 1);
+    e.signal(Signal::Resolved { key: "camera_offline:c1".into(), at_ms: T0 + 120_000 });
+    e.signal(Signal::CameraUp { camera: "c1".into(), at_ms: T0 + 121_000 });
+    // Down again two minutes later: within the 10-minute cooldown, nothing.
+    e.signal(down("c1", "cell", T0 + 240_000));
+    assert!(raised(&e.tick(T0 + 300_000)).is_empty());
+    assert_eq!(e.stats.in_cooldown, 1);
+    // After the cooldown it raises again.
+    e.signal(down("c1", "cell", T0 + 800_000));
+    assert_eq!(raised(&e.tick(T0 + 860_000)).len(), 1);
+}
+
+#[test]
+fn escalation_until_acknowledged() {
+    let mut e = Engine::new(EngineConfig::default());
+    let ring = |at| {
+        Signal::Event(Occurrence {
+            kind: "ring_opened".into(),
+            key: "ring_opened:inner".into(),
+            title: "inner ring open".into(),
+            cameras: vec![],
+            grid_cell: None,
+            ring_id: Some("inner".into()),
+            detail: serde_json::Value::Null,
+            at_ms: at,
+        })
+    };
+    let a = e.signal(ring(T0));
+    assert!(matches!(a[0], Action::Raise { severity: Severity::Major, .. }));
+    assert!(e.tick(T0 + 10 * 60_000 - 1).is_empty());
+    let a = e.tick(T0 + 10 * 60_000);
+    assert_eq!(
+        a,
+        vec![Action::Escalate {
+            key: "ring_opened:inner".into(),
+            severity: Severity::Critical,
+            level: 1,
+            at_ms: T0 + 600_000
+        }]
+    );
+    assert!(e.tick(T0 + 15 * 60_000).is_empty());
+    assert_eq!(e.tick(T0 + 20 * 60_000).len(), 1, "again every period");
+    e.signal(Signal::Acknowledged { key: "ring_opened:inner".into() });
+    assert!(e.tick(T0 + 60 * 60_000).is_empty(), "acknowledged: no more escalation");
+}
+
+#[test]
+fn a_storm_of_cameras_in_one_cell_is_one_alert() {
+    let mut e = Engine::new(EngineConfig::default());
+    for i in 0..500 {
+        e.signal(down(&format!("site-a-{i:03}"), "site-a", T0 + i));
+    }
+    e.signal(down("lone-1", "site-b", T0));
+    e.signal(down("lone-2", "site-c", T0));
+    assert!(e.tick(T0 + 59_000).is_empty(), "grace period");
+    let a = e.tick(T0 + 61_000);
+    let r = raised(&a);
+    assert_eq!(r.len(), 3, "{:?}", r.iter().map(|o| &o.title).collect::<Vec<_>>());
+    let group = r.iter().find(|o| o.grid_cell.as_deref() == Some("site-a")).unwrap();
+    assert_eq!(group.cameras.len(), 500);
+    assert_eq!(group.title, "500 cameras offline in site-a");
+    assert_eq!(e.stats.grouped_cameras, 500);
+    // They come back one by one; the last one says so.
+    let mut last = Vec::new();
+    for i in 0..500 {
+        last = e.signal(Signal::CameraUp { camera: format!("site-a-{i:03}"), at_ms: T0 + 120_000 });
+    }
+    assert!(matches!(&last[0], Action::Recovered { all_back: true, .. }), "{last:?}");
+}
+
+#[test]
+fn a_camera_back_within_the_grace_period_raises_nothing() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.signal(down("c1", "cell", T0));
+    e.signal(Signal::CameraUp { camera: "c1".into(), at_ms: T0 + 30_000 });
+    assert!(e.tick(T0 + 120_000).is_empty());
+    assert_eq!(e.stats.offline_within_grace, 1);
+}
+
+#[test]
+fn maintenance_suppresses() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.signal(Signal::Maintenance { camera: "k1".into(), on: true });
+    e.signal(down("k1", "cell", T0));
+    assert!(e.tick(T0 + 120_000).is_empty());
+    assert!(e.signal(hit("豫A12345", T0)).is_empty());
+    assert_eq!(e.stats.in_maintenance, 2);
+    e.signal(Signal::Maintenance { camera: "k1".into(), on: false });
+    assert_eq!(raised(&e.signal(hit("豫A12345", T0 + 1))).len(), 1);
+}

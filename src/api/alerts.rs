@@ -1,0 +1,378 @@
+//! Alerts over HTTP: listing with filters and cursor paging, one alert with its audit trail, the
+//! lifecycle (acknowledge, resolve, assign, comment), alarm inputs, and the live stream (SSE)
+//! that resumes from `Last-Event-ID` by replaying the stored change feed.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use crate::alerts::engine::{Occurrence, Signal};
+use crate::alerts::service::feed_row;
+use crate::geo::coverage::StateFilter;
+use crate::registry::{AlertChangeError, AlertFilter, AlertOp, AlertRow, AuditRow, FeedRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/alerts", get(list))
+        .route("/api/v1/alerts/stream", get(stream))
+        .route("/api/v1/alerts/stats", get(stats))
+        .route("/api/v1/alerts/{id}", get(one))
+        .route("/api/v1/alerts/{id}/acknowledge", post(acknowledge))
+        .route("/api/v1/alerts/{id}/resolve", post(resolve))
+        .route("/api/v1/alerts/{id}/assign", post(assign))
+        .route("/api/v1/alerts/{id}/comments", post(comment))
+        .route("/api/v1/alarms", post(alarm))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Comma list of new, acknowledged, resolved.
+    pub status: Option<String>,
+    /// Comma list of info, warning, major, critical.
+    pub severity: Option<String>,
+    /// Comma list of kinds (watchlist_hit, ring_crossing, alarm, ring_opened, camera_offline, …).
+    pub kind: Option<String>,
+    pub camera: Option<String>,
+    pub grid_cell: Option<String>,
+    /// First occurrence at or after (ms since the epoch).
+    pub from: Option<i64>,
+    /// First occurrence before (ms since the epoch).
+    pub to: Option<i64>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<i64>,
+    /// 1–500 (default 100).
+    pub limit: Option<u32>,
+}
+
+/// One page of alerts, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertPage {
+    pub items: Vec<AlertRow>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<i64>,
+}
+
+fn list_of(s: &Option<String>, field: &str, allowed: &[&str]) -> Result<Vec<String>, ApiError> {
+    let Some(s) = s else { return Ok(Vec::new()) };
+    let v: Vec<String> = s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+    if !allowed.is_empty()
+        && let Some(bad) = v.iter().find(|x| !allowed.contains(&x.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: unknown value {bad:?}; expected one of {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(v)
+}
+
+/// Alerts, newest first.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(ListParams),
+    responses((status = 200, body = AlertPage), (status = 400, body = ErrorBody)))]
+pub async fn list(State(st): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Json<AlertPage>, ApiError> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..=500")));
+    }
+    let f = AlertFilter {
+        statuses: list_of(&p.status, "status", &["new", "acknowledged", "resolved"])?,
+        severities: list_of(&p.severity, "severity", &["info", "warning", "major", "critical"])?,
+        kinds: list_of(&p.kind, "kind", &[])?,
+        camera: p.camera,
+        grid_cell: p.grid_cell,
+        from_ms: p.from,
+        to_ms: p.to,
+        before_id: p.cursor,
+        limit: limit + 1,
+    };
+    let mut items = st.registry.list_alerts(&f).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|a| a.id)
+    } else {
+        None
+    };
+    Ok(Json(AlertPage { items, next_cursor }))
+}
+
+/// An alert and its audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertDetail {
+    pub alert: AlertRow,
+    pub audit: Vec<AuditRow>,
+}
+
+/// One alert with its audit trail (every change: who, when, what).
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    responses((status = 200, body = AlertDetail), (status = 404, body = ErrorBody)))]
+pub async fn one(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<AlertDetail>, ApiError> {
+    let alert = st.registry.get_alert(id).await?.ok_or_else(|| ApiError::NotFound(format!("alert {id} not found")))?;
+    Ok(Json(AlertDetail { audit: st.registry.alert_audit(id).await?, alert }))
+}
+
+async fn operate(st: &AppState, caller: &Caller, id: i64, op: AlertOp) -> Result<Json<AlertRow>, ApiError> {
+    let now = st.clock.now_ms();
+    let (row, seq) =
+        st.registry.operate_alert(id, &op, &caller.name, st.alerts.targets(), now).await.map_err(|e| match e {
+            AlertChangeError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            AlertChangeError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            AlertChangeError::Registry(r) => r.into(),
+        })?;
+    let change = match &op {
+        AlertOp::Acknowledge => "acknowledged",
+        AlertOp::Resolve { .. } => "resolved",
+        AlertOp::Assign { .. } => "assigned",
+        AlertOp::Comment { .. } => "commented",
+    };
+    if let Some(seq) = seq {
+        st.alerts.publish(feed_row(seq, &row, change, now));
+    }
+    match op {
+        AlertOp::Acknowledge => st.alerts.signal(Signal::Acknowledged { key: row.dedupe_key.clone() }).await,
+        AlertOp::Resolve { .. } => st.alerts.signal(Signal::Resolved { key: row.dedupe_key.clone(), at_ms: now }).await,
+        _ => {}
+    }
+    Ok(Json(row))
+}
+
+/// Acknowledges a new alert (stops its escalation).
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/acknowledge", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    responses((status = 200, body = AlertRow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn acknowledge(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<Json<AlertRow>, ApiError> {
+    operate(&st, &caller, id, AlertOp::Acknowledge).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// What was done.
+    pub note: String,
+}
+
+/// Resolves an alert with a note.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    request_body = ResolveBody, responses((status = 200, body = AlertRow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn resolve(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<ResolveBody>,
+) -> Result<Json<AlertRow>, ApiError> {
+    operate(&st, &caller, id, AlertOp::Resolve { note: b.note }).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    pub to: String,
+}
+
+/// Assigns an alert to someone.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/assign", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    request_body = AssignBody, responses((status = 200, body = AlertRow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn assign(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<AssignBody>,
+) -> Result<Json<AlertRow>, ApiError> {
+    if b.to.trim().is_empty() {
+        return Err(ApiError::BadRequest("to: empty".into()));
+    }
+    operate(&st, &caller, id, AlertOp::Assign { to: b.to.trim().into() }).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    pub text: String,
+}
+
+/// Adds a comment to an alert's trail.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/comments", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    request_body = CommentBody, responses((status = 200, body = AlertRow), (status = 404, body = ErrorBody)))]
+pub async fn comment(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<CommentBody>,
+) -> Result<Json<AlertRow>, ApiError> {
+    if b.text.trim().is_empty() {
+        return Err(ApiError::BadRequest("text: empty".into()));
+    }
+    operate(&st, &caller, id, AlertOp::Comment { text: b.text }).await
+}
+
+/// What the engine held back, and webhook deliveries still owed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertStats {
+    pub engine: crate::alerts::engine::EngineStats,
+    pub outbox_pending: i64,
+}
+
+/// Alert engine counters.
+#[utoipa::path(get, path = "/api/v1/alerts/stats", tag = "alerts", responses((status = 200, body = AlertStats)))]
+pub async fn stats(State(st): State<AppState>) -> Result<Json<AlertStats>, ApiError> {
+    Ok(Json(AlertStats { engine: st.alerts.stats(), outbox_pending: st.registry.outbox_pending().await? }))
+}
+
+/// An alarm input (防劫报警) from an alarm system: a point id and where it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmInput {
+    /// The alarm point's id in the alarm system.
+    pub alarm_id: String,
+    /// What it is (e.g. "工商银行二七支行 counter 3").
+    pub name: Option<String>,
+    pub lon: f64,
+    pub lat: f64,
+    /// When it went off (ms since the epoch); now when absent.
+    pub at_ms: Option<i64>,
+}
+
+/// Raises an alarm alert linked to the cameras that see the place (finest DORI level first).
+#[utoipa::path(post, path = "/api/v1/alarms", tag = "alerts", request_body = AlarmInput,
+    responses((status = 201, body = AlertRow), (status = 400, body = ErrorBody)))]
+pub async fn alarm(
+    State(st): State<AppState>,
+    ApiJson(a): ApiJson<AlarmInput>,
+) -> Result<(axum::http::StatusCode, Json<AlertRow>), ApiError> {
+    if !(-180.0..=180.0).contains(&a.lon) || !(-90.0..=90.0).contains(&a.lat) {
+        return Err(ApiError::BadRequest(format!("lon {}, lat {}: not a WGS84 position", a.lon, a.lat)));
+    }
+    if a.alarm_id.trim().is_empty() {
+        return Err(ApiError::BadRequest("alarm_id: empty".into()));
+    }
+    let m = st.geo.model().await?;
+    let seeing = m.cameras_seeing(m.proj.fwd(a.lon, a.lat), StateFilter::All);
+    let name = a.name.clone().unwrap_or_else(|| a.alarm_id.clone());
+    let occ = Occurrence {
+        kind: "alarm".into(),
+        key: format!("alarm:{}", a.alarm_id),
+        title: format!("anti-robbery alarm: {name}"),
+        cameras: seeing.iter().map(|s| s.camera_id.clone()).collect(),
+        grid_cell: None,
+        ring_id: None,
+        detail: serde_json::json!({"alarm_id": a.alarm_id, "name": name, "lon": a.lon, "lat": a.lat, "seeing": seeing}),
+        at_ms: a.at_ms.unwrap_or_else(|| st.clock.now_ms()),
+    };
+    let rows = st.alerts.signal_and_wait(Signal::Event(occ)).await;
+    match rows.into_iter().next() {
+        Some(r) => Ok((axum::http::StatusCode::CREATED, Json(r))),
+        None => {
+            Err(ApiError::Conflict(format!("alarm {} was not raised (its cameras are all in maintenance)", a.alarm_id)))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StreamParams {
+    /// Resume after this feed sequence number (as the `Last-Event-ID` header does).
+    pub after: Option<i64>,
+    /// For browsers' EventSource, which cannot send headers.
+    pub access_token: Option<String>,
+}
+
+fn event_of(row: &FeedRow) -> Event {
+    Event::default().id(row.seq.to_string()).event("alert").data(
+        serde_json::json!({"seq": row.seq, "change": row.change, "at_ms": row.at_ms, "alert": row.alert}).to_string(),
+    )
+}
+
+/// Live alert changes as Server-Sent Events (`event: alert`, `id:` the feed sequence). A client
+/// that reconnects with `Last-Event-ID` (or `?after=`) first gets every change it missed, in
+/// order, from the store, then the live feed. A slow client only delays itself.
+#[utoipa::path(get, path = "/api/v1/alerts/stream", tag = "alerts", params(StreamParams),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream")))]
+pub async fn stream(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(p): ApiQuery<StreamParams>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let from_header =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<i64>().ok());
+    // Subscribe first, then read the store: nothing committed in between is lost.
+    let mut live = st.alerts.subscribe();
+    let registry = st.registry.clone();
+    // A client without a position starts at the live edge.
+    let last = match from_header.or(p.after) {
+        Some(n) => n.max(0),
+        None => registry.latest_feed_seq().await?,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<FeedRow>(256);
+    let mut closing = st.alerts.closing();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = closing.wait_for(|c| *c) => {}
+            _ = feed_client(registry, &mut live, last, tx) => {}
+        }
+    });
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (Ok::<_, Infallible>(event_of(&r)), rx))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Sends one client every feed row after `last`: from the store, then live; back to the store
+/// whenever the live feed skips (this client lagged). Returns when the client is gone.
+async fn feed_client(
+    registry: crate::registry::Registry,
+    live: &mut tokio::sync::broadcast::Receiver<FeedRow>,
+    mut last: i64,
+    tx: tokio::sync::mpsc::Sender<FeedRow>,
+) {
+    {
+        loop {
+            // Catch up from the store.
+            loop {
+                let rows = match registry.feed_after(last, 500).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SSE replay failed");
+                        return;
+                    }
+                };
+                let n = rows.len();
+                for r in rows {
+                    last = r.seq;
+                    if tx.send(r).await.is_err() {
+                        return;
+                    }
+                }
+                if n < 500 {
+                    break;
+                }
+            }
+            // Live, until a gap (lagged) sends us back to the store.
+            loop {
+                match live.recv().await {
+                    Ok(r) if r.seq <= last => continue,
+                    Ok(r) if r.seq == last + 1 => {
+                        last = r.seq;
+                        if tx.send(r).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
