@@ -291,4 +291,40 @@ on_both_engines!(
     a_client_that_stops_reading_does_not_delay_the_others,
     every_role_against_every_endpoint_family,
     webhooks_reach_a_real_receiver_signed,
+    an_alarm_is_linked_to_the_cameras_that_see_it,
 );
+
+async fn an_alarm_is_linked_to_the_cameras_that_see_it(engine: Engine) {
+    let (app, _db, _dir) = app(engine, SITE).await;
+    // Two cameras at the same spot: one facing the alarm point, one facing away.
+    let cam = |id: &str, bearing: f64| tianwang::geo::input::CameraInput {
+        id: id.into(),
+        name: id.into(),
+        lon: 113.665,
+        lat: 34.757,
+        bearing_deg: bearing,
+        hfov_deg: 60.0,
+        width_px: 1920,
+        height_px: 1080,
+        mounting_height_m: 3.0,
+        kind: tianwang::config::CameraKind::Shop,
+        owner: tianwang::config::Owner::Enterprise,
+        grid_cell: None,
+    };
+    app.registry.store_imported_cameras(&[cam("facing", 0.0), cam("away", 180.0)], "survey.csv", 0).await.unwrap();
+    // 10 m north of them.
+    let (s, a, body) = app
+        .post("/api/v1/alarms", &json!({"alarm_id": "bank-7", "name": "counter 3", "lon": 113.665, "lat": 34.75709}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(a["cameras"], json!(["facing"]));
+    assert_eq!(a["detail"]["seeing"][0]["level"], "recognise");
+    // An id alone (no position): raised, nothing linked; neither: refused.
+    let (s, a, _) = app.post("/api/v1/alarms", &json!({"alarm_id": "panic-button-12"})).await;
+    assert_eq!((s, a["cameras"].as_array().map(|c| c.len())), (201, Some(0)));
+    for bad in [json!({}), json!({"lon": 113.0}), json!({"alarm_id": " "}), json!({"lon": 200.0, "lat": 1.0})] {
+        let (s, r, _) = app.post("/api/v1/alarms", &bad).await;
+        assert_eq!(s, 400, "{bad}: {r}");
+    }
+    app.stop().await;
+}

@@ -232,16 +232,17 @@ pub async fn stats(State(st): State<AppState>) -> Result<Json<AlertStats>, ApiEr
     Ok(Json(AlertStats { engine: st.alerts.stats(), outbox_pending: st.registry.outbox_pending().await? }))
 }
 
-/// An alarm input (防劫报警) from an alarm system: a point id and where it is.
+/// An alarm input (防劫报警) from an alarm system: the alarm point's id, where it is, or both.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmInput {
-    /// The alarm point's id in the alarm system.
-    pub alarm_id: String,
+    /// The alarm point's id in the alarm system (repeats of one point fold into one alert).
+    pub alarm_id: Option<String>,
     /// What it is (e.g. "工商银行二七支行 counter 3").
     pub name: Option<String>,
-    pub lon: f64,
-    pub lat: f64,
+    /// Where it is (WGS84): links the cameras that see it.
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
     /// When it went off (ms since the epoch); now when absent.
     pub at_ms: Option<i64>,
 }
@@ -253,31 +254,42 @@ pub async fn alarm(
     State(st): State<AppState>,
     ApiJson(a): ApiJson<AlarmInput>,
 ) -> Result<(axum::http::StatusCode, Json<AlertRow>), ApiError> {
-    if !(-180.0..=180.0).contains(&a.lon) || !(-90.0..=90.0).contains(&a.lat) {
-        return Err(ApiError::BadRequest(format!("lon {}, lat {}: not a WGS84 position", a.lon, a.lat)));
-    }
-    if a.alarm_id.trim().is_empty() {
-        return Err(ApiError::BadRequest("alarm_id: empty".into()));
-    }
-    let m = st.geo.model().await?;
-    let seeing = m.cameras_seeing(m.proj.fwd(a.lon, a.lat), StateFilter::All);
-    let name = a.name.clone().unwrap_or_else(|| a.alarm_id.clone());
+    let at = match (a.lon, a.lat) {
+        (Some(lon), Some(lat)) if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) => Some((lon, lat)),
+        (Some(lon), Some(lat)) => {
+            return Err(ApiError::BadRequest(format!("lon {lon}, lat {lat}: not a WGS84 position")));
+        }
+        (None, None) => None,
+        _ => return Err(ApiError::BadRequest("lon and lat go together".into())),
+    };
+    let id = match (a.alarm_id.as_deref().map(str::trim), at) {
+        (Some(""), _) => return Err(ApiError::BadRequest("alarm_id: empty".into())),
+        (Some(id), _) => id.to_string(),
+        (None, Some((lon, lat))) => format!("{lon:.5},{lat:.5}"),
+        (None, None) => return Err(ApiError::BadRequest("give alarm_id, a location (lon, lat), or both".into())),
+    };
+    let seeing = match at {
+        Some((lon, lat)) => {
+            let m = st.geo.model().await?;
+            m.cameras_seeing(m.proj.fwd(lon, lat), StateFilter::All)
+        }
+        None => Vec::new(),
+    };
+    let name = a.name.clone().unwrap_or_else(|| id.clone());
     let occ = Occurrence {
         kind: "alarm".into(),
-        key: format!("alarm:{}", a.alarm_id),
+        key: format!("alarm:{id}"),
         title: format!("anti-robbery alarm: {name}"),
         cameras: seeing.iter().map(|s| s.camera_id.clone()).collect(),
         grid_cell: None,
         ring_id: None,
-        detail: serde_json::json!({"alarm_id": a.alarm_id, "name": name, "lon": a.lon, "lat": a.lat, "seeing": seeing}),
+        detail: serde_json::json!({"alarm_id": id, "name": name, "lon": at.map(|p| p.0), "lat": at.map(|p| p.1), "seeing": seeing}),
         at_ms: a.at_ms.unwrap_or_else(|| st.clock.now_ms()),
     };
     let rows = st.alerts.signal_and_wait(Signal::Event(occ)).await;
     match rows.into_iter().next() {
         Some(r) => Ok((axum::http::StatusCode::CREATED, Json(r))),
-        None => {
-            Err(ApiError::Conflict(format!("alarm {} was not raised (its cameras are all in maintenance)", a.alarm_id)))
-        }
+        None => Err(ApiError::Conflict(format!("alarm {id} was not raised (its cameras are all in maintenance)"))),
     }
 }
 
