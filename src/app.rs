@@ -52,6 +52,8 @@ pub struct App {
     /// reload signal can never kill a starting server.
     #[cfg(unix)]
     hangup: Option<tokio::signal::unix::Signal>,
+    /// Webhook delivery and MQTT publishing: stopped when serving ends.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// What a reload changed.
@@ -94,7 +96,7 @@ impl App {
             hooks.iter().map(|h| h.name.clone()).collect(),
         )
         .await?;
-        let _deliveries = crate::alerts::webhooks::spawn(registry.clone(), clock.clone(), hooks);
+        let mut background = vec![crate::alerts::webhooks::spawn(registry.clone(), clock.clone(), hooks)];
         if let Some(m) = &config.mqtt {
             let target = crate::alerts::mqtt::MqttTarget {
                 host: m.host.clone(),
@@ -102,7 +104,7 @@ impl App {
                 topic_prefix: m.topic_prefix.clone(),
                 client_id: m.client_id.clone(),
             };
-            let _publisher = crate::alerts::mqtt::spawn(registry.clone(), target);
+            background.push(crate::alerts::mqtt::spawn(registry.clone(), target));
         }
         let ingest = if opts.ingest {
             ingest::init_gstreamer()?;
@@ -139,6 +141,7 @@ impl App {
             sync,
             #[cfg(unix)]
             hangup,
+            background,
         })
     }
 
@@ -158,11 +161,21 @@ impl App {
             shutdown.await;
             alerts.close_streams();
         };
+        // No Nagle: live streams send small frames that must not wait for the peer's delayed ACK.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(AppError::Serve);
         state.alerts.stop().await;
+        for task in &self.background {
+            task.abort();
+        }
         #[cfg(unix)]
         hup.abort();
         if let Some(ingest) = state.ingest.clone() {
