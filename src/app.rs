@@ -92,7 +92,7 @@ impl App {
         let alerts = AlertService::start(
             registry.clone(),
             clock.clone(),
-            EngineConfig::default(),
+            engine_config(&config),
             hooks.iter().map(|h| h.name.clone()).collect(),
         )
         .await?;
@@ -295,6 +295,27 @@ async fn camera_signal(
         }
         Maintenance => Signal::Maintenance { camera: camera.into(), on: true },
         _ => Signal::CameraUp { camera: camera.into(), at_ms },
+    }
+}
+
+/// The engine's rules with the site's armed zones and time zone.
+fn engine_config(cfg: &CityConfig) -> EngineConfig {
+    let offset = config::utc_offset_min(&cfg.site.timezone).unwrap_or_else(|| {
+        tracing::warn!(timezone = %cfg.site.timezone, "cannot read the time zone's offset; arming schedules use UTC");
+        0
+    });
+    EngineConfig {
+        armed_zones: cfg
+            .armed_zones
+            .iter()
+            .map(|z| crate::alerts::engine::ArmedZone {
+                camera: z.camera.clone(),
+                zone: z.zone.clone(),
+                windows: z.windows.clone(),
+            })
+            .collect(),
+        utc_offset_min: offset,
+        ..EngineConfig::default()
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{Engine, TestApp, TestDb, authed_client, config_dir};
 use serde_json::{Value, json};
+use tianwang::clock::Clock;
 
 const SITE: &str = "[site]\nname = \"Alert city\"\ntimezone = \"Asia/Shanghai\"\n";
 
@@ -292,6 +293,7 @@ on_both_engines!(
     every_role_against_every_endpoint_family,
     webhooks_reach_a_real_receiver_signed,
     an_alarm_is_linked_to_the_cameras_that_see_it,
+    motion_from_the_event_log_alerts_only_in_armed_zones,
 );
 
 async fn an_alarm_is_linked_to_the_cameras_that_see_it(engine: Engine) {
@@ -326,5 +328,25 @@ async fn an_alarm_is_linked_to_the_cameras_that_see_it(engine: Engine) {
         let (s, r, _) = app.post("/api/v1/alarms", &bad).await;
         assert_eq!(s, 400, "{bad}: {r}");
     }
+    app.stop().await;
+}
+
+async fn motion_from_the_event_log_alerts_only_in_armed_zones(engine: Engine) {
+    // The test clock is 2026-05-28 20:26 UTC: 04:26 in Asia/Shanghai, inside 22:00-06:00.
+    let site =
+        format!("{SITE}\n[[armed_zone]]\ncamera = \"bank-cam\"\nzone = \"vault\"\nschedule = [\"22:00-06:00\"]\n");
+    let (app, _db, _dir) = app(engine, &site).await;
+    let mut stream = Sse::open(&app, Some(0)).await;
+    let now = app.clock.now_ms();
+    // Detection's events, in order: the lobby is not armed, the vault is.
+    for zone in ["lobby", "vault"] {
+        app.registry.insert_event(now, "motion", Some("bank-cam"), None, &json!({"zone": zone})).await.unwrap();
+    }
+    let (_, ev) = stream.next(Instant::now() + Duration::from_secs(10)).await.expect("a motion alert");
+    assert_eq!(ev["alert"]["kind"], "motion");
+    assert_eq!(ev["alert"]["dedupe_key"], "motion:bank-cam:vault");
+    assert_eq!(ev["alert"]["title"], "motion in vault at bank-cam");
+    let (_, st, _) = app.get("/api/v1/alerts/stats").await;
+    assert_eq!(st["engine"]["motion_disarmed"], 1);
     app.stop().await;
 }

@@ -400,3 +400,26 @@ fn map_files_must_exist_and_cell_outlines_must_be_polygons() {
     let msg = load_dir(dir.path()).expect_err("bad outline").0[0].to_string();
     assert!(msg.contains("grid_cell[g3].outline") && msg.contains("at least 3"), "{msg}");
 }
+
+#[test]
+fn armed_zones_and_time_zone_offsets() {
+    let site = format!(
+        "{SITE}\n[[armed_zone]]\ncamera = \"cam-1\"\nzone = \"vault\"\nschedule = [\"22:00-06:00\", \"12:00-13:30\"]\n\n[[armed_zone]]\ncamera = \"cam-2\"\n"
+    );
+    let dir = config_dir(&[("site.toml", &site)]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    assert_eq!(cfg.armed_zones.len(), 2);
+    assert_eq!(cfg.armed_zones[0].windows, vec![(1320, 360), (720, 810)]);
+    assert_eq!((cfg.armed_zones[1].zone.as_str(), cfg.armed_zones[1].windows.len()), ("*", 0));
+    let bad = format!("{SITE}\n[[armed_zone]]\ncamera = \"cam-1\"\nschedule = [\"25:00-06:00\"]\n");
+    let dir = config_dir(&[("site.toml", &bad)]);
+    let msg = load_dir(dir.path()).expect_err("bad window").0[0].to_string();
+    assert!(msg.contains("armed_zone[1].schedule") && msg.contains("HH:MM-HH:MM"), "{msg}");
+
+    use tianwang::config::utc_offset_min;
+    assert_eq!(utc_offset_min("UTC"), Some(0));
+    assert_eq!(utc_offset_min("+05:30"), Some(330));
+    assert_eq!(utc_offset_min("-03:00"), Some(-180));
+    assert_eq!(utc_offset_min("Asia/Shanghai"), Some(480));
+    assert_eq!(utc_offset_min("Europe/Helsinki"), Some(120), "standard time");
+}

@@ -73,6 +73,33 @@ pub struct EngineConfig {
     /// This many cameras of one grid cell going dark within one grace period raise one grouped
     /// alert instead of one each.
     pub group_min: usize,
+    /// Zones whose motion raises alerts, and when. Motion anywhere else raises nothing.
+    pub armed_zones: Vec<ArmedZone>,
+    /// The site's offset from UTC in minutes (for arming schedules).
+    pub utc_offset_min: i32,
+}
+
+/// A camera's zone armed for motion: always (no windows) or in daily windows of local time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmedZone {
+    pub camera: String,
+    /// The zone's name as motion events report it; `*` for any zone of the camera.
+    pub zone: String,
+    /// `(start, end)` minutes after local midnight; a window may cross midnight (22:00–06:00).
+    pub windows: Vec<(u32, u32)>,
+}
+
+impl ArmedZone {
+    /// Whether the zone is armed at `at_ms` for a site `utc_offset_min` from UTC.
+    pub fn armed_at(&self, at_ms: Millis, utc_offset_min: i32) -> bool {
+        if self.windows.is_empty() {
+            return true;
+        }
+        let local_min = ((at_ms / 60_000) + i64::from(utc_offset_min)).rem_euclid(24 * 60) as u32;
+        self.windows
+            .iter()
+            .any(|&(a, b)| if a <= b { (a..b).contains(&local_min) } else { local_min >= a || local_min < b })
+    }
 }
 
 const MIN: Millis = 60_000;
@@ -97,7 +124,14 @@ impl Default for EngineConfig {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        EngineConfig { policies, default_policy: p(Severity::Warning, 5, 5, None), offline_grace_ms: MIN, group_min: 5 }
+        EngineConfig {
+            policies,
+            default_policy: p(Severity::Warning, 5, 5, None),
+            offline_grace_ms: MIN,
+            group_min: 5,
+            armed_zones: Vec::new(),
+            utc_offset_min: 0,
+        }
     }
 }
 
@@ -197,6 +231,8 @@ pub struct EngineStats {
     pub in_maintenance: u64,
     pub offline_within_grace: u64,
     pub grouped_cameras: u64,
+    /// Motion in zones not armed at that moment.
+    pub motion_disarmed: u64,
 }
 
 /// The state machine.
@@ -304,6 +340,17 @@ impl Engine {
         if !o.cameras.is_empty() && o.cameras.iter().all(|c| self.maintenance.contains(c)) {
             self.stats.in_maintenance += 1;
             return Vec::new();
+        }
+        if o.kind == "motion" {
+            let cam = o.cameras.first().map(String::as_str).unwrap_or("");
+            let zone = o.detail.get("zone").and_then(|z| z.as_str()).unwrap_or("*");
+            let armed = self.cfg.armed_zones.iter().any(|z| {
+                z.camera == cam && (z.zone == "*" || z.zone == zone) && z.armed_at(o.at_ms, self.cfg.utc_offset_min)
+            });
+            if !armed {
+                self.stats.motion_disarmed += 1;
+                return Vec::new();
+            }
         }
         let pol = self.cfg.policy(&o.kind);
         if let Some(open) = self.open.get_mut(&o.key) {

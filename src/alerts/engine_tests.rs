@@ -139,3 +139,43 @@ fn maintenance_suppresses() {
     e.signal(Signal::Maintenance { camera: "k1".into(), on: false });
     assert_eq!(raised(&e.signal(hit("豫A12345", T0 + 1))).len(), 1);
 }
+
+fn motion(cam: &str, zone: &str, at_ms: Millis) -> Signal {
+    Signal::Event(Occurrence {
+        kind: "motion".into(),
+        key: format!("motion:{cam}:{zone}"),
+        title: format!("motion in {zone}"),
+        cameras: vec![cam.into()],
+        grid_cell: None,
+        ring_id: None,
+        detail: serde_json::json!({"zone": zone}),
+        at_ms,
+    })
+}
+
+#[test]
+fn motion_alerts_only_in_armed_zones_during_their_schedule() {
+    let cfg = EngineConfig {
+        armed_zones: vec![
+            ArmedZone { camera: "bank".into(), zone: "vault".into(), windows: vec![(22 * 60, 6 * 60)] },
+            ArmedZone { camera: "yard".into(), zone: "*".into(), windows: vec![] },
+        ],
+        utc_offset_min: 8 * 60,
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(cfg);
+    // 2026-11-30 15:00 UTC = 23:00 in +08:00: armed across midnight.
+    let night = 1_796_050_800_000;
+    assert_eq!(raised(&e.signal(motion("bank", "vault", night))).len(), 1);
+    // 04:00 UTC = 12:00 local: disarmed.
+    let noon = night + 13 * 3_600_000;
+    assert!(e.signal(motion("bank", "vault", noon)).is_empty());
+    // 05:59 local next morning: still armed (a new occurrence of the open alert).
+    assert!(matches!(e.signal(motion("bank", "vault", night + 7 * 3_600_000 - 60_000))[0], Action::Repeat { .. }));
+    // Another zone of the same camera, or a camera with no armed zone: nothing.
+    assert!(e.signal(motion("bank", "lobby", night)).is_empty());
+    assert!(e.signal(motion("street-9", "road", night)).is_empty());
+    // Armed always, any zone.
+    assert_eq!(raised(&e.signal(motion("yard", "gate", noon))).len(), 1);
+    assert_eq!(e.stats.motion_disarmed, 3);
+}

@@ -309,6 +309,14 @@ fn occurrence_of(kind: &str, ev: &crate::registry::EventRow) -> Occurrence {
             format!("watchlist_hit:{}", s("plate_no").unwrap_or_default()),
             format!("watchlist hit {} at {}", s("plate_no").unwrap_or_default(), ev.camera_id.as_deref().unwrap_or("")),
         ),
+        "motion" => (
+            format!("motion:{}:{}", ev.camera_id.as_deref().unwrap_or(""), s("zone").unwrap_or_else(|| "*".into())),
+            format!(
+                "motion in {} at {}",
+                s("zone").unwrap_or_else(|| "the view".into()),
+                ev.camera_id.as_deref().unwrap_or("")
+            ),
+        ),
         other => (format!("{other}:{}", ev.camera_id.as_deref().unwrap_or("")), other.replace('_', " ")),
     };
     let mut cameras: Vec<String> = ev.camera_id.iter().cloned().collect();
@@ -322,7 +330,7 @@ fn occurrence_of(kind: &str, ev: &crate::registry::EventRow) -> Occurrence {
         cameras,
         grid_cell: None,
         ring_id: ev.ring_id.clone(),
-        detail: json!({"event_id": ev.id, "event": p}),
+        detail: json!({"event_id": ev.id, "zone": p.get("zone"), "event": p}),
         at_ms: ev.at_ms,
     }
 }

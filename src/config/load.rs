@@ -89,6 +89,18 @@ pub struct CityConfig {
     pub map: MapFiles,
     pub webhooks: Vec<WebhookConfig>,
     pub mqtt: Option<MqttConfig>,
+    pub armed_zones: Vec<ArmedZoneConfig>,
+}
+
+/// `[[armed_zone]]` in site.toml: a camera's zone whose motion raises alerts, always or in daily
+/// windows of the site's local (standard) time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmedZoneConfig {
+    pub camera: String,
+    /// Zone name as motion events report it, or `*` for the whole view.
+    pub zone: String,
+    /// `(start, end)` minutes after local midnight.
+    pub windows: Vec<(u32, u32)>,
 }
 
 /// `[mqtt]` in site.toml: publish alert changes to a broker.
@@ -181,7 +193,9 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
 const SITE_FIELDS: &[&str] = &["name", "timezone", "dori_table"];
 const GRID_FIELDS: &[&str] = &["id", "name", "level", "parent", "outline"];
 const RING_FIELDS: &[&str] = &["id", "name", "level", "members", "outline"];
-const SITE_FILE_KEYS: &[&str] = &["site", "defaults", "grid_cell", "camera", "ring", "map", "webhook", "mqtt"];
+const SITE_FILE_KEYS: &[&str] =
+    &["site", "defaults", "grid_cell", "camera", "ring", "map", "webhook", "mqtt", "armed_zone"];
+const ARMED_FIELDS: &[&str] = &["camera", "zone", "schedule"];
 const MQTT_FIELDS: &[&str] = &["url", "topic_prefix", "client_id"];
 const WEBHOOK_FIELDS: &[&str] = &["name", "url", "secret_env"];
 const MAP_FIELDS: &[&str] = &["roads", "cells", "entrances", "cameras"];
@@ -222,6 +236,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let map = site_src.map(|s| read_map(s, dir, &mut errs)).unwrap_or_default();
     let webhooks = site_src.map(|s| read_webhooks(s, &mut errs)).unwrap_or_default();
     let mqtt = site_src.and_then(|s| read_mqtt(s, &mut errs));
+    let armed_zones = site_src.map(|s| read_armed(s, &mut errs)).unwrap_or_default();
     let defaults = site_src.and_then(|s| read_defaults(s, &mut errs));
 
     for src in &sources {
@@ -274,7 +289,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     errs.dedup();
     match site {
         Some(site) if errs.is_empty() => {
-            Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras, rings, map, webhooks, mqtt })
+            Ok(CityConfig { dir: dir.to_path_buf(), site, grid, cameras, rings, map, webhooks, mqtt, armed_zones })
         }
         _ => Err(ConfigErrors(errs)),
     }
@@ -352,6 +367,75 @@ fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
         return None;
     }
     Some(SiteConfig { name: name?, timezone: timezone?, dori_table: dori_table? })
+}
+
+/// `HH:MM-HH:MM` → minutes after midnight.
+fn parse_window(w: &str) -> Option<(u32, u32)> {
+    let (a, b) = w.split_once('-')?;
+    let hm = |t: &str| -> Option<u32> {
+        let (h, m) = t.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+    };
+    let (a, b) = (hm(a)?, hm(b)?);
+    (a != b).then_some((a, b % (24 * 60)))
+}
+
+fn read_armed(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<ArmedZoneConfig> {
+    let mut out = Vec::new();
+    for (table, at) in tables_of(src, "armed_zone", errs) {
+        let mut f = Fields::new(format!("armed_zone[{}]", out.len() + 1), at, src, table);
+        let camera = f.req_str("camera", "the camera's id");
+        let zone = f.str("zone").unwrap_or_else(|| "*".into());
+        let mut windows = Vec::new();
+        if f.has("schedule")
+            && let Some(list) = f.str_list("schedule")
+        {
+            for w in list {
+                match parse_window(&w) {
+                    Some(x) => windows.push(x),
+                    None => f.error("schedule", format!("{w:?}: expected HH:MM-HH:MM, e.g. 22:00-06:00")),
+                }
+            }
+        }
+        let ok = f.errs.is_empty();
+        errs.extend(f.finish(ARMED_FIELDS));
+        if let (true, Some(camera)) = (ok, camera) {
+            out.push(ArmedZoneConfig { camera, zone, windows });
+        }
+    }
+    out
+}
+
+/// The site's offset from UTC in minutes: `UTC`, `+HH:MM`, or an IANA name read from the system's
+/// zoneinfo (its standard offset; arming schedules ignore daylight saving).
+pub fn utc_offset_min(tz: &str) -> Option<i32> {
+    if tz == "UTC" {
+        return Some(0);
+    }
+    if let (Some(sign), Some((h, m))) = (tz.chars().next(), tz.get(1..).and_then(|r| r.split_once(':'))) {
+        let v = h.parse::<i32>().ok()? * 60 + m.parse::<i32>().ok()?;
+        return match sign {
+            '+' => Some(v),
+            '-' => Some(-v),
+            _ => None,
+        };
+    }
+    // TZif files end with a POSIX TZ string, e.g. "CST-8" or "EET-2EEST,M3.5.0/3,…".
+    let bytes = std::fs::read(Path::new("/usr/share/zoneinfo").join(tz)).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let footer = text.trim_end_matches('\n').rsplit('\n').next()?;
+    let rest = footer.trim_start_matches(|c: char| c.is_ascii_alphabetic() || c == '<' || c == '>');
+    let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || "+-:".contains(*c)).collect();
+    let (sign, body) = match num.chars().next()? {
+        '-' => (1, &num[1..]),
+        '+' => (-1, &num[1..]),
+        _ => (-1, num.as_str()),
+    };
+    let mut parts = body.split(':');
+    let h: i32 = parts.next()?.parse().ok()?;
+    let m: i32 = parts.next().map(|m| m.parse().unwrap_or(0)).unwrap_or(0);
+    Some(sign * (h * 60 + m))
 }
 
 fn read_mqtt(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MqttConfig> {
