@@ -91,20 +91,23 @@ async fn fan_out(clients: usize, alarms: usize) -> Vec<f64> {
         .args(["serve", "--no-ingest", "--config"])
         .arg(tmp.path())
         .args(["--db", &db, "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "error")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    let connect = || async {
-        for _ in 0..200 {
-            if let Ok(s) = tokio::net::TcpStream::connect(&addr).await {
-                return s;
+    // Ready when it says it is serving; its log is drained meanwhile so it never blocks on it.
+    let stderr = server.stderr.take().unwrap();
+    let (up_tx, up_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.contains("serving") {
+                let _ = up_tx.send(());
             }
-            tokio::time::sleep(Duration::from_millis(50)).await; // waiting for the server to listen
         }
-        panic!("the server did not start");
-    };
-    drop(connect().await);
+    });
+    up_rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
+    let addr = format!("127.0.0.1:{port}");
+    let connect = || async { tokio::net::TcpStream::connect(&addr).await.expect("connect to the server") };
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
     let mut tasks = Vec::new();
     for _ in 0..clients {

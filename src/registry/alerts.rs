@@ -207,7 +207,7 @@ impl Registry {
         targets: &[String],
         now: Millis,
     ) -> Result<(AlertRow, i64), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO alerts (kind, severity, status, dedupe_key, title, cameras, grid_cell_id, ring_id, detail, count, \
              escalation_level, first_at_ms, last_at_ms, created_at_ms, updated_at_ms) \
@@ -266,7 +266,7 @@ impl Registry {
         targets: &[String],
         now: Millis,
     ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let sql = format!("UPDATE alerts SET {set}, updated_at_ms = ${} WHERE id = $1", binds.len() + 2);
         let mut q = sqlx::query(&sql).bind(id);
         for b in binds {

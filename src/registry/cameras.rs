@@ -227,7 +227,7 @@ impl Registry {
         reason: &str,
         now: Millis,
     ) -> Result<bool, RegistryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let changed = set_status_tx(&mut tx, id, to, reason, now).await?;
         tx.commit().await?;
         Ok(changed)

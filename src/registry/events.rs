@@ -86,7 +86,7 @@ impl Registry {
         detail: &serde_json::Value,
         event: Option<&str>,
     ) -> Result<(), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO ring_states (ring_id, open, since_ms, detail) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (ring_id) DO UPDATE SET open = excluded.open, since_ms = excluded.since_ms, detail = excluded.detail",

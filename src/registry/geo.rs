@@ -69,7 +69,7 @@ pub struct InterceptionRow {
 impl Registry {
     /// Stores roads (insert or replace by id) in one transaction.
     pub async fn store_roads(&self, roads: &[RoadWay], source: &str, now: Millis) -> Result<usize, RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         put_roads(&mut tx, roads, source, now).await?;
         tx.commit().await?;
         Ok(roads.len())
@@ -83,7 +83,7 @@ impl Registry {
         source: &str,
         now: Millis,
     ) -> Result<(usize, usize, Vec<Rejected>), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         put_roads(&mut tx, roads, &format!("import:{source}"), now).await?;
         let (n, rejected) = put_cameras(&mut tx, cams, source, now).await?;
         tx.commit().await?;
@@ -99,7 +99,7 @@ impl Registry {
         source: &str,
         now: Millis,
     ) -> Result<(usize, Vec<Rejected>), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let existing: Vec<(String, String)> = sqlx::query("SELECT id, source FROM grid_cells")
             .fetch_all(&mut *tx)
             .await?
@@ -155,7 +155,7 @@ impl Registry {
         source: &str,
         now: Millis,
     ) -> Result<usize, RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for e in v {
             sqlx::query(
                 "INSERT INTO entrances (id, name, road, lon, lat, grid_cell_id, source, imported_at_ms) \
@@ -187,7 +187,7 @@ impl Registry {
         source: &str,
         now: Millis,
     ) -> Result<(usize, Vec<Rejected>), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let out = put_cameras(&mut tx, cams, source, now).await?;
         tx.commit().await?;
         Ok(out)
@@ -195,7 +195,7 @@ impl Registry {
 
     /// Replaces the configured rings (those from imports are left alone).
     pub async fn sync_rings(&self, rings: &[RingInput], now: Millis) -> Result<(), RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM rings WHERE source = 'config'").execute(&mut *tx).await?;
         for r in rings {
             sqlx::query(

@@ -147,6 +147,16 @@ impl Registry {
         Ok(m.iter().map(|x| (x.version, x.description.to_string(), applied.contains(&x.version))).collect())
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
+    /// deferred transaction that reads and then writes fails with "database is locked" when
+    /// another connection wrote in between, without waiting; an immediate one waits its turn.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

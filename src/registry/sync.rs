@@ -72,7 +72,7 @@ impl Registry {
     /// Applies `cfg` to the registry in one transaction: all of it or none of it.
     pub async fn sync_config(&self, cfg: &CityConfig, now: Millis) -> Result<SyncReport, RegistryError> {
         let mut report = SyncReport::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
 
         for cell in &cfg.grid {
             sqlx::query(

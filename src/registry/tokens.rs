@@ -32,7 +32,7 @@ impl Registry {
     /// Creates a token; returns it (the only time it is seen). A name in use (even revoked) is
     /// refused unless `replace`, which revokes the old one first.
     pub async fn create_token(&self, name: &str, role: &str, replace: bool, now: i64) -> Result<String, RegistryError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
         if existing.is_some() {
