@@ -266,8 +266,28 @@ impl Registry {
         targets: &[String],
         now: Millis,
     ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
+        self.change_alert_if(id, set, binds, actor, change, detail, notify, targets, now, None).await
+    }
+
+    /// As `change_alert`, only while `guard` (an SQL condition on the alert) holds, checked in the
+    /// same statement: two operators acknowledging at once cannot both succeed.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_alert_if(
+        &self,
+        id: i64,
+        set: &str,
+        binds: &[serde_json::Value],
+        actor: &str,
+        change: &str,
+        detail: &serde_json::Value,
+        notify: bool,
+        targets: &[String],
+        now: Millis,
+        guard: Option<(&str, &str)>,
+    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
         let mut tx = self.begin().await?;
-        let sql = format!("UPDATE alerts SET {set}, updated_at_ms = ${} WHERE id = $1", binds.len() + 2);
+        let cond = guard.map(|(g, _)| format!(" AND ({g})")).unwrap_or_default();
+        let sql = format!("UPDATE alerts SET {set}, updated_at_ms = ${} WHERE id = $1{cond}", binds.len() + 2);
         let mut q = sqlx::query(&sql).bind(id);
         for b in binds {
             q = match b {
@@ -279,7 +299,9 @@ impl Registry {
         }
         let done = q.bind(now).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
-            return Err(AlertChangeError::NotFound(id));
+            let current = load(&mut tx, id).await?.ok_or(AlertChangeError::NotFound(id))?;
+            let what = guard.map(|(_, w)| w.to_string()).unwrap_or_default();
+            return Err(AlertChangeError::Conflict { id, status: current.status, what });
         }
         let row = load(&mut tx, id).await?.ok_or(AlertChangeError::NotFound(id))?;
         let seq = if notify {
@@ -368,7 +390,7 @@ impl Registry {
                     return Err(conflict("only a new alert can be acknowledged"));
                 }
                 let set = "status = 'acknowledged', ack_by = $2, ack_at_ms = $3";
-                self.change_alert(
+                self.change_alert_if(
                     id,
                     set,
                     &[actor.into(), now.into()],
@@ -378,6 +400,7 @@ impl Registry {
                     true,
                     targets,
                     now,
+                    Some(("status = 'new'", "only a new alert can be acknowledged")),
                 )
                 .await
             }
@@ -387,7 +410,7 @@ impl Registry {
                 }
                 let set = "status = 'resolved', resolved_by = $2, resolved_at_ms = $3, resolve_note = $4";
                 let detail = serde_json::json!({"note": note});
-                self.change_alert(
+                self.change_alert_if(
                     id,
                     set,
                     &[actor.into(), now.into(), note.as_str().into()],
@@ -397,6 +420,7 @@ impl Registry {
                     true,
                     targets,
                     now,
+                    Some(("status <> 'resolved'", "it is already resolved")),
                 )
                 .await
             }
@@ -405,7 +429,7 @@ impl Registry {
                     return Err(conflict("a resolved alert cannot be assigned"));
                 }
                 let detail = serde_json::json!({"assignee": to});
-                self.change_alert(
+                self.change_alert_if(
                     id,
                     "assignee = $2",
                     &[to.as_str().into()],
@@ -415,6 +439,7 @@ impl Registry {
                     true,
                     targets,
                     now,
+                    Some(("status <> 'resolved'", "a resolved alert cannot be assigned")),
                 )
                 .await
             }
