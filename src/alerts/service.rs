@@ -133,6 +133,7 @@ impl AlertService {
                 input = rx.recv() => match input {
                     Some(Input::Signal(s, reply)) => {
                         let actions = engine.signal(s);
+                        self.copy_stats(&engine);
                         let rows = self.apply(actions).await;
                         if let Some(r) = reply {
                             let _ = r.send(rows);
@@ -147,12 +148,17 @@ impl AlertService {
                 _ = tick.tick() => {
                     self.read_events(&mut engine).await;
                     let actions = engine.tick(self.clock.now_ms());
+                    self.copy_stats(&engine);
                     self.apply(actions).await;
                 }
             }
-            if let Ok(mut s) = self.stats.lock() {
-                *s = engine.stats.clone();
-            }
+        }
+    }
+
+    /// Publishes the engine's counters; called before the actions they count are told to anyone.
+    fn copy_stats(&self, engine: &Engine) {
+        if let Ok(mut s) = self.stats.lock() {
+            *s = engine.stats.clone();
         }
     }
 
@@ -192,6 +198,7 @@ impl AlertService {
                 kind => Signal::Event(occurrence_of(kind, &ev)),
             };
             let actions = engine.signal(signal);
+            self.copy_stats(engine);
             self.apply(actions).await;
         }
         if let Err(e) = self.registry.set_cursor("alerts.events", last).await {
