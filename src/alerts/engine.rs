@@ -68,7 +68,7 @@ pub struct EngineConfig {
     pub policies: HashMap<String, Policy>,
     /// Used for a kind without its own policy.
     pub default_policy: Policy,
-    /// A camera must stay down this long before it raises anything.
+    /// A camera must stay down (and a ring open) this long before it raises anything.
     pub offline_grace_ms: Millis,
     /// This many cameras of one grid cell going dark within one grace period raise one grouped
     /// alert instead of one each.
@@ -233,6 +233,8 @@ pub struct EngineStats {
     pub grouped_cameras: u64,
     /// Motion in zones not armed at that moment.
     pub motion_disarmed: u64,
+    /// Rings that closed again within the grace period.
+    pub ring_open_within_grace: u64,
 }
 
 /// The state machine.
@@ -247,6 +249,9 @@ pub struct Engine {
     pending: BTreeMap<String, Pending>,
     /// Offline alert key of each camera it covers.
     camera_alert: HashMap<String, String>,
+    /// Ring-open occurrences waiting out the grace period (a ring that closes within it, as at
+    /// start-up while checkpoints connect, raises nothing).
+    pending_rings: BTreeMap<String, Occurrence>,
     pub stats: EngineStats,
 }
 
@@ -259,6 +264,7 @@ impl Engine {
             maintenance: HashSet::new(),
             pending: BTreeMap::new(),
             camera_alert: HashMap::new(),
+            pending_rings: BTreeMap::new(),
             stats: EngineStats::default(),
         }
     }
@@ -324,6 +330,9 @@ impl Engine {
                 Vec::new()
             }
             Signal::Resolved { key, at_ms } => {
+                if self.pending_rings.remove(&key).is_some() {
+                    self.stats.ring_open_within_grace += 1;
+                }
                 if let Some(o) = self.open.remove(&key) {
                     let cd = self.cfg.policy(&o.kind).cooldown_ms;
                     if cd > 0 {
@@ -339,6 +348,10 @@ impl Engine {
     fn event(&mut self, o: Occurrence) -> Vec<Action> {
         if !o.cameras.is_empty() && o.cameras.iter().all(|c| self.maintenance.contains(c)) {
             self.stats.in_maintenance += 1;
+            return Vec::new();
+        }
+        if o.kind == "ring_opened" && !self.open.contains_key(&o.key) {
+            self.pending_rings.entry(o.key.clone()).or_insert(o);
             return Vec::new();
         }
         if o.kind == "motion" {
@@ -407,6 +420,19 @@ impl Engine {
     /// alerts past their escalation time escalate.
     pub fn tick(&mut self, now_ms: Millis) -> Vec<Action> {
         let mut out = self.flush_offline(now_ms);
+        let grace = self.cfg.offline_grace_ms;
+        let due: Vec<String> =
+            self.pending_rings.iter().filter(|(_, o)| now_ms - o.at_ms >= grace).map(|(k, _)| k.clone()).collect();
+        for k in due {
+            if let Some(o) = self.pending_rings.remove(&k) {
+                let pol = self.cfg.policy("ring_opened");
+                out.extend(self.raise(o, pol.severity));
+                // Escalation counts from when the room was told, not from when the ring opened.
+                if let Some(open) = self.open.get_mut(&k) {
+                    open.next_escalation_ms = pol.escalate_ms.map(|e| now_ms + e);
+                }
+            }
+        }
         let mut due: Vec<(&String, &mut Open)> =
             self.open.iter_mut().filter(|(_, o)| o.next_escalation_ms.is_some_and(|t| t <= now_ms)).collect();
         due.sort_by(|a, b| a.0.cmp(b.0));

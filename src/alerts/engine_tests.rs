@@ -76,21 +76,23 @@ fn escalation_until_acknowledged() {
             at_ms: at,
         })
     };
-    let a = e.signal(ring(T0));
-    assert!(matches!(a[0], Action::Raise { severity: Severity::Major, .. }));
-    assert!(e.tick(T0 + 10 * 60_000 - 1).is_empty());
-    let a = e.tick(T0 + 10 * 60_000);
+    // A ring open must stay open for the grace period (one minute) before it raises.
+    assert!(e.signal(ring(T0)).is_empty());
+    let a = e.tick(T0 + 60_000);
+    assert!(matches!(a[0], Action::Raise { severity: Severity::Major, .. }), "{a:?}");
+    assert!(e.tick(T0 + 60_000 + 10 * 60_000 - 1).is_empty());
+    let a = e.tick(T0 + 60_000 + 10 * 60_000);
     assert_eq!(
         a,
         vec![Action::Escalate {
             key: "ring_opened:inner".into(),
             severity: Severity::Critical,
             level: 1,
-            at_ms: T0 + 600_000
+            at_ms: T0 + 660_000
         }]
     );
-    assert!(e.tick(T0 + 15 * 60_000).is_empty());
-    assert_eq!(e.tick(T0 + 20 * 60_000).len(), 1, "again every period");
+    assert!(e.tick(T0 + 16 * 60_000).is_empty());
+    assert_eq!(e.tick(T0 + 21 * 60_000).len(), 1, "again every period");
     e.signal(Signal::Acknowledged { key: "ring_opened:inner".into() });
     assert!(e.tick(T0 + 60 * 60_000).is_empty(), "acknowledged: no more escalation");
 }
@@ -178,4 +180,23 @@ fn motion_alerts_only_in_armed_zones_during_their_schedule() {
     // Armed always, any zone.
     assert_eq!(raised(&e.signal(motion("yard", "gate", noon))).len(), 1);
     assert_eq!(e.stats.motion_disarmed, 3);
+}
+
+#[test]
+fn a_ring_that_closes_within_the_grace_period_raises_nothing() {
+    let mut e = Engine::new(EngineConfig::default());
+    let open = Signal::Event(Occurrence {
+        kind: "ring_opened".into(),
+        key: "ring_opened:middle".into(),
+        title: "middle ring open".into(),
+        cameras: vec![],
+        grid_cell: None,
+        ring_id: Some("middle".into()),
+        detail: serde_json::Value::Null,
+        at_ms: T0,
+    });
+    assert!(e.signal(open).is_empty());
+    e.signal(Signal::Resolved { key: "ring_opened:middle".into(), at_ms: T0 + 20_000 });
+    assert!(e.tick(T0 + 120_000).is_empty());
+    assert_eq!(e.stats.ring_open_within_grace, 1);
 }
