@@ -253,26 +253,11 @@ impl Registry {
 
     /// A system change of an open alert: `set` is an SQL assignment list using `$2`.. for `binds`
     /// (`$1` is the id). Writes audit, feed (when `notify`) and outbox in the same transaction.
+    /// With a `guard` (an SQL condition on the alert, and what to say when it fails) the change
+    /// happens only while it holds, checked in the same statement: two operators acknowledging at
+    /// once cannot both succeed.
     #[allow(clippy::too_many_arguments)]
     async fn change_alert(
-        &self,
-        id: i64,
-        set: &str,
-        binds: &[serde_json::Value],
-        actor: &str,
-        change: &str,
-        detail: &serde_json::Value,
-        notify: bool,
-        targets: &[String],
-        now: Millis,
-    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        self.change_alert_if(id, set, binds, actor, change, detail, notify, targets, now, None).await
-    }
-
-    /// As `change_alert`, only while `guard` (an SQL condition on the alert) holds, checked in the
-    /// same statement: two operators acknowledging at once cannot both succeed.
-    #[allow(clippy::too_many_arguments)]
-    async fn change_alert_if(
         &self,
         id: i64,
         set: &str,
@@ -333,8 +318,19 @@ impl Registry {
     ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
         let set = "count = $2, last_at_ms = CASE WHEN last_at_ms > $3 THEN last_at_ms ELSE $3 END";
         let detail = serde_json::json!({"count": count, "at_ms": at_ms});
-        self.change_alert(id, set, &[count.into(), at_ms.into()], "system", "repeated", &detail, notify, targets, now)
-            .await
+        self.change_alert(
+            id,
+            set,
+            &[count.into(), at_ms.into()],
+            "system",
+            "repeated",
+            &detail,
+            notify,
+            targets,
+            now,
+            None,
+        )
+        .await
     }
 
     /// An open alert escalated (not acknowledged in time).
@@ -348,8 +344,19 @@ impl Registry {
     ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
         let detail = serde_json::json!({"severity": severity, "level": level});
         let set = "severity = $2, escalation_level = $3";
-        self.change_alert(id, set, &[severity.into(), level.into()], "system", "escalated", &detail, true, targets, now)
-            .await
+        self.change_alert(
+            id,
+            set,
+            &[severity.into(), level.into()],
+            "system",
+            "escalated",
+            &detail,
+            true,
+            targets,
+            now,
+            None,
+        )
+        .await
     }
 
     /// Some of an offline alert's cameras came back; with all back the alert resolves itself.
@@ -366,10 +373,21 @@ impl Registry {
             let set = "status = 'resolved', resolved_by = 'system', resolved_at_ms = $2, resolve_note = $3";
             let note = "all cameras back online";
             return self
-                .change_alert(id, set, &[now.into(), note.into()], "system", "resolved", &detail, true, targets, now)
+                .change_alert(
+                    id,
+                    set,
+                    &[now.into(), note.into()],
+                    "system",
+                    "resolved",
+                    &detail,
+                    true,
+                    targets,
+                    now,
+                    None,
+                )
                 .await;
         }
-        self.change_alert(id, "count = count", &[], "system", "recovered", &detail, true, targets, now).await
+        self.change_alert(id, "count = count", &[], "system", "recovered", &detail, true, targets, now, None).await
     }
 
     /// An operator's lifecycle change, checked against the current status.
@@ -390,7 +408,7 @@ impl Registry {
                     return Err(conflict("only a new alert can be acknowledged"));
                 }
                 let set = "status = 'acknowledged', ack_by = $2, ack_at_ms = $3";
-                self.change_alert_if(
+                self.change_alert(
                     id,
                     set,
                     &[actor.into(), now.into()],
@@ -410,7 +428,7 @@ impl Registry {
                 }
                 let set = "status = 'resolved', resolved_by = $2, resolved_at_ms = $3, resolve_note = $4";
                 let detail = serde_json::json!({"note": note});
-                self.change_alert_if(
+                self.change_alert(
                     id,
                     set,
                     &[actor.into(), now.into(), note.as_str().into()],
@@ -429,7 +447,7 @@ impl Registry {
                     return Err(conflict("a resolved alert cannot be assigned"));
                 }
                 let detail = serde_json::json!({"assignee": to});
-                self.change_alert_if(
+                self.change_alert(
                     id,
                     "assignee = $2",
                     &[to.as_str().into()],
@@ -445,7 +463,7 @@ impl Registry {
             }
             AlertOp::Comment { text } => {
                 let detail = serde_json::json!({"text": text});
-                self.change_alert(id, "count = count", &[], actor, "commented", &detail, true, targets, now).await
+                self.change_alert(id, "count = count", &[], actor, "commented", &detail, true, targets, now, None).await
             }
         }
     }
