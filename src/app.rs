@@ -29,6 +29,8 @@ pub enum AppError {
     Serve(std::io::Error),
     #[error("map file: {0}")]
     Map(#[from] crate::geo::load::LoadError),
+    #[error("detection: {0}")]
+    Detect(#[from] crate::detect::onnx::OnnxError),
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +123,18 @@ impl App {
         } else {
             None
         };
+        let detect = match (&ingest, &config.detect) {
+            (Some(ingest), Some(dc)) => {
+                let (dc, reg, g) = (dc.clone(), registry.clone(), geo.clone());
+                let svc = tokio::task::spawn_blocking(move || crate::detect::service::DetectService::start(dc, reg, g))
+                    .await
+                    .map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
+                svc.sync(ingest, &config);
+                tracing::info!("detection started");
+                Some(svc)
+            }
+            _ => None,
+        };
         let state = AppState {
             registry,
             clock,
@@ -130,6 +144,7 @@ impl App {
             geo,
             alerts,
             auth_failures: Default::default(),
+            detect,
         };
         #[cfg(unix)]
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -178,6 +193,9 @@ impl App {
         }
         #[cfg(unix)]
         hup.abort();
+        if let Some(detect) = state.detect.clone() {
+            let _ = tokio::task::spawn_blocking(move || detect.shutdown()).await;
+        }
         if let Some(ingest) = state.ingest.clone() {
             let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
         }
@@ -200,9 +218,14 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
     let applied = match state.ingest.clone() {
         Some(ingest) => {
             let specs = specs(&cfg);
-            tokio::task::spawn_blocking(move || ingest.apply(specs))
+            let ing = ingest.clone();
+            let r = tokio::task::spawn_blocking(move || ing.apply(specs))
                 .await
-                .map_err(|e| AppError::Serve(std::io::Error::other(e)))?
+                .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+            if let Some(d) = &state.detect {
+                d.sync(&ingest, &cfg);
+            }
+            r
         }
         None => ApplyReport::default(),
     };

@@ -20,11 +20,11 @@ use super::error::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Monitoring room: alerts, alarms, interceptions, what cameras see.
+    /// Monitoring room: alerts, alarms, interceptions, watchlists, what cameras see.
     Operator,
     /// Maintenance crews: health, snapshots, metrics, work orders.
     Maintainer,
-    /// Planners: coverage, rings, map layers; the registry read-only.
+    /// Planners: coverage, rings, map layers; the registry, watchlists and passages read-only.
     Planner,
     /// Everything, tokens and configuration included.
     Admin,
@@ -62,7 +62,11 @@ pub fn admitted(method: &Method, path: &str) -> Option<&'static [Role]> {
     let writes = method != Method::GET && method != Method::HEAD;
     Some(if p.starts_with("/api/v1/admin") || p.starts_with("/api/v1/tokens") {
         &[]
-    } else if ["/api/v1/alerts", "/api/v1/alarms", "/api/v1/events", "/api/v1/interceptions", "/api/v1/passages"]
+    } else if ["/api/v1/watchlists", "/api/v1/passages", "/api/v1/vehicles"].iter().any(|f| p.starts_with(f)) {
+        // Planners study traffic (passages, trajectories) and may read the watchlists; only the
+        // monitoring room changes them or reports passages.
+        if writes { &[Operator] } else { &[Operator, Planner] }
+    } else if ["/api/v1/alerts", "/api/v1/alarms", "/api/v1/events", "/api/v1/interceptions"]
         .iter()
         .any(|f| p.starts_with(f))
     {

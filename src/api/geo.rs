@@ -37,7 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/interceptions", post(start_interception).get(list_interceptions))
         .route("/api/v1/interceptions/{id}", get(get_interception))
         .route("/api/v1/interceptions/{id}/close", post(close_interception))
-        .route("/api/v1/passages", post(post_passage))
+        // GET (queries) lives with the watchlists in detect.rs; one route per path.
+        .route("/api/v1/passages", get(super::detect::list_passages).post(post_passage))
         .route("/api/v1/events", get(events))
 }
 
@@ -391,7 +392,7 @@ pub async fn close_interception(
     row.map(Json).ok_or_else(|| ApiError::NotFound(format!("interception {id} not found")))
 }
 
-/// A stored passage and the ring-crossing events it raised.
+/// A stored passage and the events it raised (ring crossings, watchlist hits).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PassageRecorded {
     pub passage: PassageRow,
@@ -399,7 +400,8 @@ pub struct PassageRecorded {
 }
 
 /// Records a vehicle passage at a checkpoint (from a checkpoint system; GA/T 1400 MotorVehicle
-/// fields). A passage at a checkpoint armed by an active interception raises `ring_crossing`.
+/// fields). A passage at a checkpoint armed by an active interception raises `ring_crossing`; one
+/// whose plate hits a watchlist entry in force raises `watchlist_hit` (one per entry).
 #[utoipa::path(post, path = "/api/v1/passages", tag = "interception", request_body = NewPassage,
     responses((status = 201, body = PassageRecorded), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn post_passage(
@@ -418,6 +420,7 @@ pub async fn post_passage(
     if p.reliability.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
         return Err(ApiError::BadRequest("reliability: between 0 and 1".into()));
     }
+    super::detect::check_passage_details(&p)?;
     let (passage, events) = st.geo.record_passage(st.clock.now_ms(), &p, "api").await?;
     Ok((axum::http::StatusCode::CREATED, Json(PassageRecorded { passage, events })))
 }

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/health/cameras", get(all_health))
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
         .route("/metrics", get(metrics))
+        .route("/api/v1/stats", get(stats))
         .route("/api/v1/admin/reload", post(reload))
 }
 
@@ -105,7 +106,50 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Some(ingest) = &st.ingest {
         render_metrics(ingest, &mut out);
     }
+    if let Some(d) = &st.detect {
+        render_detect_metrics(&d.stats(), &mut out);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Detector series: `tianwang_detector_*{detector="motion"|"plates"}`.
+fn render_detect_metrics(s: &crate::detect::service::DetectStats, out: &mut String) {
+    type DSeries = (&'static str, &'static str, &'static str, fn(&crate::detect::service::DetectorStats) -> f64);
+    let series: &[DSeries] = &[
+        ("tianwang_detector_frames_total", "counter", "frames run through the detector", |d| d.frames as f64),
+        ("tianwang_detector_skipped_total", "counter", "frames skipped because a newer one was waiting", |d| {
+            d.skipped as f64
+        }),
+        ("tianwang_detector_inference_ms_p50", "gauge", "median model call time (last 1,024 calls)", |d| {
+            d.inference_ms_p50
+        }),
+        ("tianwang_detector_inference_ms_p99", "gauge", "99th percentile model call time", |d| d.inference_ms_p99),
+        ("tianwang_detector_queue_depth", "gauge", "frames waiting in the detector's camera queues", |d| {
+            d.queue_depth as f64
+        }),
+        ("tianwang_detector_errors_total", "counter", "failed model calls", |d| d.errors as f64),
+    ];
+    for (name, kind, help, f) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for d in &s.detectors {
+            out.push_str(&format!("{name}{{detector=\"{}\"}} {}\n", esc(&d.name), f(d)));
+        }
+    }
+    out.push_str(&format!(
+        "# HELP tianwang_motion_events_total motion events stored\n# TYPE tianwang_motion_events_total counter\ntianwang_motion_events_total {}\n",
+        s.motion_events
+    ));
+    out.push_str(&format!(
+        "# HELP tianwang_passages_total passages read and stored\n# TYPE tianwang_passages_total counter\ntianwang_passages_total {}\n",
+        s.passages
+    ));
+}
+
+/// Detector statistics: per detector frames, skipped frames, inference time p50/p99, queue depth.
+#[utoipa::path(get, path = "/api/v1/stats", tag = "health",
+    responses((status = 200, body = crate::detect::service::DetectStats)))]
+pub async fn stats(State(st): State<AppState>) -> Json<crate::detect::service::DetectStats> {
+    Json(st.detect.as_ref().map(|d| d.stats()).unwrap_or_default())
 }
 
 fn esc(s: &str) -> String {

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod cameras;
+pub mod detect;
 pub mod error;
 mod extract;
 pub mod geo;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub alerts: crate::alerts::service::AlertService,
     /// Failed token attempts per address.
     pub auth_failures: auth::FailureLimiter,
+    /// Motion and plate reading, when `[detect]` is configured and ingest runs.
+    pub detect: Option<crate::detect::service::DetectService>,
 }
 
 #[derive(OpenApi)]
@@ -51,6 +54,7 @@ pub struct AppState {
         health::camera_health,
         health::all_health,
         health::snapshot,
+        health::stats,
         health::reload,
         geo::coverage_summary,
         geo::coverage_cells,
@@ -67,6 +71,13 @@ pub struct AppState {
         geo::close_interception,
         geo::post_passage,
         geo::events,
+        detect::list_watchlists,
+        detect::create_watchlist,
+        detect::get_watchlist,
+        detect::update_watchlist,
+        detect::revoke_watchlist,
+        detect::list_passages,
+        detect::trajectory,
         alerts::list,
         alerts::one,
         alerts::acknowledge,
@@ -88,6 +99,8 @@ pub struct AppState {
         error::ErrorBody,
         error::ErrorDetail,
         Health,
+        crate::detect::service::DetectStats,
+        crate::detect::service::DetectorStats,
         geo::CoverageSummary,
         geo::InterceptionStarted,
         geo::CloseRequest,
@@ -113,6 +126,14 @@ pub struct AppState {
         crate::registry::PassageRow,
         crate::registry::InterceptionRow,
         crate::registry::NewPassage,
+        crate::registry::TrajectoryPoint,
+        detect::PassagePage,
+        crate::detect::watchlist::WatchlistEntry,
+        crate::detect::watchlist::WatchlistInput,
+        crate::detect::watchlist::WatchlistPatch,
+        crate::detect::watchlist::MatchKind,
+        crate::detect::watchlist::Priority,
+        crate::detect::watchlist::Hit,
         alerts::AlertPage,
         alerts::AlertDetail,
         alerts::ResolveBody,
@@ -135,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cameras::router())
         .merge(health::router())
         .merge(geo::router())
+        .merge(detect::router())
         .merge(alerts::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {

@@ -10,6 +10,7 @@ use tokio::sync::RwLock;
 use super::model::GeoModel;
 use super::rings::{GuardRule, RingPlan, RingState};
 use crate::config::DoriTable;
+use crate::detect::watchlist::Watchlist;
 use crate::registry::{NewPassage, PassageRow, Registry, RegistryError};
 
 /// How long an interception stays armed unless closed.
@@ -120,8 +121,8 @@ impl GeoService {
     }
 
     /// Stores a passage and raises a `ring_crossing` event for every active interception that
-    /// armed its checkpoint for this plate (or for any vehicle). Returns the passage and the
-    /// event ids.
+    /// armed its checkpoint for this plate (or for any vehicle), then a `watchlist_hit` event for
+    /// every watchlist entry the plate hits. Returns the passage and the event ids.
     pub async fn record_passage(
         &self,
         now_ms: i64,
@@ -166,7 +167,31 @@ impl GeoService {
                 events.push(id);
             }
         }
+        events.extend(self.watchlist_hits(&row).await?);
         Ok((row, events))
+    }
+
+    /// Raises a `watchlist_hit` event for every watchlist entry the passage's plate hits, among
+    /// those in force at its passing time. Entries are read per passage: a change counts at once.
+    async fn watchlist_hits(&self, row: &PassageRow) -> Result<Vec<i64>, RegistryError> {
+        let Some(plate) = row.plate_no.as_deref().filter(|p| !p.is_empty()) else { return Ok(Vec::new()) };
+        let list = Watchlist::new(self.registry.active_watchlists(row.pass_time_ms).await?);
+        let mut events = Vec::new();
+        for hit in list.matches(plate, row.pass_time_ms) {
+            let payload = json!({
+                "plate_no": row.plate_no, "plate_color": row.plate_color, "passage_id": row.id,
+                "camera_id": row.camera_id, "pass_time_ms": row.pass_time_ms, "watchlist_id": hit.entry_id,
+                "pattern": hit.pattern, "match_kind": hit.match_kind, "distance": hit.distance,
+                "reason": hit.reason, "priority": hit.priority, "plate_image": row.plate_image,
+                "context_image": row.context_image,
+            });
+            let id = self
+                .registry
+                .insert_event(row.pass_time_ms, "watchlist_hit", Some(&row.camera_id), None, &payload)
+                .await?;
+            events.push(id);
+        }
+        Ok(events)
     }
 }
 

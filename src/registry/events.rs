@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::geo::{EventRow, InterceptionRow, PassageRow};
+use super::watchlists::nullable_floats;
 use super::{Registry, RegistryError};
 
 type Millis = i64;
@@ -12,7 +13,7 @@ fn parse_json(s: &str) -> serde_json::Value {
 }
 
 /// A passage to store (what a checkpoint or an external system reports).
-#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct NewPassage {
     pub camera_id: String,
     pub pass_time_ms: Millis,
@@ -21,6 +22,24 @@ pub struct NewPassage {
     pub reliability: Option<f64>,
     pub direction: Option<String>,
     pub heading_deg: Option<f64>,
+    /// The reader's confidence in each plate character, 0–1, in plate order.
+    #[serde(default)]
+    pub plate_reliabilities: Option<Vec<f64>>,
+    /// Path of the plate crop (JPEG).
+    #[serde(default)]
+    pub plate_image: Option<String>,
+    /// Path of the scene picture (JPEG).
+    #[serde(default)]
+    pub context_image: Option<String>,
+    /// The tracker's id for the vehicle this read came from.
+    #[serde(default)]
+    pub track_id: Option<String>,
+    /// How many frames the plate was read in.
+    #[serde(default)]
+    pub frames: Option<i64>,
+    /// Lane number (GA/T 1400 LaneNo), from 1.
+    #[serde(default)]
+    pub lane_no: Option<i64>,
 }
 
 impl Registry {
@@ -112,21 +131,32 @@ impl Registry {
 
     /// Stores a passage; returns it with its id.
     pub async fn insert_passage(&self, p: &NewPassage, source: &str, now: Millis) -> Result<PassageRow, RegistryError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO passages (camera_id, pass_time_ms, plate_no, plate_color, reliability, direction, heading_deg, \
-             source, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        )
-        .bind(&p.camera_id)
-        .bind(p.pass_time_ms)
-        .bind(p.plate_no.as_deref())
-        .bind(p.plate_color.as_deref())
-        .bind(p.reliability)
-        .bind(p.direction.as_deref())
-        .bind(p.heading_deg)
-        .bind(source)
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?;
+        let reliabilities = p.plate_reliabilities.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+        let (floats_sql, floats) = nullable_floats(14, &[p.reliability, p.heading_deg]);
+        let sql = format!(
+            "INSERT INTO passages (camera_id, pass_time_ms, plate_no, plate_color, direction, source, created_at_ms, \
+             plate_reliabilities, plate_image, context_image, track_id, frames, lane_no, reliability, heading_deg) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {}) RETURNING id",
+            floats_sql.join(", ")
+        );
+        let mut q = sqlx::query_scalar(&sql)
+            .bind(&p.camera_id)
+            .bind(p.pass_time_ms)
+            .bind(p.plate_no.as_deref())
+            .bind(p.plate_color.as_deref())
+            .bind(p.direction.as_deref())
+            .bind(source)
+            .bind(now)
+            .bind(reliabilities)
+            .bind(p.plate_image.as_deref())
+            .bind(p.context_image.as_deref())
+            .bind(p.track_id.as_deref())
+            .bind(p.frames)
+            .bind(p.lane_no);
+        for f in floats {
+            q = q.bind(f);
+        }
+        let id: i64 = q.fetch_one(self.pool()).await?;
         Ok(PassageRow {
             id,
             camera_id: p.camera_id.clone(),
@@ -137,6 +167,12 @@ impl Registry {
             direction: p.direction.clone(),
             heading_deg: p.heading_deg,
             source: source.into(),
+            plate_reliabilities: p.plate_reliabilities.clone(),
+            plate_image: p.plate_image.clone(),
+            context_image: p.context_image.clone(),
+            track_id: p.track_id.clone(),
+            frames: p.frames,
+            lane_no: p.lane_no,
         })
     }
 

@@ -45,6 +45,24 @@ pub struct PassageRow {
     pub direction: Option<String>,
     pub heading_deg: Option<f64>,
     pub source: String,
+    /// The reader's confidence in each plate character, 0–1, in plate order.
+    #[serde(default)]
+    pub plate_reliabilities: Option<Vec<f64>>,
+    /// Path of the plate crop (JPEG).
+    #[serde(default)]
+    pub plate_image: Option<String>,
+    /// Path of the scene picture (JPEG).
+    #[serde(default)]
+    pub context_image: Option<String>,
+    /// The tracker's id for the vehicle this read came from.
+    #[serde(default)]
+    pub track_id: Option<String>,
+    /// How many frames the plate was read in.
+    #[serde(default)]
+    pub frames: Option<i64>,
+    /// Lane number (GA/T 1400 LaneNo), from 1.
+    #[serde(default)]
+    pub lane_no: Option<i64>,
 }
 
 /// A stored interception.

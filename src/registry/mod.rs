@@ -13,6 +13,7 @@ mod geo;
 mod schema;
 mod sync;
 mod tokens;
+mod watchlists;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenRow, new_token, token_hash};
+pub use watchlists::{MAX_TRAJECTORY, PassageFilter, TrajectoryPoint, WatchlistChangeError};
 
 use crate::config::mask_credentials;
 

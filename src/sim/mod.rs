@@ -3,6 +3,7 @@
 
 pub mod city;
 pub mod demo;
+pub mod plates;
 mod rtsp;
 
-pub use rtsp::{SimCamera, SimCodec, SimError, SimServer, garbage_server};
+pub use rtsp::{SimCamera, SimCodec, SimError, SimServer, Traffic, garbage_server};

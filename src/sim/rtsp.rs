@@ -41,6 +41,18 @@ pub struct SimCamera {
     pub keyframe_interval: u32,
     /// Serve this MP4 file's H.264 track (played once, in real time) instead of a test pattern.
     pub file: Option<std::path::PathBuf>,
+    /// A checkpoint scene instead of a test pattern: vehicles carrying these plates drive
+    /// towards the camera one after another (`sim::plates::TrafficScene`), then the road stays empty.
+    pub traffic: Option<Traffic>,
+}
+
+/// What a simulated checkpoint camera shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traffic {
+    pub vehicles: Vec<(String, crate::sim::plates::PlateColor)>,
+    pub seconds_per_vehicle: f32,
+    pub gap_s: f32,
+    pub seed: u64,
 }
 
 impl SimCamera {
@@ -55,6 +67,7 @@ impl SimCamera {
             bitrate_kbps: 1024,
             keyframe_interval: fps.max(1) * 2,
             file: None,
+            traffic: None,
         }
     }
 
@@ -78,6 +91,25 @@ impl SimCamera {
                 self.bitrate_kbps
             ),
         };
+        if self.traffic.is_some() {
+            // Frames come from the traffic scene through appsrc (fed in media-configure).
+            return format!(
+                "( appsrc name=traffic is-live=true format=time do-timestamp=false \
+                 caps=video/x-raw,format=RGB,width={w},height={h},framerate={f}/1 ! videoconvert ! video/x-raw,format=I420 ! \
+                 {enc} ! h264parse ! valve name=hang drop=false ! rtph264pay name=pay0 pt=96 config-interval=1 )",
+                w = self.width,
+                h = self.height,
+                f = self.fps,
+                enc = match self.codec {
+                    SimCodec::H264 => enc.clone(),
+                    SimCodec::H265 => format!(
+                        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={}",
+                        self.keyframe_interval.max(1),
+                        self.bitrate_kbps
+                    ),
+                },
+            );
+        }
         let (parse, pay) = match self.codec {
             SimCodec::H264 => ("h264parse", "rtph264pay"),
             SimCodec::H265 => ("h265parse", "rtph265pay"),
@@ -184,11 +216,20 @@ impl SimServer {
     }
 
     fn mount(&self, path: &str) {
-        let (launch, spec_path) = {
+        let (launch, spec_path, traffic) = {
             let mounts = self.shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
             let Some(m) = mounts.get(path) else { return };
             let Some(spec) = &m.spec else { return };
-            (spec.launch(m.garbage), spec.path.clone())
+            let traffic = spec.traffic.clone().map(|t| crate::sim::plates::TrafficSpec {
+                width: spec.width,
+                height: spec.height,
+                fps: spec.fps as f32,
+                vehicles: t.vehicles,
+                seconds_per_vehicle: t.seconds_per_vehicle,
+                gap_s: t.gap_s,
+                seed: t.seed,
+            });
+            (spec.launch(m.garbage), spec.path.clone(), traffic)
         };
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_launch(&launch);
@@ -198,6 +239,9 @@ impl SimServer {
         factory.connect_media_configure(move |_, media| {
             let Some(shared) = shared.upgrade() else { return };
             let Some(bin) = media.element().downcast::<gst::Bin>().ok() else { return };
+            if let (Some(spec), Some(src)) = (traffic.clone(), bin.by_name("traffic")) {
+                feed_traffic(src, spec);
+            }
             let Some(valve) = bin.by_name("hang") else { return };
             let mut mounts = shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(m) = mounts.get_mut(&p) {
@@ -305,6 +349,43 @@ impl Drop for SimServer {
             let _ = t.join();
         }
     }
+}
+
+/// Feeds a traffic scene into an appsrc in real time: frame `i` is pushed when it is due.
+fn feed_traffic(src: gst::Element, spec: crate::sim::plates::TrafficSpec) {
+    let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
+    let scene = match crate::sim::plates::TrafficScene::new(spec.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "simulated checkpoint camera: cannot build its scene");
+            return;
+        }
+    };
+    let state = Mutex::new((scene, 0u64, None::<std::time::Instant>));
+    let period = std::time::Duration::from_secs_f64(1.0 / f64::from(spec.fps.max(1.0)));
+    src.set_callbacks(
+        gstreamer_app::AppSrcCallbacks::builder()
+            .need_data(move |src, _| {
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                let (scene, i, start) = &mut *st;
+                let t0 = *start.get_or_insert_with(std::time::Instant::now);
+                let due = t0 + period * (*i as u32);
+                let now = std::time::Instant::now();
+                if due > now {
+                    // Pacing a live source on its own streaming thread.
+                    std::thread::sleep(due - now);
+                }
+                let frame = scene.frame(*i);
+                let mut buf = gst::Buffer::from_mut_slice(frame.data.clone());
+                if let Some(b) = buf.get_mut() {
+                    b.set_pts(gst::ClockTime::from_nseconds(period.as_nanos() as u64 * *i));
+                    b.set_duration(gst::ClockTime::from_nseconds(period.as_nanos() as u64));
+                }
+                *i += 1;
+                let _ = src.push_buffer(buf);
+            })
+            .build(),
+    );
 }
 
 /// A TCP server on a free port of 127.0.0.1 that answers every connection with bytes that are not

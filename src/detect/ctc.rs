@@ -1,0 +1,335 @@
+//! CTC decoding constrained by the plate grammar, and the CTC sequence likelihood used to fuse
+//! two recognisers.
+//!
+//! Recogniser outputs are first folded onto the plate alphabet (`grammar::alphabet`): lower case
+//! onto upper case, `O`/`I` onto `0`/`1`, separators (`·`, `-`, space) onto blank. The decoder
+//! then finds the single best path that spells a plate of the given template — the best
+//! grammatical reading, not the best reading made grammatical afterwards.
+
+// Index loops mirror the recurrences they implement.
+#![allow(clippy::needless_range_loop)]
+
+use super::grammar::{self, Class};
+
+/// Per-frame log-probabilities over blank and the plate alphabet.
+#[derive(Debug, Clone)]
+pub struct PlateLogits {
+    /// log P(blank) per frame.
+    pub blank: Vec<f32>,
+    /// log P(char) per frame, `alphabet().len()` per row.
+    pub chars: Vec<Vec<f32>>,
+}
+
+/// Folds a recogniser's output rows (probabilities or logits, `dict[k-1]` is class `k`, class 0
+/// is blank) onto the plate alphabet.
+pub fn fold(rows: &[f32], classes: usize, dict: &[String]) -> PlateLogits {
+    let alpha = grammar::alphabet();
+    let index: std::collections::HashMap<char, usize> = alpha.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+    // Where each recogniser class goes: None = nowhere, Some(usize::MAX) = blank.
+    let target: Vec<Option<usize>> = (0..classes)
+        .map(|k| {
+            if k == 0 {
+                return Some(usize::MAX);
+            }
+            let s = dict.get(k - 1)?;
+            let mut it = s.chars();
+            let (Some(c), None) = (it.next(), it.next()) else {
+                return if s.trim().is_empty() { Some(usize::MAX) } else { None };
+            };
+            if matches!(c, '·' | '-' | ' ' | '•' | '.' | '_') {
+                return Some(usize::MAX);
+            }
+            let c = c.to_ascii_uppercase();
+            let c = match c {
+                'O' => '0',
+                'I' => '1',
+                c => c,
+            };
+            index.get(&c).copied()
+        })
+        .collect();
+    let frames = rows.len() / classes.max(1);
+    let mut blank = Vec::with_capacity(frames);
+    let mut chars = Vec::with_capacity(frames);
+    for t in 0..frames {
+        let row = &rows[t * classes..(t + 1) * classes];
+        let probs = softmax_if_needed(row);
+        let mut b = 0f32;
+        let mut cs = vec![0f32; alpha.len()];
+        for (k, p) in probs.iter().enumerate() {
+            match target[k] {
+                Some(usize::MAX) => b += p,
+                Some(i) => cs[i] += p,
+                None => {}
+            }
+        }
+        blank.push((b + 1e-9).ln());
+        chars.push(cs.into_iter().map(|p| (p + 1e-9).ln()).collect());
+    }
+    PlateLogits { blank, chars }
+}
+
+fn softmax_if_needed(row: &[f32]) -> Vec<f32> {
+    let sum: f32 = row.iter().sum();
+    if row.iter().all(|v| *v >= 0.0) && (sum - 1.0).abs() < 0.05 {
+        return row.to_vec();
+    }
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = row.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / s).collect()
+}
+
+/// The best path spelling a string whose position `k` is one of `allowed[k]` (alphabet indices).
+/// Returns the string, its path log-probability and each character's best frame probability.
+pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32, Vec<f32>)> {
+    const NEG: f32 = f32::NEG_INFINITY;
+    let alpha = grammar::alphabet();
+    let t_len = l.blank.len();
+    let n = allowed.len();
+    if t_len < n || n == 0 {
+        return None;
+    }
+    let a = alpha.len();
+    // s[k][c]: k characters emitted, the last is c and this frame emits it; b[k]: this frame blank.
+    // Back-pointers per frame: for s, where it came from: 0 = same state, 1 = blank of k-1, 2+c' = s[k-1][c'].
+    let mut s = vec![vec![NEG; a]; n + 1];
+    let mut b = vec![NEG; n + 1];
+    let mut bp_s: Vec<Vec<Vec<u16>>> = Vec::with_capacity(t_len);
+    let mut bp_b: Vec<Vec<u16>> = Vec::with_capacity(t_len);
+    for t in 0..t_len {
+        let mut ns = vec![vec![NEG; a]; n + 1];
+        let mut nb = vec![NEG; n + 1];
+        let mut bs = vec![vec![u16::MAX; a]; n + 1];
+        let mut bb = vec![u16::MAX; n + 1];
+        for k in 0..=n {
+            // Blank: from blank or from any s[k][c]. (k = 0 at t = 0: start.)
+            let (mut best, mut from) = if t == 0 && k == 0 { (0.0, 0u16) } else { (b[k], 0u16) };
+            for c in 0..a {
+                if s[k][c] > best {
+                    best = s[k][c];
+                    from = 1 + c as u16;
+                }
+            }
+            if best > NEG {
+                nb[k] = best + l.blank[t];
+                bb[k] = from;
+            }
+        }
+        for k in 1..=n {
+            // Best predecessor among s[k-1][*] other than c: keep the top two.
+            let (mut top1, mut top1c, mut top2) = (NEG, usize::MAX, NEG);
+            for c in 0..a {
+                let v = s[k - 1][c];
+                if v > top1 {
+                    top2 = top1;
+                    top1 = v;
+                    top1c = c;
+                } else if v > top2 {
+                    top2 = v;
+                }
+            }
+            let start = if t == 0 && k == 1 { 0.0 } else { b[k - 1] };
+            for &c in &allowed[k - 1] {
+                let mut best = s[k][c];
+                let mut from = 0u16;
+                if start > best {
+                    best = start;
+                    from = 1;
+                }
+                let (pv, pc) = if top1c != c { (top1, top1c) } else { (top2, usize::MAX) };
+                if pv > best {
+                    best = pv;
+                    from = if pc == usize::MAX {
+                        // Second best: find it again (rare path).
+                        let mut bc = 0;
+                        let mut bv = NEG;
+                        for c2 in 0..a {
+                            if c2 != c && s[k - 1][c2] > bv {
+                                bv = s[k - 1][c2];
+                                bc = c2;
+                            }
+                        }
+                        2 + bc as u16
+                    } else {
+                        2 + pc as u16
+                    };
+                }
+                if best > NEG {
+                    ns[k][c] = best + l.chars[t][c];
+                    bs[k][c] = from;
+                }
+            }
+        }
+        s = ns;
+        b = nb;
+        bp_s.push(bs);
+        bp_b.push(bb);
+    }
+    // End: blank or s at k = n.
+    let mut best = b[n];
+    let mut state: (bool, usize) = (true, 0);
+    for c in 0..a {
+        if s[n][c] > best {
+            best = s[n][c];
+            state = (false, c);
+        }
+    }
+    if best == NEG {
+        return None;
+    }
+    // Back-track.
+    let mut out = vec![0usize; n];
+    let mut conf = vec![0f32; n];
+    let mut k = n;
+    let (mut is_blank, mut c) = state;
+    for t in (0..t_len).rev() {
+        if is_blank {
+            let from = bp_b[t][k];
+            if from == 0 {
+                continue;
+            }
+            is_blank = false;
+            c = (from - 1) as usize;
+            // This frame was blank; the previous frame emitted c.
+            continue;
+        }
+        out[k - 1] = c;
+        conf[k - 1] = conf[k - 1].max(l.chars[t][c].exp());
+        let from = bp_s[t][k][c];
+        match from {
+            0 => {}
+            1 => {
+                k -= 1;
+                is_blank = true;
+            }
+            f => {
+                k -= 1;
+                c = (f - 2) as usize;
+            }
+        }
+    }
+    let text: String = out.iter().map(|&i| alpha[i]).collect();
+    Some((text, best, conf))
+}
+
+/// Allowed alphabet indices for a template.
+pub fn template_sets(tmpl: &[Class]) -> Vec<Vec<usize>> {
+    let alpha = grammar::alphabet();
+    tmpl.iter().map(|cl| (0..alpha.len()).filter(|&i| cl.allows(alpha[i])).collect()).collect()
+}
+
+/// Allowed sets spelling exactly `text` (None if a character is not in the alphabet).
+pub fn exact_sets(text: &str) -> Option<Vec<Vec<usize>>> {
+    let alpha = grammar::alphabet();
+    text.chars().map(|ch| alpha.iter().position(|&a| a == ch).map(|i| vec![i])).collect()
+}
+
+/// log P(text | frames): the CTC forward algorithm.
+pub fn log_likelihood(l: &PlateLogits, text: &str) -> f32 {
+    let alpha = grammar::alphabet();
+    let Some(labels): Option<Vec<usize>> = text.chars().map(|ch| alpha.iter().position(|&a| a == ch)).collect() else {
+        return f32::NEG_INFINITY;
+    };
+    // Extended sequence: blank, l1, blank, l2, …, blank. None = blank.
+    let mut ext: Vec<Option<usize>> = vec![None];
+    for &c in &labels {
+        ext.push(Some(c));
+        ext.push(None);
+    }
+    let t_len = l.blank.len();
+    if t_len == 0 {
+        return f32::NEG_INFINITY;
+    }
+    let e = |t: usize, s: usize| match ext[s] {
+        None => l.blank[t],
+        Some(c) => l.chars[t][c],
+    };
+    let lse = |a: f32, b: f32| {
+        if a == f32::NEG_INFINITY {
+            return b;
+        }
+        if b == f32::NEG_INFINITY {
+            return a;
+        }
+        let m = a.max(b);
+        m + ((a - m).exp() + (b - m).exp()).ln()
+    };
+    let m = ext.len();
+    let mut a = vec![f32::NEG_INFINITY; m];
+    a[0] = e(0, 0);
+    if m > 1 {
+        a[1] = e(0, 1);
+    }
+    for t in 1..t_len {
+        let mut na = vec![f32::NEG_INFINITY; m];
+        for s in 0..m {
+            let mut v = a[s];
+            if s >= 1 {
+                v = lse(v, a[s - 1]);
+            }
+            if s >= 2 && ext[s].is_some() && ext[s] != ext[s - 2] {
+                v = lse(v, a[s - 2]);
+            }
+            if v > f32::NEG_INFINITY {
+                na[s] = v + e(t, s);
+            }
+        }
+        a = na;
+    }
+    if m >= 2 { lse(a[m - 1], a[m - 2]) } else { a[m - 1] }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames that spell `text` with blanks between, each frame `p` sure of its symbol.
+    fn logits_for(seq: &[Option<char>], p: f32) -> PlateLogits {
+        let alpha = grammar::alphabet();
+        let rest = (1.0 - p) / alpha.len() as f32;
+        let mut l = PlateLogits { blank: vec![], chars: vec![] };
+        for s in seq {
+            let mut row = vec![rest.ln(); alpha.len()];
+            let mut blank = rest.ln();
+            match s {
+                None => blank = p.ln(),
+                Some(c) => row[alpha.iter().position(|a| a == c).unwrap()] = p.ln(),
+            }
+            l.blank.push(blank);
+            l.chars.push(row);
+        }
+        l
+    }
+
+    fn seq(s: &str) -> Vec<Option<char>> {
+        s.chars().map(|c| if c == '_' { None } else { Some(c) }).collect()
+    }
+
+    #[test]
+    fn decodes_repeats_and_grammar() {
+        let l = logits_for(&seq("_豫_AA_1_2_33_3_4_5_"), 0.9);
+        let sets = template_sets(grammar::PlateColor::Blue.templates()[0]);
+        let (text, _, conf) = best_path(&l, &sets).unwrap();
+        assert_eq!(text, "豫A12334");
+        assert!(conf.iter().all(|c| *c > 0.85), "{conf:?}");
+        // "O" is not a plate letter: where the frames say 0 at the letter position, the grammar
+        // forces a letter there.
+        let l = logits_for(&seq("_豫_0_1_2_3_4_5_"), 0.9);
+        let (text, _, _) = best_path(&l, &sets).unwrap();
+        assert!(grammar::check(&text).is_ok(), "{text}");
+    }
+
+    #[test]
+    fn likelihood_prefers_the_spelled_text() {
+        let l = logits_for(&seq("_豫_A_1_2_3_4_5_"), 0.9);
+        let good = log_likelihood(&l, "豫A12345");
+        let bad = log_likelihood(&l, "豫A12346");
+        assert!(good > bad + 3.0, "{good} {bad}");
+        assert!(good > -3.0);
+        let exact = exact_sets("豫A12345").unwrap();
+        let (t, lp, _) = best_path(&l, &exact).unwrap();
+        assert_eq!(t, "豫A12345");
+        assert!(lp <= good + 1e-3);
+    }
+}

@@ -1,0 +1,192 @@
+//! Small image operations on packed RGB buffers: resizing, perspective rectification, JPEG.
+
+// Per-channel and per-row index loops read best as they are.
+#![allow(clippy::needless_range_loop)]
+
+/// A packed RGB picture (R, G, B per pixel, no row padding).
+#[derive(Clone, PartialEq)]
+pub struct Rgb {
+    pub w: u32,
+    pub h: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Rgb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rgb({}x{})", self.w, self.h)
+    }
+}
+
+impl Rgb {
+    pub fn new(w: u32, h: u32) -> Self {
+        Self { w, h, data: vec![0; (w * h * 3) as usize] }
+    }
+
+    /// Bilinear sample at (x, y) in pixel-centre coordinates; outside → edge pixel.
+    #[inline]
+    pub fn sample(&self, x: f32, y: f32) -> [f32; 3] {
+        let (w, h) = (self.w as i32, self.h as i32);
+        let x = x - 0.5;
+        let y = y - 0.5;
+        let x0 = x.floor();
+        let y0 = y.floor();
+        let fx = x - x0;
+        let fy = y - y0;
+        let (x0, y0) = (x0 as i32, y0 as i32);
+        let px = |xx: i32, yy: i32| {
+            let xx = xx.clamp(0, w - 1) as usize;
+            let yy = yy.clamp(0, h - 1) as usize;
+            let i = (yy * self.w as usize + xx) * 3;
+            [self.data[i] as f32, self.data[i + 1] as f32, self.data[i + 2] as f32]
+        };
+        let (a, b, c, d) = (px(x0, y0), px(x0 + 1, y0), px(x0, y0 + 1), px(x0 + 1, y0 + 1));
+        let mut out = [0f32; 3];
+        for k in 0..3 {
+            let top = a[k] + (b[k] - a[k]) * fx;
+            let bot = c[k] + (d[k] - c[k]) * fx;
+            out[k] = top + (bot - top) * fy;
+        }
+        out
+    }
+
+    /// Area-averaged resize (downscale) or bilinear (upscale).
+    pub fn resize(&self, w: u32, h: u32) -> Rgb {
+        let mut out = Rgb::new(w, h);
+        let sx = self.w as f32 / w as f32;
+        let sy = self.h as f32 / h as f32;
+        for y in 0..h {
+            for x in 0..w {
+                let px = if sx > 1.5 || sy > 1.5 {
+                    // average a 2×2 grid of bilinear samples inside the source box
+                    let mut acc = [0f32; 3];
+                    for (dx, dy) in [(0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)] {
+                        let s = self.sample((x as f32 + dx) * sx, (y as f32 + dy) * sy);
+                        for k in 0..3 {
+                            acc[k] += s[k] / 4.0;
+                        }
+                    }
+                    acc
+                } else {
+                    self.sample((x as f32 + 0.5) * sx, (y as f32 + 0.5) * sy)
+                };
+                let i = ((y * w + x) * 3) as usize;
+                for k in 0..3 {
+                    out.data[i + k] = px[k].round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    pub fn crop(&self, x: u32, y: u32, w: u32, h: u32) -> Rgb {
+        let x = x.min(self.w.saturating_sub(1));
+        let y = y.min(self.h.saturating_sub(1));
+        let w = w.min(self.w - x).max(1);
+        let h = h.min(self.h - y).max(1);
+        let mut out = Rgb::new(w, h);
+        for yy in 0..h {
+            let s = (((y + yy) * self.w + x) * 3) as usize;
+            let d = ((yy * w) * 3) as usize;
+            out.data[d..d + (w * 3) as usize].copy_from_slice(&self.data[s..s + (w * 3) as usize]);
+        }
+        out
+    }
+
+    pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+            .encode(&self.data, self.w, self.h, image::ExtendedColorType::Rgb8)
+            .map_err(|e| format!("jpeg: {e}"))?;
+        Ok(out)
+    }
+
+    pub fn from_jpeg(bytes: &[u8]) -> Result<Rgb, String> {
+        let img = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg).map_err(|e| e.to_string())?;
+        let rgb = img.to_rgb8();
+        Ok(Rgb { w: rgb.width(), h: rgb.height(), data: rgb.into_raw() })
+    }
+}
+
+/// The homography mapping `src[i]` to `dst[i]` (row-major 3×3, h33 = 1).
+pub fn homography(src: &[(f32, f32); 4], dst: &[(f32, f32); 4]) -> Option<[f64; 9]> {
+    let mut a = [[0f64; 9]; 8];
+    for i in 0..4 {
+        let (x, y) = (src[i].0 as f64, src[i].1 as f64);
+        let (u, v) = (dst[i].0 as f64, dst[i].1 as f64);
+        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    // Gaussian elimination with partial pivoting on the 8×9 augmented matrix.
+    for col in 0..8 {
+        let piv = (col..8).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, piv);
+        for r in 0..8 {
+            if r != col {
+                let f = a[r][col] / a[col][col];
+                for c in col..9 {
+                    a[r][c] -= f * a[col][c];
+                }
+            }
+        }
+    }
+    let mut h = [0f64; 9];
+    for i in 0..8 {
+        h[i] = a[i][8] / a[i][i];
+    }
+    h[8] = 1.0;
+    Some(h)
+}
+
+pub fn apply(h: &[f64; 9], x: f32, y: f32) -> (f32, f32) {
+    let (x, y) = (x as f64, y as f64);
+    let d = h[6] * x + h[7] * y + h[8];
+    (((h[0] * x + h[1] * y + h[2]) / d) as f32, ((h[3] * x + h[4] * y + h[5]) / d) as f32)
+}
+
+/// The quadrilateral `quad` (TL, TR, BR, BL in `src`) rectified to a `w`×`h` picture.
+pub fn rectify(src: &Rgb, quad: &[(f32, f32); 4], w: u32, h: u32) -> Option<Rgb> {
+    let out_corners = [(0.0, 0.0), (w as f32, 0.0), (w as f32, h as f32), (0.0, h as f32)];
+    let hm = homography(&out_corners, quad)?;
+    let mut out = Rgb::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = apply(&hm, x as f32 + 0.5, y as f32 + 0.5);
+            let p = src.sample(sx, sy);
+            let i = ((y * w + x) * 3) as usize;
+            for k in 0..3 {
+                out.data[i + k] = p[k].round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Corners in the order TL, TR, BR, BL (sorted by angle around their centroid).
+pub fn order_corners(p: [(f32, f32); 4]) -> [(f32, f32); 4] {
+    let cx = p.iter().map(|q| q.0).sum::<f32>() / 4.0;
+    let cy = p.iter().map(|q| q.1).sum::<f32>() / 4.0;
+    let mut v = p.to_vec();
+    v.sort_by(|a, b| (a.1 - cy).atan2(a.0 - cx).total_cmp(&(b.1 - cy).atan2(b.0 - cx)));
+    // atan2 from -π: TL (-135°), TR (-45°), BR (45°), BL (135°).
+    [v[0], v[1], v[2], v[3]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homography_maps_corners() {
+        let src = [(0.0, 0.0), (100.0, 0.0), (100.0, 30.0), (0.0, 30.0)];
+        let dst = [(10.0, 12.0), (120.0, 5.0), (118.0, 50.0), (8.0, 44.0)];
+        let h = homography(&src, &dst).unwrap();
+        for i in 0..4 {
+            let (x, y) = apply(&h, src[i].0, src[i].1);
+            assert!((x - dst[i].0).abs() < 1e-3 && (y - dst[i].1).abs() < 1e-3);
+        }
+        assert_eq!(order_corners([dst[2], dst[0], dst[3], dst[1]]), dst);
+    }
+}

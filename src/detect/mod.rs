@@ -1,0 +1,13 @@
+//! Detection: ONNX Runtime motion (batched over cameras) and Chinese plate reading at checkpoint
+//! cameras, passage records and watchlists. See docs/DETECTION.md.
+
+pub mod ctc;
+pub mod eval;
+pub mod grammar;
+pub mod imageops;
+pub mod motion;
+pub mod onnx;
+pub mod plates;
+pub mod service;
+pub mod track;
+pub mod watchlist;

