@@ -296,7 +296,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             // One core: the figure is plates per second per core.
             let params = tianwang::detect::plates::PlateParams { det_width, ..Default::default() };
             let mut reader = tianwang::detect::plates::PlateReader::new(params, 1)?;
-            let rep = tianwang::detect::eval::eval_plates(&dir, &mut reader, limit).map_err(|e| anyhow::anyhow!(e))?;
+            let rep = tianwang::detect::eval::eval_plates(&dir, std::slice::from_mut(&mut reader), limit)
+                .map_err(|e| anyhow::anyhow!(e))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rep)?);
             } else {

@@ -241,3 +241,40 @@ fn tokens_work_are_revocable_and_never_logged() {
         assert!(!l.contains(&token) && !l.contains(wrong) && !l.contains(&token[3..]), "a token in the log: {l}");
     }
 }
+
+/// A missing or wrong ONNX Runtime library is a clear error that says how to fix it, not a panic.
+#[test]
+fn missing_onnx_runtime_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("labels.csv"), "file,plate,color,split\n").unwrap();
+    let not_a_library = dir.path().join("libonnxruntime.so");
+    std::fs::write(&not_a_library, b"this is not a shared library").unwrap();
+    for lib in [dir.path().join("nowhere.so"), not_a_library] {
+        let out = std::process::Command::new(BIN)
+            .args(["eval", "plates"])
+            .arg(dir.path())
+            .env("ORT_DYLIB_PATH", &lib)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&lib.display().to_string()) && err.contains("bash scripts/setup.sh"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// A detection config with a bad value names the field and its line.
+#[test]
+fn detect_config_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.toml"),
+        "[site]\nname = \"S\"\ntimezone = \"UTC\"\n[detect]\nplate_threads = 0\n[[motion_zone]]\ncamera = \"a\"\nname = \"z\"\npoints = [[0.1, 0.1], [2.0, 0.1], [0.1, 0.5]]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(BIN).arg("check-config").arg(dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("site.toml:5") && text.contains("plate_threads"), "{text}");
+    assert!(text.contains("motion_zone[1]") && text.contains("points"), "{text}");
+}

@@ -62,7 +62,7 @@ fn onnx_agrees_with_reference_and_finds_moving_objects() {
     let mut trackers: Vec<CameraMotion> =
         (0..cams).map(|_| CameraMotion::new(w as u32, h as u32, &MotionAreas::default(), &p)).collect();
     for (t, b) in trackers.iter_mut().zip(&bases) {
-        t.seed(b);
+        t.seed(b, &p);
     }
     let (mut seen, mut total, mut mask_diff, mut px) = (0usize, 0usize, 0usize, 0usize);
     let mut max_bg_diff = 0f32;
@@ -134,7 +134,7 @@ fn static_noisy_scene_with_lights_switching_raises_nothing_in_an_hour() {
         (0..cams).map(|_| CameraMotion::new(w as u32, h as u32, &areas, &p)).collect();
     let mut bgs: Vec<Vec<f32>> = vec![vec![0.0; w * h]; cams];
     for (c, t) in trackers.iter_mut().enumerate() {
-        t.seed(&bases[c]);
+        t.seed(&bases[c], &p);
         bgs[c] = t.background.clone();
     }
     let (mut events, mut recal) = (0usize, 0usize);

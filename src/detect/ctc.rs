@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn decodes_repeats_and_grammar() {
         let l = logits_for(&seq("_豫_AA_1_2_33_3_4_5_"), 0.9);
-        let sets = template_sets(grammar::PlateColor::Blue.templates()[0]);
+        let sets = template_sets(grammar::PlateColor::Blue.templates()[0].0);
         let (text, _, conf) = best_path(&l, &sets).unwrap();
         assert_eq!(text, "豫A12334");
         assert!(conf.iter().all(|c| *c > 0.85), "{conf:?}");

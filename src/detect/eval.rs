@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::grammar;
 use super::imageops::Rgb;
-use super::plates::PlateReader;
+use super::plates::{PlateRead, PlateReader};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SplitScore {
@@ -77,8 +77,12 @@ impl EvalReport {
     }
 }
 
-/// Reads every picture listed in `dir/labels.csv` and scores the reads.
-pub fn eval_plates(dir: &Path, reader: &mut PlateReader, limit: Option<usize>) -> Result<EvalReport, String> {
+/// Each picture's reads, by its index in labels.csv.
+type ReadsByIndex = Vec<(usize, Vec<PlateRead>)>;
+
+/// Reads every picture listed in `dir/labels.csv` and scores the reads; with several readers the
+/// pictures are shared among them, one thread each (throughput is then for that many cores).
+pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>) -> Result<EvalReport, String> {
     let labels = dir.join("labels.csv");
     let mut rdr = csv::Reader::from_path(&labels).map_err(|e| format!("{}: {e}", labels.display()))?;
     let headers = rdr.headers().map_err(|e| format!("{}: {e}", labels.display()))?.clone();
@@ -86,29 +90,56 @@ pub fn eval_plates(dir: &Path, reader: &mut PlateReader, limit: Option<usize>) -
         headers.iter().position(|h| h == name).ok_or_else(|| format!("{}: no column {name:?}", labels.display()))
     };
     let (c_file, c_plate, c_color, c_split) = (col("file")?, col("plate")?, col("color")?, col("split")?);
-    let mut rep = EvalReport::default();
-    let start = Instant::now();
-    let mut n = 0usize;
+    // (file, plate, colour, split)
+    let mut rows: Vec<(String, String, String, String)> = Vec::new();
     for (line, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| format!("{} line {}: {e}", labels.display(), line + 2))?;
-        if limit.is_some_and(|l| n >= l) {
+        if limit.is_some_and(|l| rows.len() >= l) {
             break;
         }
-        n += 1;
-        let file = rec.get(c_file).unwrap_or_default().to_string();
-        let path = dir.join(&file);
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let img = Rgb::from_jpeg(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        let reads = reader.read(&img).map_err(|e| e.to_string())?;
+        let get = |c: usize| rec.get(c).unwrap_or_default().to_string();
+        rows.push((get(c_file), get(c_plate), get(c_color), get(c_split)));
+    }
+    if readers.is_empty() {
+        return Err("no plate reader".into());
+    }
+    let n = readers.len();
+    let start = Instant::now();
+    let results: Vec<Result<ReadsByIndex, String>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = readers
+            .iter_mut()
+            .enumerate()
+            .map(|(k, reader)| {
+                let rows = &rows;
+                sc.spawn(move || {
+                    let mut out = Vec::new();
+                    for (i, row) in rows.iter().enumerate().filter(|(i, _)| i % n == k) {
+                        let path = dir.join(&row.0);
+                        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                        let img = Rgb::from_jpeg(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                        out.push((i, reader.read(&img).map_err(|e| e.to_string())?));
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("a reader thread failed".into()))).collect()
+    });
+    let mut all: Vec<(usize, Vec<PlateRead>)> = Vec::new();
+    for r in results {
+        all.extend(r?);
+    }
+    all.sort_by_key(|x| x.0);
+    let mut rep = EvalReport::default();
+    for (i, reads) in all {
+        let (file, truth, color, split) = &rows[i];
         rep.ungrammatical_reads += reads.iter().filter(|r| grammar::check(&r.plate).is_err()).count();
-        let truth = rec.get(c_plate).unwrap_or_default();
-        let split = rec.get(c_split).unwrap_or_default();
         if truth.is_empty() {
             rep.plate_free_images += 1;
             rep.false_reads += reads.len();
             continue;
         }
-        let sc = rep.splits.entry(split.to_string()).or_default();
+        let sc = rep.splits.entry(split.clone()).or_default();
         sc.images += 1;
         let best = reads.iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence));
         let tc: Vec<char> = truth.chars().collect();
@@ -117,24 +148,24 @@ pub fn eval_plates(dir: &Path, reader: &mut PlateReader, limit: Option<usize>) -
             None => {
                 sc.missed += 1;
                 if rep.misreads.len() < 50 {
-                    rep.misreads.push((file, truth.into(), String::new()));
+                    rep.misreads.push((file.clone(), truth.clone(), String::new()));
                 }
             }
             Some(r) => {
-                if r.plate == truth {
+                if &r.plate == truth {
                     sc.exact += 1;
                 } else if rep.misreads.len() < 50 {
-                    rep.misreads.push((file, truth.into(), r.plate.clone()));
+                    rep.misreads.push((file.clone(), truth.clone(), r.plate.clone()));
                 }
                 let rc: Vec<char> = r.plate.chars().collect();
                 sc.chars_right += tc.iter().zip(&rc).filter(|(a, b)| a == b).count();
-                if rec.get(c_color) == Some(r.color.as_str()) {
+                if color == r.color.as_str() {
                     sc.colour_right += 1;
                 }
             }
         }
     }
     rep.seconds = start.elapsed().as_secs_f64();
-    rep.images_per_second = n as f64 / rep.seconds.max(1e-9);
+    rep.images_per_second = rows.len() as f64 / rep.seconds.max(1e-9);
     Ok(rep)
 }

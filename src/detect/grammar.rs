@@ -24,6 +24,8 @@ pub enum Class {
     Alnum,
     /// Digit, letter or a special ending.
     Last,
+    /// 警 only (police plates).
+    Police,
 }
 
 impl Class {
@@ -33,6 +35,7 @@ impl Class {
             Class::Letter => LETTERS.contains(c),
             Class::Alnum => LETTERS.contains(c) || DIGITS.contains(c),
             Class::Last => LETTERS.contains(c) || DIGITS.contains(c) || ENDINGS.contains(c),
+            Class::Police => c == '警',
         }
     }
 }
@@ -62,22 +65,33 @@ impl PlateColor {
         }
     }
 
-    /// The templates a plate of this colour can follow: new-energy (green) plates have 8
-    /// characters, the others 7.
-    pub fn templates(self) -> &'static [&'static [Class]] {
+    /// The templates a plate of this colour class follows, each with a penalty (nats) for
+    /// readings that take it: the class's own layout costs nothing, the others something, so a
+    /// mis-measured colour can still be overruled by a clear reading. New-energy (green) plates
+    /// have 8 characters, the others 7; police (white) plates end in 警.
+    pub fn templates(self) -> &'static [(&'static [Class], f32)] {
         use Class::*;
         const SEVEN: &[Class] = &[Province, Letter, Alnum, Alnum, Alnum, Alnum, Last];
         const EIGHT: &[Class] = &[Province, Letter, Alnum, Alnum, Alnum, Alnum, Alnum, Alnum];
+        const POLICE: &[Class] = &[Province, Letter, Alnum, Alnum, Alnum, Alnum, Police];
         match self {
-            PlateColor::Green => &[EIGHT],
-            _ => &[SEVEN],
+            PlateColor::Green => &[(EIGHT, 0.0), (SEVEN, 4.0)],
+            PlateColor::White => &[(POLICE, 0.0), (SEVEN, 3.0), (EIGHT, 4.0)],
+            _ => &[(SEVEN, 0.0), (EIGHT, 4.0)],
         }
+    }
+}
+
+impl std::fmt::Display for PlateColor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 impl std::str::FromStr for PlateColor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim().to_ascii_lowercase();
         PlateColor::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
@@ -89,8 +103,8 @@ impl std::str::FromStr for PlateColor {
 pub fn check(plate: &str) -> Result<(), String> {
     let cs: Vec<char> = plate.chars().collect();
     let tmpl: &[Class] = match cs.len() {
-        7 => PlateColor::Blue.templates()[0],
-        8 => PlateColor::Green.templates()[0],
+        7 => PlateColor::Blue.templates()[0].0,
+        8 => PlateColor::Green.templates()[0].0,
         n => return Err(format!("{n} characters; a plate has 7 (8 on new-energy plates)")),
     };
     for (i, (c, cl)) in cs.iter().zip(tmpl).enumerate() {

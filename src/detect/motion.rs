@@ -27,8 +27,10 @@ pub struct MotionParams {
     /// Fraction of changed pixels above which the change is the light, not an object:
     /// the background is reset to the current frame instead.
     pub recalibrate_over: f32,
-    /// Frames without events after a recalibration (the background settles).
+    /// Frames without events after a recalibration (the background is re-seeded from each).
     pub settle_frames: u32,
+    /// The same at the start of a stream (an encoder's first seconds are not its steady picture).
+    pub startup_frames: u32,
     /// Consecutive frames with motion before an event (one noisy frame is not motion).
     pub confirm_frames: u32,
     /// Seconds without motion that end an episode; the next motion is a new event.
@@ -45,6 +47,7 @@ impl Default for MotionParams {
             min_area: 0.0008,
             recalibrate_over: 0.35,
             settle_frames: 3,
+            startup_frames: 10,
             confirm_frames: 2,
             quiet_s: 5.0,
         }
@@ -390,13 +393,13 @@ impl CameraMotion {
     }
 
     /// The first frame only seeds the background; returns false then (no step needed).
-    pub fn seed(&mut self, grey: &[f32]) -> bool {
+    pub fn seed(&mut self, grey: &[f32], p: &MotionParams) -> bool {
         if self.initialised {
             return true;
         }
         self.background = blur3(grey, self.w, self.h);
         self.initialised = true;
-        self.settle = 1;
+        self.settle = p.startup_frames;
         false
     }
 
@@ -417,7 +420,9 @@ impl CameraMotion {
         let min_px = ((p.min_area * (self.w * self.h) as f32).ceil() as usize).max(1);
         res.boxes = blobs(&out.mask, self.keep.as_deref(), self.w, self.h, min_px, sx, sy);
         if self.settle > 0 {
+            // Settling: the background follows the picture until it is steady.
             self.settle -= 1;
+            self.background = blur3(grey, self.w, self.h);
             return res;
         }
         // Which zones have motion: any kept moving pixel inside (the whole view is `*`).

@@ -259,18 +259,15 @@ impl PlateReader {
     pub fn read_crop(&mut self, crop: &Rgb, color: PlateColor) -> Result<Option<CropRead>, OnnxError> {
         let a = self.recognise(crop, 48, true)?;
         let b = self.recognise(crop, 32, false)?;
-        // Both lengths are decoded; the one the measured colour does not expect pays a penalty.
+        // Every layout is decoded; those the measured colour does not expect pay a penalty.
         let mut cands: Vec<(String, f32)> = Vec::new();
-        for c in [PlateColor::Blue, PlateColor::Green] {
-            let penalty = if (c == PlateColor::Green) == (color == PlateColor::Green) { 0.0 } else { 4.0 };
-            for tmpl in c.templates() {
-                let sets = ctc::template_sets(tmpl);
-                for l in [&a, &b] {
-                    if let Some((t, _, _)) = ctc::best_path(l, &sets)
-                        && !cands.iter().any(|x| x.0 == t)
-                    {
-                        cands.push((t, penalty));
-                    }
+        for &(tmpl, penalty) in color.templates() {
+            let sets = ctc::template_sets(tmpl);
+            for l in [&a, &b] {
+                if let Some((t, _, _)) = ctc::best_path(l, &sets)
+                    && !cands.iter().any(|x| x.0 == t)
+                {
+                    cands.push((t, penalty));
                 }
             }
         }
@@ -302,10 +299,11 @@ impl PlateReader {
         let Some(sets) = ctc::exact_sets(&text) else { return Ok(None) };
         let confs = ctc::best_path(&a, &sets).map(|r| r.2).unwrap_or_default();
         let conf = confs.iter().product::<f32>();
-        let color = match (text.chars().count(), color) {
-            (8, _) => PlateColor::Green,
-            (_, PlateColor::Green) => PlateColor::Blue,
-            (_, c) => c,
+        let color = match (text.chars().count(), text.ends_with('警'), color) {
+            (8, _, _) => PlateColor::Green,
+            (_, true, _) => PlateColor::White,
+            (_, false, PlateColor::Green | PlateColor::White) => PlateColor::Blue,
+            (_, _, c) => c,
         };
         Ok(Some((text, conf, confs, color)))
     }

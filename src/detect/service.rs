@@ -279,7 +279,7 @@ fn motion_loop(inner: Arc<Inner>, mut net: OnnxMotion, tx: tokio::sync::mpsc::Se
             }
             let grey = super::motion::grey_at(&f, st.w as u32, st.h as u32);
             inner.motion_meter.frames.fetch_add(1, Ordering::Relaxed);
-            if st.seed(&grey) {
+            if st.seed(&grey, &params) {
                 groups.entry((st.w, st.h)).or_default().push((c.id.clone(), grey, f.captured_ms));
             }
         }

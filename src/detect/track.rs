@@ -252,7 +252,11 @@ mod tests {
         out.extend(t.push(600, vec![read("京B00000", 10.0, 10.0, 60.0, 0.5)], none));
         // A following vehicle one second later, entering where vehicle 1 was first seen.
         for i in 0..3 {
-            out.extend(t.push(1375 + i * 125, vec![read("京C55555", 500.0, 200.0 + i as f32 * 30.0, 150.0, 0.9)], none));
+            out.extend(t.push(
+                1375 + i * 125,
+                vec![read("京C55555", 500.0, 200.0 + i as f32 * 30.0, 150.0, 0.9)],
+                none,
+            ));
         }
         // Vehicle 2 after a gap.
         for i in 0..3 {

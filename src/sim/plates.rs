@@ -16,7 +16,6 @@ use std::fmt;
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::OnceLock;
 
 use ab_glyph::{Font, FontVec, PxScale, point};
@@ -284,62 +283,16 @@ fn fill_sdf(
 // Plate grammar
 // ---------------------------------------------------------------------------------------------
 
-/// The colour class of a plate (GA 36).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PlateColor {
-    /// Small cars: white characters on blue.
-    Blue,
-    /// Large vehicles, learner (学) and trailer (挂) plates: black on yellow.
-    Yellow,
-    /// New energy vehicles: 8 characters, black on a light green gradient, 480 mm wide.
-    Green,
-    /// Police: black characters, the last one a red 警.
-    White,
-    /// Foreign-owned and Hong Kong / Macau (港, 澳) vehicles: white on black.
-    Black,
-}
+pub use crate::detect::grammar::PlateColor;
 
-impl PlateColor {
-    pub const ALL: [PlateColor; 5] =
-        [PlateColor::Blue, PlateColor::Yellow, PlateColor::Green, PlateColor::White, PlateColor::Black];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlateColor::Blue => "blue",
-            PlateColor::Yellow => "yellow",
-            PlateColor::Green => "green",
-            PlateColor::White => "white",
-            PlateColor::Black => "black",
-        }
-    }
-
-    /// Background (top and bottom of the gradient) and character colour.
-    fn palette(self) -> ([u8; 3], [u8; 3], [u8; 3]) {
-        match self {
-            PlateColor::Blue => ([8, 62, 172], [0, 52, 160], [250, 250, 250]),
-            PlateColor::Yellow => ([252, 204, 8], [244, 192, 0], [12, 12, 12]),
-            PlateColor::Green => ([228, 246, 228], [92, 200, 122], [12, 12, 12]),
-            PlateColor::White => ([248, 248, 248], [236, 236, 236], [12, 12, 12]),
-            PlateColor::Black => ([22, 22, 22], [10, 10, 10], [250, 250, 250]),
-        }
-    }
-}
-
-impl fmt::Display for PlateColor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PlateColor {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        PlateColor::ALL
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown plate colour {s:?} (blue, yellow, green, white, black)"))
+/// Background (top and bottom of the gradient) and character colour of a plate class.
+fn palette(c: PlateColor) -> ([u8; 3], [u8; 3], [u8; 3]) {
+    match c {
+        PlateColor::Blue => ([8, 62, 172], [0, 52, 160], [250, 250, 250]),
+        PlateColor::Yellow => ([252, 204, 8], [244, 192, 0], [12, 12, 12]),
+        PlateColor::Green => ([228, 246, 228], [92, 200, 122], [12, 12, 12]),
+        PlateColor::White => ([248, 248, 248], [236, 236, 236], [12, 12, 12]),
+        PlateColor::Black => ([22, 22, 22], [10, 10, 10], [250, 250, 250]),
     }
 }
 
@@ -506,7 +459,7 @@ pub fn render_plate_with(font: &PlateFont, text: &str, color: PlateColor, scale:
     // Supersampled twice: exact mm→px factors of the 2× canvas.
     let (sx, sy) = (2.0 * w as f32 / l.width, 2.0 * h as f32 / PLATE_H_MM);
     let mut img = Rgb::new(2 * w, 2 * h, [0, 0, 0]);
-    let (top, bottom, fg) = color.palette();
+    let (top, bottom, fg) = palette(color);
     img.vertical_gradient(top, bottom);
 
     // Border: a thin rounded rectangle in the character colour, inset 3 mm.
@@ -552,51 +505,14 @@ fn is_cjk(ch: char) -> bool {
 // Geometry
 // ---------------------------------------------------------------------------------------------
 
-/// The projective transform taking each `src[i]` to `dst[i]`, row-major with `h[8] = 1`:
-/// `x' = (h0 x + h1 y + h2) / (h6 x + h7 y + 1)`, `y' = (h3 x + h4 y + h5) / (…)`. Degenerate
-/// corners (three on a line) give non-finite entries.
+/// The homography taking `src[i]` to `dst[i]` (row-major, `h[8]` = 1); NaN when degenerate.
 pub fn homography(src: [(f32, f32); 4], dst: [(f32, f32); 4]) -> [f64; 9] {
-    let mut a = [[0f64; 9]; 8];
-    for i in 0..4 {
-        let (x, y) = (src[i].0 as f64, src[i].1 as f64);
-        let (u, v) = (dst[i].0 as f64, dst[i].1 as f64);
-        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
-        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
-    }
-    // Gaussian elimination with partial pivoting on the augmented 8×9 matrix.
-    for col in 0..8 {
-        let piv = (col..8).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs())).unwrap_or(col);
-        if a[piv][col].abs() < 1e-12 {
-            return [f64::NAN; 9];
-        }
-        a.swap(col, piv);
-        let pivot = a[col];
-        for row in a.iter_mut().skip(col + 1) {
-            let f = row[col] / pivot[col];
-            if f != 0.0 {
-                for (v, p) in row.iter_mut().zip(pivot).skip(col) {
-                    *v -= f * p;
-                }
-            }
-        }
-    }
-    let mut h = [0f64; 9];
-    for row in (0..8).rev() {
-        let mut s = a[row][8];
-        for k in row + 1..8 {
-            s -= a[row][k] * h[k];
-        }
-        h[row] = s / a[row][row];
-    }
-    h[8] = 1.0;
-    h
+    crate::detect::imageops::homography(&src, &dst).unwrap_or([f64::NAN; 9])
 }
 
-/// `p` mapped by the homography `h`.
+/// `h` applied to a point.
 pub fn apply_homography(h: &[f64; 9], p: (f32, f32)) -> (f32, f32) {
-    let (x, y) = (p.0 as f64, p.1 as f64);
-    let w = h[6] * x + h[7] * y + h[8];
-    (((h[0] * x + h[1] * y + h[2]) / w) as f32, ((h[3] * x + h[4] * y + h[5]) / w) as f32)
+    crate::detect::imageops::apply(h, p.0, p.1)
 }
 
 /// Pastes `src` onto `dst` so that its corners (top-left, top-right, bottom-right, bottom-left)
@@ -1351,42 +1267,66 @@ pub fn write_dataset(
     writeln!(out, "file,plate,color,split,x1,y1,x2,y2,x3,y3,x4,y4").map_err(werr)?;
     let total = count + plate_free;
     let (mut clean, mut hard) = (0, 0);
-    let mut done = 0;
     let progress = |done: usize| {
         if done.is_multiple_of(200) || done == total {
             eprintln!("plates: {done}/{total} files in {}", dir.display());
         }
     };
-    for i in 1..=count {
-        let is_hard = i % 2 == 0;
+    // Files are independent (each has its own random stream): render them on every core, write
+    // the labels in order.
+    let one = |i: usize| -> Result<(String, bool), String> {
+        let is_hard = i.is_multiple_of(2);
         let mut rng = file_rng(seed, 1, i as u64);
         let s = sample(&mut rng, w, h, is_hard)?;
         let split = if is_hard { "hard" } else { "clean" };
         let name = format!("{split}/{i:06}.jpg");
         s.image.save_jpeg(&dir.join(&name), 90)?;
         let c = s.corners;
-        writeln!(
-            out,
-            "{name},{},{},{split},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2}",
-            s.plate, s.color, c[0].0, c[0].1, c[1].0, c[1].1, c[2].0, c[2].1, c[3].0, c[3].1
-        )
-        .map_err(werr)?;
+        Ok((
+            format!(
+                "{name},{},{},{split},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2}",
+                s.plate, s.color, c[0].0, c[0].1, c[1].0, c[1].1, c[2].0, c[2].1, c[3].0, c[3].1
+            ),
+            is_hard,
+        ))
+    };
+    let free = |i: usize| -> Result<(String, bool), String> {
+        let mut rng = file_rng(seed, 2, i as u64);
+        let img = plate_free_frame(&mut rng, w, h, i.is_multiple_of(2))?;
+        let name = format!("plate_free/{i:06}.jpg");
+        img.save_jpeg(&dir.join(&name), 90)?;
+        Ok((format!("{name},,,none,,,,,,,,"), false))
+    };
+    let jobs: Vec<(bool, usize)> = (1..=count).map(|i| (true, i)).chain((1..=plate_free).map(|i| (false, i))).collect();
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Slot = std::sync::Mutex<Option<Result<(String, bool), String>>>;
+    let results: Vec<Slot> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            sc.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(plate, i)) = jobs.get(k) else { break };
+                    let r = if plate { one(i) } else { free(i) };
+                    *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                    progress(k + 1);
+                }
+            });
+        }
+    });
+    for r in results {
+        let (line, is_hard) =
+            r.into_inner().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(|| Err("not rendered".into()))?;
+        writeln!(out, "{line}").map_err(werr)?;
+        if line.starts_with("plate_free/") {
+            continue;
+        }
         if is_hard {
             hard += 1;
         } else {
             clean += 1;
         }
-        done += 1;
-        progress(done);
-    }
-    for i in 1..=plate_free {
-        let mut rng = file_rng(seed, 2, i as u64);
-        let img = plate_free_frame(&mut rng, w, h, i % 2 == 0)?;
-        let name = format!("plate_free/{i:06}.jpg");
-        img.save_jpeg(&dir.join(&name), 90)?;
-        writeln!(out, "{name},,,none,,,,,,,,").map_err(werr)?;
-        done += 1;
-        progress(done);
     }
     out.flush().map_err(werr)?;
     Ok(DatasetSummary { dir: dir.to_path_buf(), labels, clean, hard, plate_free })
