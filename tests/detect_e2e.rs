@@ -165,7 +165,7 @@ async fn motion_events_from_a_street_camera_over_rtsp() {
     }));
     let client = authed_client(&token);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let (events, alerts) = loop {
+    let (_, alerts) = loop {
         let ev: Value =
             client.get(format!("{base}/api/v1/events?kind=motion")).send().await.unwrap().json().await.unwrap();
         let al: Value =
