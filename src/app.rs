@@ -135,6 +135,12 @@ impl App {
             }
             _ => None,
         };
+        let quality = match (&ingest, &config.maintenance) {
+            (Some(ingest), Some(mc)) => {
+                Some(crate::maintenance::service::QualityService::start(mc.clone(), ingest.clone(), registry.clone()))
+            }
+            _ => None,
+        };
         let state = AppState {
             registry,
             clock,
@@ -145,6 +151,7 @@ impl App {
             alerts,
             auth_failures: Default::default(),
             detect,
+            quality,
         };
         #[cfg(unix)]
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -193,6 +200,9 @@ impl App {
         }
         #[cfg(unix)]
         hup.abort();
+        if let Some(q) = &state.quality {
+            q.shutdown();
+        }
         if let Some(detect) = state.detect.clone() {
             let _ = tokio::task::spawn_blocking(move || detect.shutdown()).await;
         }

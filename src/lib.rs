@@ -9,5 +9,6 @@ pub mod detect;
 pub mod geo;
 pub mod ingest;
 pub mod logging;
+pub mod maintenance;
 pub mod registry;
 pub mod sim;

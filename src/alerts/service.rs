@@ -195,6 +195,21 @@ impl AlertService {
                     engine.signal(Signal::Resolved { key, at_ms: ev.at_ms });
                     continue;
                 }
+                "quality_cleared" => {
+                    // The camera's fault alert resolves itself.
+                    let check = ev.payload.get("check").and_then(|v| v.as_str()).unwrap_or("");
+                    let key = format!("quality_fault:{}:{check}", ev.camera_id.as_deref().unwrap_or(""));
+                    if let Ok(Some(a)) = self.registry.open_alert_by_key(&key).await {
+                        let op = crate::registry::AlertOp::Resolve { note: "picture healthy again".into() };
+                        if let Ok((row, Some(seq))) =
+                            self.registry.operate_alert(a.id, &op, "system", &self.targets, self.clock.now_ms()).await
+                        {
+                            self.publish(feed_row(seq, &row, "resolved", self.clock.now_ms()));
+                        }
+                    }
+                    engine.signal(Signal::Resolved { key, at_ms: ev.at_ms });
+                    continue;
+                }
                 kind => Signal::Event(occurrence_of(kind, &ev)),
             };
             let actions = engine.signal(signal);
@@ -315,6 +330,14 @@ fn occurrence_of(kind: &str, ev: &crate::registry::EventRow) -> Occurrence {
         "watchlist_hit" => (
             format!("watchlist_hit:{}", s("plate_no").unwrap_or_default()),
             format!("watchlist hit {} at {}", s("plate_no").unwrap_or_default(), ev.camera_id.as_deref().unwrap_or("")),
+        ),
+        "quality_fault" => (
+            format!("quality_fault:{}:{}", ev.camera_id.as_deref().unwrap_or(""), s("check").unwrap_or_default()),
+            format!(
+                "{} at {}",
+                s("check").unwrap_or_default().replace('_', " "),
+                ev.camera_id.as_deref().unwrap_or("")
+            ),
         ),
         "motion" => (
             format!("motion:{}:{}", ev.camera_id.as_deref().unwrap_or(""), s("zone").unwrap_or_else(|| "*".into())),

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/cameras/{id}/snapshot.jpg", get(snapshot))
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/maintenance/quality", get(quality))
         .route("/api/v1/admin/reload", post(reload))
 }
 
@@ -150,6 +151,15 @@ fn render_detect_metrics(s: &crate::detect::service::DetectStats, out: &mut Stri
     responses((status = 200, body = crate::detect::service::DetectStats)))]
 pub async fn stats(State(st): State<AppState>) -> Json<crate::detect::service::DetectStats> {
     Json(st.detect.as_ref().map(|d| d.stats()).unwrap_or_default())
+}
+
+/// Video quality per camera (cameras with faults first): faults raised now, each check's
+/// hysteresis state, the last measured values (mean luma, contrast, sharpness, colour cast, noise,
+/// change from the previous sample, occluded share, correlation with the reference view).
+#[utoipa::path(get, path = "/api/v1/maintenance/quality", tag = "maintenance",
+    responses((status = 200, body = Vec<crate::maintenance::service::CameraQuality>)))]
+pub async fn quality(State(st): State<AppState>) -> Json<Vec<crate::maintenance::service::CameraQuality>> {
+    Json(st.quality.as_ref().map(|q| q.quality()).unwrap_or_default())
 }
 
 fn esc(s: &str) -> String {

@@ -40,6 +40,8 @@ pub struct AppState {
     pub auth_failures: auth::FailureLimiter,
     /// Motion and plate reading, when `[detect]` is configured and ingest runs.
     pub detect: Option<crate::detect::service::DetectService>,
+    /// Video quality diagnosis, when `[maintenance]` is configured and ingest runs.
+    pub quality: Option<crate::maintenance::service::QualityService>,
 }
 
 #[derive(OpenApi)]
@@ -55,6 +57,7 @@ pub struct AppState {
         health::all_health,
         health::snapshot,
         health::stats,
+        health::quality,
         health::reload,
         geo::coverage_summary,
         geo::coverage_cells,
@@ -100,6 +103,10 @@ pub struct AppState {
         error::ErrorDetail,
         Health,
         crate::detect::service::DetectStats,
+        crate::maintenance::service::CameraQuality,
+        crate::maintenance::vqd::Check,
+        crate::maintenance::vqd::CheckState,
+        crate::maintenance::vqd::Measures,
         crate::detect::service::DetectorStats,
         geo::CoverageSummary,
         geo::InterceptionStarted,

@@ -93,6 +93,18 @@ pub struct CityConfig {
     /// `[detect]`: detection runs only when the table is present (and not `enabled = false`).
     pub detect: Option<DetectConfig>,
     pub motion_zones: Vec<MotionZoneConfig>,
+    /// `[maintenance]`: video quality diagnosis runs only when the table is present.
+    pub maintenance: Option<MaintenanceConfig>,
+}
+
+/// `[maintenance]` in site.toml.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceConfig {
+    /// Seconds between quality samples of a camera.
+    pub vqd_interval_s: f64,
+    /// Bad samples in a row that raise a fault, good ones that clear it.
+    pub raise_after: u32,
+    pub clear_after: u32,
 }
 
 /// `[detect]` in site.toml: motion at street cameras, plate reading at checkpoint cameras.
@@ -235,6 +247,7 @@ const SITE_FILE_KEYS: &[&str] = &[
     "armed_zone",
     "detect",
     "motion_zone",
+    "maintenance",
 ];
 const ARMED_FIELDS: &[&str] = &["camera", "zone", "schedule"];
 const DETECT_FIELDS: &[&str] = &[
@@ -248,6 +261,7 @@ const DETECT_FIELDS: &[&str] = &[
     "motion_height",
     "plate_det_width",
 ];
+const MAINTENANCE_FIELDS: &[&str] = &["vqd_interval_s", "raise_after", "clear_after"];
 const MOTION_ZONE_FIELDS: &[&str] = &["camera", "name", "kind", "points"];
 const MQTT_FIELDS: &[&str] = &["url", "topic_prefix", "client_id"];
 const WEBHOOK_FIELDS: &[&str] = &["name", "url", "secret_env"];
@@ -292,6 +306,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let armed_zones = site_src.map(|s| read_armed(s, &mut errs)).unwrap_or_default();
     let detect = site_src.and_then(|s| read_detect(s, dir, &mut errs));
     let motion_zones = site_src.map(|s| read_motion_zones(s, &mut errs)).unwrap_or_default();
+    let maintenance = site_src.and_then(|s| read_maintenance(s, &mut errs));
     let defaults = site_src.and_then(|s| read_defaults(s, &mut errs));
 
     for src in &sources {
@@ -355,6 +370,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
             armed_zones,
             detect,
             motion_zones,
+            maintenance,
         }),
         _ => Err(ConfigErrors(errs)),
     }
@@ -484,6 +500,31 @@ fn read_detect(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> Option<
         motion_height,
         plate_det_width,
     })
+}
+
+fn read_maintenance(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MaintenanceConfig> {
+    let item = src.doc.get("maintenance")?;
+    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
+    let Some(table) = item.as_table_like() else {
+        errs.push(ConfigError::at(&at, "maintenance", "expected a table [maintenance]"));
+        return None;
+    };
+    let mut f = Fields::new("maintenance", at, src, table);
+    let vqd_interval_s = if f.has("vqd_interval_s") {
+        f.num("vqd_interval_s", |v| {
+            if (0.5..=3600.0).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [0.5, 3600] s")) }
+        })
+    } else {
+        Some(10.0)
+    };
+    let raise_after = if f.has("raise_after") { f.int("raise_after", 1..=100).map(|v| v as u32) } else { Some(2) };
+    let clear_after = if f.has("clear_after") { f.int("clear_after", 1..=100).map(|v| v as u32) } else { Some(2) };
+    let ok = f.errs.is_empty();
+    errs.extend(f.finish(MAINTENANCE_FIELDS));
+    if !ok {
+        return None;
+    }
+    Some(MaintenanceConfig { vqd_interval_s: vqd_interval_s?, raise_after: raise_after?, clear_after: clear_after? })
 }
 
 fn read_motion_zones(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<MotionZoneConfig> {

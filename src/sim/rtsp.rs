@@ -327,6 +327,19 @@ impl SimServer {
         Ok(())
     }
 
+    /// A different picture (a videotestsrc pattern: `black`, `white`, `snow`, `smpte`, `ball`, …)
+    /// from the next connection on; current clients are disconnected (they reconnect at once).
+    pub fn set_pattern(&self, path: &str, pattern: &str) -> Result<(), SimError> {
+        self.with_mount(path, |m| {
+            if let Some(s) = &mut m.spec {
+                s.pattern = pattern.to_string();
+            }
+        })?;
+        self.mount(path);
+        self.kick(path);
+        Ok(())
+    }
+
     /// Corrupted video from the next connection on (`false` restores it).
     pub fn garbage(&self, path: &str, on: bool) -> Result<(), SimError> {
         self.with_mount(path, |m| m.garbage = on)?;
