@@ -1,6 +1,12 @@
 //! Video quality diagnosis over RTSP: a simulated camera whose picture turns black, then to snow,
-//! raises `too_dark`, then `noise`, within three samples, and clears each within three samples of
+//! raises `too_dark`, then `noise`, each within three samples, and clears each within three samples of
 //! recovery (the alerts resolve themselves); a healthy camera beside it raises nothing.
+//! (Blur and colour cast are tested on synthetic frames in `maintenance::vqd`: the SMPTE card's
+//! sharpness is mostly its animated noise corner, which the encoder renders differently from second
+//! to second, and sepia toning of its saturated bars measures K ≈ 1.44, under the 1.5 threshold.
+//! Occlusion and scene change likewise: in trials a filter fault set with `SimServer::set_picture`
+//! after the pattern changes did not always reach the camera (the cover persisted after it was
+//! lifted; the mirror never arrived) — not yet explained, so those are unit-tested only.)
 
 mod common;
 
@@ -66,9 +72,11 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
 
     // Learn the healthy picture first.
     until(&client, &base, "bad", "4 samples", |q| q["samples"].as_u64().unwrap_or(0) >= 4).await;
-    for (pattern, fault) in [("black", "too_dark"), ("snow", "noise")] {
+    // Picture faults: (pattern, filter) → expected fault.
+    let faults = [("black", None, "too_dark"), ("snow", None, "noise")];
+    for (pattern, filter, fault) in faults {
         let before = quality(&client, &base, "bad").await["samples"].as_u64().unwrap();
-        sim.set_pattern("bad", pattern).unwrap();
+        sim.set_picture("bad", pattern, filter).unwrap();
         let q = until(&client, &base, "bad", fault, |q| has(q, fault)).await;
         let took = q["samples"].as_u64().unwrap() - before;
         assert!(took <= 3, "{fault} raised after {took} samples: {q}");
@@ -86,7 +94,9 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
     let ev = ev.as_array().unwrap();
     assert!(ev.iter().all(|e| e["camera_id"] == "bad"), "the healthy camera raised: {ev:?}");
     let checks: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["check"].as_str()).collect();
-    assert!(checks.contains(&"too_dark") && checks.contains(&"noise"), "{checks:?}");
+    for (_, _, fault) in faults {
+        assert!(checks.contains(&fault), "{fault} not among {checks:?}");
+    }
     assert!(ev.iter().all(|e| e["payload"]["measures"]["mean_luma"].is_number()));
     // The alerts for both faults exist and resolved themselves.
     let end = Instant::now() + Duration::from_secs(30);
@@ -95,7 +105,7 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
             client.get(format!("{base}/api/v1/alerts?kind=quality_fault")).send().await.unwrap().json().await.unwrap();
         let items = al.get("items").or(al.get("alerts")).cloned().unwrap_or(al);
         let items = items.as_array().cloned().unwrap_or_default();
-        if items.len() >= 2 && items.iter().all(|a| a["status"] == "resolved") {
+        if items.len() >= faults.len() && items.iter().all(|a| a["status"] == "resolved") {
             break;
         }
         assert!(Instant::now() < end, "quality alerts not raised and resolved: {items:?}");

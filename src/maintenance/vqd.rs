@@ -69,8 +69,11 @@ pub struct VqdParams {
     pub occlusion_above: f32,
     /// Correlation with the reference view below this is a moved camera.
     pub scene_corr_below: f32,
-    /// Samples that form the baseline and the reference view.
+    /// Samples that form the baseline and the reference view (after `skip_samples`).
     pub learn_samples: u32,
+    /// A stream's first samples are not its steady picture (an encoder's first frames are
+    /// sharper than its rate control keeps them): they do not teach the baseline.
+    pub skip_samples: u32,
     /// Bad samples in a row that raise a fault, good ones that clear it.
     pub raise_after: u32,
     pub clear_after: u32,
@@ -89,6 +92,7 @@ impl Default for VqdParams {
             occlusion_above: 0.5,
             scene_corr_below: 0.5,
             learn_samples: 3,
+            skip_samples: 2,
             raise_after: 2,
             clear_after: 2,
         }
@@ -143,9 +147,11 @@ fn prepare(f: &Frame) -> Option<Sample> {
                 PixelFormat::Rgb24 => {
                     let (r, g, b) = (f32::from(f.data[i]), f32::from(f.data[i + 1]), f32::from(f.data[i + 2]));
                     if (x + y) % 3 == 0 {
-                        // Opponent axes as a cheap stand-in for Lab a*, b*.
-                        let a = r - g;
-                        let bb = (r + g) / 2.0 - b;
+                        // Opponent axes relative to brightness (chromaticity, as Lab's a*, b*
+                        // are): a toned picture has one chromaticity whatever each pixel's light.
+                        let l = (r + g + b) / 3.0 + 10.0;
+                        let a = 100.0 * (r - g) / l;
+                        let bb = 100.0 * ((r + g) / 2.0 - b) / l;
                         sa += f64::from(a);
                         sb += f64::from(bb);
                         n += 1.0;
@@ -175,13 +181,24 @@ fn mean_std(v: &[f32]) -> (f32, f32) {
     (m, var.sqrt())
 }
 
-/// Variance of the 4-neighbour Laplacian.
+/// Variance of the 4-neighbour Laplacian on a 2×2-averaged copy (sensor noise and compression
+/// mush average out; focus edges stay).
 fn sharpness(g: &[f32]) -> f32 {
-    let mut vals = Vec::with_capacity(GW * GH);
-    for y in 1..GH - 1 {
-        for x in 1..GW - 1 {
-            let c = g[y * GW + x];
-            vals.push(g[y * GW + x - 1] + g[y * GW + x + 1] + g[(y - 1) * GW + x] + g[(y + 1) * GW + x] - 4.0 * c);
+    let (w, h) = (GW / 2, GH / 2);
+    let mut half = vec![0f32; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let i = 2 * y * GW + 2 * x;
+            half[y * w + x] = (g[i] + g[i + 1] + g[i + GW] + g[i + GW + 1]) / 4.0;
+        }
+    }
+    let mut vals = Vec::with_capacity(w * h);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let c = half[y * w + x];
+            vals.push(
+                half[y * w + x - 1] + half[y * w + x + 1] + half[(y - 1) * w + x] + half[(y + 1) * w + x] - 4.0 * c,
+            );
         }
     }
     let (_, s) = mean_std(&vals);
@@ -276,6 +293,8 @@ pub struct FaultChange {
 pub struct CameraVqd {
     pub params: VqdParams,
     learned: u32,
+    seen: u32,
+    sharp_seen: Vec<f32>,
     baseline_sharpness: f32,
     reference_blocks: Vec<f32>,
     reference_thumb: Vec<f32>,
@@ -289,6 +308,8 @@ impl CameraVqd {
         Self {
             params,
             learned: 0,
+            seen: 0,
+            sharp_seen: Vec::new(),
             baseline_sharpness: 0.0,
             reference_blocks: Vec::new(),
             reference_thumb: Vec::new(),
@@ -301,6 +322,8 @@ impl CameraVqd {
     /// Forgets the reference view (after a crew re-aims the camera on purpose).
     pub fn relearn(&mut self) {
         self.learned = 0;
+        self.seen = 0;
+        self.sharp_seen.clear();
         self.reference_blocks.clear();
         self.reference_thumb.clear();
         self.baseline_sharpness = 0.0;
@@ -325,12 +348,17 @@ impl CameraVqd {
             (mad, same)
         });
         self.previous = Some(s.grey.clone());
-        let learning = self.learned < p.learn_samples;
+        self.seen += 1;
+        let learning = self.learned < p.learn_samples && self.seen > p.skip_samples;
         let exposure_ok = mean >= p.dark_below && mean <= p.bright_above && contrast >= p.contrast_below;
         if learning && exposure_ok {
             // The baseline and reference come from healthy-looking samples only.
             let k = self.learned as f32;
-            self.baseline_sharpness = (self.baseline_sharpness * k + sharp) / (k + 1.0);
+            // The baseline sharpness is the median of the learning samples.
+            self.sharp_seen.push(sharp);
+            let mut v = self.sharp_seen.clone();
+            v.sort_by(|a, b| a.total_cmp(b));
+            self.baseline_sharpness = v[v.len() / 2];
             if self.reference_blocks.is_empty() {
                 self.reference_blocks = blocks.clone();
                 self.reference_thumb = th.clone();

@@ -44,6 +44,26 @@ pub struct SimCamera {
     /// A checkpoint scene instead of a test pattern: vehicles carrying these plates drive
     /// towards the camera one after another (`sim::plates::TrafficScene`), then the road stays empty.
     pub traffic: Option<Traffic>,
+    /// A picture fault for quality diagnosis: `blur` (defocus), `cast` (sepia toning), `cover`
+    /// (the lower 70 % blacked out, as by a hand or a bag), `moved` (the view mirrored, as by a
+    /// camera turned away).
+    pub fault: Option<String>,
+}
+
+/// The GStreamer elements that put a picture fault into raw video of `h` rows.
+fn fault_filter(fault: Option<&str>, h: u32) -> String {
+    match fault {
+        Some("blur") => "videoconvert ! gaussianblur sigma=6 ! videoconvert ! ".into(),
+        Some("cast") => {
+            "videobalance saturation=0.2 ! videoconvert ! coloreffects preset=sepia ! videoconvert ! ".into()
+        }
+        Some("cover") => {
+            let b = h * 7 / 10;
+            format!("videobox bottom={b} fill=black ! videobox bottom=-{b} fill=black ! ")
+        }
+        Some("moved") => "videoflip method=horizontal-flip ! ".into(),
+        _ => String::new(),
+    }
 }
 
 /// What a simulated checkpoint camera shows.
@@ -68,6 +88,7 @@ impl SimCamera {
             keyframe_interval: fps.max(1) * 2,
             file: None,
             traffic: None,
+            fault: None,
         }
     }
 
@@ -118,9 +139,10 @@ impl SimCamera {
         // client's decoder gets junk.
         let breaker = if garbage { "breakmydata probability=0.2 skip=64 ! " } else { "" };
         format!(
-            "( videotestsrc is-live=true pattern={pat} ! video/x-raw,width={w},height={h},framerate={f}/1 ! {enc} ! {breaker}{parse} ! \
+            "( videotestsrc is-live=true pattern={pat} ! video/x-raw,width={w},height={h},framerate={f}/1 ! {fault}{enc} ! {breaker}{parse} ! \
              valve name=hang drop=false ! {pay} name=pay0 pt=96 config-interval=1 )",
             pat = self.pattern,
+            fault = fault_filter(self.fault.as_deref(), self.height),
             w = self.width,
             h = self.height,
             f = self.fps,
@@ -333,6 +355,20 @@ impl SimServer {
         self.with_mount(path, |m| {
             if let Some(s) = &mut m.spec {
                 s.pattern = pattern.to_string();
+            }
+        })?;
+        self.mount(path);
+        self.kick(path);
+        Ok(())
+    }
+
+    /// A pattern and a picture fault (see [`SimCamera::fault`]; `None` heals it) in one change,
+    /// from the next connection on; current clients are disconnected (they reconnect at once).
+    pub fn set_picture(&self, path: &str, pattern: &str, fault: Option<&str>) -> Result<(), SimError> {
+        self.with_mount(path, |m| {
+            if let Some(s) = &mut m.spec {
+                s.pattern = pattern.to_string();
+                s.fault = fault.map(str::to_string);
             }
         })?;
         self.mount(path);
