@@ -5,14 +5,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Engine, TestDb, authed_client, config_dir};
+use common::{Engine, TestApp, TestDb, config_dir};
 use rand::SeedableRng;
 use serde_json::{Value, json};
-use tianwang::app::{App, AppOptions};
-use tianwang::clock::SystemClock;
 use tianwang::sim::plates::{PlateColor, random_plate};
 use tianwang::sim::{SimCamera, SimServer, Traffic};
 
@@ -45,15 +42,9 @@ async fn twenty_vehicles_twenty_passages_and_one_watchlist_hit() {
     );
     let dir = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
     let db = TestDb::new(Engine::Sqlite).await;
-    let app = App::build(dir.path(), &db.url, Arc::new(SystemClock), AppOptions { ingest: true }).await.unwrap();
-    let token = app.state.registry.create_token("e2e", "admin", false, 0).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async move {
-        let _ = stop_rx.await;
-    }));
-    let client = authed_client(&token);
+    let app = TestApp::spawn_live(dir.path(), &db).await;
+    let base = format!("http://{}", app.addr);
+    let client = app.client.clone();
     // Watch the 6th vehicle's plate.
     let watched = plates[5].0.clone();
     let r = client
@@ -122,8 +113,7 @@ async fn twenty_vehicles_twenty_passages_and_one_watchlist_hit() {
         .await
         .unwrap();
     println!("trajectory {traj}");
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    app.stop().await;
 }
 
 fn urlencode(s: &str) -> String {
@@ -155,15 +145,9 @@ async fn motion_events_from_a_street_camera_over_rtsp() {
     };
     let dir = config_dir(&[("site.toml", site), ("cams.toml", &(cam("moving", &moving) + &cam("still", &still)))]);
     let db = TestDb::new(Engine::Sqlite).await;
-    let app = App::build(dir.path(), &db.url, Arc::new(SystemClock), AppOptions { ingest: true }).await.unwrap();
-    let token = app.state.registry.create_token("e2e", "admin", false, 0).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async move {
-        let _ = stop_rx.await;
-    }));
-    let client = authed_client(&token);
+    let app = TestApp::spawn_live(dir.path(), &db).await;
+    let base = format!("http://{}", app.addr);
+    let client = app.client.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     let (_, alerts) = loop {
         let ev: Value =
@@ -201,6 +185,5 @@ async fn motion_events_from_a_street_camera_over_rtsp() {
     assert_eq!(alerts[0]["kind"], "motion", "{alerts}");
     let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("tianwang_detector_frames_total{detector=\"motion\"}"), "{metrics}");
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    app.stop().await;
 }

@@ -10,13 +10,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Engine, TestDb, authed_client, config_dir};
+use common::{Engine, TestApp, TestDb, config_dir};
 use serde_json::Value;
-use tianwang::app::{App, AppOptions};
-use tianwang::clock::SystemClock;
 use tianwang::sim::{SimCamera, SimServer};
 
 async fn quality(client: &reqwest::Client, base: &str, id: &str) -> Value {
@@ -60,15 +57,9 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
     };
     let dir = config_dir(&[("site.toml", site), ("cams.toml", &(cam("good", &good) + &cam("bad", &bad)))]);
     let db = TestDb::new(Engine::Sqlite).await;
-    let app = App::build(dir.path(), &db.url, Arc::new(SystemClock), AppOptions { ingest: true }).await.unwrap();
-    let token = app.state.registry.create_token("t", "admin", false, 0).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async move {
-        let _ = stop_rx.await;
-    }));
-    let client = authed_client(&token);
+    let app = TestApp::spawn_live(dir.path(), &db).await;
+    let base = format!("http://{}", app.addr);
+    let client = app.client.clone();
 
     // Learn the healthy picture first.
     until(&client, &base, "bad", "4 samples", |q| q["samples"].as_u64().unwrap_or(0) >= 4).await;
@@ -111,6 +102,5 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
         assert!(Instant::now() < end, "quality alerts not raised and resolved: {items:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
+    app.stop().await;
 }

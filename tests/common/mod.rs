@@ -100,11 +100,27 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The API on a simulated clock, without camera pipelines.
     pub async fn spawn(config: &Path, db: &TestDb) -> Self {
         let clock = SimClock::at(1_780_000_000_000);
-        let app = App::build(config, &db.url, Arc::new(clock.clone()), AppOptions { ingest: false })
-            .await
-            .expect("app builds");
+        Self::spawn_with(config, db, Arc::new(clock.clone()), clock, false).await
+    }
+
+    /// The whole system on the system clock: pipelines, detection, quality sampling (`clock` is then
+    /// only a simulated clock set to the start time, not the app's).
+    pub async fn spawn_live(config: &Path, db: &TestDb) -> Self {
+        let sys = tianwang::clock::SystemClock;
+        Self::spawn_with(config, db, Arc::new(sys), SimClock::at(sys.now_ms()), true).await
+    }
+
+    async fn spawn_with(
+        config: &Path,
+        db: &TestDb,
+        app_clock: Arc<dyn tianwang::clock::Clock>,
+        clock: SimClock,
+        ingest: bool,
+    ) -> Self {
+        let app = App::build(config, &db.url, app_clock, AppOptions { ingest }).await.expect("app builds");
         let registry = app.state.registry.clone();
         let geo = app.state.geo.clone();
         let token = registry.create_token("test-admin", "admin", true, clock.now_ms()).await.expect("token");
