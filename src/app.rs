@@ -8,13 +8,15 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use utoipa::ToSchema;
 
-use crate::alerts::engine::{EngineConfig, Signal};
+use crate::alerts::engine::EngineConfig;
 use crate::alerts::service::AlertService;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::config::{self, CityConfig, ConfigErrors};
 use crate::geo::service::GeoService;
 use crate::ingest::{self, ApplyReport, Ingest, IngestError, IngestSpec, StatusEvent};
+use crate::maintenance::health::HealthKeeper;
+use crate::maintenance::orders::OrderService;
 use crate::registry::{Registry, RegistryError, SyncReport};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,7 @@ impl App {
             hooks.iter().map(|h| h.name.clone()).collect(),
         )
         .await?;
+        let health = HealthKeeper::start(registry.clone(), alerts.clone()).await?;
         let mut background = vec![crate::alerts::webhooks::spawn(registry.clone(), clock.clone(), hooks)];
         if let Some(m) = &config.mqtt {
             let target = crate::alerts::mqtt::MqttTarget {
@@ -111,7 +114,7 @@ impl App {
         let ingest = if opts.ingest {
             ingest::init_gstreamer()?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
-            tokio::spawn(write_statuses(registry.clone(), geo.clone(), alerts.clone(), clock.clone(), rx));
+            tokio::spawn(write_statuses(health.clone(), geo.clone(), clock.clone(), rx));
             let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
             let specs = specs(&config);
             let ing = ingest.clone();
@@ -136,11 +139,21 @@ impl App {
             _ => None,
         };
         let quality = match (&ingest, &config.maintenance) {
-            (Some(ingest), Some(mc)) => {
-                Some(crate::maintenance::service::QualityService::start(mc.clone(), ingest.clone(), registry.clone()))
-            }
+            (Some(ingest), Some(mc)) => Some(crate::maintenance::service::QualityService::start(
+                mc.clone(),
+                &config.quality_overrides,
+                ingest.clone(),
+                registry.clone(),
+                health.clone(),
+            )),
             _ => None,
         };
+        let orders = OrderService::new(registry.clone(), geo.clone(), health.clone(), clock.clone(), &config);
+        if ingest.is_some() && config.maintenance.is_some() {
+            // Rounds run on their own only with live cameras; a test on a simulated clock runs
+            // them itself.
+            background.push(orders.spawn());
+        }
         let state = AppState {
             registry,
             clock,
@@ -152,6 +165,8 @@ impl App {
             auth_failures: Default::default(),
             detect,
             quality,
+            health,
+            orders,
         };
         #[cfg(unix)]
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -223,6 +238,7 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
         .await
         .map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
     let sync = state.registry.sync_config(&cfg, state.clock.now_ms()).await?;
+    state.orders.reconfigure(&cfg);
     import_map(&state.registry, &cfg, state.clock.now_ms()).await?;
     check_rings(&state.geo, state.clock.now_ms()).await;
     let applied = match state.ingest.clone() {
@@ -234,6 +250,9 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
                 .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
             if let Some(d) = &state.detect {
                 d.sync(&ingest, &cfg);
+            }
+            if let Some(q) = &state.quality {
+                q.reconfigure(&cfg.quality_overrides);
             }
             r
         }
@@ -263,15 +282,15 @@ async fn reload_on_sighup(state: AppState, hup: Option<tokio::signal::unix::Sign
     }
 }
 
-/// Writes ingest transitions into the registry: the ingest history, and status changes (with
-/// the status history).
+/// Writes ingest transitions into the registry (the ingest history) and hands gained and lost
+/// streams to the health keeper, which decides the camera's status.
 async fn write_statuses(
-    registry: Registry,
+    health: HealthKeeper,
     geo: GeoService,
-    alerts: AlertService,
     clock: Arc<dyn Clock>,
     mut rx: tokio::sync::mpsc::Receiver<StatusEvent>,
 ) {
+    let registry = health.registry().clone();
     while let Some(ev) = rx.recv().await {
         let status_changed = ev.status.is_some();
         if ev.record
@@ -282,10 +301,7 @@ async fn write_statuses(
             tracing::error!(camera = %ev.camera, error = %e, "cannot record an ingest transition");
         }
         if let Some(status) = ev.status {
-            if let Err(e) = registry.set_status(&ev.camera, status, &ev.reason, ev.at_ms).await {
-                tracing::error!(camera = %ev.camera, error = %e, "cannot record a status change");
-            }
-            alerts.signal(camera_signal(&registry, &ev.camera, status, &ev.reason, ev.at_ms).await).await;
+            health.stream(&ev.camera, status == crate::config::CameraStatus::Online, &ev.reason, ev.at_ms).await;
         }
         // A camera's status decides whether the rings it belongs to are open; check once the
         // burst of changes queued so far is written.
@@ -304,31 +320,6 @@ async fn import_map(registry: &Registry, cfg: &CityConfig, now_ms: i64) -> Resul
         }
     }
     Ok(())
-}
-
-/// A camera's status change as a signal for the alert engine.
-async fn camera_signal(
-    registry: &Registry,
-    camera: &str,
-    status: crate::config::CameraStatus,
-    reason: &str,
-    at_ms: i64,
-) -> Signal {
-    use crate::config::CameraStatus::*;
-    match status {
-        Offline => {
-            let row = registry.get_camera(camera).await.ok().flatten();
-            Signal::CameraDown {
-                camera: camera.into(),
-                name: row.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| camera.into()),
-                grid_cell: row.and_then(|r| r.grid_cell_id),
-                reason: reason.into(),
-                at_ms,
-            }
-        }
-        Maintenance => Signal::Maintenance { camera: camera.into(), on: true },
-        _ => Signal::CameraUp { camera: camera.into(), at_ms },
-    }
 }
 
 /// The engine's rules with the site's armed zones and time zone.

@@ -278,3 +278,51 @@ fn detect_config_errors_name_the_field() {
     assert!(text.contains("site.toml:5") && text.contains("plate_threads"), "{text}");
     assert!(text.contains("motion_zone[1]") && text.contains("points"), "{text}");
 }
+
+#[test]
+fn maintenance_config_errors_name_the_field() {
+    let site = format!(
+        "{SITE}[maintenance]\nverify_min = -5\ndue_hours = [4, 24]\n[[grid_cell]]\nid = \"g1\"\nname = \"G\"\nlevel = 1\n[[crew]]\nid = \"north\"\ncells = [\"g1\", \"g9\"]\n[[quality_override]]\ncamera = \"nope\"\ndisable = [\"blurr\"]\n"
+    );
+    let dir = config_dir(&[("site.toml", &site), ("cams.toml", CAM), ("pw.txt", PASSWORD)]);
+    let out = Command::new(BIN).arg("check-config").arg(dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for want in [
+        "maintenance.verify_min: -5 is out of range",
+        "maintenance.due_hours: 2 items; expected 3",
+        "crew[north].cells: \"g9\" is not a grid cell",
+        "quality_override[1].disable: \"blurr\" is not a quality check",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert_eq!(text.lines().count(), 4, "{text}");
+}
+
+#[test]
+fn maintenance_report_prints_orders_uptime_and_replacements() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/r.db", tmp.path().display());
+    let sd = CAM.replace("kind = \"street\"", "kind = \"street\"\nresolution = \"704x576\"");
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &sd), ("pw.txt", PASSWORD)]);
+    let out = Command::new(BIN).args(["check-config"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    // The registry is filled by serving once (sync at start), then the report reads it.
+    let (child, addr, _rx) = start_serve(&[], dir.path(), &db);
+    assert!(healthz(&addr).contains("ok"));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(wait_exit(child).success());
+    let out = Command::new(BIN).args(["maintenance", "report", "--days", "7", "--db", &db]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Active work orders: 0"), "{text}");
+    assert!(text.contains("Below-HD cameras to replace"), "{text}");
+    assert!(text.lines().any(|l| l.contains("c1") && l.contains("704x576")), "{text}");
+    assert!(!text.contains(PASSWORD));
+    let out = Command::new(BIN).args(["maintenance", "report", "--json", "--db", &db]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["replacements"][0]["camera_id"], "c1");
+    let out = Command::new(BIN).args(["maintenance", "report", "--days", "0", "--db", &db]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--days"));
+}

@@ -8,6 +8,7 @@ pub mod error;
 mod extract;
 pub mod geo;
 pub mod health;
+pub mod maintenance;
 
 use std::sync::Arc;
 
@@ -42,6 +43,10 @@ pub struct AppState {
     pub detect: Option<crate::detect::service::DetectService>,
     /// Video quality diagnosis, when `[maintenance]` is configured and ingest runs.
     pub quality: Option<crate::maintenance::service::QualityService>,
+    /// Every camera's health state (ingest, quality, maintenance mode → status).
+    pub health: crate::maintenance::health::HealthKeeper,
+    /// Work orders.
+    pub orders: crate::maintenance::orders::OrderService,
 }
 
 #[derive(OpenApi)]
@@ -58,6 +63,17 @@ pub struct AppState {
         health::snapshot,
         health::stats,
         health::quality,
+        maintenance::list_orders,
+        maintenance::get_order,
+        maintenance::open_order,
+        maintenance::note,
+        maintenance::assign,
+        maintenance::close,
+        maintenance::round,
+        maintenance::set_mode,
+        maintenance::get_availability,
+        maintenance::replacements,
+        maintenance::get_report,
         health::reload,
         geo::coverage_summary,
         geo::coverage_cells,
@@ -165,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .merge(geo::router())
         .merge(detect::router())
         .merge(alerts::router())
+        .merge(maintenance::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

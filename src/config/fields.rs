@@ -217,6 +217,37 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An array of exactly `n` numbers, each accepted by `check`.
+    pub fn num_list(&mut self, key: &str, n: usize, check: impl Fn(f64) -> Result<(), String>) -> Option<Vec<f64>> {
+        let want = format!("an array of {n} numbers");
+        let (_, v) = self.take_value(key, &want)?;
+        let Some(arr) = v.as_array() else {
+            self.wrong_type(key, &want, v);
+            return None;
+        };
+        if arr.len() != n {
+            self.error(key, format!("{} items; expected {n}", arr.len()));
+            return None;
+        }
+        let mut out = Vec::with_capacity(n);
+        for (i, item) in arr.iter().enumerate() {
+            let x = match item {
+                Value::Float(f) => *f.value(),
+                Value::Integer(i) => *i.value() as f64,
+                _ => {
+                    self.error(key, format!("item {}: expected a number, found {}", i + 1, item.type_name()));
+                    return None;
+                }
+            };
+            if let Err(e) = check(x) {
+                self.error(key, format!("item {}: {e}", i + 1));
+                return None;
+            }
+            out.push(x);
+        }
+        Some(out)
+    }
+
     /// An array of strings.
     pub fn str_list(&mut self, key: &str) -> Option<Vec<String>> {
         let (_, v) = self.take_value(key, "an array of strings")?;

@@ -7,9 +7,9 @@ mod source;
 pub mod types;
 
 pub use load::{
-    ArmedZoneConfig, CAMERA_FIELDS, CameraConfig, CityConfig, DEFAULTABLE_FIELDS, DetectConfig, GridCell,
-    MaintenanceConfig, MapFiles, MotionZoneConfig, MqttConfig, RingConfig, SiteConfig, WebhookConfig, load_dir,
-    utc_offset_min,
+    ArmedZoneConfig, CAMERA_FIELDS, CameraConfig, CityConfig, CrewConfig, DEFAULTABLE_FIELDS, DetectConfig, GridCell,
+    MaintenanceConfig, MapFiles, MotionZoneConfig, MqttConfig, QualityOverride, RingConfig, SiteConfig, WebhookConfig,
+    load_dir, utc_offset_min,
 };
 pub use source::{ConfigError, ConfigErrors, Loc};
 pub use types::*;

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::health::HealthKeeper;
 use super::vqd::{CameraVqd, Check, CheckState, Measures, VqdParams};
-use crate::config::MaintenanceConfig;
+use crate::clock::Clock;
+use crate::config::{MaintenanceConfig, QualityOverride};
 use crate::ingest::Ingest;
 use crate::registry::Registry;
 
@@ -32,52 +34,147 @@ struct Cam {
     last_frame_ms: i64,
     last_sample_ms: Option<i64>,
     samples: u64,
+    /// Rounds in a row with the frame rate below (positive) or back at (negative) the mark.
+    fps_streak: i32,
+    low_fps: bool,
+}
+
+/// What the sampling thread reports to the async side.
+enum Report {
+    Fault { camera: String, at: i64, raised: bool, check: Check, payload: serde_json::Value },
+    LowFps { camera: String, at: i64, low: Option<String> },
+}
+
+/// Thresholds for one camera: the defaults with its `[[quality_override]]` applied.
+fn camera_params(base: VqdParams, o: Option<&QualityOverride>) -> (VqdParams, Vec<Check>) {
+    let Some(o) = o else { return (base, Vec::new()) };
+    let mut p = base;
+    let set = |v: &mut f32, x: Option<f64>| {
+        if let Some(x) = x {
+            *v = x as f32;
+        }
+    };
+    set(&mut p.dark_below, o.dark_below);
+    set(&mut p.bright_above, o.bright_above);
+    set(&mut p.contrast_below, o.contrast_below);
+    set(&mut p.blur_ratio, o.blur_ratio);
+    set(&mut p.cast_above, o.cast_above);
+    set(&mut p.noise_above, o.noise_above);
+    set(&mut p.occlusion_above, o.occlusion_above);
+    set(&mut p.scene_corr_below, o.scene_corr_below);
+    (p, o.disable.iter().filter_map(|d| Check::parse(d)).collect())
 }
 
 #[derive(Clone)]
 pub struct QualityService {
     cams: Arc<Mutex<HashMap<String, Cam>>>,
+    overrides: Arc<Mutex<HashMap<String, QualityOverride>>>,
     stop: Arc<AtomicBool>,
 }
 
+/// Rounds in a row that decide a low frame rate (and its end).
+const FPS_ROUNDS: i32 = 3;
+
 impl QualityService {
-    pub fn start(cfg: MaintenanceConfig, ingest: Arc<Ingest>, registry: Registry) -> Self {
-        let svc = Self { cams: Arc::new(Mutex::new(HashMap::new())), stop: Arc::new(AtomicBool::new(false)) };
+    pub fn start(
+        cfg: MaintenanceConfig,
+        overrides: &[QualityOverride],
+        ingest: Arc<Ingest>,
+        registry: Registry,
+        health: HealthKeeper,
+    ) -> Self {
+        let svc = Self {
+            cams: Arc::new(Mutex::new(HashMap::new())),
+            overrides: Arc::new(Mutex::new(overrides.iter().map(|o| (o.camera.clone(), o.clone())).collect())),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
         let params = VqdParams { raise_after: cfg.raise_after, clear_after: cfg.clear_after, ..Default::default() };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, i64, &'static str, serde_json::Value)>(256);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Report>(256);
         tokio::spawn(async move {
-            while let Some((cam, at, kind, payload)) = rx.recv().await {
-                if let Err(e) = registry.insert_event(at, kind, Some(&cam), None, &payload).await {
-                    tracing::error!(camera = %cam, error = %e, "cannot store a quality event");
+            while let Some(r) = rx.recv().await {
+                match r {
+                    Report::Fault { camera, at, raised, check, payload } => {
+                        let kind = if raised { "quality_fault" } else { "quality_cleared" };
+                        if let Err(e) = registry.insert_event(at, kind, Some(&camera), None, &payload).await {
+                            tracing::error!(camera = %camera, error = %e, "cannot store a quality event");
+                        }
+                        let detail = payload.get("measures").map(|m| m.to_string()).unwrap_or_default();
+                        health.quality(&camera, check.as_str(), raised, &detail, at).await;
+                    }
+                    Report::LowFps { camera, at, low } => {
+                        health.low_fps(&camera, low, at).await;
+                    }
                 }
             }
         });
-        let (cams, stop) = (svc.cams.clone(), svc.stop.clone());
+        let (cams, stop, ovr) = (svc.cams.clone(), svc.stop.clone(), svc.overrides.clone());
         let interval = Duration::from_secs_f64(cfg.vqd_interval_s);
+        let low_ratio = cfg.low_fps_ratio;
         let spawned = std::thread::Builder::new().name("vqd".into()).spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 for id in ingest.ids() {
-                    let Some(frame) = ingest.last_frame(&id) else { continue };
+                    let mut reports = Vec::new();
+                    let snap = ingest.health(&id);
+                    let frame = ingest.last_frame(&id);
                     let mut guard = cams.lock().unwrap_or_else(|e| e.into_inner());
-                    let cam = guard.entry(id.clone()).or_insert_with(|| Cam {
-                        vqd: CameraVqd::new(params),
-                        last_frame_ms: i64::MIN,
-                        last_sample_ms: None,
-                        samples: 0,
+                    let cam = guard.entry(id.clone()).or_insert_with(|| {
+                        let o = ovr.lock().unwrap_or_else(|e| e.into_inner());
+                        let (p, disabled) = camera_params(params, o.get(&id));
+                        let mut vqd = CameraVqd::new(p);
+                        vqd.disabled = disabled;
+                        Cam {
+                            vqd,
+                            last_frame_ms: i64::MIN,
+                            last_sample_ms: None,
+                            samples: 0,
+                            fps_streak: 0,
+                            low_fps: false,
+                        }
                     });
-                    // No new frame since the last sample: the stream is down, which ingest reports.
-                    if frame.captured_ms == cam.last_frame_ms {
-                        continue;
+                    // The frame rate, for streaming cameras that promise one (not keyframe-only).
+                    if let Some(h) = &snap {
+                        let streaming = h.state == crate::ingest::IngestState::Streaming;
+                        if streaming && h.profile != "health" && h.expected_fps > 0.0 {
+                            let low = h.measured_fps < low_ratio * h.expected_fps;
+                            cam.fps_streak = match (low, cam.fps_streak) {
+                                (true, n) if n >= 0 => n + 1,
+                                (true, _) => 1,
+                                (false, n) if n <= 0 => n - 1,
+                                (false, _) => -1,
+                            };
+                            let now = crate::clock::SystemClock.now_ms();
+                            if low && !cam.low_fps && cam.fps_streak >= FPS_ROUNDS {
+                                cam.low_fps = true;
+                                let d = format!("{:.1} of {:.1} frames/s", h.measured_fps, h.expected_fps);
+                                reports.push(Report::LowFps { camera: id.clone(), at: now, low: Some(d) });
+                            } else if !low && cam.low_fps && -cam.fps_streak >= FPS_ROUNDS {
+                                cam.low_fps = false;
+                                reports.push(Report::LowFps { camera: id.clone(), at: now, low: None });
+                            }
+                        } else {
+                            cam.fps_streak = 0;
+                        }
                     }
-                    cam.last_frame_ms = frame.captured_ms;
-                    let changes = cam.vqd.sample(&frame);
-                    cam.samples += 1;
-                    cam.last_sample_ms = Some(frame.captured_ms);
+                    // No new frame since the last sample: the stream is down, which ingest reports.
+                    if let Some(frame) = frame.filter(|f| f.captured_ms != cam.last_frame_ms) {
+                        cam.last_frame_ms = frame.captured_ms;
+                        let changes = cam.vqd.sample(&frame);
+                        cam.samples += 1;
+                        cam.last_sample_ms = Some(frame.captured_ms);
+                        for c in changes {
+                            let payload = serde_json::json!({ "check": c.check.as_str(), "measures": c.measures });
+                            reports.push(Report::Fault {
+                                camera: id.clone(),
+                                at: frame.captured_ms,
+                                raised: c.raised,
+                                check: c.check,
+                                payload,
+                            });
+                        }
+                    }
                     drop(guard);
-                    for c in changes {
-                        let kind = if c.raised { "quality_fault" } else { "quality_cleared" };
-                        let payload = serde_json::json!({ "check": c.check.as_str(), "measures": c.measures });
-                        if tx.blocking_send((id.clone(), frame.captured_ms, kind, payload)).is_err() {
+                    for r in reports {
+                        if tx.blocking_send(r).is_err() {
                             return;
                         }
                     }
@@ -89,6 +186,19 @@ impl QualityService {
             tracing::error!(error = %e, "cannot start quality sampling");
         }
         svc
+    }
+
+    /// A reloaded configuration's overrides: cameras whose override changed start learning anew.
+    pub fn reconfigure(&self, overrides: &[QualityOverride]) {
+        let new: HashMap<String, QualityOverride> = overrides.iter().map(|o| (o.camera.clone(), o.clone())).collect();
+        let mut old = self.overrides.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cams = self.cams.lock().unwrap_or_else(|e| e.into_inner());
+        let changed: Vec<String> =
+            old.keys().chain(new.keys()).filter(|k| old.get(*k) != new.get(*k)).cloned().collect();
+        for k in changed {
+            cams.remove(&k);
+        }
+        *old = new;
     }
 
     pub fn quality(&self) -> Vec<CameraQuality> {

@@ -48,6 +48,10 @@ impl Check {
             Check::SceneChange => "scene_change",
         }
     }
+
+    pub fn parse(s: &str) -> Option<Check> {
+        Check::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// Thresholds (the figures commercial systems use, DOMAIN.md) and the hysteresis.
@@ -301,6 +305,8 @@ pub struct CameraVqd {
     previous: Option<Vec<f32>>,
     pub states: std::collections::BTreeMap<Check, CheckState>,
     pub last: Option<Measures>,
+    /// Checks not run for this camera (`[[quality_override]] disable`).
+    pub disabled: Vec<Check>,
 }
 
 impl CameraVqd {
@@ -316,6 +322,7 @@ impl CameraVqd {
             previous: None,
             states: Check::ALL.iter().map(|c| (*c, CheckState::default())).collect(),
             last: None,
+            disabled: Vec::new(),
         }
     }
 
@@ -414,6 +421,7 @@ impl CameraVqd {
         ];
         let mut changes = Vec::new();
         for (check, bad) in verdicts {
+            let bad = bad && !self.disabled.contains(&check);
             let st = self.states.entry(check).or_default();
             if bad {
                 st.bad_streak += 1;

@@ -233,6 +233,60 @@ impl Registry {
         Ok(changed)
     }
 
+    /// Like `set_status`, and when the status stays the same but its reason changed, the
+    /// reason is updated (no history entry: the status did not change).
+    pub async fn set_status_reason(
+        &self,
+        id: &str,
+        to: CameraStatus,
+        reason: &str,
+        now: Millis,
+    ) -> Result<bool, RegistryError> {
+        let mut tx = self.begin().await?;
+        let changed = set_status_tx(&mut tx, id, to, reason, now).await?;
+        if !changed {
+            sqlx::query("UPDATE cameras SET status_reason = $1 WHERE id = $2 AND status_reason <> $1")
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Ids of the cameras whose status is `status`.
+    pub async fn cameras_with_status(&self, status: CameraStatus) -> Result<Vec<String>, RegistryError> {
+        Ok(sqlx::query_scalar("SELECT id FROM cameras WHERE status = $1 ORDER BY id")
+            .bind(status.as_str())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Every status change of every camera at or before `to_ms` (oldest first), for
+    /// availability over a window: the changes before the window give the state it starts in.
+    pub async fn all_status_history(&self, to_ms: Millis) -> Result<Vec<StatusChange>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT camera_id, at_ms, from_status, to_status, reason FROM camera_status_history \
+             WHERE at_ms <= $1 ORDER BY camera_id, at_ms, id",
+        )
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StatusChange {
+                    camera_id: r.try_get("camera_id")?,
+                    at_ms: r.try_get("at_ms")?,
+                    from_status: r.try_get("from_status")?,
+                    to_status: r.try_get("to_status")?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
     /// A camera's status history, newest first, at most `limit` entries.
     pub async fn status_history(&self, id: &str, limit: u32) -> Result<Vec<StatusChange>, RegistryError> {
         let rows = sqlx::query(

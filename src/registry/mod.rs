@@ -10,6 +10,7 @@ mod alerts;
 mod cameras;
 mod events;
 mod geo;
+mod orders;
 mod schema;
 mod sync;
 mod tokens;
@@ -25,6 +26,7 @@ pub use alerts::{AlertChangeError, AlertFilter, AlertOp, AlertRow, AuditRow, Fee
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::NewPassage;
 pub use geo::{EventRow, InterceptionRow, PassageRow};
+pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderState, WorkOrder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenRow, new_token, token_hash};

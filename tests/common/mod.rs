@@ -93,6 +93,10 @@ pub struct TestApp {
     pub clock: SimClock,
     pub registry: tianwang::registry::Registry,
     pub geo: tianwang::geo::service::GeoService,
+    /// Camera health states (a test feeds it what ingest and quality sampling would).
+    pub health: tianwang::maintenance::health::HealthKeeper,
+    /// Work orders (a test on the simulated clock runs the rounds).
+    pub orders: tianwang::maintenance::orders::OrderService,
     /// An admin token; `client` sends it with every request.
     pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -123,6 +127,7 @@ impl TestApp {
         let app = App::build(config, &db.url, app_clock, AppOptions { ingest }).await.expect("app builds");
         let registry = app.state.registry.clone();
         let geo = app.state.geo.clone();
+        let (health, orders) = (app.state.health.clone(), app.state.orders.clone());
         let token = registry.create_token("test-admin", "admin", true, clock.now_ms()).await.expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -134,7 +139,18 @@ impl TestApp {
             .await
             .expect("serve");
         });
-        Self { addr, client: authed_client(&token), clock, registry, geo, token, stop: Some(tx), task: Some(task) }
+        Self {
+            addr,
+            client: authed_client(&token),
+            clock,
+            registry,
+            geo,
+            health,
+            orders,
+            token,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,268 @@
+//! A camera's health state for crews and planners, from everything that speaks about it:
+//!
+//! - **offline**: ingest lost the stream (stalled, back-off);
+//! - **degraded**: streaming, but with a quality fault raised or a frame rate well below the
+//!   expected one;
+//! - **online**: streaming and sound;
+//! - **maintenance**: set (and lifted) by a crew; the camera's alerts are suppressed meanwhile
+//!   and its ingest and quality changes are remembered, not shown;
+//! - **disabled** / **decommissioned**: the configuration's word, never overridden here.
+//!
+//! Every change goes to the registry (the status and its history, in one transaction) and to the
+//! alert engine. One keeper per app; its inputs are serialised by one lock, so the history is in
+//! the order things happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::alerts::engine::Signal;
+use crate::alerts::service::AlertService;
+use crate::clock::Millis;
+use crate::config::CameraStatus;
+use crate::registry::{Registry, RegistryError};
+
+/// What is wrong with a camera now, by cause (`offline`, `quality:<check>`, `low_fps`), with
+/// since when and what was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    pub cause: String,
+    pub since_ms: Millis,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Cam {
+    /// `Some(true)` streaming, `Some(false)` lost, `None` not heard from ingest yet.
+    streaming: Option<bool>,
+    stream_reason: String,
+    stream_since_ms: Millis,
+    faults: BTreeMap<String, (Millis, String)>,
+    low_fps: Option<(Millis, String)>,
+    maintenance: bool,
+    maintenance_reason: String,
+    /// The status last written for it.
+    shown: Option<CameraStatus>,
+}
+
+impl Cam {
+    fn derive(&self) -> Option<(CameraStatus, String)> {
+        if self.maintenance {
+            return Some((CameraStatus::Maintenance, self.maintenance_reason.clone()));
+        }
+        match self.streaming? {
+            false => Some((CameraStatus::Offline, self.stream_reason.clone())),
+            true => {
+                let mut why: Vec<String> = self.faults.keys().cloned().collect();
+                if let Some((_, d)) = &self.low_fps {
+                    why.push(format!("low_fps ({d})"));
+                }
+                if why.is_empty() {
+                    Some((CameraStatus::Online, self.stream_reason.clone()))
+                } else {
+                    Some((CameraStatus::Degraded, format!("degraded: {}", why.join(", "))))
+                }
+            }
+        }
+    }
+}
+
+struct Inner {
+    cams: HashMap<String, Cam>,
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct HealthKeeper {
+    inner: Arc<tokio::sync::Mutex<Inner>>,
+    registry: Registry,
+    alerts: AlertService,
+}
+
+impl HealthKeeper {
+    /// A keeper that knows which cameras a crew put in maintenance (the registry remembers it
+    /// across restarts) and tells the alert engine.
+    pub async fn start(registry: Registry, alerts: AlertService) -> Result<Self, RegistryError> {
+        let mut cams = HashMap::new();
+        for id in registry.cameras_with_status(CameraStatus::Maintenance).await? {
+            alerts.signal(Signal::Maintenance { camera: id.clone(), on: true }).await;
+            cams.insert(id, Cam { maintenance: true, shown: Some(CameraStatus::Maintenance), ..Default::default() });
+        }
+        Ok(Self { inner: Arc::new(tokio::sync::Mutex::new(Inner { cams })), registry, alerts })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Ingest gained (`true`) or lost the camera's stream. Returns the status shown when it changed.
+    pub async fn stream(&self, camera: &str, streaming: bool, reason: &str, at: Millis) -> Option<CameraStatus> {
+        let mut g = self.inner.lock().await;
+        let c = g.cams.entry(camera.to_string()).or_default();
+        if c.streaming != Some(streaming) {
+            c.stream_since_ms = at;
+        }
+        c.streaming = Some(streaming);
+        c.stream_reason = reason.to_string();
+        if !streaming {
+            // A lost stream has no picture to judge nor a rate to measure.
+            c.low_fps = None;
+        }
+        self.apply(&mut g, camera, at).await
+    }
+
+    /// A quality check raised (`true`) or cleared a fault.
+    pub async fn quality(
+        &self,
+        camera: &str,
+        check: &str,
+        raised: bool,
+        detail: &str,
+        at: Millis,
+    ) -> Option<CameraStatus> {
+        let mut g = self.inner.lock().await;
+        let c = g.cams.entry(camera.to_string()).or_default();
+        let key = format!("quality:{check}");
+        if raised {
+            c.faults.entry(key).or_insert((at, detail.to_string()));
+        } else {
+            c.faults.remove(&key);
+        }
+        self.apply(&mut g, camera, at).await
+    }
+
+    /// The measured frame rate fell below (`Some(detail)`) or came back to its expected level.
+    pub async fn low_fps(&self, camera: &str, low: Option<String>, at: Millis) -> Option<CameraStatus> {
+        let mut g = self.inner.lock().await;
+        let c = g.cams.entry(camera.to_string()).or_default();
+        match low {
+            Some(d) => {
+                c.low_fps.get_or_insert((at, String::new())).1 = d;
+            }
+            None => c.low_fps = None,
+        }
+        self.apply(&mut g, camera, at).await
+    }
+
+    /// A crew puts the camera into (`true`) or takes it out of maintenance. Unknown,
+    /// disabled and decommissioned cameras are refused.
+    pub async fn set_maintenance(
+        &self,
+        camera: &str,
+        on: bool,
+        reason: &str,
+        at: Millis,
+    ) -> Result<CameraStatus, RegistryError> {
+        let row = self
+            .registry
+            .get_camera(camera)
+            .await?
+            .ok_or_else(|| RegistryError::Invalid(format!("camera {camera} is not in the registry")))?;
+        if row.status == CameraStatus::Decommissioned.as_str() || row.status == CameraStatus::Disabled.as_str() {
+            return Err(RegistryError::Invalid(format!(
+                "camera {camera} is {}: maintenance applies to cameras in service",
+                row.status
+            )));
+        }
+        let mut g = self.inner.lock().await;
+        let c = g.cams.entry(camera.to_string()).or_default();
+        c.maintenance = on;
+        c.maintenance_reason = reason.to_string();
+        let before = row.status.parse::<CameraStatus>().ok();
+        self.apply(&mut g, camera, at).await;
+        let c = g.cams.get_mut(camera).expect("entry made above");
+        if !on && c.streaming.is_none() {
+            // Out of maintenance with nothing heard from ingest (no pipeline, or none yet): the
+            // status is unknown until ingest speaks.
+            c.shown = Some(CameraStatus::Unknown);
+            let why = format!("maintenance lifted: {reason}");
+            self.registry.set_status(camera, CameraStatus::Unknown, &why, at).await?;
+            self.alerts.signal(Signal::Maintenance { camera: camera.into(), on: false }).await;
+        }
+        let now = g.cams.get(camera).and_then(|c| c.shown).or(before).unwrap_or(CameraStatus::Unknown);
+        Ok(now)
+    }
+
+    /// Every camera's current problems (what work orders are opened for).
+    pub async fn problems(&self) -> HashMap<String, Vec<Problem>> {
+        let g = self.inner.lock().await;
+        g.cams
+            .iter()
+            .filter(|(_, c)| !c.maintenance)
+            .map(|(id, c)| {
+                let mut v = Vec::new();
+                if c.streaming == Some(false) {
+                    v.push(Problem {
+                        cause: "offline".into(),
+                        since_ms: c.stream_since_ms,
+                        detail: c.stream_reason.clone(),
+                    });
+                }
+                if c.streaming == Some(true) {
+                    for (k, (since, d)) in &c.faults {
+                        v.push(Problem { cause: k.clone(), since_ms: *since, detail: d.clone() });
+                    }
+                    if let Some((since, d)) = &c.low_fps {
+                        v.push(Problem { cause: "low_fps".into(), since_ms: *since, detail: d.clone() });
+                    }
+                }
+                (id.clone(), v)
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    }
+
+    /// Writes the derived status when it changed, and tells the alert engine.
+    async fn apply(&self, g: &mut Inner, camera: &str, at: Millis) -> Option<CameraStatus> {
+        let c = g.cams.get_mut(camera)?;
+        let (to, reason) = c.derive()?;
+        if c.shown == Some(to) && to != CameraStatus::Degraded {
+            return None;
+        }
+        let row = match self.registry.get_camera(camera).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(camera, error = %e, "cannot read a camera's status");
+                return None;
+            }
+        };
+        if row.status == CameraStatus::Disabled.as_str() || row.status == CameraStatus::Decommissioned.as_str() {
+            return None;
+        }
+        let was = c.shown.or_else(|| row.status.parse().ok());
+        if was == Some(to) && row.status_reason == reason {
+            c.shown = Some(to);
+            return None;
+        }
+        match self.registry.set_status_reason(camera, to, &reason, at).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(camera, error = %e, "cannot record a status change");
+                return None;
+            }
+        }
+        c.shown = Some(to);
+        if was == Some(to) {
+            // Only the reason changed (another fault on a degraded camera).
+            return None;
+        }
+        if was == Some(CameraStatus::Maintenance) {
+            self.alerts.signal(Signal::Maintenance { camera: camera.into(), on: false }).await;
+        }
+        let signal = match to {
+            CameraStatus::Offline => Signal::CameraDown {
+                camera: camera.into(),
+                name: row.name.clone(),
+                grid_cell: row.grid_cell_id.clone(),
+                reason,
+                at_ms: at,
+            },
+            CameraStatus::Maintenance => Signal::Maintenance { camera: camera.into(), on: true },
+            _ => Signal::CameraUp { camera: camera.into(), at_ms: at },
+        };
+        self.alerts.signal(signal).await;
+        Some(to)
+    }
+}
