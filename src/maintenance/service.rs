@@ -37,6 +37,11 @@ struct Cam {
     /// Rounds in a row with the frame rate below (positive) or back at (negative) the mark.
     fps_streak: i32,
     low_fps: bool,
+    /// The newest frame seen on the last tick between samples, and the least-changed pair of
+    /// consecutive ticks' frames since the last sample (frozen is judged on it).
+    peek: Option<Arc<crate::ingest::Frame>>,
+    stillest: Option<(f32, f32)>,
+    next_sample: std::time::Instant,
 }
 
 /// What the sampling thread reports to the async side.
@@ -71,6 +76,9 @@ pub struct QualityService {
     overrides: Arc<Mutex<HashMap<String, QualityOverride>>>,
     stop: Arc<AtomicBool>,
 }
+
+/// Between samples, how often the newest frames are looked at.
+const TICK: Duration = Duration::from_millis(250);
 
 /// Rounds in a row that decide a low frame rate (and its end).
 const FPS_ROUNDS: i32 = 3;
@@ -114,9 +122,23 @@ impl QualityService {
             while !stop.load(Ordering::Relaxed) {
                 for id in ingest.ids() {
                     let mut reports = Vec::new();
-                    let snap = ingest.health(&id);
                     let frame = ingest.last_frame(&id);
                     let mut guard = cams.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(cam) = guard.get_mut(&id)
+                        && std::time::Instant::now() < cam.next_sample
+                    {
+                        // Between samples: how much the picture changes from tick to tick.
+                        if let (Some(prev), Some(f)) = (&cam.peek, &frame)
+                            && prev.captured_ms != f.captured_ms
+                            && let Some(c) = super::vqd::frame_change(prev, f)
+                            && cam.stillest.is_none_or(|s| c.0 < s.0)
+                        {
+                            cam.stillest = Some(c);
+                        }
+                        cam.peek = frame;
+                        continue;
+                    }
+                    let snap = ingest.health(&id);
                     let cam = guard.entry(id.clone()).or_insert_with(|| {
                         let o = ovr.lock().unwrap_or_else(|e| e.into_inner());
                         let (p, disabled) = camera_params(params, o.get(&id));
@@ -129,6 +151,9 @@ impl QualityService {
                             samples: 0,
                             fps_streak: 0,
                             low_fps: false,
+                            peek: None,
+                            stillest: None,
+                            next_sample: std::time::Instant::now(),
                         }
                     });
                     // The frame rate, for streaming cameras that promise one (not keyframe-only).
@@ -156,9 +181,11 @@ impl QualityService {
                         }
                     }
                     // No new frame since the last sample: the stream is down, which ingest reports.
+                    cam.next_sample = std::time::Instant::now() + interval;
                     if let Some(frame) = frame.filter(|f| f.captured_ms != cam.last_frame_ms) {
                         cam.last_frame_ms = frame.captured_ms;
-                        let changes = cam.vqd.sample(&frame);
+                        let changes = cam.vqd.sample_with_recent(&frame, cam.stillest.take());
+                        cam.peek = Some(frame.clone());
                         cam.samples += 1;
                         cam.last_sample_ms = Some(frame.captured_ms);
                         for c in changes {
@@ -179,7 +206,8 @@ impl QualityService {
                         }
                     }
                 }
-                std::thread::park_timeout(interval);
+                // Ticks between samples take each camera's newest frame (a cheap reference count).
+                std::thread::park_timeout(interval.min(TICK));
             }
         });
         if let Err(e) = spawned {

@@ -66,8 +66,9 @@ pub struct VqdParams {
     pub cast_above: f32,
     /// Estimated noise σ (grey levels) above this is snow.
     pub noise_above: f32,
-    /// Mean absolute difference to the previous sample below this (with ≥ 99 % identical pixels)
-    /// is a frozen picture; a live sensor always differs a little.
+    /// Mean absolute difference (grey levels) between two frames a moment apart below this is a
+    /// frozen picture: a live sensor's noise alone
+    /// differs by more, a frozen encoder's frames decode identically within a group of pictures.
     pub frozen_below: f32,
     /// Share of the reference's textured blocks that lost their texture.
     pub occlusion_above: f32,
@@ -92,7 +93,7 @@ impl Default for VqdParams {
             blur_ratio: 0.35,
             cast_above: 1.5,
             noise_above: 12.0,
-            frozen_below: 0.05,
+            frozen_below: 0.25,
             occlusion_above: 0.5,
             scene_corr_below: 0.5,
             learn_samples: 3,
@@ -176,6 +177,20 @@ fn prepare(f: &Frame) -> Option<Sample> {
         0.0
     };
     Some(Sample { grey, cast })
+}
+
+/// Mean absolute difference and share of identical pixels of two grey pictures.
+fn change_between(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count() as f32 / b.len().max(1) as f32;
+    let mad = a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f32>() / b.len().max(1) as f32;
+    (mad, same)
+}
+
+/// How much `b` differs from `a`, an earlier frame of the same stream: mean absolute difference
+/// and share of identical pixels on the diagnosis's grey copy.
+pub fn frame_change(a: &Frame, b: &Frame) -> Option<(f32, f32)> {
+    let (pa, pb) = (prepare(a)?, prepare(b)?);
+    Some(change_between(&pa.grey, &pb.grey))
 }
 
 fn mean_std(v: &[f32]) -> (f32, f32) {
@@ -340,8 +355,17 @@ impl CameraVqd {
         self.states.iter().filter(|(_, s)| s.active).map(|(c, _)| *c).collect()
     }
 
-    /// Judges one sampled frame; returns the faults raised or cleared by it.
+    /// Judges one sampled frame; returns the faults raised or cleared by it. Frozen is judged
+    /// against the previous sample.
     pub fn sample(&mut self, f: &Frame) -> Vec<FaultChange> {
+        self.sample_with_recent(f, None)
+    }
+
+    /// Like `sample`, with frozen judged on `stillest`: the least-changed pair of consecutive
+    /// frames seen since the last sample (`frame_change`). A frozen encoder's frames within one
+    /// group of pictures decode identically, while samples seconds apart differ by each
+    /// keyframe's re-encoding of the same still picture; a live sensor's frames always differ.
+    pub fn sample_with_recent(&mut self, f: &Frame, stillest: Option<(f32, f32)>) -> Vec<FaultChange> {
         let Some(s) = prepare(f) else { return Vec::new() };
         let p = self.params;
         let (mean, contrast) = mean_std(&s.grey);
@@ -349,11 +373,7 @@ impl CameraVqd {
         let noise = noise_sigma(&s.grey);
         let blocks = block_std(&s.grey);
         let th = thumb(&s.grey);
-        let change = self.previous.as_ref().map(|prev| {
-            let same = prev.iter().zip(&s.grey).filter(|(a, b)| a == b).count() as f32 / s.grey.len() as f32;
-            let mad = prev.iter().zip(&s.grey).map(|(a, b)| (a - b).abs()).sum::<f32>() / s.grey.len() as f32;
-            (mad, same)
-        });
+        let change = stillest.or_else(|| self.previous.as_ref().map(|prev| change_between(prev, &s.grey)));
         self.previous = Some(s.grey.clone());
         self.seen += 1;
         let learning = self.learned < p.learn_samples && self.seen > p.skip_samples;
@@ -404,7 +424,7 @@ impl CameraVqd {
         let flat = contrast < p.contrast_below;
         let occl = occluded.is_some_and(|o| o > p.occlusion_above);
         let verdicts = [
-            (Check::Frozen, change.is_some_and(|(mad, same)| mad < p.frozen_below && same > 0.99)),
+            (Check::Frozen, change.is_some_and(|(mad, _)| mad < p.frozen_below)),
             (Check::TooDark, dark),
             (Check::TooBright, bright),
             (Check::LowContrast, flat && !dark && !bright),

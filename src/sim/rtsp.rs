@@ -11,6 +11,8 @@ use gstreamer::prelude::*;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
+use super::scene::PictureFault;
+
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("GStreamer: {0}")]
@@ -44,26 +46,10 @@ pub struct SimCamera {
     /// A checkpoint scene instead of a test pattern: vehicles carrying these plates drive
     /// towards the camera one after another (`sim::plates::TrafficScene`), then the road stays empty.
     pub traffic: Option<Traffic>,
-    /// A picture fault for quality diagnosis: `blur` (defocus), `cast` (sepia toning), `cover`
-    /// (the lower 70 % blacked out, as by a hand or a bag), `moved` (the view mirrored, as by a
-    /// camera turned away).
-    pub fault: Option<String>,
-}
-
-/// The GStreamer elements that put a picture fault into raw video of `h` rows.
-fn fault_filter(fault: Option<&str>, h: u32) -> String {
-    match fault {
-        Some("blur") => "videoconvert ! gaussianblur sigma=6 ! videoconvert ! ".into(),
-        Some("cast") => {
-            "videobalance saturation=0.2 ! videoconvert ! coloreffects preset=sepia ! videoconvert ! ".into()
-        }
-        Some("cover") => {
-            let b = h * 7 / 10;
-            format!("videobox bottom={b} fill=black ! videobox bottom=-{b} fill=black ! ")
-        }
-        Some("moved") => "videoflip method=horizontal-flip ! ".into(),
-        _ => String::new(),
-    }
+    /// A quality-test scene (`sim::scene`, this seed) instead of a test pattern: a textured
+    /// street with sensor noise and a walking figure, whose picture faults switch while it
+    /// streams (`SimServer::set_fault`).
+    pub scene: Option<u64>,
 }
 
 /// What a simulated checkpoint camera shows.
@@ -88,7 +74,7 @@ impl SimCamera {
             keyframe_interval: fps.max(1) * 2,
             file: None,
             traffic: None,
-            fault: None,
+            scene: None,
         }
     }
 
@@ -112,10 +98,10 @@ impl SimCamera {
                 self.bitrate_kbps
             ),
         };
-        if self.traffic.is_some() {
-            // Frames come from the traffic scene through appsrc (fed in media-configure).
+        if self.traffic.is_some() || self.scene.is_some() {
+            // Frames come from the traffic or quality scene through appsrc (fed in media-configure).
             return format!(
-                "( appsrc name=traffic is-live=true format=time do-timestamp=false \
+                "( appsrc name=frames is-live=true format=time do-timestamp=false \
                  caps=video/x-raw,format=RGB,width={w},height={h},framerate={f}/1 ! videoconvert ! video/x-raw,format=I420 ! \
                  {enc} ! h264parse ! valve name=hang drop=false ! rtph264pay name=pay0 pt=96 config-interval=1 )",
                 w = self.width,
@@ -139,10 +125,9 @@ impl SimCamera {
         // client's decoder gets junk.
         let breaker = if garbage { "breakmydata probability=0.2 skip=64 ! " } else { "" };
         format!(
-            "( videotestsrc is-live=true pattern={pat} ! video/x-raw,width={w},height={h},framerate={f}/1 ! {fault}{enc} ! {breaker}{parse} ! \
+            "( videotestsrc is-live=true pattern={pat} ! video/x-raw,width={w},height={h},framerate={f}/1 ! {enc} ! {breaker}{parse} ! \
              valve name=hang drop=false ! {pay} name=pay0 pt=96 config-interval=1 )",
             pat = self.pattern,
-            fault = fault_filter(self.fault.as_deref(), self.height),
             w = self.width,
             h = self.height,
             f = self.fps,
@@ -157,6 +142,8 @@ struct Mount {
     garbage: bool,
     /// Valves of the media currently built for this mount.
     valves: Vec<glib::WeakRef<gst::Element>>,
+    /// The picture fault a quality scene shows now (shared with its feeder).
+    fault: Arc<Mutex<Option<PictureFault>>>,
 }
 
 struct Shared {
@@ -238,7 +225,7 @@ impl SimServer {
     }
 
     fn mount(&self, path: &str) {
-        let (launch, spec_path, traffic) = {
+        let (launch, spec_path, traffic, scene, fault) = {
             let mounts = self.shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
             let Some(m) = mounts.get(path) else { return };
             let Some(spec) = &m.spec else { return };
@@ -251,7 +238,8 @@ impl SimServer {
                 gap_s: t.gap_s,
                 seed: t.seed,
             });
-            (spec.launch(m.garbage), spec.path.clone(), traffic)
+            let scene = spec.scene.map(|seed| (spec.width, spec.height, spec.fps, seed));
+            (spec.launch(m.garbage), spec.path.clone(), traffic, scene, m.fault.clone())
         };
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_launch(&launch);
@@ -261,8 +249,19 @@ impl SimServer {
         factory.connect_media_configure(move |_, media| {
             let Some(shared) = shared.upgrade() else { return };
             let Some(bin) = media.element().downcast::<gst::Bin>().ok() else { return };
-            if let (Some(spec), Some(src)) = (traffic.clone(), bin.by_name("traffic")) {
+            if let (Some(spec), Some(src)) = (traffic.clone(), bin.by_name("frames")) {
                 feed_traffic(src, spec);
+            } else if let (Some((w, h, fps, seed)), Some(src)) = (scene, bin.by_name("frames")) {
+                match crate::sim::scene::QualityScene::new(w, h, seed) {
+                    Ok(mut sc) => {
+                        let fault = fault.clone();
+                        feed_frames(src, fps as f32, move |_| {
+                            let f = *fault.lock().unwrap_or_else(|e| e.into_inner());
+                            sc.frame(f)
+                        });
+                    }
+                    Err(e) => tracing::error!(error = %e, "simulated camera: cannot build its scene"),
+                }
             }
             let Some(valve) = bin.by_name("hang") else { return };
             let mut mounts = shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
@@ -362,18 +361,18 @@ impl SimServer {
         Ok(())
     }
 
-    /// A pattern and a picture fault (see [`SimCamera::fault`]; `None` heals it) in one change,
-    /// from the next connection on; current clients are disconnected (they reconnect at once).
-    pub fn set_picture(&self, path: &str, pattern: &str, fault: Option<&str>) -> Result<(), SimError> {
+    /// The picture fault a quality-scene camera ([`SimCamera::scene`]) shows from its next frame
+    /// on (`None` heals it); the stream goes on, clients stay connected.
+    pub fn set_fault(&self, path: &str, fault: Option<&str>) -> Result<(), SimError> {
+        let f = fault.map(|f| f.parse::<PictureFault>()).transpose().map_err(SimError::Gst)?;
         self.with_mount(path, |m| {
-            if let Some(s) = &mut m.spec {
-                s.pattern = pattern.to_string();
-                s.fault = fault.map(str::to_string);
+            if m.spec.as_ref().is_some_and(|s| s.scene.is_some()) {
+                *m.fault.lock().unwrap_or_else(|e| e.into_inner()) = f;
+                Ok(())
+            } else {
+                Err(SimError::Gst(format!("{path} shows a test pattern, not a quality scene: no picture faults")))
             }
-        })?;
-        self.mount(path);
-        self.kick(path);
-        Ok(())
+        })?
     }
 
     /// Corrupted video from the next connection on (`false` restores it).
@@ -400,23 +399,28 @@ impl Drop for SimServer {
     }
 }
 
-/// Feeds a traffic scene into an appsrc in real time: frame `i` is pushed when it is due.
+/// Feeds a traffic scene into an appsrc in real time.
 fn feed_traffic(src: gst::Element, spec: crate::sim::plates::TrafficSpec) {
-    let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
-    let scene = match crate::sim::plates::TrafficScene::new(spec.clone()) {
+    let mut scene = match crate::sim::plates::TrafficScene::new(spec.clone()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "simulated checkpoint camera: cannot build its scene");
             return;
         }
     };
-    let state = Mutex::new((scene, 0u64, None::<std::time::Instant>));
-    let period = std::time::Duration::from_secs_f64(1.0 / f64::from(spec.fps.max(1.0)));
+    feed_frames(src, spec.fps, move |i| scene.frame(i).data.clone());
+}
+
+/// Feeds raw frames from `make(i)` into an appsrc in real time: frame `i` is pushed when it is due.
+fn feed_frames(src: gst::Element, fps: f32, make: impl FnMut(u64) -> Vec<u8> + Send + 'static) {
+    let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
+    let state = Mutex::new((make, 0u64, None::<std::time::Instant>));
+    let period = std::time::Duration::from_secs_f64(1.0 / f64::from(fps.max(1.0)));
     src.set_callbacks(
         gstreamer_app::AppSrcCallbacks::builder()
             .need_data(move |src, _| {
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                let (scene, i, start) = &mut *st;
+                let (make, i, start) = &mut *st;
                 let t0 = *start.get_or_insert_with(std::time::Instant::now);
                 let due = t0 + period * (*i as u32);
                 let now = std::time::Instant::now();
@@ -424,8 +428,8 @@ fn feed_traffic(src: gst::Element, spec: crate::sim::plates::TrafficSpec) {
                     // Pacing a live source on its own streaming thread.
                     std::thread::sleep(due - now);
                 }
-                let frame = scene.frame(*i);
-                let mut buf = gst::Buffer::from_mut_slice(frame.data.clone());
+                let frame = make(*i);
+                let mut buf = gst::Buffer::from_mut_slice(frame);
                 if let Some(b) = buf.get_mut() {
                     b.set_pts(gst::ClockTime::from_nseconds(period.as_nanos() as u64 * *i));
                     b.set_duration(gst::ClockTime::from_nseconds(period.as_nanos() as u64));
