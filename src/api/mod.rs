@@ -8,6 +8,7 @@ pub mod error;
 mod extract;
 pub mod geo;
 pub mod health;
+pub mod media;
 
 use std::sync::Arc;
 
@@ -81,6 +82,7 @@ pub struct AppState {
         detect::revoke_watchlist,
         detect::list_passages,
         detect::trajectory,
+        media::picture,
         alerts::list,
         alerts::one,
         alerts::acknowledge,
@@ -165,6 +167,8 @@ pub fn router(state: AppState) -> Router {
         .merge(geo::router())
         .merge(detect::router())
         .merge(alerts::router())
+        .merge(media::router())
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
