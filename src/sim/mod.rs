@@ -5,5 +5,6 @@ pub mod city;
 pub mod demo;
 pub mod plates;
 mod rtsp;
+pub mod scene;
 
 pub use rtsp::{SimCamera, SimCodec, SimError, SimServer, Traffic, garbage_server};

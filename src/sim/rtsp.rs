@@ -44,6 +44,9 @@ pub struct SimCamera {
     /// A checkpoint scene instead of a test pattern: vehicles carrying these plates drive
     /// towards the camera one after another (`sim::plates::TrafficScene`), then the road stays empty.
     pub traffic: Option<Traffic>,
+    /// A live scene instead of a test pattern (`sim::scene`): vehicles pushed onto a checkpoint's
+    /// queue, or people walking. Takes precedence over `traffic`.
+    pub scene: Option<crate::sim::scene::SimScene>,
     /// A picture fault for quality diagnosis: `blur` (defocus), `cast` (sepia toning), `cover`
     /// (the lower 70 % blacked out, as by a hand or a bag), `moved` (the view mirrored, as by a
     /// camera turned away).
@@ -88,6 +91,7 @@ impl SimCamera {
             keyframe_interval: fps.max(1) * 2,
             file: None,
             traffic: None,
+            scene: None,
             fault: None,
         }
     }
@@ -112,8 +116,8 @@ impl SimCamera {
                 self.bitrate_kbps
             ),
         };
-        if self.traffic.is_some() {
-            // Frames come from the traffic scene through appsrc (fed in media-configure).
+        if self.traffic.is_some() || self.scene.is_some() {
+            // Frames come from the scene through appsrc (fed in media-configure).
             return format!(
                 "( appsrc name=traffic is-live=true format=time do-timestamp=false \
                  caps=video/x-raw,format=RGB,width={w},height={h},framerate={f}/1 ! videoconvert ! video/x-raw,format=I420 ! \
@@ -238,20 +242,34 @@ impl SimServer {
     }
 
     fn mount(&self, path: &str) {
-        let (launch, spec_path, traffic) = {
+        let (launch, spec_path, source) = {
             let mounts = self.shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
             let Some(m) = mounts.get(path) else { return };
             let Some(spec) = &m.spec else { return };
-            let traffic = spec.traffic.clone().map(|t| crate::sim::plates::TrafficSpec {
-                width: spec.width,
-                height: spec.height,
-                fps: spec.fps as f32,
-                vehicles: t.vehicles,
-                seconds_per_vehicle: t.seconds_per_vehicle,
-                gap_s: t.gap_s,
-                seed: t.seed,
-            });
-            (spec.launch(m.garbage), spec.path.clone(), traffic)
+            let (w, h, fps) = (spec.width, spec.height, spec.fps as f32);
+            let source: Option<SourceMaker> = match (&spec.scene, &spec.traffic) {
+                (Some(scene), _) => {
+                    let scene = scene.clone();
+                    Some(Arc::new(move || scene.source(w, h, fps)))
+                }
+                (None, Some(t)) => {
+                    let spec = crate::sim::plates::TrafficSpec {
+                        width: w,
+                        height: h,
+                        fps,
+                        vehicles: t.vehicles.clone(),
+                        seconds_per_vehicle: t.seconds_per_vehicle,
+                        gap_s: t.gap_s,
+                        seed: t.seed,
+                    };
+                    Some(Arc::new(move || {
+                        crate::sim::plates::TrafficScene::new(spec.clone())
+                            .map(|s| Box::new(s) as Box<dyn crate::sim::scene::FrameSource>)
+                    }))
+                }
+                (None, None) => None,
+            };
+            (spec.launch(m.garbage), spec.path.clone(), source.map(|s| (s, fps)))
         };
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_launch(&launch);
@@ -261,8 +279,11 @@ impl SimServer {
         factory.connect_media_configure(move |_, media| {
             let Some(shared) = shared.upgrade() else { return };
             let Some(bin) = media.element().downcast::<gst::Bin>().ok() else { return };
-            if let (Some(spec), Some(src)) = (traffic.clone(), bin.by_name("traffic")) {
-                feed_traffic(src, spec);
+            if let (Some((make, fps)), Some(src)) = (source.clone(), bin.by_name("traffic")) {
+                match make() {
+                    Ok(scene) => feed_scene(src, scene, fps),
+                    Err(e) => tracing::error!(error = %e, "simulated camera: cannot build its scene"),
+                }
             }
             let Some(valve) = bin.by_name("hang") else { return };
             let mut mounts = shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
@@ -400,18 +421,14 @@ impl Drop for SimServer {
     }
 }
 
-/// Feeds a traffic scene into an appsrc in real time: frame `i` is pushed when it is due.
-fn feed_traffic(src: gst::Element, spec: crate::sim::plates::TrafficSpec) {
+/// Builds a scene's frame source for each new media (a reconnecting client gets a fresh one).
+type SourceMaker = Arc<dyn Fn() -> Result<Box<dyn crate::sim::scene::FrameSource>, String> + Send + Sync>;
+
+/// Feeds a scene into an appsrc in real time: frame `i` is pushed when it is due.
+fn feed_scene(src: gst::Element, scene: Box<dyn crate::sim::scene::FrameSource>, fps: f32) {
     let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
-    let scene = match crate::sim::plates::TrafficScene::new(spec.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "simulated checkpoint camera: cannot build its scene");
-            return;
-        }
-    };
     let state = Mutex::new((scene, 0u64, None::<std::time::Instant>));
-    let period = std::time::Duration::from_secs_f64(1.0 / f64::from(spec.fps.max(1.0)));
+    let period = std::time::Duration::from_secs_f64(1.0 / f64::from(fps.max(1.0)));
     src.set_callbacks(
         gstreamer_app::AppSrcCallbacks::builder()
             .need_data(move |src, _| {

@@ -134,7 +134,7 @@ export class CityMap {
       const p = c?.roads?.covered_pct;
       const fill = p === null || p === undefined ? '#56606c' : `hsl(${(p * 1.2).toFixed(0)},70%,45%)`;
       g.cells.appendChild(
-        el('path', { class: 'cell', d: this.polyPath(f.geometry), fill, 'fill-opacity': 0.12 + 0.04 * (4 - f.properties.level), 'data-id': f.properties.cell_id },
+        el('path', { class: 'cell', d: this.polyPath(f.geometry), fill, 'fill-opacity': [0.2, 0.06, 0.1, 0.16][f.properties.level] ?? 0.1, 'data-id': f.properties.cell_id },
           `${f.properties.name} (level ${f.properties.level})${p !== undefined && p !== null ? `: ${p.toFixed(1)} % of road covered at ${this.level}` : ''}`),
       );
     }
