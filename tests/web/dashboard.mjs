@@ -91,6 +91,7 @@ try {
   await page.waitForSelector('#ad-ack:not([disabled])', { timeout: 5_000 });
   await page.keyboard.press('a');
   await page.waitForSelector(`#al-rows tr[data-id="${hitId}"][data-status=acknowledged]`, { timeout: 10_000 });
+  await page.waitForFunction(() => document.getElementById('ad-status')?.textContent === 'acknowledged', null, { timeout: 5_000 });
   const acked = (await api(`/api/v1/alerts/${hitId}`)).alert;
   if (acked.status !== 'acknowledged' || acked.ack_by !== 'demo-admin') throw new Error(`after a: ${JSON.stringify(acked)}`);
   step('acknowledged with the a key');
@@ -111,8 +112,15 @@ try {
     null,
     { timeout: 30_000 },
   );
+  // Then every streaming camera's picture (they load four at a time).
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('.tile[data-state=streaming] .shot img')].every((i) => !i.hidden && i.naturalWidth > 0),
+    null,
+    { timeout: 60_000 },
+  );
   const tiles = await page.locator('.tile').count();
-  step(`camera wall: ${tiles} tiles, snapshots decoded`);
+  const streaming = await page.locator('.tile[data-state=streaming]').count();
+  step(`camera wall: ${tiles} tiles, the snapshots of all ${streaming} streaming cameras decoded`);
   await shot('cameras');
 
   // --- Map: every camera and ring --------------------------------------------------------------

@@ -83,8 +83,11 @@ export class AlertsView {
   }
 
   scheduleDetail() {
-    clearTimeout(this.detailTimer);
-    this.detailTimer = setTimeout(() => this.renderDetail(false), 150);
+    if (this.pendingDetail) return;
+    this.pendingDetail = requestAnimationFrame(() => {
+      this.pendingDetail = null;
+      this.renderDetail(false);
+    });
   }
 
   list() {

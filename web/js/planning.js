@@ -18,7 +18,7 @@ export class PlanningView {
       </div>
       <div class="kpis" id="pl-kpis"></div>
       <div class="grid2">
-        <div class="panel"><h3>Coverage per grid cell</h3><div id="pl-cells"></div></div>
+        <div class="panel wide"><h3>Coverage per grid cell</h3><div id="pl-cells"></div></div>
         <div class="panel"><h3>Entrance violations</h3><div id="pl-entrances"></div></div>
         <div class="panel"><h3>Ring leaks</h3><div id="pl-rings"></div></div>
         <div class="panel"><h3>Replacement candidates</h3><div id="pl-repl"></div></div>
