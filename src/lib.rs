@@ -12,3 +12,4 @@ pub mod logging;
 pub mod maintenance;
 pub mod registry;
 pub mod sim;
+pub mod web;

@@ -354,33 +354,76 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Serve { config, db, listen, no_ingest } => {
             serve(&config, &db.url, listen, AppOptions { ingest: !no_ingest }).await
         }
-        Cmd::Demo { listen, db, config, sim_port } => {
-            let city = match config::load_dir(&config) {
-                Ok(c) => c,
-                Err(errs) => {
-                    eprintln!("{errs}");
-                    return Ok(ExitCode::FAILURE);
-                }
-            };
-            let (sim, n) = tianwang::sim::demo::serve_city(&city, sim_port)
-                .with_context(|| format!("starting the simulated cameras on 127.0.0.1:{sim_port}"))?;
-            tracing::info!(
-                "demo city: {} simulated cameras on rtsp://127.0.0.1:{}/, database {}",
-                n,
-                sim.port(),
-                mask_credentials(&db)
-            );
-            // A fresh admin token for the demo's user, printed with the address.
-            let reg = Registry::open(&db).await?;
-            let token = reg.create_token("demo-admin", "admin", true, now_ms()).await?;
-            reg.close().await;
-            println!("demo: open http://{listen}/ — API token (admin): {token}");
-            println!("demo: curl -H 'Authorization: Bearer {token}' http://{listen}/api/v1/alerts");
-            let code = serve(&config, &db, listen, AppOptions::default()).await;
-            drop(sim);
-            code
-        }
+        Cmd::Demo { listen, db, config, sim_port } => demo(listen, &db, &config, sim_port).await,
     }
+}
+
+/// The demo city: simulated cameras, the app on them, and the scenario that keeps the monitoring
+/// room busy (`tianwang::sim::demo`).
+async fn demo(listen: SocketAddr, db: &str, config: &std::path::Path, sim_port: u16) -> anyhow::Result<ExitCode> {
+    use tianwang::sim::demo::{DemoCity, config_for_port};
+    let city =
+        DemoCity::start(sim_port).with_context(|| format!("starting the simulated cameras on 127.0.0.1:{sim_port}"))?;
+    // The demo configuration points at 8554: on another port, serve a copy that points there.
+    let copy = (city.port() != 8554)
+        .then(|| std::env::temp_dir().join(format!("tianwang-demo-config-{}", std::process::id())));
+    let config = match &copy {
+        Some(dir) => config_for_port(config, dir, city.port())
+            .with_context(|| format!("copying {} to {}", config.display(), dir.display()))?,
+        None => config.to_path_buf(),
+    };
+    let code = demo_on(city, listen, db, &config).await;
+    if let Some(dir) = copy {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    code
+}
+
+async fn demo_on(
+    mut city: tianwang::sim::demo::DemoCity,
+    listen: SocketAddr,
+    db: &str,
+    config: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let cfg = match config::load_dir(config) {
+        Ok(c) => c,
+        Err(errs) => {
+            eprintln!("{errs}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    city.mount(&cfg);
+    tracing::info!(
+        "demo city: {} simulated cameras on rtsp://127.0.0.1:{}/, database {}",
+        city.cameras(),
+        city.port(),
+        mask_credentials(db)
+    );
+    let app = match App::build(config, db, Arc::new(SystemClock), AppOptions::default()).await {
+        Ok(app) => app,
+        Err(AppError::Config(errs)) => {
+            eprintln!("{errs}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    // A fresh admin token for the demo's user, printed with the address (and nowhere else).
+    let token = app.state.registry.create_token("demo-admin", "admin", true, now_ms()).await?;
+    println!("demo: open http://{addr}/ — API token (admin): {token}");
+    println!("demo: curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/alerts");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let city = Arc::new(city);
+    let scenario = tokio::spawn(tianwang::sim::demo::run_scenario(city.clone(), app.state.clone(), stop_rx));
+    let served = app.serve(listener, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    let _ = scenario.await;
+    // The simulated cameras go last, after every pipeline reading them has stopped.
+    drop(city);
+    served?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `PATH:WIDTHxHEIGHT@FPS[:h265][:kf=N][:pattern=P]`

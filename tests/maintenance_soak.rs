@@ -50,7 +50,7 @@ async fn healthy_cameras_and_a_real_recording_raise_no_fault_in_ten_minutes() {
     for i in 0..10u64 {
         let id = format!("scene-{i}");
         let mut c = SimCamera::new(&id, 320, 180, 5);
-        c.scene = Some(100 + i);
+        c.scene = Some(tianwang::sim::scene::SimScene::quality(100 + i));
         c.bitrate_kbps = 400;
         let url = sim.add(c);
         cams += &cam(&id, &url, "320x180");

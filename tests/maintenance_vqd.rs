@@ -57,7 +57,7 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
     let sim = SimServer::start().unwrap();
     let mk = |p: &str, seed: u64| {
         let mut c = SimCamera::new(p, 320, 180, 8);
-        c.scene = Some(seed);
+        c.scene = Some(tianwang::sim::scene::SimScene::quality(seed));
         c.bitrate_kbps = 600;
         sim.add(c)
     };

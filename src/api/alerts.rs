@@ -254,6 +254,12 @@ pub async fn alarm(
     State(st): State<AppState>,
     ApiJson(a): ApiJson<AlarmInput>,
 ) -> Result<(axum::http::StatusCode, Json<AlertRow>), ApiError> {
+    Ok((axum::http::StatusCode::CREATED, Json(raise_alarm(&st, a).await?)))
+}
+
+/// What `POST /api/v1/alarms` does, for other alarm sources in the process (the demo city's
+/// alarm buttons): checks the input, links the cameras that see the place, raises the alert.
+pub async fn raise_alarm(st: &AppState, a: AlarmInput) -> Result<AlertRow, ApiError> {
     let at = match (a.lon, a.lat) {
         (Some(lon), Some(lat)) if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) => Some((lon, lat)),
         (Some(lon), Some(lat)) => {
@@ -288,7 +294,7 @@ pub async fn alarm(
     };
     let rows = st.alerts.signal_and_wait(Signal::Event(occ)).await;
     match rows.into_iter().next() {
-        Some(r) => Ok((axum::http::StatusCode::CREATED, Json(r))),
+        Some(r) => Ok(r),
         None => Err(ApiError::Conflict(format!("alarm {id} was not raised (its cameras are all in maintenance)"))),
     }
 }

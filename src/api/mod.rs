@@ -9,6 +9,7 @@ mod extract;
 pub mod geo;
 pub mod health;
 pub mod maintenance;
+pub mod media;
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ pub struct AppState {
         detect::revoke_watchlist,
         detect::list_passages,
         detect::trajectory,
+        media::picture,
         alerts::list,
         alerts::one,
         alerts::acknowledge,
@@ -182,6 +184,8 @@ pub fn router(state: AppState) -> Router {
         .merge(detect::router())
         .merge(alerts::router())
         .merge(maintenance::router())
+        .merge(media::router())
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())

@@ -207,6 +207,11 @@ impl DetectService {
         *self.inner.plate_cams.lock().unwrap_or_else(|e| e.into_inner()) = plates;
     }
 
+    /// Where plate crops and context pictures are written.
+    pub fn media_dir(&self) -> &std::path::Path {
+        &self.inner.cfg.media_dir
+    }
+
     pub fn stats(&self) -> DetectStats {
         let i = &self.inner;
         let depth = |v: &Mutex<Vec<CamSlot>>| {

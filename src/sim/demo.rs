@@ -1,26 +1,351 @@
-//! The demo city's cameras, served by the in-process RTSP server.
+//! The demo city: its cameras served by the in-process RTSP server, and a scenario that makes the
+//! monitoring room busy within two minutes of the start:
+//!
+//! | what | where | when |
+//! |---|---|---|
+//! | vehicles with plates drive inbound from a middle-ring checkpoint to the inner-ring one on the same radial road | 外放射路1 → 放射路1 (15°) and 外放射路5 → 放射路4 (195°) | a vehicle every 6–10 s per road, 45–65 s between the two checkpoints |
+//! | every 4th vehicle carries a watchlisted plate (12 seeded entries, `demo-watchlist`) | | from ~10 s |
+//! | an anti-robbery alarm, through the same path as `POST /api/v1/alarms` | 工商银行二七支行 | 35 s, then every 4 min |
+//! | a camera fails (its stream goes away) and comes back after 100 s: offline alert, middle ring open | 卡口 middle ring #3 | 20 s, then every 5 min |
+//! | a camera's picture goes black for 2 min: quality fault | 经八路7号院 stairwell | 25 s, then every 6 min |
+//! | people cross the squares (street and entrance cameras); street #1's zone is armed | street cameras | always |
+//!
+//! Frame sizes and rates are kept low (2 cores are enough): 960×540 at 5 fps on the four traffic
+//! checkpoints (plates are read at 3 fps), 320×180 at 5 fps everywhere else.
 
-use crate::config::{CityConfig, Profile};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+
+use super::plates::{PlateColor, random_plate};
+use super::scene::{SimScene, TrafficQueue};
 use super::{SimCamera, SimError, SimServer};
+use crate::api::AppState;
+use crate::config::{CameraKind, CityConfig, Profile};
 
-/// Starts the simulator on `port` and mounts every camera of `cfg` whose URL points at it.
-/// Streams are sized for what each profile ingests, so that the demo runs on a laptop.
-pub fn serve_city(cfg: &CityConfig, port: u16) -> Result<(SimServer, usize), SimError> {
-    let server = SimServer::start_on(port)?;
-    let prefix = format!("rtsp://127.0.0.1:{port}/");
-    let mut n = 0;
-    for c in &cfg.cameras {
-        let Some(path) = c.url.as_str().strip_prefix(&prefix) else { continue };
-        let (w, h, fps) = match c.profile {
-            Profile::Checkpoint => (1280, 720, 8),
-            Profile::Street => (640, 360, 10),
-            Profile::Health => (640, 360, 5),
-        };
-        let mut cam = SimCamera::new(path, w, h, fps);
-        cam.bitrate_kbps = if w > 640 { 1500 } else { 400 };
-        server.add(cam);
-        n += 1;
+/// Inbound roads with a traffic checkpoint on each ring: (middle-ring checkpoint, inner-ring
+/// checkpoint, metres between them along the road).
+pub const TRAFFIC_ROADS: [(&str, &str, f64); 2] =
+    [("41010000001210000007", "41010000001210000001", 900.0), ("41010000001210000011", "41010000001210000004", 900.0)];
+/// The camera that fails and recovers.
+pub const FAILING_CAMERA: &str = "41010000001210000009";
+/// The camera whose picture goes black.
+pub const QUALITY_CAMERA: &str = "rent-jingba-7";
+/// The alarm button: id, name, position.
+pub const ALARM: (&str, &str, f64, f64) = ("icbc-erqi-counter-3", "工商银行二七支行 counter 3", 113.663878, 34.754468);
+/// Owner of the watchlist entries the demo seeds.
+pub const WATCHLIST_OWNER: &str = "demo-watchlist";
+const WATCHLIST_SIZE: usize = 12;
+
+/// The simulated cameras of a demo city.
+pub struct DemoCity {
+    server: SimServer,
+    /// Live traffic queue of each traffic checkpoint.
+    queues: HashMap<String, TrafficQueue>,
+    cameras: usize,
+}
+
+impl DemoCity {
+    pub fn port(&self) -> u16 {
+        self.server.port()
     }
-    Ok((server, n))
+    pub fn cameras(&self) -> usize {
+        self.cameras
+    }
+}
+
+fn is_traffic(id: &str) -> bool {
+    TRAFFIC_ROADS.iter().any(|(a, b, _)| *a == id || *b == id)
+}
+
+impl DemoCity {
+    /// Starts the simulator on `port` of 127.0.0.1 (0: a free one) with no camera yet.
+    pub fn start(port: u16) -> Result<DemoCity, SimError> {
+        Ok(DemoCity { server: SimServer::start_on(port)?, queues: HashMap::new(), cameras: 0 })
+    }
+
+    /// Mounts every camera of `cfg` whose URL points at the simulator. Streams are sized for what
+    /// each camera's profile ingests, so that the demo runs on two cores.
+    pub fn mount(&mut self, cfg: &CityConfig) {
+        let prefix = format!("rtsp://127.0.0.1:{}/", self.server.port());
+        for (i, c) in cfg.cameras.iter().enumerate() {
+            let Some(path) = c.url.as_str().strip_prefix(&prefix) else { continue };
+            let id = c.id.as_str();
+            let mut cam = if is_traffic(id) {
+                let mut cam = SimCamera::new(path, 960, 540, 5);
+                let queue = TrafficQueue::default();
+                self.queues.insert(id.to_string(), queue.clone());
+                cam.scene =
+                    Some(SimScene::LiveTraffic { queue, seconds_per_vehicle: 3.0, gap_s: 1.0, seed: i as u64 + 1 });
+                cam.bitrate_kbps = 1500;
+                cam
+            } else {
+                let mut cam = SimCamera::new(path, 320, 180, 5);
+                if c.profile == Profile::Street || c.kind == CameraKind::Entrance {
+                    cam.scene = Some(SimScene::Pedestrians { seed: i as u64 + 1 });
+                } else {
+                    // A still scene with a live corner: healthy for quality diagnosis.
+                    cam.pattern = "smpte".into();
+                }
+                cam.bitrate_kbps = 300;
+                cam
+            };
+            cam.keyframe_interval = 10;
+            self.server.add(cam);
+            self.cameras += 1;
+        }
+    }
+}
+
+/// A copy of the configuration folder in `into` with the simulator's port in every camera URL
+/// (the demo configuration points at 8554; tests run the demo on a free port).
+pub fn config_for_port(dir: &Path, into: &Path, port: u16) -> std::io::Result<PathBuf> {
+    copy_rewriting(dir, into, &|text| text.replace("rtsp://127.0.0.1:8554/", &format!("rtsp://127.0.0.1:{port}/")))?;
+    Ok(into.to_path_buf())
+}
+
+fn copy_rewriting(from: &Path, to: &Path, rewrite: &dyn Fn(&str) -> String) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type()?.is_dir() {
+            copy_rewriting(&src, &dst, rewrite)?;
+        } else if src.extension().is_some_and(|x| x == "toml") {
+            std::fs::write(&dst, rewrite(&std::fs::read_to_string(&src)?))?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// The watchlist's plates: fixed, so a demo database that already holds them is not given more.
+pub fn watchlist_plates() -> Vec<(String, PlateColor)> {
+    let mut rng = StdRng::seed_from_u64(8);
+    let colors = [PlateColor::Blue, PlateColor::Blue, PlateColor::Green, PlateColor::Yellow];
+    (0..WATCHLIST_SIZE)
+        .map(|i| {
+            let c = colors[i % colors.len()];
+            (random_plate(&mut rng, c), c)
+        })
+        .collect()
+}
+
+const REASONS: [&str; 4] = [
+    "stolen vehicle (盗抢车辆)",
+    "suspect in a robbery case",
+    "fake plate reported",
+    "unpaid fines, wanted for questioning",
+];
+
+/// Adds the demo's watchlist entries that are not there yet.
+pub async fn seed_watchlist(state: &AppState) -> Result<usize, String> {
+    let now = state.clock.now_ms();
+    let have = state.registry.active_watchlists(now).await.map_err(|e| e.to_string())?;
+    let mut added = 0;
+    for (i, (plate, _)) in watchlist_plates().iter().enumerate() {
+        if have.iter().any(|w| &w.pattern == plate) {
+            continue;
+        }
+        let input = crate::detect::watchlist::WatchlistInput {
+            pattern: plate.clone(),
+            match_kind: None,
+            max_distance: None,
+            reason: REASONS[i % REASONS.len()].into(),
+            priority: Some(if i % 3 == 0 {
+                crate::detect::watchlist::Priority::High
+            } else {
+                crate::detect::watchlist::Priority::Medium
+            }),
+            valid_from_ms: None,
+            valid_until_ms: None,
+            owner: Some(WATCHLIST_OWNER.into()),
+        };
+        let new = input.parse(now).map_err(|e| e.to_string())?;
+        state.registry.create_watchlist(&new, Some(WATCHLIST_OWNER), now).await.map_err(|e| e.to_string())?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// A scheduled change to the city.
+enum Step {
+    /// A vehicle reaches a traffic checkpoint.
+    Vehicle {
+        camera: &'static str,
+        plate: String,
+        color: PlateColor,
+    },
+    CameraDown,
+    CameraUp,
+    PictureBlack,
+    PictureBack,
+    Alarm,
+}
+
+/// Runs the scenario until `stop` turns true. Failures are logged; the scenario goes on.
+pub async fn run_scenario(city: Arc<DemoCity>, state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    match seed_watchlist(&state).await {
+        Ok(n) => tracing::info!(added = n, "demo: watchlist seeded"),
+        Err(e) => tracing::error!(error = %e, "demo: cannot seed the watchlist"),
+    }
+    let start = Instant::now();
+    let at = |s: f64| start + Duration::from_secs_f64(s);
+    let mut steps: Vec<(Instant, Step)> =
+        vec![(at(20.0), Step::CameraDown), (at(25.0), Step::PictureBlack), (at(35.0), Step::Alarm)];
+    let mut rng = StdRng::seed_from_u64(2026);
+    let watched = watchlist_plates();
+    let mut vehicles = 0usize;
+    let mut next_vehicle = [at(6.0), at(10.0)];
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = Instant::now();
+        for (road, due) in next_vehicle.iter_mut().enumerate() {
+            if *due > now {
+                continue;
+            }
+            let (first, second, metres) = TRAFFIC_ROADS[road];
+            let (plate, color) = if vehicles.is_multiple_of(4) {
+                next_watched(&state, &watched, vehicles / 4).await
+            } else {
+                let color = match rng.gen_range(0..10) {
+                    0..=5 => PlateColor::Blue,
+                    6 | 7 => PlateColor::Green,
+                    _ => PlateColor::Yellow,
+                };
+                (random_plate(&mut rng, color), color)
+            };
+            vehicles += 1;
+            let speed = rng.gen_range(14.0..20.0);
+            steps.push((now, Step::Vehicle { camera: first, plate: plate.clone(), color }));
+            steps.push((now + Duration::from_secs_f64(metres / speed), Step::Vehicle { camera: second, plate, color }));
+            *due = now + Duration::from_secs_f64(rng.gen_range(6.0..10.0));
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut steps).into_iter().partition(|(t, _)| *t <= now);
+        steps = later;
+        for (_, step) in due {
+            let next = apply(&city, &state, step).await;
+            steps.extend(next.map(|(after, s)| (now + after, s)));
+        }
+    }
+}
+
+/// The next watchlisted vehicle: the first plate from the rotation's place on that has no open
+/// alert (so hits keep raising new alerts while the operators resolve them), else the rotation's.
+async fn next_watched(state: &AppState, watched: &[(String, PlateColor)], turn: usize) -> (String, PlateColor) {
+    for k in 0..watched.len() {
+        let w = &watched[(turn + k) % watched.len()];
+        if let Ok(None) = state.registry.open_alert_by_key(&format!("watchlist_hit:{}", w.0)).await {
+            return w.clone();
+        }
+    }
+    watched[turn % watched.len()].clone()
+}
+
+/// Applies a step; returns the follow-up step, if any, and how long after.
+async fn apply(city: &DemoCity, state: &AppState, step: Step) -> Option<(Duration, Step)> {
+    let sim = &city.server;
+    let log = |what: &str, r: Result<(), SimError>| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "demo: cannot {what}");
+        }
+    };
+    let path = |id: &str| id.to_string();
+    match step {
+        Step::Vehicle { camera, plate, color } => {
+            if let Some(q) = city.queues.get(camera) {
+                q.push(&plate, color);
+            }
+            None
+        }
+        Step::CameraDown => {
+            tracing::info!(camera = FAILING_CAMERA, "demo: a camera fails");
+            log("stop a camera", sim.stop(&path(FAILING_CAMERA)));
+            Some((Duration::from_secs(100), Step::CameraUp))
+        }
+        Step::CameraUp => {
+            tracing::info!(camera = FAILING_CAMERA, "demo: the camera is back");
+            log("restart a camera", sim.start_camera(&path(FAILING_CAMERA)));
+            Some((Duration::from_secs(200), Step::CameraDown))
+        }
+        Step::PictureBlack => {
+            tracing::info!(camera = QUALITY_CAMERA, "demo: a camera's picture goes black");
+            log("change a picture", sim.set_pattern(&path(QUALITY_CAMERA), "black"));
+            Some((Duration::from_secs(120), Step::PictureBack))
+        }
+        Step::PictureBack => {
+            log("change a picture", sim.set_pattern(&path(QUALITY_CAMERA), "smpte"));
+            Some((Duration::from_secs(240), Step::PictureBlack))
+        }
+        Step::Alarm => {
+            let (id, name, lon, lat) = ALARM;
+            let input = crate::api::alerts::AlarmInput {
+                alarm_id: Some(id.into()),
+                name: Some(name.into()),
+                lon: Some(lon),
+                lat: Some(lat),
+                at_ms: None,
+            };
+            match crate::api::alerts::raise_alarm(state, input).await {
+                Ok(a) => tracing::info!(alert = a.id, "demo: anti-robbery alarm pressed"),
+                Err(e) => tracing::warn!(error = %e, "demo: the alarm was not raised"),
+            }
+            Some((Duration::from_secs(240), Step::Alarm))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchlist_plates_are_fixed_and_grammatical() {
+        let a = watchlist_plates();
+        assert_eq!(a, watchlist_plates());
+        assert_eq!(a.len(), WATCHLIST_SIZE);
+        for (p, _) in &a {
+            crate::detect::grammar::check(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_demo_configuration_has_every_camera_the_scenario_uses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo");
+        let cfg = crate::config::load_dir(&dir).unwrap();
+        let has = |id: &str| cfg.cameras.iter().find(|c| c.id.as_str() == id);
+        for (a, b, _) in TRAFFIC_ROADS {
+            for id in [a, b] {
+                let c = has(id).unwrap_or_else(|| panic!("{id} missing"));
+                assert_eq!(c.profile, Profile::Checkpoint, "{id} reads plates");
+            }
+        }
+        assert!(has(FAILING_CAMERA).is_some() && has(QUALITY_CAMERA).is_some());
+        assert!(cfg.detect.is_some() && cfg.maintenance.is_some());
+        assert!(cfg.armed_zones.iter().any(|z| has(&z.camera).is_some_and(|c| c.profile == Profile::Street)));
+        // Only the traffic checkpoints read plates (2 cores).
+        let reading: Vec<&str> =
+            cfg.cameras.iter().filter(|c| c.profile == Profile::Checkpoint).map(|c| c.id.as_str()).collect();
+        assert_eq!(reading.len(), 4, "{reading:?}");
+    }
+
+    #[test]
+    fn a_copy_for_another_port() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo");
+        let out = tempfile::tempdir().unwrap();
+        let copy = config_for_port(&dir, &out.path().join("cfg"), 18554).unwrap();
+        let cfg = crate::config::load_dir(&copy).unwrap();
+        assert!(cfg.cameras.iter().all(|c| c.url.as_str().starts_with("rtsp://127.0.0.1:18554/")));
+        assert!(copy.join("map/roads.geojson").exists());
+    }
 }

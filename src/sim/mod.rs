@@ -4,6 +4,7 @@
 pub mod city;
 pub mod demo;
 pub mod plates;
+pub mod quality;
 mod rtsp;
 pub mod scene;
 

@@ -1396,6 +1396,10 @@ pub struct TrafficScene {
     horizon: f32,
     p_start: f32,
     p_end: f32,
+    /// Frame index the vehicle list starts at (moved on by [`TrafficScene::restart`]).
+    offset: u64,
+    /// Draws the looks of vehicles added later.
+    rng: StdRng,
 }
 
 impl TrafficScene {
@@ -1441,6 +1445,8 @@ impl TrafficScene {
             horizon,
             p_start,
             p_end,
+            offset: 0,
+            rng,
         };
         if !scene.vehicles.is_empty() {
             scene.ensure_sprite(0);
@@ -1452,6 +1458,36 @@ impl TrafficScene {
         &self.spec
     }
 
+    /// Paints over the empty road (scenery: a gantry, signs); vehicles still pass in front of it.
+    pub fn paint_background(&mut self, paint: impl FnOnce(&mut Rgb)) {
+        paint(&mut self.background);
+        self.frame = self.background.clone();
+        self.dirty = None;
+    }
+
+    /// Replaces the vehicles still to come with `vehicles`, the first entering at frame
+    /// `from_index` (a live scene keeps its road and gets new traffic as it is told of it).
+    pub fn restart(&mut self, vehicles: &[(String, PlateColor)], from_index: u64) -> Result<(), String> {
+        let font = PlateFont::system()?;
+        let mut list = Vec::with_capacity(vehicles.len());
+        for (text, color) in vehicles {
+            let plate = render_plate_with(font, text, *color, self.p_end / 440.0)?;
+            list.push(SceneVehicle {
+                look: random_look(&mut self.rng),
+                plate,
+                lane_offset_mm: self.rng.gen_range(-300.0..300.0),
+            });
+        }
+        self.spec.vehicles = vehicles.to_vec();
+        self.vehicles = list;
+        self.current = None;
+        self.offset = from_index;
+        if !self.vehicles.is_empty() {
+            self.ensure_sprite(0);
+        }
+        Ok(())
+    }
+
     /// The empty road.
     pub fn background(&self) -> &Rgb {
         &self.background
@@ -1459,7 +1495,7 @@ impl TrafficScene {
 
     /// Frames `first..=last` in which vehicle `i` (list order) is in view.
     pub fn vehicle_window(&self, i: usize) -> (u64, u64) {
-        let first = i as u64 * self.period;
+        let first = self.offset + i as u64 * self.period;
         (first, first + self.visible - 1)
     }
 
@@ -1473,6 +1509,7 @@ impl TrafficScene {
 
     /// The vehicle in view at frame `index` and how far along its pass it is (0–1).
     fn at(&self, index: u64) -> Option<(usize, f32)> {
+        let index = index.checked_sub(self.offset)?;
         let i = (index / self.period) as usize;
         let k = index % self.period;
         if i >= self.vehicles.len() || k >= self.visible {
@@ -1523,7 +1560,7 @@ impl TrafficScene {
         let Some((i, t)) = self.at(index) else {
             // Empty road costs nothing: build the next vehicle's sprite now rather than in the
             // first frame it appears in.
-            let next = (index / self.period + 1) as usize;
+            let next = index.checked_sub(self.offset).map_or(0, |k| (k / self.period + 1) as usize);
             if next < self.vehicles.len() {
                 self.ensure_sprite(next);
             }

@@ -11,8 +11,6 @@ use gstreamer::prelude::*;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
-use super::scene::PictureFault;
-
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("GStreamer: {0}")]
@@ -46,10 +44,9 @@ pub struct SimCamera {
     /// A checkpoint scene instead of a test pattern: vehicles carrying these plates drive
     /// towards the camera one after another (`sim::plates::TrafficScene`), then the road stays empty.
     pub traffic: Option<Traffic>,
-    /// A quality-test scene (`sim::scene`, this seed) instead of a test pattern: a textured
-    /// street with sensor noise and a walking figure, whose picture faults switch while it
-    /// streams (`SimServer::set_fault`).
-    pub scene: Option<u64>,
+    /// A live scene instead of a test pattern (`sim::scene`): vehicles pushed onto a checkpoint's
+    /// queue, or people walking. Takes precedence over `traffic`.
+    pub scene: Option<crate::sim::scene::SimScene>,
 }
 
 /// What a simulated checkpoint camera shows.
@@ -99,9 +96,9 @@ impl SimCamera {
             ),
         };
         if self.traffic.is_some() || self.scene.is_some() {
-            // Frames come from the traffic or quality scene through appsrc (fed in media-configure).
+            // Frames come from the scene through appsrc (fed in media-configure).
             return format!(
-                "( appsrc name=frames is-live=true format=time do-timestamp=false \
+                "( appsrc name=traffic is-live=true format=time do-timestamp=false \
                  caps=video/x-raw,format=RGB,width={w},height={h},framerate={f}/1 ! videoconvert ! video/x-raw,format=I420 ! \
                  {enc} ! h264parse ! valve name=hang drop=false ! rtph264pay name=pay0 pt=96 config-interval=1 )",
                 w = self.width,
@@ -142,8 +139,6 @@ struct Mount {
     garbage: bool,
     /// Valves of the media currently built for this mount.
     valves: Vec<glib::WeakRef<gst::Element>>,
-    /// The picture fault a quality scene shows now (shared with its feeder).
-    fault: Arc<Mutex<Option<PictureFault>>>,
 }
 
 struct Shared {
@@ -225,21 +220,34 @@ impl SimServer {
     }
 
     fn mount(&self, path: &str) {
-        let (launch, spec_path, traffic, scene, fault) = {
+        let (launch, spec_path, source) = {
             let mounts = self.shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
             let Some(m) = mounts.get(path) else { return };
             let Some(spec) = &m.spec else { return };
-            let traffic = spec.traffic.clone().map(|t| crate::sim::plates::TrafficSpec {
-                width: spec.width,
-                height: spec.height,
-                fps: spec.fps as f32,
-                vehicles: t.vehicles,
-                seconds_per_vehicle: t.seconds_per_vehicle,
-                gap_s: t.gap_s,
-                seed: t.seed,
-            });
-            let scene = spec.scene.map(|seed| (spec.width, spec.height, spec.fps, seed));
-            (spec.launch(m.garbage), spec.path.clone(), traffic, scene, m.fault.clone())
+            let (w, h, fps) = (spec.width, spec.height, spec.fps as f32);
+            let source: Option<SourceMaker> = match (&spec.scene, &spec.traffic) {
+                (Some(scene), _) => {
+                    let scene = scene.clone();
+                    Some(Arc::new(move || scene.source(w, h, fps)))
+                }
+                (None, Some(t)) => {
+                    let spec = crate::sim::plates::TrafficSpec {
+                        width: w,
+                        height: h,
+                        fps,
+                        vehicles: t.vehicles.clone(),
+                        seconds_per_vehicle: t.seconds_per_vehicle,
+                        gap_s: t.gap_s,
+                        seed: t.seed,
+                    };
+                    Some(Arc::new(move || {
+                        crate::sim::plates::TrafficScene::new(spec.clone())
+                            .map(|s| Box::new(s) as Box<dyn crate::sim::scene::FrameSource>)
+                    }))
+                }
+                (None, None) => None,
+            };
+            (spec.launch(m.garbage), spec.path.clone(), source.map(|s| (s, fps)))
         };
         let factory = rtsp::RTSPMediaFactory::new();
         factory.set_launch(&launch);
@@ -249,17 +257,9 @@ impl SimServer {
         factory.connect_media_configure(move |_, media| {
             let Some(shared) = shared.upgrade() else { return };
             let Some(bin) = media.element().downcast::<gst::Bin>().ok() else { return };
-            if let (Some(spec), Some(src)) = (traffic.clone(), bin.by_name("frames")) {
-                feed_traffic(src, spec);
-            } else if let (Some((w, h, fps, seed)), Some(src)) = (scene, bin.by_name("frames")) {
-                match crate::sim::scene::QualityScene::new(w, h, seed) {
-                    Ok(mut sc) => {
-                        let fault = fault.clone();
-                        feed_frames(src, fps as f32, move |_| {
-                            let f = *fault.lock().unwrap_or_else(|e| e.into_inner());
-                            sc.frame(f)
-                        });
-                    }
+            if let (Some((make, fps)), Some(src)) = (source.clone(), bin.by_name("traffic")) {
+                match make() {
+                    Ok(scene) => feed_scene(src, scene, fps),
                     Err(e) => tracing::error!(error = %e, "simulated camera: cannot build its scene"),
                 }
             }
@@ -361,17 +361,17 @@ impl SimServer {
         Ok(())
     }
 
-    /// The picture fault a quality-scene camera ([`SimCamera::scene`]) shows from its next frame
-    /// on (`None` heals it); the stream goes on, clients stay connected.
+    /// The picture fault a quality-scene camera (`SimScene::Quality`) shows from its next
+    /// frame on (`None` heals it): black, white, frozen, blur, cover, moved, cast, noise. The
+    /// stream goes on; clients stay connected.
     pub fn set_fault(&self, path: &str, fault: Option<&str>) -> Result<(), SimError> {
-        let f = fault.map(|f| f.parse::<PictureFault>()).transpose().map_err(SimError::Gst)?;
-        self.with_mount(path, |m| {
-            if m.spec.as_ref().is_some_and(|s| s.scene.is_some()) {
-                *m.fault.lock().unwrap_or_else(|e| e.into_inner()) = f;
+        let f = fault.map(|f| f.parse::<crate::sim::quality::PictureFault>()).transpose().map_err(SimError::Gst)?;
+        self.with_mount(path, |m| match m.spec.as_ref().and_then(|s| s.scene.as_ref()) {
+            Some(crate::sim::scene::SimScene::Quality { fault, .. }) => {
+                fault.set(f);
                 Ok(())
-            } else {
-                Err(SimError::Gst(format!("{path} shows a test pattern, not a quality scene: no picture faults")))
             }
+            _ => Err(SimError::Gst(format!("{path} does not show a quality scene: no picture faults"))),
         })?
     }
 
@@ -399,28 +399,19 @@ impl Drop for SimServer {
     }
 }
 
-/// Feeds a traffic scene into an appsrc in real time.
-fn feed_traffic(src: gst::Element, spec: crate::sim::plates::TrafficSpec) {
-    let mut scene = match crate::sim::plates::TrafficScene::new(spec.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "simulated checkpoint camera: cannot build its scene");
-            return;
-        }
-    };
-    feed_frames(src, spec.fps, move |i| scene.frame(i).data.clone());
-}
+/// Builds a scene's frame source for each new media (a reconnecting client gets a fresh one).
+type SourceMaker = Arc<dyn Fn() -> Result<Box<dyn crate::sim::scene::FrameSource>, String> + Send + Sync>;
 
-/// Feeds raw frames from `make(i)` into an appsrc in real time: frame `i` is pushed when it is due.
-fn feed_frames(src: gst::Element, fps: f32, make: impl FnMut(u64) -> Vec<u8> + Send + 'static) {
+/// Feeds a scene into an appsrc in real time: frame `i` is pushed when it is due.
+fn feed_scene(src: gst::Element, scene: Box<dyn crate::sim::scene::FrameSource>, fps: f32) {
     let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
-    let state = Mutex::new((make, 0u64, None::<std::time::Instant>));
+    let state = Mutex::new((scene, 0u64, None::<std::time::Instant>));
     let period = std::time::Duration::from_secs_f64(1.0 / f64::from(fps.max(1.0)));
     src.set_callbacks(
         gstreamer_app::AppSrcCallbacks::builder()
             .need_data(move |src, _| {
                 let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                let (make, i, start) = &mut *st;
+                let (scene, i, start) = &mut *st;
                 let t0 = *start.get_or_insert_with(std::time::Instant::now);
                 let due = t0 + period * (*i as u32);
                 let now = std::time::Instant::now();
@@ -428,8 +419,8 @@ fn feed_frames(src: gst::Element, fps: f32, make: impl FnMut(u64) -> Vec<u8> + S
                     // Pacing a live source on its own streaming thread.
                     std::thread::sleep(due - now);
                 }
-                let frame = make(*i);
-                let mut buf = gst::Buffer::from_mut_slice(frame);
+                let frame = scene.frame(*i);
+                let mut buf = gst::Buffer::from_mut_slice(frame.data.clone());
                 if let Some(b) = buf.get_mut() {
                     b.set_pts(gst::ClockTime::from_nseconds(period.as_nanos() as u64 * *i));
                     b.set_duration(gst::ClockTime::from_nseconds(period.as_nanos() as u64));
