@@ -3,7 +3,8 @@
 //! fault while it streams — black, white, frozen, blurred, covered, moved, colour cast, snow — and
 //! each must be raised within three samples and cleared within three samples of recovery, the
 //! camera shown `degraded` meanwhile; losing the stream takes it offline and back. A healthy camera
-//! beside it raises nothing. The alerts resolve themselves.
+//! beside it raises nothing; one sending a quarter of its expected frame rate is `degraded` for
+//! it. The alerts resolve themselves.
 
 mod common;
 
@@ -62,6 +63,10 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
         sim.add(c)
     };
     let (good, bad) = (mk("good", 1), mk("bad", 2));
+    // A camera sending 2 frames/s where 8 are expected: degraded for its frame rate.
+    let mut slow = SimCamera::new("slow", 320, 180, 2);
+    slow.scene = Some(tianwang::sim::scene::SimScene::quality(3));
+    let slow = sim.add(slow);
     // One sample every 3 s (the default is 10 s): after a picture freezes, the encoder keeps
     // refining the still picture for 2-3 s, so frozen shows from the first full interval after.
     let site = "[site]\nname = \"S\"\ntimezone = \"UTC\"\n[maintenance]\nvqd_interval_s = 3\nraise_after = 2\nclear_after = 2\n";
@@ -69,10 +74,13 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
         format!(
             "[[camera]]\nid = \"{id}\"\nname = \"{id}\"\nurl = \"{url}\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 0\n\
              hfov_deg = 90\nresolution = \"1920x1080\"\nowner = \"public\"\nmounting_height_m = 5\nkind = \"street\"\n\
-             ingest_size = \"320x180\"\nprofile = \"checkpoint\"\nwatchdog_s = 2\n"
+             ingest_size = \"320x180\"\nprofile = \"checkpoint\"\ningest_fps = 8\nwatchdog_s = 2\n"
         )
     };
-    let dir = config_dir(&[("site.toml", site), ("cams.toml", &(cam("good", &good) + &cam("bad", &bad)))]);
+    let dir = config_dir(&[
+        ("site.toml", site),
+        ("cams.toml", &(cam("good", &good) + &cam("bad", &bad) + &cam("slow", &slow))),
+    ]);
     let db = TestDb::new(Engine::Sqlite).await;
     let app = TestApp::spawn_live(dir.path(), &db).await;
     let base = format!("http://{}", app.addr);
@@ -81,6 +89,8 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
     // Learn the healthy picture first (2 skipped + 3 learnt samples).
     until(&client, &base, "bad", "6 samples", |q| q["samples"].as_u64().unwrap_or(0) >= 6).await;
     until_status(&app, "bad", "online").await;
+    let reason = until_status(&app, "slow", "degraded").await;
+    assert!(reason.contains("low_fps"), "{reason}");
     let faults = [
         ("black", "too_dark"),
         ("white", "too_bright"),
@@ -119,7 +129,7 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
     let ev: Value =
         client.get(format!("{base}/api/v1/events?kind=quality_fault")).send().await.unwrap().json().await.unwrap();
     let ev = ev.as_array().unwrap();
-    assert!(ev.iter().all(|e| e["camera_id"] == "bad"), "the healthy camera raised: {ev:?}");
+    assert!(ev.iter().all(|e| e["camera_id"] == "bad"), "the healthy (or merely slow) cameras raised: {ev:?}");
     let checks: Vec<&str> = ev.iter().filter_map(|e| e["payload"]["check"].as_str()).collect();
     for (_, check) in faults {
         assert!(checks.contains(&check), "{check} not among {checks:?}");

@@ -72,7 +72,9 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
     let mut caps =
         gst_video::VideoCapsBuilder::new().format(gst_format).width(spec.width as i32).height(spec.height as i32);
     if spec.profile != Profile::Health && fps > 0 {
-        caps = caps.framerate(gst::Fraction::new(fps as i32, 1));
+        // At most the profile's rate: a camera sending fewer frames is passed as it is (and its
+        // measured rate tells), never refused for it.
+        caps = caps.framerate_range(gst::Fraction::new(0, 1)..=gst::Fraction::new(fps as i32, 1));
     }
     let caps = caps.build();
     let mut tail: Vec<gst::Element> = Vec::new();
@@ -81,6 +83,7 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
             gst::ElementFactory::make("videorate")
                 .name("rate")
                 .property("drop-only", true)
+                .property("max-rate", fps as i32)
                 .build()
                 .map_err(|e| err(format!("videorate: {e}")))?,
         );
