@@ -424,7 +424,8 @@ impl CameraVqd {
         let flat = contrast < p.contrast_below;
         let occl = occluded.is_some_and(|o| o > p.occlusion_above);
         let verdicts = [
-            (Check::Frozen, change.is_some_and(|(mad, _)| mad < p.frozen_below)),
+            // A black, white or flat picture repeats too; it is reported as what it is.
+            (Check::Frozen, change.is_some_and(|(mad, _)| mad < p.frozen_below) && !dark && !bright && !flat),
             (Check::TooDark, dark),
             (Check::TooBright, bright),
             (Check::LowContrast, flat && !dark && !bright),

@@ -119,7 +119,7 @@ fn gantry(img: &mut Rgb) {
     }
 }
 
-/// Cheap per-frame sensor noise: ±2 grey levels on every 5th byte, from a xorshift generator.
+/// Cheap per-frame sensor noise from a xorshift generator.
 struct Noise(u32);
 
 impl Noise {
@@ -127,15 +127,18 @@ impl Noise {
         Noise((seed as u32) | 1)
     }
 
+    /// Uniform noise of ±3 grey levels (σ 2) on every byte, four bytes per random draw: a live
+    /// sensor's frames never repeat, even where nothing moves.
     fn apply(&mut self, data: &mut [u8]) {
         let mut s = self.0;
-        let mut i = (s % 5) as usize;
-        while i < data.len() {
+        for chunk in data.chunks_mut(4) {
             s ^= s << 13;
             s ^= s >> 17;
             s ^= s << 5;
-            data[i] = data[i].saturating_add_signed((s % 5) as i8 - 2);
-            i += 5;
+            for (k, v) in chunk.iter_mut().enumerate() {
+                let r = ((s >> (8 * k)) & 0xff) % 7;
+                *v = v.saturating_add_signed(r as i8 - 3);
+            }
         }
         self.0 = s;
     }
