@@ -4,7 +4,8 @@
 //!
 //! The streams come from `tianwang sim` in another process serving a pre-encoded clip (no encoding
 //! cost in the measured processes). CPU time is utime+stime from /proc, sampled after a warm-up.
-//! `TIANWANG_BENCH_SECONDS` (default 15) sets the measured window.
+//! `TIANWANG_BENCH_SECONDS` (default 15) sets the measured window; `TIANWANG_BENCH_PROFILES`
+//! (comma-separated) limits the profiles measured.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +29,20 @@ fn cpu_of(pid: &str) -> f64 {
     let ticks: f64 =
         f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / clk_tck()
+}
+
+/// CPU seconds of every thread of this process, by thread id: (name, seconds).
+fn threads() -> std::collections::HashMap<String, (String, f64)> {
+    let mut out = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let tid = e.file_name().to_string_lossy().to_string();
+        let name =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default().trim().to_string();
+        // Thread names end in a number per instance; group them.
+        let name = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == ':').to_string();
+        out.insert(tid.clone(), (name, cpu_of(&format!("self/task/{tid}"))));
+    }
+    out
 }
 
 struct Kill(Vec<Child>);
@@ -104,10 +119,30 @@ fn ours(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
+    let t0 = threads();
     let c0 = cpu_of("self");
     std::thread::sleep(Duration::from_secs(secs));
     let c1 = cpu_of("self");
+    if std::env::var_os("TIANWANG_BENCH_THREADS").is_some() {
+        // Where the time went, by thread name (GStreamer's streaming threads, decoder threads…).
+        let t1 = threads();
+        let mut by: std::collections::BTreeMap<String, f64> = Default::default();
+        for (tid, (name, c)) in &t1 {
+            *by.entry(name.clone()).or_default() += c - t0.get(tid).map_or(0.0, |x| x.1);
+        }
+        let mut v: Vec<_> = by.into_iter().filter(|x| x.1 > 0.0).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        eprintln!(
+            "  {} x{n}: {:?}",
+            profile.as_str(),
+            v.iter().map(|(k, c)| format!("{k} {:.3}", c / (n as f64 * secs as f64))).collect::<Vec<_>>()
+        );
+    }
     let frames: u64 = ing.all_health().iter().map(|h| h.frames_delivered).sum();
+    if std::env::var_os("TIANWANG_BENCH_THREADS").is_some() {
+        let h = &ing.all_health()[0];
+        eprintln!("  decoded {} skipped {} delivered {}", h.frames_decoded, h.frames_skipped, h.frames_delivered);
+    }
     ing.shutdown();
     assert!(frames > 0);
     (c1 - c0) / (n as f64 * secs as f64)
@@ -161,13 +196,17 @@ fn gst_launch(url: &str, profile: Profile, n: usize, secs: u64) -> f64 {
 
 fn ffmpeg(url: &str, n: usize, secs: u64) -> f64 {
     let children = (0..n)
-        .map(|_| {
+        .map(|i| {
+            // Staggered: the simulator's shared media is fragile when clients join at one instant.
+            std::thread::sleep(Duration::from_millis(if i == 0 { 0 } else { 200 }));
             Command::new("ffmpeg")
                 .args(["-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp", "-timeout", "10000000"])
                 .args(["-fflags", "+genpts+discardcorrupt", "-use_wallclock_as_timestamps", "1", "-i", url])
                 .args(["-r", "5", "-vf", "fps=5,scale=640:360", "-f", "rawvideo", "-pix_fmt", "yuv420p", "pipe:"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(
+                    std::fs::File::create(std::env::temp_dir().join(format!("tianwang-bench-ffmpeg-{i}.err"))).unwrap(),
+                )
                 .spawn()
                 .expect("ffmpeg")
         })
@@ -177,6 +216,9 @@ fn ffmpeg(url: &str, n: usize, secs: u64) -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; any other argument filters nothing here.
+    // `TIANWANG_BENCH_PROFILES=street,health` measures only those (the ratios still print).
+    let only_var = std::env::var("TIANWANG_BENCH_PROFILES").unwrap_or_default();
+    let only: Vec<&str> = only_var.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let secs: u64 = std::env::var("TIANWANG_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     tianwang::ingest::init_gstreamer().expect("gstreamer");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
@@ -198,6 +240,9 @@ fn main() {
             ffmpeg(&url, n, secs)
         };
         for profile in [Profile::Street, Profile::Checkpoint, Profile::Health] {
+            if !only.is_empty() && !only.contains(&profile.as_str()) {
+                continue;
+            }
             let o = {
                 let (_sim, url) = fresh();
                 ours(&url, profile, n, secs)

@@ -73,7 +73,8 @@ pub struct ReloadReport {
 }
 
 fn specs(cfg: &CityConfig) -> Vec<IngestSpec> {
-    cfg.cameras.iter().filter(|c| c.enabled).map(IngestSpec::from_config).collect()
+    let sample_s = cfg.maintenance.as_ref().map_or(10.0, |m| m.vqd_interval_s);
+    cfg.cameras.iter().filter(|c| c.enabled).map(|c| IngestSpec::from_config(c, sample_s)).collect()
 }
 
 impl App {

@@ -423,3 +423,25 @@ fn armed_zones_and_time_zone_offsets() {
     assert_eq!(utc_offset_min("Asia/Shanghai"), Some(480));
     assert_eq!(utc_offset_min("Europe/Helsinki"), Some(120), "standard time");
 }
+
+#[test]
+fn health_sampling_interval_is_read_and_checked() {
+    let cams = camera(&[("profile", Some("\"health\"")), ("sample_every_s", Some("30"))], "");
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams)]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    assert_eq!(cfg.cameras[0].sample_every_s, Some(30.0));
+    let spec = tianwang::ingest::IngestSpec::from_config(&cfg.cameras[0], 10.0);
+    assert_eq!(spec.sample_every, std::time::Duration::from_secs(30));
+    // Without the key: the quality sampling interval the caller passes.
+    let cams = camera(&[("profile", Some("\"health\""))], "");
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams)]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    let spec = tianwang::ingest::IngestSpec::from_config(&cfg.cameras[0], 7.5);
+    assert_eq!(spec.sample_every, std::time::Duration::from_millis(7500));
+    expect_one(
+        &camera(&[("sample_every_s", Some("0.2"))], ""),
+        "sample_every_s",
+        "camera[cam-1].sample_every_s",
+        "out of range [1, 3600] s",
+    );
+}

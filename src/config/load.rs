@@ -70,6 +70,8 @@ pub struct CameraConfig {
     pub ingest_size: Option<(u32, u32)>,
     /// Ingest frame rate, when not the profile's default.
     pub ingest_fps: Option<u32>,
+    /// `health` profile: decode one keyframe at most this often, seconds.
+    pub sample_every_s: Option<f64>,
     /// Seconds without a frame before the pipeline is torn down and reconnected.
     pub watchdog_s: f64,
     /// rtspsrc jitter-buffer latency.
@@ -270,6 +272,7 @@ pub const CAMERA_FIELDS: &[&str] = &[
     "enabled",
     "ingest_size",
     "ingest_fps",
+    "sample_every_s",
     "watchdog_s",
     "latency_ms",
 ];
@@ -293,6 +296,7 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "enabled",
     "ingest_size",
     "ingest_fps",
+    "sample_every_s",
     "watchdog_s",
     "latency_ms",
 ];
@@ -1219,6 +1223,13 @@ fn read_camera(
         }
     });
     let ingest_fps = f.int("ingest_fps", 1..=60).map(|n| n as u32);
+    let sample_every_s = if f.has("sample_every_s") {
+        f.num("sample_every_s", |v| {
+            if (1.0..=3600.0).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [1, 3600] s")) }
+        })
+    } else {
+        None
+    };
     let watchdog_s = if f.has("watchdog_s") {
         f.num("watchdog_s", |v| {
             if (1.0..=600.0).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [1, 600] s")) }
@@ -1256,6 +1267,7 @@ fn read_camera(
         enabled: enabled?,
         ingest_size,
         ingest_fps,
+        sample_every_s,
         watchdog_s: watchdog_s?,
         latency_ms: latency_ms?,
         loc,

@@ -5,9 +5,13 @@
 //! holds what the API and `/metrics` show; `queue` is the bounded drop-oldest frame channel.
 
 mod health;
+mod keyframe;
 pub mod nal;
 mod pipeline;
 mod queue;
+pub mod resize;
+pub mod rtp;
+pub mod rtsp;
 mod spec;
 mod supervisor;
 

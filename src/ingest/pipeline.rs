@@ -1,11 +1,13 @@
 //! The GStreamer graph for one camera:
-//! `rtspsrc → depay → parse → decode → [videorate] → videoscale → videoconvert → capsfilter → appsink`,
+//! `rtspsrc → depay → parse → decode → [videorate] → [videoscale] → videoconvert → capsfilter → appsink`,
 //! with depayloader, parser and decoder chosen from the stream's caps when rtspsrc exposes its pad.
 //!
 //! Cost decisions (see BENCHMARKS.md): videorate sits right after the decoder, so frames it drops
-//! are never scaled or converted; `street` asks for I420 and keeps only its Y plane as grey (no
-//! colour conversion); `health` drops every non-keyframe before the decoder, which therefore
-//! decodes one picture per GOP.
+//! are never scaled or converted; grey profiles (`street`) ask for I420 at the decoded size and
+//! keep only its Y plane, resized in Rust (`resize`: no colour conversion, no chroma scaling);
+//! rate-limited profiles skip non-reference pictures before the decoder (`nal`). `health` cameras
+//! normally do not come here (see `rtsp`); when they do (UDP, TLS), every non-keyframe is dropped
+//! before the decoder, which therefore decodes one picture per GOP.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +21,7 @@ use gstreamer_video::prelude::*;
 use super::health::CameraHealth;
 use super::nal::{self, NonRefFilter};
 use super::queue::FrameQueue;
+use super::resize;
 use super::spec::{IngestSpec, PixelFormat};
 use super::{Frame, IngestError};
 use crate::config::{Profile, Transport};
@@ -69,8 +72,13 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
         PixelFormat::Rgb24 => gst_video::VideoFormat::Rgb,
     };
     let fps = spec.fps;
-    let mut caps =
-        gst_video::VideoCapsBuilder::new().format(gst_format).width(spec.width as i32).height(spec.height as i32);
+    // Grey frames keep the decoded size here: their Y plane is resized in Rust (`resize`), which
+    // costs less than videoscale working on all three planes.
+    let grey = spec.format == PixelFormat::Gray8;
+    let mut caps = gst_video::VideoCapsBuilder::new().format(gst_format);
+    if !grey {
+        caps = caps.width(spec.width as i32).height(spec.height as i32);
+    }
     if spec.profile != Profile::Health && fps > 0 {
         // At most the profile's rate: a camera sending fewer frames is passed as it is (and its
         // measured rate tells), never refused for it.
@@ -88,7 +96,10 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
                 .map_err(|e| err(format!("videorate: {e}")))?,
         );
     }
-    tail.push(make("videoscale", "scale").map_err(err)?);
+    if !grey {
+        tail.push(make("videoscale", "scale").map_err(err)?);
+    }
+    // Passthrough when the decoder gives I420 already (8-bit 4:2:0, nearly every camera).
     tail.push(make("videoconvert", "convert").map_err(err)?);
     let sink = gst_app::AppSink::builder().name("sink").caps(&caps).max_buffers(2).drop(true).sync(false).build();
     sink.set_callbacks(callbacks(spec, out.health.clone(), out.queue.clone(), out.now_ms.clone()));
@@ -235,46 +246,69 @@ fn callbacks(
 ) -> gst_app::AppSinkCallbacks {
     let camera: Arc<str> = spec.id.as_str().into();
     let format = spec.format;
+    let size = (spec.width as usize, spec.height as usize);
     gst_app::AppSinkCallbacks::builder()
         .new_sample(move |sink| {
             let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-            let frame = match to_frame(&camera, format, &sample, now_ms()) {
+            let frame = match to_frame(&camera, format, size, &sample, now_ms()) {
                 Ok(f) => f,
                 Err(message) => {
                     gst::element_error!(sink, gst::StreamError::Decode, ("{}", message));
                     return Err(gst::FlowError::Error);
                 }
             };
-            health.frames_delivered.fetch_add(1, Ordering::Relaxed);
-            let frame = Arc::new(frame);
-            if let Some(q) = &queue
-                && q.is_active()
-                && q.push((*frame).clone())
-            {
-                health.frames_dropped.fetch_add(1, Ordering::Relaxed);
-            }
-            health.set_last_frame(frame);
+            deliver(&health, queue.as_ref(), frame);
             Ok(gst::FlowSuccess::Ok)
         })
         .build()
 }
 
-/// Copies the picture out of the sample, tightly packed: the Y plane of I420 for grey, RGB rows
-/// for colour.
-fn to_frame(camera: &Arc<str>, format: PixelFormat, sample: &gst::Sample, now: i64) -> Result<Frame, String> {
+/// Hands a frame on: counted, queued for a subscriber (drop-oldest, drops counted) and kept as
+/// the camera's last frame.
+pub(crate) fn deliver(health: &CameraHealth, queue: Option<&Arc<FrameQueue>>, frame: Frame) {
+    health.frames_delivered.fetch_add(1, Ordering::Relaxed);
+    let frame = Arc::new(frame);
+    if let Some(q) = queue
+        && q.is_active()
+        && q.push((*frame).clone())
+    {
+        health.frames_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    health.set_last_frame(frame);
+}
+
+/// Copies the picture out of the sample, tightly packed: for grey, the Y plane of I420 resized to
+/// `size`; for colour, RGB rows (GStreamer scaled them already).
+pub(crate) fn to_frame(
+    camera: &Arc<str>,
+    format: PixelFormat,
+    size: (usize, usize),
+    sample: &gst::Sample,
+    now: i64,
+) -> Result<Frame, String> {
     let buffer = sample.buffer_owned().ok_or("sample without buffer")?;
     let caps = sample.caps().ok_or("sample without caps")?;
     let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| format!("caps: {e}"))?;
     let pts_ns = buffer.pts().map(|t| t.nseconds());
     let vf = gst_video::VideoFrame::from_buffer_readable(buffer, &info).map_err(|_| "cannot map the frame")?;
     let (w, h) = (info.width() as usize, info.height() as usize);
-    let row = w * format.bytes_per_pixel();
     let stride = vf.plane_stride()[0] as usize;
     let plane = vf.plane_data(0).map_err(|e| format!("plane: {e}"))?;
-    let mut data = Vec::with_capacity(row * h);
-    for y in 0..h {
-        let start = y * stride;
-        data.extend_from_slice(plane.get(start..start + row).ok_or("short plane")?);
-    }
+    let (w, h, data) = match format {
+        PixelFormat::Gray8 => {
+            let src = resize::Plane { data: plane, width: w, height: h, stride };
+            let data = resize::resize(src, size.0, size.1).ok_or_else(|| format!("short {w}x{h} plane"))?;
+            (size.0, size.1, data)
+        }
+        PixelFormat::Rgb24 => {
+            let row = w * format.bytes_per_pixel();
+            let mut data = Vec::with_capacity(row * h);
+            for y in 0..h {
+                let start = y * stride;
+                data.extend_from_slice(plane.get(start..start + row).ok_or("short plane")?);
+            }
+            (w, h, data)
+        }
+    };
     Ok(Frame { camera: camera.clone(), captured_ms: now, pts_ns, width: w as u32, height: h as u32, format, data })
 }

@@ -37,8 +37,10 @@ pub struct IngestSpec {
     pub profile: Profile,
     pub width: u32,
     pub height: u32,
-    /// Output rate; `health` ignores it (one frame per keyframe).
+    /// Output rate; `health` ignores it (see `sample_every`).
     pub fps: u32,
+    /// `health`: one keyframe is decoded at most this often (liveness is every packet).
+    pub sample_every: Duration,
     pub format: PixelFormat,
     /// No frame for this long → tear down and reconnect.
     pub watchdog: Duration,
@@ -49,7 +51,8 @@ pub struct IngestSpec {
 
 impl IngestSpec {
     /// A camera with the profile's defaults: checkpoint RGB 1280×720 at 8 fps, street grey
-    /// 640×360 at 5 fps, health RGB 640×360 keyframes; TCP, 10 s watchdog, 200 ms latency.
+    /// 640×360 at 5 fps, health RGB 640×360 from one keyframe every 10 s; TCP, 10 s watchdog,
+    /// 200 ms latency.
     pub fn with_defaults(id: &str, url: RtspUrl, profile: Profile) -> Self {
         let (width, height, fps, format) = match profile {
             Profile::Checkpoint => (1280, 720, 8, PixelFormat::Rgb24),
@@ -67,6 +70,7 @@ impl IngestSpec {
             width,
             height,
             fps,
+            sample_every: Duration::from_secs(10),
             format,
             watchdog: Duration::from_secs(10),
             latency_ms: 200,
@@ -75,8 +79,11 @@ impl IngestSpec {
         }
     }
 
-    pub fn from_config(c: &CameraConfig) -> Self {
+    /// The camera's spec; `default_sample_s` is the health profile's sampling interval when the
+    /// camera sets none (the quality sampling interval, `[maintenance] vqd_interval_s`).
+    pub fn from_config(c: &CameraConfig, default_sample_s: f64) -> Self {
         let mut s = Self::with_defaults(c.id.as_str(), c.url.clone(), c.profile);
+        s.sample_every = Duration::from_secs_f64(c.sample_every_s.unwrap_or(default_sample_s));
         (s.width, s.height) = c.ingest_size.unwrap_or((s.width, s.height));
         s.fps = c.ingest_fps.unwrap_or(s.fps);
         s.username = c.username.clone();

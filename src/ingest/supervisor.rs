@@ -15,8 +15,9 @@ use super::health::{CameraHealth, HealthSnapshot, IngestState};
 use super::pipeline::{self, Outputs};
 use super::queue::FrameQueue;
 use super::spec::IngestSpec;
+use super::{keyframe, rtp, rtsp};
 use crate::clock::{Clock, Millis};
-use crate::config::{CameraStatus, mask_credentials};
+use crate::config::{CameraStatus, Transport, mask_credentials};
 
 /// An ingest state transition, for the registry writer: recorded in the ingest history when
 /// `record` is set, and moving the camera's registry status when `status` is set.
@@ -135,6 +136,7 @@ impl Ingest {
             status_dropped: self.status_dropped.clone(),
             last_status: None,
             last_failure: None,
+            gst_health: false,
         };
         let thread = std::thread::Builder::new().name(format!("ingest-{}", spec.id)).spawn(move || worker.run());
         let thread = match thread {
@@ -209,6 +211,9 @@ impl Drop for Ingest {
     }
 }
 
+/// How often the health profile reads its socket.
+const HEALTH_POLL_MS: u64 = 200;
+
 /// Why one connection ended.
 enum Outcome {
     Stopped,
@@ -225,6 +230,8 @@ struct Worker {
     status_dropped: Arc<AtomicU64>,
     last_status: Option<CameraStatus>,
     last_failure: Option<String>,
+    /// `health` through rtspsrc: the RTSP client could not talk to this server (TLS, no TCP).
+    gst_health: bool,
 }
 
 impl Worker {
@@ -329,6 +336,12 @@ impl Worker {
     }
 
     fn run_once(&mut self, password: Option<&str>) -> Outcome {
+        if self.spec.profile == crate::config::Profile::Health
+            && self.spec.transport != Transport::Udp
+            && !self.gst_health
+        {
+            return self.run_health(password);
+        }
         let clock = self.clock.clone();
         let outputs = Outputs {
             health: self.health.clone(),
@@ -341,6 +354,114 @@ impl Worker {
         };
         let outcome = self.watch(&pipeline);
         let _ = pipeline.set_state(gst::State::Null);
+        outcome
+    }
+
+    /// The `health` profile: our RTSP client over TCP (see `rtsp`), liveness on every packet,
+    /// one keyframe decoded per `sample_every`. Falls back to rtspsrc for servers it cannot talk to.
+    fn run_health(&mut self, password: Option<&str>) -> Outcome {
+        let watchdog = self.spec.watchdog.as_millis() as Millis;
+        let started = self.now();
+        let mut client = match rtsp::Client::open(
+            self.spec.url.as_str(),
+            self.spec.username.as_deref(),
+            password,
+            self.spec.watchdog,
+        ) {
+            Ok(c) => c,
+            Err(rtsp::RtspError::Unsupported(why)) => {
+                tracing::info!(camera = %self.spec.id, why, "health profile through rtspsrc");
+                self.gst_health = true;
+                return self.run_once(password);
+            }
+            Err(rtsp::RtspError::Failed(reason)) => return Outcome::Failed { reason, streamed: false },
+        };
+        let track = client.track.clone();
+        self.health.record_stream(Some(track.codec.as_str().to_string()), None);
+        let mut asm = rtp::KeyframeAssembler::new(track.codec, track.payload_type, &track.parameter_sets);
+        let camera: Arc<str> = self.spec.id.as_str().into();
+        let size = (self.spec.width as usize, self.spec.height as usize);
+        let every = self.spec.sample_every.as_millis() as Millis;
+        // No keyframe at all for this long while packets flow: nothing here can be decoded.
+        let key_timeout = (3 * watchdog).max(30_000);
+        let (mut streaming, mut last_packet, mut last_key) = (false, started, started);
+        let mut next_decode = started;
+        let mut decode_failures = 0u32;
+        let mut last_sample = 0;
+        let outcome = loop {
+            // A few reads a second, each taking whatever arrived: most of the saving is here.
+            if self.ctl.wait(Duration::from_millis(HEALTH_POLL_MS)) {
+                break Outcome::Stopped;
+            }
+            let now = self.now();
+            let want = now >= next_decode;
+            let (mut packets, mut keyframe) = (0u64, None);
+            let mut saw_key = false;
+            let polled = client.poll(|pkt| {
+                let (info, au) = asm.push(pkt, want);
+                if info.video {
+                    packets += 1;
+                }
+                saw_key |= info.keyframe_started;
+                if keyframe.is_none() {
+                    keyframe = au;
+                }
+            });
+            let bytes = match polled {
+                Ok(b) => b,
+                Err(e) => break Outcome::Failed { reason: e.to_string(), streamed: streaming },
+            };
+            self.health.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
+            if packets > 0 {
+                last_packet = now;
+                self.health.last_packet_ms.store(now.max(0) as u64, Ordering::Relaxed);
+            }
+            if saw_key {
+                last_key = now;
+            }
+            if let Some(au) = keyframe {
+                match keyframe::decode(&camera, track.codec, &au, self.spec.format, size, now) {
+                    Ok((frame, native)) => {
+                        decode_failures = 0;
+                        next_decode = now + every;
+                        self.health.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                        if native.0 > 0 {
+                            self.health.record_stream(None, Some(native));
+                        }
+                        pipeline::deliver(&self.health, Some(&self.queue), frame);
+                    }
+                    Err(e) => {
+                        decode_failures += 1;
+                        self.health.record_error(&e);
+                        if decode_failures >= 3 {
+                            break Outcome::Failed { reason: e, streamed: streaming };
+                        }
+                    }
+                }
+            }
+            if now - last_sample >= 1000 {
+                self.health.sample(now);
+                last_sample = now;
+            }
+            if !streaming && packets > 0 {
+                streaming = true;
+                self.transition(IngestState::Streaming, &format!("first packet {} ms after connecting", now - started));
+            }
+            if now - last_packet > watchdog {
+                let what = if streaming { "no data" } else { "no data within" };
+                break Outcome::Failed {
+                    reason: format!("{what} for {} s (watchdog)", watchdog as f64 / 1000.0),
+                    streamed: streaming,
+                };
+            }
+            if streaming && now - last_key > key_timeout {
+                break Outcome::Failed {
+                    reason: format!("packets arrive but no keyframe for {} s", key_timeout / 1000),
+                    streamed: true,
+                };
+            }
+        };
+        client.teardown();
         outcome
     }
 

@@ -146,6 +146,8 @@ struct Shared {
 }
 
 /// The running server. Dropping it stops the server and its main loop.
+const SIM_ROLE: &str = "viewer";
+
 pub struct SimServer {
     server: rtsp::RTSPServer,
     main_loop: glib::MainLoop,
@@ -250,6 +252,13 @@ impl SimServer {
             (spec.launch(m.garbage), spec.path.clone(), source.map(|s| (s, fps)))
         };
         let factory = rtsp::RTSPMediaFactory::new();
+        // Viewers may play every mount; it matters once `require_credentials` set an auth.
+        factory.add_role_from_structure(
+            &gst::Structure::builder(SIM_ROLE)
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_ACCESS.as_str(), true)
+                .field(rtsp::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT.as_str(), true)
+                .build(),
+        );
         factory.set_launch(&launch);
         factory.set_shared(true);
         let shared = Arc::downgrade(&self.shared);
@@ -275,6 +284,21 @@ impl SimServer {
             mp.remove_factory(&format!("/{spec_path}"));
             mp.add_factory(&format!("/{spec_path}"), factory);
         }
+    }
+
+    /// From now on every client must sign in as `user` with `password`, by HTTP Digest (what
+    /// IP cameras ask for) or, with `digest` false, Basic authentication.
+    pub fn require_credentials(&self, user: &str, password: &str, digest: bool) {
+        let auth = rtsp::RTSPAuth::new();
+        let token = rtsp::RTSPToken::builder().field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE.as_str(), SIM_ROLE).build();
+        if digest {
+            auth.add_digest(user, password, &token);
+            auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+        } else {
+            auth.add_basic(rtsp::RTSPAuth::make_basic(user, password).as_str(), &token);
+            auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Basic);
+        }
+        self.server.set_auth(Some(&auth));
     }
 
     /// Closes every client connection playing `path`.

@@ -1,0 +1,352 @@
+//! Keyframes out of an H.264 (RFC 6184) or H.265 (RFC 7798) RTP stream, sans-IO.
+//!
+//! The `health` profile looks at every packet's headers (for liveness and to tell keyframes) but
+//! copies payload only for the keyframe it is going to decode. Parameter sets are remembered from
+//! the session description and from the stream, and put in front of every keyframe handed out,
+//! so that the keyframe decodes on its own.
+
+use super::rtsp::VideoCodec;
+
+/// What one RTP packet told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// The packet belongs to the video stream (right payload type, well-formed header).
+    pub video: bool,
+    /// A keyframe access unit started in this packet.
+    pub keyframe_started: bool,
+}
+
+#[derive(Debug)]
+pub struct KeyframeAssembler {
+    codec: VideoCodec,
+    payload_type: u8,
+    /// VPS (H.265), SPS, PPS: the latest seen of each.
+    params: [Option<Vec<u8>>; 3],
+    ts: Option<u32>,
+    next_seq: Option<u16>,
+    /// The current access unit: is it a keyframe, is it being collected, is it intact.
+    key: bool,
+    collecting: bool,
+    intact: bool,
+    nals: Vec<Vec<u8>>,
+    /// A fragmented NAL unit in progress.
+    fragment: Option<Vec<u8>>,
+}
+
+impl KeyframeAssembler {
+    pub fn new(codec: VideoCodec, payload_type: u8, parameter_sets: &[Vec<u8>]) -> Self {
+        let mut a = Self {
+            codec,
+            payload_type,
+            params: [None, None, None],
+            ts: None,
+            next_seq: None,
+            key: false,
+            collecting: false,
+            intact: true,
+            nals: Vec::new(),
+            fragment: None,
+        };
+        for p in parameter_sets {
+            a.remember(p);
+        }
+        a
+    }
+
+    /// Feeds one RTP packet. With `want`, the next complete keyframe access unit is collected and
+    /// returned in Annex-B form (parameter sets first) when its last packet arrives.
+    pub fn push(&mut self, rtp: &[u8], want: bool) -> (PacketInfo, Option<Vec<u8>>) {
+        let mut info = PacketInfo::default();
+        let Some(p) = parse_rtp(rtp) else { return (info, None) };
+        if p.payload_type != self.payload_type {
+            return (info, None);
+        }
+        info.video = true;
+        let mut out = None;
+        if self.ts != Some(p.timestamp) {
+            // A new access unit (the previous one lost its marker packet).
+            out = self.finish();
+            self.ts = Some(p.timestamp);
+            self.key = false;
+            self.collecting = want;
+            self.intact = true;
+            self.nals.clear();
+            self.fragment = None;
+        }
+        if let Some(n) = self.next_seq
+            && n != p.seq
+        {
+            self.intact = false;
+            self.fragment = None;
+        }
+        self.next_seq = Some(p.seq.wrapping_add(1));
+        let was_key = self.key;
+        self.depacketize(p.payload);
+        info.keyframe_started = self.key && !was_key;
+        if p.marker {
+            out = out.or_else(|| self.finish());
+            self.ts = None;
+        }
+        (info, out)
+    }
+
+    /// Ends the current access unit; returns it when it is a wanted, intact keyframe.
+    fn finish(&mut self) -> Option<Vec<u8>> {
+        let done = self.key && self.collecting && self.intact && !self.nals.is_empty();
+        self.collecting = false;
+        let nals = std::mem::take(&mut self.nals);
+        if !done {
+            return None;
+        }
+        let mut au = Vec::with_capacity(nals.iter().map(|n| n.len() + 4).sum::<usize>() + 256);
+        for p in self.params.iter().flatten() {
+            au.extend_from_slice(&[0, 0, 0, 1]);
+            au.extend_from_slice(p);
+        }
+        for n in nals.iter().filter(|n| self.param_slot(n).is_none()) {
+            au.extend_from_slice(&[0, 0, 0, 1]);
+            au.extend_from_slice(n);
+        }
+        Some(au)
+    }
+
+    fn nal_type(&self, nal: &[u8]) -> u8 {
+        match self.codec {
+            VideoCodec::H264 => nal.first().map_or(0, |b| b & 0x1f),
+            VideoCodec::H265 => nal.first().map_or(0, |b| (b >> 1) & 0x3f),
+        }
+    }
+
+    fn param_slot(&self, nal: &[u8]) -> Option<usize> {
+        match (self.codec, self.nal_type(nal)) {
+            (VideoCodec::H264, 7) | (VideoCodec::H265, 33) => Some(1),
+            (VideoCodec::H264, 8) | (VideoCodec::H265, 34) => Some(2),
+            (VideoCodec::H265, 32) => Some(0),
+            _ => None,
+        }
+    }
+
+    fn is_key(&self, ty: u8) -> bool {
+        match self.codec {
+            VideoCodec::H264 => ty == 5,
+            VideoCodec::H265 => (16..=21).contains(&ty),
+        }
+    }
+
+    fn remember(&mut self, nal: &[u8]) {
+        if let Some(slot) = self.param_slot(nal)
+            && self.params[slot].as_deref() != Some(nal)
+        {
+            self.params[slot] = Some(nal.to_vec());
+        }
+    }
+
+    /// One whole NAL unit of the current access unit.
+    fn nal(&mut self, nal: &[u8]) {
+        if nal.is_empty() {
+            return;
+        }
+        self.remember(nal);
+        let ty = self.nal_type(nal);
+        self.key |= self.is_key(ty);
+        if self.collecting {
+            self.nals.push(nal.to_vec());
+        }
+    }
+
+    /// The start of a fragmented NAL unit: only its type is needed unless collecting.
+    fn fragment_start(&mut self, header: &[u8], body: &[u8]) {
+        let ty = self.nal_type(header);
+        self.key |= self.is_key(ty);
+        let params = self.param_slot(header).is_some();
+        self.fragment = (self.collecting || params).then(|| [header, body].concat());
+    }
+
+    fn fragment_end(&mut self) {
+        if let Some(n) = self.fragment.take() {
+            self.remember(&n);
+            if self.collecting {
+                self.nals.push(n);
+            }
+        }
+    }
+
+    fn depacketize(&mut self, pl: &[u8]) {
+        match self.codec {
+            VideoCodec::H264 => {
+                let Some(&h) = pl.first() else { return };
+                match h & 0x1f {
+                    1..=23 => self.nal(pl),
+                    24 => {
+                        // STAP-A: 16-bit sizes.
+                        let mut i = 1;
+                        while i + 2 <= pl.len() {
+                            let n = usize::from(u16::from_be_bytes([pl[i], pl[i + 1]]));
+                            let Some(nal) = pl.get(i + 2..i + 2 + n) else { break };
+                            self.nal(nal);
+                            i += 2 + n;
+                        }
+                    }
+                    28 if pl.len() >= 2 => {
+                        // FU-A.
+                        let fu = pl[1];
+                        let header = [(h & 0xe0) | (fu & 0x1f)];
+                        if fu & 0x80 != 0 {
+                            self.fragment_start(&header, &pl[2..]);
+                        } else if let Some(f) = self.fragment.as_mut() {
+                            f.extend_from_slice(&pl[2..]);
+                        }
+                        if fu & 0x40 != 0 {
+                            self.fragment_end();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            VideoCodec::H265 => {
+                if pl.len() < 2 {
+                    return;
+                }
+                match (pl[0] >> 1) & 0x3f {
+                    48 => {
+                        let mut i = 2;
+                        while i + 2 <= pl.len() {
+                            let n = usize::from(u16::from_be_bytes([pl[i], pl[i + 1]]));
+                            let Some(nal) = pl.get(i + 2..i + 2 + n) else { break };
+                            self.nal(nal);
+                            i += 2 + n;
+                        }
+                    }
+                    49 if pl.len() >= 3 => {
+                        let fu = pl[2];
+                        let header = [(pl[0] & 0x81) | ((fu & 0x3f) << 1), pl[1]];
+                        if fu & 0x80 != 0 {
+                            self.fragment_start(&header, &pl[3..]);
+                        } else if let Some(f) = self.fragment.as_mut() {
+                            f.extend_from_slice(&pl[3..]);
+                        }
+                        if fu & 0x40 != 0 {
+                            self.fragment_end();
+                        }
+                    }
+                    50 => {}
+                    _ => self.nal(pl),
+                }
+            }
+        }
+    }
+}
+
+struct Rtp<'a> {
+    payload_type: u8,
+    marker: bool,
+    seq: u16,
+    timestamp: u32,
+    payload: &'a [u8],
+}
+
+fn parse_rtp(b: &[u8]) -> Option<Rtp<'_>> {
+    if b.len() < 12 || b[0] >> 6 != 2 {
+        return None;
+    }
+    let cc = usize::from(b[0] & 0x0f);
+    let mut start = 12 + 4 * cc;
+    if b[0] & 0x10 != 0 {
+        let ext = b.get(start + 2..start + 4)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let mut end = b.len();
+    if b[0] & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*b.last()?))?;
+    }
+    Some(Rtp {
+        payload_type: b[1] & 0x7f,
+        marker: b[1] & 0x80 != 0,
+        seq: u16::from_be_bytes([b[2], b[3]]),
+        timestamp: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        payload: b.get(start..end)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rtp(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x80, 96 | if marker { 0x80 } else { 0 }];
+        v.extend_from_slice(&seq.to_be_bytes());
+        v.extend_from_slice(&ts.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn h264_keyframe_from_stap_and_fragments() {
+        let mut a = KeyframeAssembler::new(VideoCodec::H264, 96, &[]);
+        // SPS+PPS in a STAP-A, then an IDR in three FU-A packets, then a P frame.
+        let stap = [24, 0, 3, 0x67, 1, 2, 0, 2, 0x68, 3];
+        let (i, out) = a.push(&rtp(1, 100, false, &stap), true);
+        assert!(i.video && !i.keyframe_started && out.is_none());
+        let (i, _) = a.push(&rtp(2, 100, false, &[0x7c, 0x85, 0xaa]), true);
+        assert!(i.keyframe_started);
+        a.push(&rtp(3, 100, false, &[0x7c, 0x05, 0xbb]), true);
+        let (_, out) = a.push(&rtp(4, 100, true, &[0x7c, 0x45, 0xcc]), true);
+        assert_eq!(
+            out.unwrap(),
+            vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0xaa, 0xbb, 0xcc],
+            "parameter sets, then the reassembled IDR"
+        );
+        let (i, out) = a.push(&rtp(5, 200, true, &[0x41, 9]), true);
+        assert!(i.video && !i.keyframe_started && out.is_none(), "a P frame is not a keyframe");
+        // Unwanted keyframes are told but not returned; parameter sets are kept for later.
+        let (i, out) = a.push(&rtp(6, 300, true, &[0x65, 1]), false);
+        assert!(i.keyframe_started && out.is_none());
+        let (_, out) = a.push(&rtp(7, 400, true, &[0x65, 2]), true);
+        assert_eq!(out.unwrap(), vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 2]);
+    }
+
+    #[test]
+    fn a_lost_packet_spoils_the_keyframe_and_other_payload_types_are_ignored() {
+        let mut a = KeyframeAssembler::new(VideoCodec::H264, 96, &[vec![0x67, 1], vec![0x68, 2]]);
+        a.push(&rtp(1, 100, false, &[0x7c, 0x85, 0xaa]), true);
+        let (_, out) = a.push(&rtp(3, 100, true, &[0x7c, 0x45, 0xcc]), true);
+        assert!(out.is_none(), "packet 2 is missing");
+        let (_, out) = a.push(&rtp(4, 200, true, &[0x65, 7]), true);
+        assert_eq!(out.unwrap(), vec![0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 1, 0x65, 7], "SDP sets");
+        let mut other = rtp(5, 300, true, &[0x65, 1]);
+        other[1] = 0x80 | 97;
+        assert_eq!(a.push(&other, true).0, PacketInfo::default());
+        assert_eq!(a.push(&[1, 2, 3], true).0, PacketInfo::default(), "not RTP");
+    }
+
+    #[test]
+    fn h265_keyframe_from_aggregation_and_fragments() {
+        let mut a = KeyframeAssembler::new(VideoCodec::H265, 96, &[]);
+        // AP with VPS, SPS, PPS; then an IDR_W_RADL (19) in two FUs.
+        let ap = [48 << 1, 1, 0, 2, 0x40, 1, 0, 2, 0x42, 1, 0, 2, 0x44, 1];
+        a.push(&rtp(1, 10, false, &ap), true);
+        let (i, _) = a.push(&rtp(2, 10, false, &[49 << 1, 1, 0x80 | 19, 0xaa]), true);
+        assert!(i.keyframe_started);
+        let (_, out) = a.push(&rtp(3, 10, true, &[49 << 1, 1, 0x40 | 19, 0xbb]), true);
+        assert_eq!(
+            out.unwrap(),
+            vec![0, 0, 0, 1, 0x40, 1, 0, 0, 0, 1, 0x42, 1, 0, 0, 0, 1, 0x44, 1, 0, 0, 0, 1, 19 << 1, 1, 0xaa, 0xbb]
+        );
+        // TRAIL_R (1) is not a keyframe.
+        let (i, out) = a.push(&rtp(4, 20, true, &[1 << 1, 1, 5]), true);
+        assert!(!i.keyframe_started && out.is_none());
+    }
+
+    #[test]
+    fn rtp_header_extensions_csrcs_and_padding() {
+        let mut v = vec![0x80 | 0x20 | 0x10 | 1, 96 | 0x80, 0, 9, 0, 0, 0, 5, 0, 0, 0, 1];
+        v.extend_from_slice(&[0, 0, 0, 2]); // one CSRC
+        v.extend_from_slice(&[0xbe, 0xde, 0, 1, 1, 2, 3, 4]); // extension of one word
+        v.extend_from_slice(&[0x65, 0x42]); // payload
+        v.extend_from_slice(&[0, 0, 3]); // padding, count 3
+        let p = parse_rtp(&v).unwrap();
+        assert_eq!((p.seq, p.timestamp, p.marker, p.payload), (9, 5, true, &[0x65, 0x42][..]));
+        assert!(parse_rtp(&v[..14]).is_none());
+    }
+}
