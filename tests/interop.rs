@@ -73,8 +73,31 @@ async fn ingests_a_vlc_rtsp_server_over_udp() {
     s.transport = Transport::Udp;
     s.watchdog = Duration::from_secs(5);
     ing.start(s);
+    // Health cameras: VLC serves UDP only. With `auto` the health client is refused TCP (461) and
+    // hands the camera to rtspsrc, which plays it over UDP; with `tcp` the error says why.
+    let url = format!("rtsp://127.0.0.1:{port}/clip");
+    for (id, transport) in [("vlc-health", Transport::Auto), ("vlc-tcp", Transport::Tcp)] {
+        let mut h = spec(id, &url, Profile::Health, 160, 120, 0);
+        h.transport = transport;
+        h.watchdog = Duration::from_secs(5);
+        ing.start(h);
+    }
     // VLC needs a moment to open its RTSP port; the supervisor retries until it answers.
     ev.wait("vlc", "online", Duration::from_secs(40)).await;
+    ev.wait("vlc-health", "online", Duration::from_secs(40)).await;
+    let q = ing.subscribe("vlc-health").unwrap();
+    let f = q.pop_timeout(Duration::from_secs(6)).expect("a keyframe from VLC over UDP");
+    assert_eq!((f.width, f.height, f.format), (160, 120, PixelFormat::Rgb24));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = ing.health("vlc-tcp").unwrap().last_error.unwrap_or_default();
+        if e.contains("does not stream over TCP") {
+            assert!(e.contains("461") && e.contains("transport = \"auto\""), "{e}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "vlc-tcp: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let q = ing.subscribe("vlc").unwrap();
     let f = q.pop_timeout(Duration::from_secs(5)).expect("a frame from VLC");
     assert_eq!((f.width, f.height, f.format), (160, 120, PixelFormat::Rgb24));

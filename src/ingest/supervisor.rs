@@ -369,6 +369,13 @@ impl Worker {
             self.spec.watchdog,
         ) {
             Ok(c) => c,
+            Err(rtsp::RtspError::Unsupported(why)) if self.spec.transport == Transport::Tcp && why.contains("461") => {
+                // Configured for TCP and the server will not do TCP: say so, do not switch.
+                return Outcome::Failed {
+                    reason: format!("the server does not stream over TCP ({why}); set transport = \"auto\" or \"udp\""),
+                    streamed: false,
+                };
+            }
             Err(rtsp::RtspError::Unsupported(why)) => {
                 tracing::info!(camera = %self.spec.id, why, "health profile through rtspsrc");
                 self.gst_health = true;
