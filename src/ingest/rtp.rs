@@ -171,35 +171,37 @@ impl KeyframeAssembler {
         }
     }
 
+    /// The NAL units of an aggregation packet (H.264 STAP-A, H.265 AP): each after a 16-bit size.
+    fn aggregated(&mut self, mut body: &[u8]) {
+        while body.len() >= 2 {
+            let n = usize::from(u16::from_be_bytes([body[0], body[1]]));
+            let Some(nal) = body.get(2..2 + n) else { break };
+            self.nal(nal);
+            body = &body[2 + n..];
+        }
+    }
+
+    /// One fragment of a NAL unit (H.264 FU-A, H.265 FU): `fu` carries the start and end bits,
+    /// `header` is the reconstructed NAL header.
+    fn fragment(&mut self, fu: u8, header: &[u8], body: &[u8]) {
+        if fu & 0x80 != 0 {
+            self.fragment_start(header, body);
+        } else if let Some(f) = self.fragment.as_mut() {
+            f.extend_from_slice(body);
+        }
+        if fu & 0x40 != 0 {
+            self.fragment_end();
+        }
+    }
+
     fn depacketize(&mut self, pl: &[u8]) {
         match self.codec {
             VideoCodec::H264 => {
                 let Some(&h) = pl.first() else { return };
                 match h & 0x1f {
                     1..=23 => self.nal(pl),
-                    24 => {
-                        // STAP-A: 16-bit sizes.
-                        let mut i = 1;
-                        while i + 2 <= pl.len() {
-                            let n = usize::from(u16::from_be_bytes([pl[i], pl[i + 1]]));
-                            let Some(nal) = pl.get(i + 2..i + 2 + n) else { break };
-                            self.nal(nal);
-                            i += 2 + n;
-                        }
-                    }
-                    28 if pl.len() >= 2 => {
-                        // FU-A.
-                        let fu = pl[1];
-                        let header = [(h & 0xe0) | (fu & 0x1f)];
-                        if fu & 0x80 != 0 {
-                            self.fragment_start(&header, &pl[2..]);
-                        } else if let Some(f) = self.fragment.as_mut() {
-                            f.extend_from_slice(&pl[2..]);
-                        }
-                        if fu & 0x40 != 0 {
-                            self.fragment_end();
-                        }
-                    }
+                    24 => self.aggregated(&pl[1..]),
+                    28 if pl.len() >= 2 => self.fragment(pl[1], &[(h & 0xe0) | (pl[1] & 0x1f)], &pl[2..]),
                     _ => {}
                 }
             }
@@ -208,26 +210,9 @@ impl KeyframeAssembler {
                     return;
                 }
                 match (pl[0] >> 1) & 0x3f {
-                    48 => {
-                        let mut i = 2;
-                        while i + 2 <= pl.len() {
-                            let n = usize::from(u16::from_be_bytes([pl[i], pl[i + 1]]));
-                            let Some(nal) = pl.get(i + 2..i + 2 + n) else { break };
-                            self.nal(nal);
-                            i += 2 + n;
-                        }
-                    }
+                    48 => self.aggregated(&pl[2..]),
                     49 if pl.len() >= 3 => {
-                        let fu = pl[2];
-                        let header = [(pl[0] & 0x81) | ((fu & 0x3f) << 1), pl[1]];
-                        if fu & 0x80 != 0 {
-                            self.fragment_start(&header, &pl[3..]);
-                        } else if let Some(f) = self.fragment.as_mut() {
-                            f.extend_from_slice(&pl[3..]);
-                        }
-                        if fu & 0x40 != 0 {
-                            self.fragment_end();
-                        }
+                        self.fragment(pl[2], &[(pl[0] & 0x81) | ((pl[2] & 0x3f) << 1), pl[1]], &pl[3..])
                     }
                     50 => {}
                     _ => self.nal(pl),
