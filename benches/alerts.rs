@@ -1,212 +1,340 @@
-//! Alerts: how fast alerts are raised and committed, and SSE fan-out to 1,000 clients.
+//! Alerts: how fast events become committed alerts, and how soon the monitoring room sees them.
+//! Everything is measured against `tianwang serve` in its own process, over HTTP, so the same
+//! run can measure an earlier build as the baseline: `TIANWANG_BASELINE_BIN=/path/to/tianwang`
+//! (e.g. built from the commit before the event spine) runs every case on both and prints the
+//! ratio. Without it, the baseline is the floor below.
 //!
-//! 1. Ingest: N alarms through the engine and the store (alert + audit + feed + outbox in one
-//!    transaction each, SQLite WAL), against a baseline of N bare single-row INSERT transactions
-//!    into the same kind of database — the least a durable alert can cost.
-//! 2. Fan-out: `tianwang serve` in its own process; 1,000 SSE clients on bare sockets; 100 alarms
-//!    POSTed at 20 per second; the time from sending each POST to each client receiving the alert,
-//!    p50 and p99, against the same with one client. Run: `cargo bench --bench alerts`
-//!    (`SKIP_INGEST=1` for the fan-out alone).
+//! 1. Throughput: 2,000 passages POSTed by 64 concurrent clients under a wildcard watchlist entry
+//!    (every passage a watchlist hit, every hit a new alert): events per second from the first
+//!    POST until the 2,000th alert reached an SSE client; alerts that never arrive are counted.
+//! 2. Latency: 100 watchlist hits POSTed at 20 per second while 1, 100 and 1,000 SSE clients
+//!    listen: the time from sending each POST to each client receiving its alert, p50 and p99.
+//! 3. Floor: bare single-row INSERT transactions into the same kind of database, one after
+//!    another (the least a durable write costs).
+//!
+//! Both engines: SQLite (a file) and PostgreSQL (a fresh database on 127.0.0.1:5432; set
+//! `TIANWANG_BENCH_ENGINES=sqlite` to skip it). Run: `cargo bench --bench alerts`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tianwang::alerts::engine::{Occurrence, Signal};
-use tianwang::app::{App, AppOptions};
-use tianwang::clock::SystemClock;
-use tianwang::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn alarm(i: usize) -> Signal {
-    Signal::Event(Occurrence {
-        kind: "alarm".into(),
-        key: format!("alarm:bench-{i}"),
-        title: format!("anti-robbery alarm: bench {i}"),
-        cameras: vec![],
-        grid_cell: None,
-        ring_id: None,
-        detail: serde_json::json!({"i": i}),
-        at_ms: 0,
-    })
-}
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+const CAMERA: &str = "41010000001210000001";
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
     v.sort_by(f64::total_cmp);
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn start(dir: &std::path::Path) -> (App, String) {
-    std::fs::write(dir.join("site.toml"), "[site]\nname = \"bench\"\ntimezone = \"Asia/Shanghai\"\n").unwrap();
-    let db = format!("sqlite://{}/bench.db", dir.display());
-    let app = App::build(dir, &db, Arc::new(SystemClock), AppOptions { ingest: false }).await.unwrap();
-    (app, db)
+fn plate(run: usize, i: usize) -> String {
+    format!("豫A{}{:04}", (b'0' + (run % 10) as u8) as char, i)
 }
 
-async fn ingest(n: usize) {
-    let tmp = tempfile::tempdir().unwrap();
-    let (app, _) = start(tmp.path()).await;
-    let t = Instant::now();
-    for i in 0..n {
-        let rows = app.state.alerts.signal_and_wait(alarm(i)).await;
-        assert_eq!(rows.len(), 1);
-    }
-    let ours = t.elapsed().as_secs_f64();
+/// A server process of one build on one engine, with an admin token and a wildcard watchlist.
+struct Server {
+    child: Child,
+    conn: Conn,
+    pg_db: Option<String>,
+    _dir: tempfile::TempDir,
+}
 
-    let base_dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(&format!("sqlite://{}/base.db", base_dir.path().display())).await.unwrap();
-    let t = Instant::now();
-    for i in 0..n {
-        let mut tx = reg.pool().begin().await.unwrap();
-        sqlx::query(
-            "INSERT INTO alerts (kind, severity, status, dedupe_key, title, cameras, detail, count, escalation_level, \
-             first_at_ms, last_at_ms, created_at_ms, updated_at_ms) VALUES ('alarm', 'critical', 'new', $1, $1, '[]', '{}', 1, 0, 0, 0, 0, 0)",
+/// Where the server listens and the token to use (cheap to clone into client tasks).
+#[derive(Clone)]
+struct Conn {
+    addr: String,
+    token: String,
+}
+
+impl Server {
+    async fn start(bin: &str, engine: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("site.toml"), "[site]\nname = \"bench\"\ntimezone = \"Asia/Shanghai\"\n")
+            .unwrap();
+        std::fs::write(
+            dir.path().join("checkpoint.toml"),
+            format!(
+                "[[camera]]\nid = \"{CAMERA}\"\nname = \"bench checkpoint\"\nurl = \"rtsp://127.0.0.1:9/x\"\n\
+                 lon = 113.6667\nlat = 34.7622\nbearing_deg = 15.0\nkind = \"checkpoint\"\nmounting_height_m = 6.5\n\
+                 hfov_deg = 30.0\nresolution = \"2560x1440\"\nprofile = \"checkpoint\"\n"
+            ),
         )
-        .bind(format!("alarm:bench-{i}"))
-        .execute(&mut *tx)
-        .await
         .unwrap();
-        tx.commit().await.unwrap();
+        let (db, pg_db) = if engine == "postgres" {
+            let name = format!("tw_bench_{}_{}", std::process::id(), rand::random::<u32>());
+            psql(&format!("CREATE DATABASE {name}"));
+            (format!("postgres://postgres@127.0.0.1:5432/{name}"), Some(name))
+        } else {
+            (format!("sqlite://{}/bench.db", dir.path().display()), None)
+        };
+        // Migrate and make a token with the build under test.
+        let out = Command::new(bin)
+            .args(["token", "create", "--role", "admin", "--name", "bench", "--db", &db])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
+        let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(bin)
+            .args(["serve", "--no-ingest", "--config"])
+            .arg(dir.path())
+            .args(["--db", &db, "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (up_tx, up_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("serving") {
+                    let _ = up_tx.send(());
+                }
+            }
+        });
+        up_rx.recv_timeout(Duration::from_secs(120)).expect("the server did not start");
+        let s = Server { child, conn: Conn { addr: format!("127.0.0.1:{port}"), token }, pg_db, _dir: dir };
+        let body = r#"{"pattern": "豫A*", "match_kind": "wildcard", "reason": "bench"}"#;
+        let (code, resp) = s.conn.post("/api/v1/watchlists", body).await;
+        assert_eq!(code, 201, "{resp}");
+        s
     }
-    let base = t.elapsed().as_secs_f64();
-    println!(
-        "ingest: {n} alarms through engine + store {:.0} alerts/s ({:.2} ms each); bare INSERT transactions {:.0}/s; ratio time ours/baseline {:.2}",
-        n as f64 / ours,
-        ours * 1e3 / n as f64,
-        n as f64 / base,
-        ours / base
-    );
+
+    async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(db) = self.pg_db.take() {
+            psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+    }
 }
 
-/// Latencies (ms) from POSTing each of `alarms` alarms to each of `clients` SSE clients
-/// receiving it, against `tianwang serve` running as its own process.
-async fn fan_out(clients: usize, alarms: usize) -> Vec<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("site.toml"), "[site]\nname = \"bench\"\ntimezone = \"Asia/Shanghai\"\n").unwrap();
-    let db = format!("sqlite://{}/bench.db", tmp.path().display());
-    let reg = Registry::open(&db).await.unwrap();
-    let token = reg.create_token("bench", "operator", false, 0).await.unwrap();
-    reg.close().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tianwang"))
-        .args(["serve", "--no-ingest", "--config"])
-        .arg(tmp.path())
-        .args(["--db", &db, "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Ready when it says it is serving; its log is drained meanwhile so it never blocks on it.
-    let stderr = server.stderr.take().unwrap();
-    let (up_tx, up_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-            if line.contains("serving") {
-                let _ = up_tx.send(());
+impl Conn {
+    async fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let mut sock = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        sock.set_nodelay(true).unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.token,
+            body.len()
+        );
+        sock.write_all(req.as_bytes()).await.unwrap();
+        let mut resp = String::new();
+        sock.read_to_string(&mut resp).await.unwrap();
+        (resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0), resp)
+    }
+
+    async fn passage(&self, plate: &str, at_ms: i64) -> u16 {
+        let body = format!(
+            r#"{{"camera_id": "{CAMERA}", "pass_time_ms": {at_ms}, "plate_no": "{plate}", "plate_color": "blue"}}"#
+        );
+        self.post("/api/v1/passages", &body).await.0
+    }
+
+    /// An SSE client from the live edge; sends (plate, when received) for every raised alert.
+    async fn listen(
+        &self,
+        ready: tokio::sync::mpsc::Sender<()>,
+        got: tokio::sync::mpsc::UnboundedSender<(String, Instant)>,
+    ) {
+        let mut sock = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        sock.set_nodelay(true).unwrap();
+        let req = format!(
+            "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token
+        );
+        sock.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = String::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut told = false;
+        loop {
+            let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(90), sock.read(&mut chunk)).await else { return };
+            if n == 0 {
+                return;
+            }
+            let now = Instant::now();
+            buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            if !told && buf.contains("200 OK") {
+                told = true;
+                let _ = ready.send(()).await;
+            }
+            // Each complete event: `data: {...}\n\n`.
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) else { continue };
+                if v["change"] != "raised" {
+                    continue;
+                }
+                if let Some(t) = v["alert"]["title"].as_str()
+                    && let Some(p) = t.strip_prefix("watchlist hit ").and_then(|r| r.split(' ').next())
+                    && got.send((p.to_string(), now)).is_err()
+                {
+                    return;
+                }
             }
         }
-    });
-    up_rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    let addr = format!("127.0.0.1:{port}");
-    let connect = || async { tokio::net::TcpStream::connect(&addr).await.expect("connect to the server") };
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(clients);
-    let mut tasks = Vec::new();
+    }
+}
+
+fn psql(sql: &str) {
+    let ok = Command::new("psql").args([PG_ADMIN, "-qc", sql]).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "psql: {sql}");
+}
+
+/// Opens `clients` SSE clients; returns the receipts channel once every client is connected.
+async fn clients(c: &Conn, clients: usize) -> tokio::sync::mpsc::UnboundedReceiver<(String, Instant)> {
+    let (got_tx, got_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(clients.max(1));
     for _ in 0..clients {
-        let mut sock = connect().await;
-        let token = token.clone();
-        let ready = ready_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            sock.set_nodelay(true).unwrap();
-            let req = format!(
-                "GET /api/v1/alerts/stream?after=0 HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
-            );
-            sock.write_all(req.as_bytes()).await.unwrap();
-            let mut got: Vec<(usize, Instant)> = Vec::with_capacity(alarms);
-            let mut buf = String::new();
-            let mut chunk = vec![0u8; 64 * 1024];
-            let mut told = false;
-            while got.len() < alarms {
-                let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(30), sock.read(&mut chunk)).await else {
-                    break;
-                };
-                if n == 0 {
-                    break;
-                }
-                let now = Instant::now();
-                buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
-                if !told && buf.contains("200 OK") {
-                    told = true;
-                    ready.send(()).await.unwrap();
-                }
-                // Each title once it is complete (its closing quote has arrived).
-                let mut consumed = 0;
-                while let Some(i) = buf[consumed..].find("bench alarm ") {
-                    let start = consumed + i + 12;
-                    let digits: String = buf[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
-                    if buf[start + digits.len()..].starts_with('"') {
-                        // The name appears twice in an event (title and detail): count it once.
-                        let n: usize = digits.parse().unwrap();
-                        if !got.iter().any(|g| g.0 == n) {
-                            got.push((n, now));
-                        }
-                        consumed = start + digits.len();
-                    } else {
-                        break;
-                    }
-                }
-                buf.drain(..consumed);
-            }
-            got
-        }));
+        let (c, r, g) = (c.clone(), ready_tx.clone(), got_tx.clone());
+        tokio::spawn(async move { c.listen(r, g).await });
     }
     for _ in 0..clients {
         ready_rx.recv().await.unwrap();
     }
-    let mut sent = Vec::with_capacity(alarms);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
-    for i in 0..alarms {
-        tick.tick().await;
-        sent.push(Instant::now());
-        let body = format!("{{\"alarm_id\":\"b-{i}\",\"name\":\"bench alarm {i}\"}}");
-        let mut s = connect().await;
-        s.set_nodelay(true).unwrap();
-        let req = format!(
-            "POST /api/v1/alarms HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).await.unwrap();
-        assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+    got_rx
+}
+
+/// Passages from 64 concurrent clients; (events per second to the last alert, alerts arrived).
+async fn throughput(bin: &str, engine: &str, n: usize) -> (f64, usize) {
+    let s = Server::start(bin, engine).await;
+    let mut got = clients(&s.conn, 1).await;
+    let base_ms = 1_780_000_000_000i64;
+    let t0 = Instant::now();
+    let per = n / 64;
+    let mut posts = Vec::new();
+    for w in 0..64 {
+        let c = s.conn.clone();
+        posts.push(tokio::spawn(async move {
+            let mut bad = 0;
+            for k in 0..per {
+                let i = w * per + k;
+                let code = c.passage(&plate(7, i), base_ms + i as i64).await;
+                bad += usize::from(code != 201);
+            }
+            bad
+        }));
     }
-    let mut lat = Vec::with_capacity(clients * alarms);
-    let mut complete = 0;
-    for t in tasks {
-        let got = t.await.unwrap();
-        complete += usize::from(got.len() == alarms);
-        for (i, at) in got {
-            lat.push(at.duration_since(sent[i]).as_secs_f64() * 1e3);
+    let mut seen = std::collections::HashSet::new();
+    let mut last = t0;
+    while seen.len() < per * 64 {
+        match tokio::time::timeout(Duration::from_secs(30), got.recv()).await {
+            Ok(Some((p, at))) => {
+                if seen.insert(p) {
+                    last = at;
+                }
+            }
+            _ => break,
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
-    assert_eq!(complete, clients, "every client got every alarm");
+    let mut refused = 0;
+    for p in posts {
+        refused += p.await.unwrap();
+    }
+    assert_eq!(refused, 0, "every passage accepted");
+    s.stop().await;
+    (seen.len() as f64 / last.duration_since(t0).as_secs_f64(), seen.len())
+}
+
+/// POST-to-SSE latencies (ms) of 100 hits at 20 per second with `n` clients listening.
+async fn latency(bin: &str, engine: &str, n: usize) -> Vec<f64> {
+    let s = Server::start(bin, engine).await;
+    let mut got = clients(&s.conn, n).await;
+    let mut sent = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let base_ms = 1_780_000_000_000i64;
+    for i in 0..100 {
+        tick.tick().await;
+        let p = plate(3, i);
+        sent.insert(p.clone(), Instant::now());
+        assert_eq!(s.conn.passage(&p, base_ms + i as i64).await, 201);
+    }
+    let mut lat = Vec::with_capacity(n * 100);
+    while lat.len() < n * 100 {
+        match tokio::time::timeout(Duration::from_secs(15), got.recv()).await {
+            Ok(Some((p, at))) => {
+                if let Some(t) = sent.get(&p) {
+                    lat.push(at.duration_since(*t).as_secs_f64() * 1e3);
+                }
+            }
+            _ => break,
+        }
+    }
+    s.stop().await;
     lat
 }
 
+/// Bare single-row INSERT transactions per second into a fresh database of the engine.
+async fn floor(engine: &str, n: usize) -> f64 {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = if engine == "postgres" {
+        let name = format!("tw_floor_{}", std::process::id());
+        psql(&format!("CREATE DATABASE {name}"));
+        (format!("postgres://postgres@127.0.0.1:5432/{name}"), Some(name))
+    } else {
+        (format!("sqlite://{}/floor.db?mode=rwc", dir.path().display()), None)
+    };
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+    if engine == "sqlite" {
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.unwrap();
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&pool).await.unwrap();
+    }
+    sqlx::query("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT NOT NULL)").execute(&pool).await.unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (id, v) VALUES ($1, $2)").bind(i as i64).bind("x").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    pool.close().await;
+    if let Some(name) = pg {
+        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+    rate
+}
+
 fn main() {
+    let ours = env!("CARGO_BIN_EXE_tianwang").to_string();
+    let baseline = std::env::var("TIANWANG_BASELINE_BIN").ok();
+    let engines: Vec<String> = std::env::var("TIANWANG_BENCH_ENGINES")
+        .unwrap_or_else(|_| "sqlite,postgres".into())
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        if std::env::var("SKIP_INGEST").is_err() {
-            ingest(3000).await;
+        for engine in &engines {
+            let fl = floor(engine, 2000).await;
+            println!("{engine}: floor: bare INSERT transactions {fl:.0}/s");
+            let (ev, arrived) = throughput(&ours, engine, 2000).await;
+            print!("{engine}: throughput: 2,000 watchlist hits from 64 clients, append to committed alert on SSE: ours {ev:.0} events/s ({arrived} of 2000 arrived)");
+            if let Some(b) = &baseline {
+                let (bev, barrived) = throughput(b, engine, 2000).await;
+                print!("; baseline {bev:.0} events/s ({barrived} of 2000 arrived); ratio ours/baseline {:.2}", ev / bev);
+            }
+            println!("; floor ratio {:.2}", ev / fl);
+            for n in [1, 100, 1000] {
+                let mut l = latency(&ours, engine, n).await;
+                let (p50, p99, k) = (pct(&mut l, 0.5), pct(&mut l, 0.99), l.len());
+                print!("{engine}: append-to-SSE, {n} client(s): ours p50 {p50:.1} ms p99 {p99:.1} ms ({k} deliveries)");
+                if let Some(b) = &baseline {
+                    let mut bl = latency(b, engine, n).await;
+                    let (b50, b99) = (pct(&mut bl, 0.5), pct(&mut bl, 0.99));
+                    print!("; baseline p50 {b50:.1} ms p99 {b99:.1} ms; ratio p99 ours/baseline {:.2}", p99 / b99);
+                }
+                println!();
+            }
         }
-        let mut one = fan_out(1, 100).await;
-        let mut many = fan_out(1000, 100).await;
-        let (p50_1, p99_1) = (pct(&mut one, 0.5), pct(&mut one, 0.99));
-        let (p50, p99) = (pct(&mut many, 0.5), pct(&mut many, 0.99));
-        println!(
-            "SSE fan-out, 100 alarms at 20/s: 1 client p50 {p50_1:.1} ms p99 {p99_1:.1} ms; 1,000 clients p50 {p50:.1} ms p99 {p99:.1} ms ({} deliveries); ratio p99 1000/1 {:.1}",
-            many.len(),
-            p99 / p99_1.max(0.001)
-        );
     });
 }

@@ -1,19 +1,25 @@
-//! Composition root: builds every part from the configuration and owns reload and shutdown.
+//! Composition root: builds every part from the configuration, owns every background task and
+//! stops them, in order, with one cancellation signal each (`App::shutdown`). Serving HTTP is
+//! the `server` module's (it mounts the API on the state built here).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use crate::alerts::engine::EngineConfig;
+use crate::alerts::mqtt::MqttState;
 use crate::alerts::service::AlertService;
-use crate::api::{self, AppState};
+use crate::alerts::webhooks::Webhooks;
 use crate::clock::Clock;
 use crate::config::{self, CityConfig, ConfigErrors};
+use crate::events::{EventLog, SqlLog};
 use crate::geo::service::GeoService;
+use crate::geo::watch::RingWatcher;
 use crate::ingest::{self, ApplyReport, Ingest, IngestError, IngestSpec, StatusEvent};
 use crate::maintenance::health::HealthKeeper;
 use crate::maintenance::orders::OrderService;
@@ -33,6 +39,8 @@ pub enum AppError {
     Map(#[from] crate::geo::load::LoadError),
     #[error("detection: {0}")]
     Detect(#[from] crate::detect::onnx::OnnxError),
+    #[error("a background task failed: {0}")]
+    Task(String),
 }
 
 #[derive(Debug, Clone)]
@@ -47,17 +55,69 @@ impl Default for AppOptions {
     }
 }
 
+/// What every request handler (and the demo's scenario) can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    /// The event log (kept in the registry).
+    pub log: Arc<dyn EventLog>,
+    pub clock: Arc<dyn Clock>,
+    /// Absent on an API-only node.
+    pub ingest: Option<Arc<Ingest>>,
+    pub config_dir: Arc<PathBuf>,
+    /// One reload at a time.
+    pub reload_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Coverage, rings, interceptions.
+    pub geo: GeoService,
+    /// Checks the rings when the geography changes.
+    pub rings: RingWatcher,
+    /// The alert service (the only writer of alerts) and its live feed.
+    pub alerts: AlertService,
+    /// Webhook receivers' delivery states.
+    pub webhooks: Webhooks,
+    /// The MQTT publisher's state, when one is configured.
+    pub mqtt: Option<Arc<Mutex<MqttState>>>,
+    /// Motion and plate reading, when `[detect]` is configured and ingest runs.
+    pub detect: Option<crate::detect::service::DetectService>,
+    /// Video quality diagnosis, when `[maintenance]` is configured and ingest runs.
+    pub quality: Option<crate::maintenance::service::QualityService>,
+    /// Every camera's health state (ingest, quality, maintenance mode → status).
+    pub health: HealthKeeper,
+    /// Work orders.
+    pub orders: OrderService,
+    /// Fires when the app stops serving: live streams end so that connections can close.
+    pub closing: CancellationToken,
+}
+
+/// A background task the app owns: its name (for the log), its own stop signal, its handle.
+struct Task {
+    name: &'static str,
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl Task {
+    /// Starts a task with a stop signal of its own (a child of `root`) and adds it to `tasks`.
+    fn start(
+        tasks: &mut Vec<Task>,
+        root: &CancellationToken,
+        name: &'static str,
+        f: impl FnOnce(CancellationToken) -> JoinHandle<()>,
+    ) {
+        let stop = root.child_token();
+        tasks.push(Task { name, handle: f(stop.clone()), stop });
+    }
+}
+
 /// A running system's parts.
 pub struct App {
     pub state: AppState,
     pub config: CityConfig,
     pub sync: SyncReport,
-    /// SIGHUP is caught from the moment the app is built (before it says it is serving), so a
-    /// reload signal can never kill a starting server.
-    #[cfg(unix)]
-    hangup: Option<tokio::signal::unix::Signal>,
-    /// Webhook delivery and MQTT publishing: stopped when serving ends.
-    background: Vec<tokio::task::JoinHandle<()>>,
+    /// In the order they stop.
+    tasks: Vec<Task>,
+    /// Every task's stop signal is a child of this one: cancelling it stops them all at once.
+    root: CancellationToken,
 }
 
 /// What a reload changed.
@@ -79,7 +139,8 @@ fn specs(cfg: &CityConfig) -> Vec<IngestSpec> {
 
 impl App {
     /// Loads and validates the configuration, opens and migrates the registry, syncs the
-    /// cameras, and starts a pipeline per enabled camera.
+    /// cameras, starts the alert service and every consumer of the event log, and a pipeline per
+    /// enabled camera.
     pub async fn build(
         config_dir: &Path,
         database: &str,
@@ -91,18 +152,37 @@ impl App {
         let sync = registry.sync_config(&config, clock.now_ms()).await?;
         tracing::info!(site = %config.site.name, cameras = config.cameras.len(), "{}", sync.summary());
         import_map(&registry, &config, clock.now_ms()).await?;
+        let log: Arc<dyn EventLog> = Arc::new(SqlLog::new(registry.clone()));
         let geo = GeoService::new(registry.clone(), config.site.dori_table);
-        check_rings(&geo, clock.now_ms()).await;
-        let hooks = webhooks(&config);
-        let alerts = AlertService::start(
+        let mut tasks = Vec::new();
+        let root = CancellationToken::new();
+
+        let alerts_stop = root.child_token();
+        let (alerts, alerts_task) = AlertService::start(
             registry.clone(),
+            log.clone(),
             clock.clone(),
             engine_config(&config),
-            hooks.iter().map(|h| h.name.clone()).collect(),
+            alerts_stop.clone(),
         )
         .await?;
-        let health = HealthKeeper::start(registry.clone(), alerts.clone()).await?;
-        let mut background = vec![crate::alerts::webhooks::spawn(registry.clone(), clock.clone(), hooks)];
+        let rings_stop = root.child_token();
+        let (rings, rings_task) = RingWatcher::spawn(geo.clone(), log.clone(), clock.clone(), rings_stop.clone());
+        let health = HealthKeeper::start(registry.clone()).await?;
+        Task::start(&mut tasks, &root, "health retry", |stop| {
+            tokio::spawn(retry_statuses(health.clone(), clock.clone(), stop))
+        });
+        let webhooks_stop = root.child_token();
+        let (webhooks, webhook_tasks) = crate::alerts::webhooks::spawn(
+            registry.clone(),
+            alerts.feed(),
+            clock.clone(),
+            webhooks(&config),
+            webhooks_stop.clone(),
+        );
+        let mut mqtt = None;
+        let mqtt_stop = root.child_token();
+        let mut mqtt_task = None;
         if let Some(m) = &config.mqtt {
             let target = crate::alerts::mqtt::MqttTarget {
                 host: m.host.clone(),
@@ -110,18 +190,23 @@ impl App {
                 topic_prefix: m.topic_prefix.clone(),
                 client_id: m.client_id.clone(),
             };
-            background.push(crate::alerts::mqtt::spawn(registry.clone(), target));
+            let (state, handle) =
+                crate::alerts::mqtt::spawn(registry.clone(), alerts.feed(), target, mqtt_stop.clone());
+            mqtt = Some(state);
+            mqtt_task = Some(handle);
         }
         let ingest = if opts.ingest {
             ingest::init_gstreamer()?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
-            tokio::spawn(write_statuses(health.clone(), geo.clone(), clock.clone(), rx));
+            Task::start(&mut tasks, &root, "ingest statuses", |stop| {
+                tokio::spawn(write_statuses(health.clone(), rx, stop))
+            });
             let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
             let specs = specs(&config);
             let ing = ingest.clone();
             let report = tokio::task::spawn_blocking(move || ing.apply(specs))
                 .await
-                .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+                .map_err(|e| AppError::Task(format!("starting ingest: {e}")))?;
             tracing::info!(pipelines = report.started.len(), "ingest started");
             Some(ingest)
         } else {
@@ -129,10 +214,12 @@ impl App {
         };
         let detect = match (&ingest, &config.detect) {
             (Some(ingest), Some(dc)) => {
-                let (dc, reg, g) = (dc.clone(), registry.clone(), geo.clone());
-                let svc = tokio::task::spawn_blocking(move || crate::detect::service::DetectService::start(dc, reg, g))
-                    .await
-                    .map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
+                let svc = crate::detect::service::DetectService::start(
+                    dc.clone(),
+                    registry.clone(),
+                    log.clone(),
+                    clock.clone(),
+                )?;
                 svc.sync(ingest, &config);
                 tracing::info!("detection started");
                 Some(svc)
@@ -144,8 +231,9 @@ impl App {
                 mc.clone(),
                 &config.quality_overrides,
                 ingest.clone(),
-                registry.clone(),
+                log.clone(),
                 health.clone(),
+                clock.clone(),
             )),
             _ => None,
         };
@@ -153,80 +241,78 @@ impl App {
         if ingest.is_some() && config.maintenance.is_some() {
             // Rounds run on their own only with live cameras; a test on a simulated clock runs
             // them itself.
-            background.push(orders.spawn());
+            Task::start(&mut tasks, &root, "work orders", |stop| orders.spawn(stop));
+        }
+        // The consumers stop after the producers above them (ingest, detection, quality have
+        // their own shutdown): the alert service last but the feed's readers, so that what the
+        // others stored is applied while they stop.
+        tasks.push(Task { name: "ring watcher", stop: rings_stop, handle: rings_task });
+        tasks.push(Task { name: "alert service", stop: alerts_stop, handle: alerts_task });
+        for h in webhook_tasks {
+            tasks.push(Task { name: "webhook", stop: webhooks_stop.clone(), handle: h });
+        }
+        if let Some(h) = mqtt_task {
+            tasks.push(Task { name: "mqtt", stop: mqtt_stop, handle: h });
         }
         let state = AppState {
             registry,
+            log,
             clock,
             ingest,
             config_dir: Arc::new(config_dir.to_path_buf()),
             reload_lock: Arc::new(tokio::sync::Mutex::new(())),
             geo,
+            rings,
             alerts,
-            auth_failures: Default::default(),
+            webhooks,
+            mqtt,
             detect,
             quality,
             health,
             orders,
+            closing: root.child_token(),
         };
         #[cfg(unix)]
-        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| tracing::error!("cannot listen for SIGHUP ({e}); reload with POST /api/v1/admin/reload"))
-            .ok();
-        Ok(Self {
-            state,
-            config,
-            sync,
-            #[cfg(unix)]
-            hangup,
-            background,
-        })
+        {
+            // SIGHUP is caught from the moment the app is built (before it says it is serving),
+            // so a reload signal can never kill a starting server.
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(hup) => {
+                    let stop = root.child_token();
+                    let handle = tokio::spawn(reload_on_sighup(state.clone(), hup, stop.clone()));
+                    tasks.insert(0, Task { name: "sighup", stop, handle });
+                }
+                Err(e) => tracing::error!("cannot listen for SIGHUP ({e}); reload with POST /api/v1/admin/reload"),
+            }
+        }
+        Ok(Self { state, config, sync, tasks, root })
     }
 
-    /// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests
-    /// and stops every pipeline. SIGHUP reloads the configuration.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), AppError> {
-        let state = self.state.clone();
-        #[cfg(unix)]
-        let hup = tokio::spawn(reload_on_sighup(state.clone(), self.hangup));
-        let router = api::router(self.state);
-        let alerts = state.alerts.clone();
-        let shutdown = async move {
-            shutdown.await;
-            alerts.close_streams();
-        };
-        // No Nagle: live streams send small frames that must not wait for the peer's delayed ACK.
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(AppError::Serve);
-        state.alerts.stop().await;
-        for task in &self.background {
-            task.abort();
-        }
-        #[cfg(unix)]
-        hup.abort();
-        if let Some(q) = &state.quality {
-            q.shutdown();
-        }
-        if let Some(detect) = state.detect.clone() {
-            let _ = tokio::task::spawn_blocking(move || detect.shutdown()).await;
-        }
+    /// Stops everything, producers first: camera pipelines, quality sampling, detection (whose
+    /// writer stores every passage it was handed), then each background task in turn, then
+    /// closes the database.
+    pub async fn shutdown(self) {
+        let state = self.state;
+        state.closing.cancel();
         if let Some(ingest) = state.ingest.clone() {
             let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
         }
+        if let Some(q) = &state.quality {
+            q.shutdown();
+        }
+        if let Some(detect) = &state.detect {
+            detect.shutdown().await;
+        }
+        for t in self.tasks {
+            t.stop.cancel();
+            match tokio::time::timeout(Duration::from_secs(10), t.handle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(task = t.name, error = %e, "a background task failed"),
+                Err(_) => tracing::error!(task = t.name, "a background task did not stop within 10 s"),
+            }
+        }
+        self.root.cancel();
         state.registry.close().await;
-        served
     }
 }
 
@@ -237,18 +323,18 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
     let dir: PathBuf = (*state.config_dir).clone();
     let cfg = tokio::task::spawn_blocking(move || config::load_dir(&dir))
         .await
-        .map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
+        .map_err(|e| AppError::Task(format!("reading the configuration: {e}")))??;
     let sync = state.registry.sync_config(&cfg, state.clock.now_ms()).await?;
     state.orders.reconfigure(&cfg);
     import_map(&state.registry, &cfg, state.clock.now_ms()).await?;
-    check_rings(&state.geo, state.clock.now_ms()).await;
+    state.rings.poke();
     let applied = match state.ingest.clone() {
         Some(ingest) => {
             let specs = specs(&cfg);
             let ing = ingest.clone();
             let r = tokio::task::spawn_blocking(move || ing.apply(specs))
                 .await
-                .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+                .map_err(|e| AppError::Task(format!("applying ingest changes: {e}")))?;
             if let Some(d) = &state.detect {
                 d.sync(&ingest, &cfg);
             }
@@ -273,9 +359,12 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(state: AppState, hup: Option<tokio::signal::unix::Signal>) {
-    let Some(mut hup) = hup else { return };
-    while hup.recv().await.is_some() {
+async fn reload_on_sighup(state: AppState, mut hup: tokio::signal::unix::Signal, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hup.recv() => if got.is_none() { return },
+        }
         tracing::info!("SIGHUP: reloading the configuration");
         if let Err(e) = reload(&state).await {
             tracing::error!("reload refused, the running configuration stays: {e}");
@@ -287,13 +376,15 @@ async fn reload_on_sighup(state: AppState, hup: Option<tokio::signal::unix::Sign
 /// streams to the health keeper, which decides the camera's status.
 async fn write_statuses(
     health: HealthKeeper,
-    geo: GeoService,
-    clock: Arc<dyn Clock>,
     mut rx: tokio::sync::mpsc::Receiver<StatusEvent>,
+    stop: CancellationToken,
 ) {
     let registry = health.registry().clone();
-    while let Some(ev) = rx.recv().await {
-        let status_changed = ev.status.is_some();
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = rx.recv() => match ev { Some(ev) => ev, None => return },
+        };
         if ev.record
             && let Err(e) = registry
                 .record_ingest_transition(&ev.camera, ev.from.as_str(), ev.to.as_str(), &ev.reason, ev.at_ms)
@@ -304,10 +395,15 @@ async fn write_statuses(
         if let Some(status) = ev.status {
             health.stream(&ev.camera, status == crate::config::CameraStatus::Online, &ev.reason, ev.at_ms).await;
         }
-        // A camera's status decides whether the rings it belongs to are open; check once the
-        // burst of changes queued so far is written.
-        if status_changed && rx.is_empty() {
-            check_rings(&geo, clock.now_ms()).await;
+    }
+}
+
+/// Every second, the status changes the health keeper could not write are tried again.
+async fn retry_statuses(health: HealthKeeper, clock: Arc<dyn Clock>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => health.retry(clock.now_ms()).await,
         }
     }
 }
@@ -356,18 +452,6 @@ fn webhooks(cfg: &CityConfig) -> Vec<crate::alerts::webhooks::Webhook> {
             crate::alerts::webhooks::Webhook { name: w.name.clone(), url: w.url.clone(), secret }
         })
         .collect()
-}
-
-/// Records ring open/close events; failures are logged (the next change retries).
-pub async fn check_rings(geo: &GeoService, now_ms: i64) {
-    match geo.check_rings(now_ms).await {
-        Ok(changed) => {
-            for r in changed {
-                tracing::warn!(ring = %r.id, open = r.open, down = ?r.down, leaks = r.leaks.len(), "checkpoint ring {}", if r.open { "opened" } else { "closed" });
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot check the checkpoint rings"),
-    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

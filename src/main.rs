@@ -416,7 +416,7 @@ async fn demo_on(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let city = Arc::new(city);
     let scenario = tokio::spawn(tianwang::sim::demo::run_scenario(city.clone(), app.state.clone(), stop_rx));
-    let served = app.serve(listener, shutdown_signal()).await;
+    let served = tianwang::server::serve(app, listener, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = scenario.await;
     // The simulated cameras go last, after every pipeline reading them has stopped.
@@ -489,7 +489,7 @@ async fn serve(config: &std::path::Path, db: &str, listen: SocketAddr, opts: App
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     tracing::info!("serving {} cameras on http://{addr}/api/v1/cameras", app.config.cameras.len());
-    app.serve(listener, shutdown_signal()).await?;
+    tianwang::server::serve(app, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -5,9 +5,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::sse::Sse;
 use common::{Engine, TestApp, TestDb, authed_client, config_dir};
 use serde_json::{Value, json};
 use tianwang::clock::Clock;
+use tianwang::events::{Event, Motion, NewEvent};
 
 const SITE: &str = "[site]\nname = \"Alert city\"\ntimezone = \"Asia/Shanghai\"\n";
 
@@ -78,50 +80,6 @@ async fn lifecycle_with_audit(engine: Engine) {
     let (s, _, _) = app.get("/api/v1/alerts/99999").await;
     assert_eq!(s, 404);
     app.stop().await;
-}
-
-/// An SSE client reading with a deadline; returns (event id, data) pairs.
-struct Sse {
-    resp: reqwest::Response,
-    buf: String,
-}
-
-impl Sse {
-    async fn open(app: &TestApp, last_event_id: Option<i64>) -> Sse {
-        let mut req = app.client.get(app.url("/api/v1/alerts/stream"));
-        if let Some(id) = last_event_id {
-            req = req.header("Last-Event-ID", id.to_string());
-        }
-        let resp = req.send().await.unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        Sse { resp, buf: String::new() }
-    }
-
-    async fn next(&mut self, deadline: Instant) -> Option<(i64, Value)> {
-        loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                let mut id = None;
-                let mut data = None;
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
-                        id = v.trim().parse().ok();
-                    } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
-                        data = serde_json::from_str(v.trim()).ok();
-                    }
-                }
-                if let (Some(i), Some(d)) = (id, data) {
-                    return Some((i, d));
-                }
-                continue;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.resp.chunk()).await {
-                Ok(Ok(Some(c))) => self.buf.push_str(&String::from_utf8_lossy(&c)),
-                _ => return None,
-            }
-        }
-    }
 }
 
 async fn a_client_away_during_a_burst_resumes_with_every_alert_once_in_order(engine: Engine) {
@@ -345,7 +303,8 @@ async fn motion_from_the_event_log_alerts_only_in_armed_zones(engine: Engine) {
     let now = app.clock.now_ms();
     // Detection's events, in order: the lobby is not armed, the vault is.
     for zone in ["lobby", "vault"] {
-        app.registry.insert_event(now, "motion", Some("bank-cam"), None, &json!({"zone": zone})).await.unwrap();
+        let m = Motion { camera_id: "bank-cam".into(), zone: zone.into(), boxes: vec![] };
+        app.log.append(&[NewEvent::new(now, None, Event::Motion(m))]).await.unwrap();
     }
     let (_, ev) = stream.next(Instant::now() + Duration::from_secs(10)).await.expect("a motion alert");
     assert_eq!(ev["alert"]["kind"], "motion");

@@ -118,7 +118,7 @@ async fn listing_and_each_filter(engine: Engine) {
     }
 
     // A status set by another part of the system is filterable.
-    app.registry.set_status("d-home", CameraStatus::Offline, "no frames", app.clock.now()).await.unwrap();
+    app.registry.set_status("d-home", CameraStatus::Offline, "no frames", app.clock.now(), None).await.unwrap();
     let (_, body, _) = app.get("/api/v1/cameras?status=offline,disabled").await;
     assert_eq!(ids(&body), ["d-home", "e-ent"]);
     app.stop().await;

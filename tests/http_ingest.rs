@@ -55,7 +55,7 @@ async fn health_snapshot_metrics_and_reload() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(listener, async move {
+    let server = tokio::spawn(tianwang::server::serve(app, listener, async move {
         let _ = stop_rx.await;
     }));
     let token = registry.create_token("t", "admin", false, 0).await.unwrap();

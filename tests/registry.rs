@@ -96,15 +96,15 @@ async fn status_changes_are_recorded_once(engine: Engine) {
     let reg = Registry::open(&db.url).await.unwrap();
     let v1 = config_dir(&[("site.toml", SITE), ("c.toml", &cam("a", ""))]);
     reg.sync_config(&load_dir(v1.path()).unwrap(), 1000).await.unwrap();
-    assert!(reg.set_status("a", CameraStatus::Online, "streaming", 2000).await.unwrap());
-    assert!(!reg.set_status("a", CameraStatus::Online, "still streaming", 2500).await.unwrap());
-    assert!(reg.set_status("a", CameraStatus::Offline, "no frames for 10 s", 3000).await.unwrap());
+    assert!(reg.set_status("a", CameraStatus::Online, "streaming", 2000, None).await.unwrap());
+    assert!(!reg.set_status("a", CameraStatus::Online, "still streaming", 2500, None).await.unwrap());
+    assert!(reg.set_status("a", CameraStatus::Offline, "no frames for 10 s", 3000, None).await.unwrap());
     let h = reg.status_history("a", 10).await.unwrap();
     assert_eq!(h.len(), 3);
     assert_eq!((h[0].to_status.as_str(), h[0].reason.as_str(), h[0].at_ms), ("offline", "no frames for 10 s", 3000));
     let a = reg.get_camera("a").await.unwrap().unwrap();
     assert_eq!((a.status.as_str(), a.status_since_ms), ("offline", 3000));
-    let e = reg.set_status("zz", CameraStatus::Online, "x", 1).await.unwrap_err();
+    let e = reg.set_status("zz", CameraStatus::Online, "x", 1, None).await.unwrap_err();
     assert!(e.to_string().contains("zz"), "{e}");
     reg.close().await;
 }

@@ -12,42 +12,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use crate::registry::{AlertKind, Severity};
+
 pub type Millis = i64;
-
-/// How urgent, lowest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Major,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Major => "major",
-            Severity::Critical => "critical",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Severity> {
-        [Severity::Info, Severity::Warning, Severity::Major, Severity::Critical].into_iter().find(|x| x.as_str() == s)
-    }
-    /// One step up (critical stays critical).
-    pub fn up(self) -> Severity {
-        match self {
-            Severity::Info => Severity::Warning,
-            Severity::Warning => Severity::Major,
-            _ => Severity::Critical,
-        }
-    }
-}
 
 /// Rules for one kind of alert.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,9 +35,8 @@ pub struct Policy {
 /// The engine's configuration.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    pub policies: HashMap<String, Policy>,
-    /// Used for a kind without its own policy.
-    pub default_policy: Policy,
+    /// Every kind's rules (see [`default_policy`]).
+    pub policies: HashMap<AlertKind, Policy>,
     /// A camera must stay down (and a ring open) this long before it raises anything.
     pub offline_grace_ms: Millis,
     /// This many cameras of one grid cell going dark within one grace period raise one grouped
@@ -104,29 +73,29 @@ impl ArmedZone {
 
 const MIN: Millis = 60_000;
 
+/// The built-in rules of each kind.
+pub fn default_policy(kind: AlertKind) -> Policy {
+    let p = |severity, dedupe_min: i64, cooldown_min: i64, escalate_min: Option<i64>| Policy {
+        severity,
+        dedupe_ms: dedupe_min * MIN,
+        cooldown_ms: cooldown_min * MIN,
+        escalate_ms: escalate_min.map(|m| m * MIN),
+    };
+    match kind {
+        AlertKind::WatchlistHit => p(Severity::Critical, 2, 0, Some(2)),
+        AlertKind::RingCrossing => p(Severity::Critical, 1, 0, Some(2)),
+        AlertKind::Alarm => p(Severity::Critical, 2, 0, Some(2)),
+        AlertKind::RingOpened => p(Severity::Major, 10, 5, Some(10)),
+        AlertKind::CameraOffline => p(Severity::Warning, 30, 10, Some(30)),
+        AlertKind::Motion => p(Severity::Warning, 5, 5, None),
+        AlertKind::QualityFault => p(Severity::Info, 60, 30, None),
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
-        let p = |severity, dedupe_min, cooldown_min, escalate_min: Option<i64>| Policy {
-            severity,
-            dedupe_ms: dedupe_min * MIN,
-            cooldown_ms: cooldown_min * MIN,
-            escalate_ms: escalate_min.map(|m| m * MIN),
-        };
-        let policies = [
-            ("watchlist_hit", p(Severity::Critical, 2, 0, Some(2))),
-            ("ring_crossing", p(Severity::Critical, 1, 0, Some(2))),
-            ("alarm", p(Severity::Critical, 2, 0, Some(2))),
-            ("ring_opened", p(Severity::Major, 10, 5, Some(10))),
-            ("camera_offline", p(Severity::Warning, 30, 10, Some(30))),
-            ("motion", p(Severity::Warning, 5, 5, None)),
-            ("quality_fault", p(Severity::Info, 60, 30, None)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
         EngineConfig {
-            policies,
-            default_policy: p(Severity::Warning, 5, 5, None),
+            policies: AlertKind::ALL.iter().map(|&k| (k, default_policy(k))).collect(),
             offline_grace_ms: MIN,
             group_min: 5,
             armed_zones: Vec::new(),
@@ -136,21 +105,28 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn policy(&self, kind: &str) -> Policy {
-        self.policies.get(kind).copied().unwrap_or(self.default_policy)
+    pub fn policy(&self, kind: AlertKind) -> Policy {
+        self.policies.get(&kind).copied().unwrap_or_else(|| default_policy(kind))
+    }
+
+    /// The longest cooldown of any kind (how far back a restart looks for resolved alerts).
+    pub fn longest_cooldown_ms(&self) -> Millis {
+        AlertKind::ALL.iter().map(|&k| self.policy(k).cooldown_ms).max().unwrap_or(0)
     }
 }
 
 /// Something that may deserve an alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Occurrence {
-    pub kind: String,
+    pub kind: AlertKind,
     /// What makes two occurrences the same alert (e.g. `watchlist_hit:豫A12345`).
     pub key: String,
     pub title: String,
     pub cameras: Vec<String>,
     pub grid_cell: Option<String>,
     pub ring_id: Option<String>,
+    /// The zone of a motion occurrence (arming is per zone).
+    pub zone: Option<String>,
     pub detail: serde_json::Value,
     pub at_ms: Millis,
 }
@@ -185,6 +161,13 @@ pub enum Signal {
         key: String,
         at_ms: Millis,
     },
+    /// The cause of the alert of this key is gone (a ring closed again, a picture is healthy
+    /// again): the open alert resolves itself; a pending one is dropped.
+    CauseGone {
+        key: String,
+        note: String,
+        at_ms: Millis,
+    },
 }
 
 /// What the engine decided.
@@ -199,11 +182,13 @@ pub enum Action {
     Escalate { key: String, severity: Severity, level: u32, at_ms: Millis },
     /// The cameras of the open alert `key` that came back (all of them: `all_back`).
     Recovered { key: String, cameras: Vec<String>, all_back: bool, at_ms: Millis },
+    /// The open alert `key` resolves itself.
+    Resolve { key: String, note: String, at_ms: Millis },
 }
 
 #[derive(Debug, Clone)]
 struct Open {
-    kind: String,
+    kind: AlertKind,
     severity: Severity,
     last_ms: Millis,
     count: u32,
@@ -255,6 +240,19 @@ pub struct Engine {
     pub stats: EngineStats,
 }
 
+/// An open alert as the store has it, to restore after a restart.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub key: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub last_ms: Millis,
+    pub count: u32,
+    pub acknowledged: bool,
+    pub level: u32,
+    pub cameras: Vec<String>,
+}
+
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
         Engine {
@@ -275,29 +273,41 @@ impl Engine {
 
     /// Re-opens an alert that was open before a restart (from the store), so that repeats,
     /// escalation and recovery carry on.
-    #[allow(clippy::too_many_arguments)]
-    pub fn restore(
-        &mut self,
-        key: &str,
-        kind: &str,
-        severity: Severity,
-        last_ms: Millis,
-        count: u32,
-        acknowledged: bool,
-        level: u32,
-        cameras: &[String],
-    ) {
-        let pol = self.cfg.policy(kind);
-        let next = if acknowledged { None } else { pol.escalate_ms.map(|e| last_ms.max(0) + e) };
+    pub fn restore(&mut self, r: &Restored) {
+        let pol = self.cfg.policy(r.kind);
+        let next = if r.acknowledged { None } else { pol.escalate_ms.map(|e| r.last_ms.max(0).saturating_add(e)) };
         let down: HashSet<String> =
-            if kind == "camera_offline" { cameras.iter().cloned().collect() } else { HashSet::new() };
+            if r.kind == AlertKind::CameraOffline { r.cameras.iter().cloned().collect() } else { HashSet::new() };
         for c in &down {
-            self.camera_alert.insert(c.clone(), key.to_string());
+            self.camera_alert.insert(c.clone(), r.key.clone());
         }
+        self.pending_rings.remove(&r.key);
         self.open.insert(
-            key.to_string(),
-            Open { kind: kind.into(), severity, last_ms, count, acknowledged, level, next_escalation_ms: next, down },
+            r.key.clone(),
+            Open {
+                kind: r.kind,
+                severity: r.severity,
+                last_ms: r.last_ms,
+                count: r.count,
+                acknowledged: r.acknowledged,
+                level: r.level,
+                next_escalation_ms: next,
+                down,
+            },
         );
+    }
+
+    /// An alert resolved before a restart: its key stays quiet for the rest of its cooldown.
+    pub fn restore_resolved(&mut self, key: &str, kind: AlertKind, resolved_ms: Millis) {
+        let cd = self.cfg.policy(kind).cooldown_ms;
+        if cd > 0 && !self.open.contains_key(key) {
+            self.cooling.insert(key.to_string(), resolved_ms.saturating_add(cd));
+        }
+    }
+
+    /// Whether the key has an open alert.
+    pub fn is_open(&self, key: &str) -> bool {
+        self.open.contains_key(key)
     }
 
     /// Feeds one signal; returns what to do.
@@ -330,18 +340,32 @@ impl Engine {
                 Vec::new()
             }
             Signal::Resolved { key, at_ms } => {
-                if self.pending_rings.remove(&key).is_some() {
-                    self.stats.ring_open_within_grace += 1;
-                }
-                if let Some(o) = self.open.remove(&key) {
-                    let cd = self.cfg.policy(&o.kind).cooldown_ms;
-                    if cd > 0 {
-                        self.cooling.insert(key.clone(), at_ms + cd);
-                    }
-                    self.camera_alert.retain(|_, k| *k != key);
-                }
+                self.close(&key, at_ms);
                 Vec::new()
             }
+            Signal::CauseGone { key, note, at_ms } => {
+                if self.open.contains_key(&key) {
+                    self.close(&key, at_ms);
+                    vec![Action::Resolve { key, note, at_ms }]
+                } else {
+                    self.close(&key, at_ms);
+                    Vec::new()
+                }
+            }
+        }
+    }
+
+    /// Forgets the open (or pending) alert of `key`; its cooldown starts.
+    fn close(&mut self, key: &str, at_ms: Millis) {
+        if self.pending_rings.remove(key).is_some() {
+            self.stats.ring_open_within_grace += 1;
+        }
+        if let Some(o) = self.open.remove(key) {
+            let cd = self.cfg.policy(o.kind).cooldown_ms;
+            if cd > 0 {
+                self.cooling.insert(key.to_string(), at_ms.saturating_add(cd));
+            }
+            self.camera_alert.retain(|_, k| k != key);
         }
     }
 
@@ -350,13 +374,13 @@ impl Engine {
             self.stats.in_maintenance += 1;
             return Vec::new();
         }
-        if o.kind == "ring_opened" && !self.open.contains_key(&o.key) {
+        if o.kind == AlertKind::RingOpened && !self.open.contains_key(&o.key) {
             self.pending_rings.entry(o.key.clone()).or_insert(o);
             return Vec::new();
         }
-        if o.kind == "motion" {
+        if o.kind == AlertKind::Motion {
             let cam = o.cameras.first().map(String::as_str).unwrap_or("");
-            let zone = o.detail.get("zone").and_then(|z| z.as_str()).unwrap_or("*");
+            let zone = o.zone.as_deref().unwrap_or("*");
             let armed = self.cfg.armed_zones.iter().any(|z| {
                 z.camera == cam && (z.zone == "*" || z.zone == zone) && z.armed_at(o.at_ms, self.cfg.utc_offset_min)
             });
@@ -365,10 +389,10 @@ impl Engine {
                 return Vec::new();
             }
         }
-        let pol = self.cfg.policy(&o.kind);
+        let pol = self.cfg.policy(o.kind);
         if let Some(open) = self.open.get_mut(&o.key) {
-            let renotify = o.at_ms - open.last_ms > pol.dedupe_ms;
-            open.count += 1;
+            let renotify = o.at_ms.saturating_sub(open.last_ms) > pol.dedupe_ms;
+            open.count = open.count.saturating_add(1);
             open.last_ms = open.last_ms.max(o.at_ms);
             if !renotify {
                 self.stats.deduplicated += 1;
@@ -386,18 +410,19 @@ impl Engine {
     }
 
     fn raise(&mut self, o: Occurrence, severity: Severity) -> Vec<Action> {
-        let pol = self.cfg.policy(&o.kind);
-        let down = if o.kind == "camera_offline" { o.cameras.iter().cloned().collect() } else { HashSet::new() };
+        let pol = self.cfg.policy(o.kind);
+        let down =
+            if o.kind == AlertKind::CameraOffline { o.cameras.iter().cloned().collect() } else { HashSet::new() };
         self.open.insert(
             o.key.clone(),
             Open {
-                kind: o.kind.clone(),
+                kind: o.kind,
                 severity,
                 last_ms: o.at_ms,
                 count: 1,
                 acknowledged: false,
                 level: 0,
-                next_escalation_ms: pol.escalate_ms.map(|e| o.at_ms + e),
+                next_escalation_ms: pol.escalate_ms.map(|e| o.at_ms.saturating_add(e)),
                 down,
             },
         );
@@ -413,23 +438,33 @@ impl Engine {
         let Some(key) = self.camera_alert.remove(camera) else { return Vec::new() };
         let Some(open) = self.open.get_mut(&key) else { return Vec::new() };
         open.down.remove(camera);
-        vec![Action::Recovered { key, cameras: vec![camera.to_string()], all_back: open.down.is_empty(), at_ms }]
+        let all_back = open.down.is_empty();
+        if all_back {
+            // The alert resolves itself: its cooldown starts.
+            self.close(&key, at_ms);
+        }
+        vec![Action::Recovered { key, cameras: vec![camera.to_string()], all_back, at_ms }]
     }
 
     /// Advances the clock: cameras down past the grace period raise (grouped per cell), open
-    /// alerts past their escalation time escalate.
+    /// alerts past their escalation time escalate, expired cooldowns are forgotten.
     pub fn tick(&mut self, now_ms: Millis) -> Vec<Action> {
+        self.cooling.retain(|_, until| *until > now_ms);
         let mut out = self.flush_offline(now_ms);
         let grace = self.cfg.offline_grace_ms;
-        let due: Vec<String> =
-            self.pending_rings.iter().filter(|(_, o)| now_ms - o.at_ms >= grace).map(|(k, _)| k.clone()).collect();
+        let due: Vec<String> = self
+            .pending_rings
+            .iter()
+            .filter(|(_, o)| now_ms.saturating_sub(o.at_ms) >= grace)
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in due {
             if let Some(o) = self.pending_rings.remove(&k) {
-                let pol = self.cfg.policy("ring_opened");
+                let pol = self.cfg.policy(AlertKind::RingOpened);
                 out.extend(self.raise(o, pol.severity));
                 // Escalation counts from when the room was told, not from when the ring opened.
                 if let Some(open) = self.open.get_mut(&k) {
-                    open.next_escalation_ms = pol.escalate_ms.map(|e| now_ms + e);
+                    open.next_escalation_ms = pol.escalate_ms.map(|e| now_ms.saturating_add(e));
                 }
             }
         }
@@ -437,10 +472,10 @@ impl Engine {
             self.open.iter_mut().filter(|(_, o)| o.next_escalation_ms.is_some_and(|t| t <= now_ms)).collect();
         due.sort_by(|a, b| a.0.cmp(b.0));
         for (key, o) in due {
-            let every = self.cfg.policies.get(&o.kind).copied().unwrap_or(self.cfg.default_policy).escalate_ms;
+            let every = self.cfg.policy(o.kind).escalate_ms;
             o.level += 1;
             o.severity = o.severity.up();
-            o.next_escalation_ms = every.map(|e| now_ms + e);
+            o.next_escalation_ms = every.map(|e| now_ms.saturating_add(e));
             out.push(Action::Escalate { key: key.clone(), severity: o.severity, level: o.level, at_ms: now_ms });
         }
         out
@@ -448,8 +483,12 @@ impl Engine {
 
     fn flush_offline(&mut self, now_ms: Millis) -> Vec<Action> {
         let grace = self.cfg.offline_grace_ms;
-        let due: Vec<String> =
-            self.pending.iter().filter(|(_, p)| now_ms - p.since_ms >= grace).map(|(c, _)| c.clone()).collect();
+        let due: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now_ms.saturating_sub(p.since_ms) >= grace)
+            .map(|(c, _)| c.clone())
+            .collect();
         if due.is_empty() {
             return Vec::new();
         }
@@ -475,16 +514,17 @@ impl Engine {
                     self.camera_alert.insert(c.clone(), key.clone());
                 }
                 let o = Occurrence {
-                    kind: "camera_offline".into(),
+                    kind: AlertKind::CameraOffline,
                     key,
                     title,
                     cameras: ids,
                     grid_cell: cell,
                     ring_id: None,
+                    zone: None,
                     detail,
-                    at_ms: since.max(now_ms - grace).min(now_ms),
+                    at_ms: since.max(now_ms.saturating_sub(grace)).min(now_ms),
                 };
-                let sev = self.cfg.policy("camera_offline").severity.up();
+                let sev = self.cfg.policy(AlertKind::CameraOffline).severity.up();
                 out.extend(self.raise(o, sev));
             } else {
                 for (c, p) in cams {
@@ -497,16 +537,17 @@ impl Engine {
                     }
                     self.camera_alert.insert(c.clone(), key.clone());
                     let o = Occurrence {
-                        kind: "camera_offline".into(),
+                        kind: AlertKind::CameraOffline,
                         key,
                         title: format!("camera {} offline: {}", p.name, p.reason),
                         cameras: vec![c.clone()],
                         grid_cell: p.cell.clone(),
                         ring_id: None,
+                        zone: None,
                         detail: serde_json::json!({"reason": p.reason, "since_ms": p.since_ms}),
                         at_ms: now_ms,
                     };
-                    let sev = self.cfg.policy("camera_offline").severity;
+                    let sev = self.cfg.policy(AlertKind::CameraOffline).severity;
                     out.extend(self.raise(o, sev));
                 }
             }

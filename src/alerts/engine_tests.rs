@@ -4,12 +4,13 @@ const T0: Millis = 1_780_000_000_000;
 
 fn hit(plate: &str, at_ms: Millis) -> Signal {
     Signal::Event(Occurrence {
-        kind: "watchlist_hit".into(),
+        kind: AlertKind::WatchlistHit,
         key: format!("watchlist_hit:{plate}"),
         title: format!("watchlist {plate}"),
         cameras: vec!["k1".into()],
         grid_cell: None,
         ring_id: None,
+        zone: None,
         detail: serde_json::Value::Null,
         at_ms,
     })
@@ -66,12 +67,13 @@ fn escalation_until_acknowledged() {
     let mut e = Engine::new(EngineConfig::default());
     let ring = |at| {
         Signal::Event(Occurrence {
-            kind: "ring_opened".into(),
+            kind: AlertKind::RingOpened,
             key: "ring_opened:inner".into(),
             title: "inner ring open".into(),
             cameras: vec![],
             grid_cell: None,
             ring_id: Some("inner".into()),
+            zone: None,
             detail: serde_json::Value::Null,
             at_ms: at,
         })
@@ -144,13 +146,14 @@ fn maintenance_suppresses() {
 
 fn motion(cam: &str, zone: &str, at_ms: Millis) -> Signal {
     Signal::Event(Occurrence {
-        kind: "motion".into(),
+        kind: AlertKind::Motion,
         key: format!("motion:{cam}:{zone}"),
         title: format!("motion in {zone}"),
         cameras: vec![cam.into()],
         grid_cell: None,
         ring_id: None,
-        detail: serde_json::json!({"zone": zone}),
+        zone: Some(zone.into()),
+        detail: serde_json::Value::Null,
         at_ms,
     })
 }
@@ -186,17 +189,87 @@ fn motion_alerts_only_in_armed_zones_during_their_schedule() {
 fn a_ring_that_closes_within_the_grace_period_raises_nothing() {
     let mut e = Engine::new(EngineConfig::default());
     let open = Signal::Event(Occurrence {
-        kind: "ring_opened".into(),
+        kind: AlertKind::RingOpened,
         key: "ring_opened:middle".into(),
         title: "middle ring open".into(),
         cameras: vec![],
         grid_cell: None,
         ring_id: Some("middle".into()),
+        zone: None,
         detail: serde_json::Value::Null,
         at_ms: T0,
     });
     assert!(e.signal(open).is_empty());
-    e.signal(Signal::Resolved { key: "ring_opened:middle".into(), at_ms: T0 + 20_000 });
+    let closed = Signal::CauseGone { key: "ring_opened:middle".into(), note: "closed".into(), at_ms: T0 + 20_000 };
+    assert!(e.signal(closed).is_empty(), "nothing was told, nothing to resolve");
     assert!(e.tick(T0 + 120_000).is_empty());
     assert_eq!(e.stats.ring_open_within_grace, 1);
+}
+
+#[test]
+fn a_gone_cause_resolves_the_open_alert_and_starts_its_cooldown() {
+    let mut e = Engine::new(EngineConfig::default());
+    let fault = |at| {
+        Signal::Event(Occurrence {
+            kind: AlertKind::QualityFault,
+            key: "quality_fault:c1:blur".into(),
+            title: "blur".into(),
+            cameras: vec!["c1".into()],
+            grid_cell: None,
+            ring_id: None,
+            zone: None,
+            detail: serde_json::Value::Null,
+            at_ms: at,
+        })
+    };
+    assert_eq!(raised(&e.signal(fault(T0))).len(), 1);
+    let gone =
+        e.signal(Signal::CauseGone { key: "quality_fault:c1:blur".into(), note: "healthy".into(), at_ms: T0 + 1 });
+    assert_eq!(
+        gone,
+        vec![Action::Resolve { key: "quality_fault:c1:blur".into(), note: "healthy".into(), at_ms: T0 + 1 }]
+    );
+    assert!(!e.is_open("quality_fault:c1:blur"));
+    // Within the 30-minute cooldown the fault raises nothing; after it, a new alert.
+    assert!(e.signal(fault(T0 + 60_000)).is_empty());
+    assert_eq!(raised(&e.signal(fault(T0 + 31 * 60_000))).len(), 1);
+}
+
+#[test]
+fn the_last_camera_back_resolves_the_offline_alert_in_the_engine_too() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.signal(down("c1", "cell", T0));
+    assert_eq!(raised(&e.tick(T0 + 60_000)).len(), 1);
+    let a = e.signal(Signal::CameraUp { camera: "c1".into(), at_ms: T0 + 90_000 });
+    assert!(matches!(&a[0], Action::Recovered { all_back: true, .. }), "{a:?}");
+    assert!(e.open_keys().is_empty());
+    // A resolved alert no longer escalates.
+    assert!(e.tick(T0 + 3_600_000).is_empty());
+}
+
+#[test]
+fn times_near_the_end_of_time_do_not_overflow() {
+    let mut e = Engine::new(EngineConfig::default());
+    assert_eq!(raised(&e.signal(hit("豫A12345", i64::MAX - 1))).len(), 1);
+    assert!(matches!(e.signal(hit("豫A12345", i64::MIN))[0], Action::Repeat { .. }));
+    assert!(e.tick(i64::MAX).len() <= 1);
+}
+
+#[test]
+fn a_restart_restores_cooldowns_and_open_alerts() {
+    let mut e = Engine::new(EngineConfig::default());
+    e.restore(&Restored {
+        key: "watchlist_hit:豫A12345".into(),
+        kind: AlertKind::WatchlistHit,
+        severity: Severity::Critical,
+        last_ms: T0,
+        count: 4,
+        acknowledged: true,
+        level: 0,
+        cameras: vec!["k1".into()],
+    });
+    assert!(matches!(e.signal(hit("豫A12345", T0 + 1))[0], Action::Repeat { count: 5, .. }));
+    e.restore_resolved("camera_offline:c9", AlertKind::CameraOffline, T0);
+    e.signal(down("c9", "cell", T0 + 60_000));
+    assert!(raised(&e.tick(T0 + 2 * 60_000)).is_empty(), "still cooling down after the restart");
 }

@@ -1,15 +1,20 @@
-//! MQTT publishing of alert changes to a configured broker (Mosquitto here): the change feed is
-//! read from the store after the publisher's own cursor, so nothing is skipped across restarts or
-//! broker outages. Topic `<prefix>/alerts/<kind>/<severity>`, payload the same JSON as webhooks
-//! (`{"seq", "change", "at_ms", "alert": {…}}`), QoS 1, not retained. The cursor advances when a
-//! message is handed to the client; a crash between the two can repeat a message (at least once).
+//! MQTT publishing of alert changes to a configured broker (Mosquitto here). The publisher is a
+//! consumer of the change feed with its own acknowledged position (`mqtt`): it publishes at QoS 1
+//! and moves its position only when the broker has acknowledged (PUBACK) every change up to it,
+//! so nothing is skipped across restarts or broker outages; a change whose PUBACK was lost is
+//! published again (at least once: receivers de-duplicate by `seq`). Topic
+//! `<prefix>/alerts/<kind>/<severity>`, payload the same JSON as webhooks
+//! (`{"seq", "change", "at_ms", "alert": {…}}`), not retained. Each connection is a fresh client
+//! (its own in-flight publishes are never replayed behind our back).
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use tokio_util::sync::CancellationToken;
 
-use crate::registry::Registry;
-
+use crate::registry::{FeedRow, Registry};
 /// Where to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MqttTarget {
@@ -52,66 +57,187 @@ pub fn topic(prefix: &str, alert: &serde_json::Value) -> String {
     format!("{prefix}/alerts/{}/{}", part("kind"), part("severity"))
 }
 
-/// Publishes the feed until the handle is aborted.
-pub fn spawn(registry: Registry, target: MqttTarget) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut opts = MqttOptions::new(&target.client_id, &target.host, target.port);
+/// Changes published and not yet acknowledged by the broker, at most.
+const WINDOW: usize = 64;
+
+/// The publisher's state, for stats.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct MqttState {
+    pub connected: bool,
+    /// The last change the broker acknowledged (feed `seq`).
+    pub position: i64,
+    pub published: u64,
+    pub acknowledged: u64,
+    pub last_error: Option<String>,
+}
+
+/// Starts the publisher; it stops when `cancel` fires.
+pub fn spawn(
+    registry: Registry,
+    feed: &tokio::sync::broadcast::Sender<FeedRow>,
+    target: MqttTarget,
+    cancel: CancellationToken,
+) -> (Arc<Mutex<MqttState>>, tokio::task::JoinHandle<()>) {
+    let state = Arc::new(Mutex::new(MqttState::default()));
+    let p = Publisher { registry, target, cancel, state: state.clone() };
+    (state, tokio::spawn(p.run(feed.subscribe())))
+}
+
+struct Publisher {
+    registry: Registry,
+    target: MqttTarget,
+    cancel: CancellationToken,
+    state: Arc<Mutex<MqttState>>,
+}
+
+/// A change handed to the client: its feed position, the packet id once the client sent it, and
+/// whether the broker acknowledged it.
+struct InFlight {
+    seq: i64,
+    pkid: Option<u16>,
+    acked: bool,
+}
+
+impl Publisher {
+    fn set(&self, f: impl FnOnce(&mut MqttState)) {
+        if let Ok(mut s) = self.state.lock() {
+            f(&mut s);
+        }
+    }
+
+    async fn run(self, mut feed: tokio::sync::broadcast::Receiver<FeedRow>) {
+        let broker = format!("{}:{}", self.target.host, self.target.port);
+        loop {
+            let position = match self.registry.acked("mqtt").await {
+                Ok(p) => p.unwrap_or(0),
+                Err(e) => {
+                    tracing::error!(error = %e, "MQTT: cannot read the position");
+                    if self.pause(Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            self.set(|s| s.position = position);
+            match self.connection(position, &mut feed).await {
+                Ok(()) => return,
+                Err(e) => {
+                    self.set(|s| {
+                        s.connected = false;
+                        s.last_error = Some(e.clone());
+                    });
+                    tracing::warn!(%broker, error = %e, "MQTT connection lost; retrying in 2 s");
+                }
+            }
+            if self.pause(Duration::from_secs(2)).await {
+                return;
+            }
+        }
+    }
+
+    /// One connection: publishes from `position` until the connection fails (`Err`) or the
+    /// publisher is stopped (`Ok`).
+    async fn connection(
+        &self,
+        mut position: i64,
+        feed: &mut tokio::sync::broadcast::Receiver<FeedRow>,
+    ) -> Result<(), String> {
+        let mut opts = MqttOptions::new(&self.target.client_id, &self.target.host, self.target.port);
         opts.set_keep_alive(Duration::from_secs(15));
-        let (client, mut events) = AsyncClient::new(opts, 256);
-        let (connected_tx, mut connected) = tokio::sync::watch::channel(false);
-        let host = format!("{}:{}", target.host, target.port);
-        tokio::spawn(async move {
+        opts.set_clean_session(true);
+        let (client, mut eventloop) = AsyncClient::new(opts, 2 * WINDOW);
+        let (tx, mut events) = tokio::sync::mpsc::channel(4 * WINDOW);
+        // The event loop on its own task: its `poll` is not cancelled midway by our select.
+        let poller = tokio::spawn(async move {
             loop {
-                match events.poll().await {
-                    Ok(Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                        tracing::info!(broker = %host, "MQTT connected");
-                        connected_tx.send_replace(true);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        connected_tx.send_replace(false);
-                        tracing::warn!(broker = %host, error = %e, "MQTT connection lost; retrying in 2 s");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
+                let ev = eventloop.poll().await.map_err(|e| e.to_string());
+                let failed = ev.is_err();
+                if tx.send(ev).await.is_err() || failed {
+                    return;
                 }
             }
         });
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let _stop_poller = AbortOnDrop(poller);
+        let mut connected = false;
+        let mut inflight: VecDeque<InFlight> = VecDeque::new();
+        let mut sent = position;
         loop {
-            tick.tick().await;
-            if !*connected.borrow_and_update() {
-                let _ = connected.wait_for(|c| *c).await;
+            if connected && inflight.len() < WINDOW {
+                let rows = self
+                    .registry
+                    .feed_after(sent, (WINDOW - inflight.len()) as u32)
+                    .await
+                    .map_err(|e| format!("reading the change feed: {e}"))?;
+                for r in rows {
+                    let payload =
+                        serde_json::json!({"seq": r.seq, "change": r.change, "at_ms": r.at_ms, "alert": r.alert})
+                            .to_string();
+                    client
+                        .try_publish(topic(&self.target.topic_prefix, &r.alert), QoS::AtLeastOnce, false, payload)
+                        .map_err(|e| format!("publishing: {e}"))?;
+                    inflight.push_back(InFlight { seq: r.seq, pkid: None, acked: false });
+                    sent = r.seq;
+                    self.set(|s| s.published += 1);
+                }
             }
-            let after = match registry.cursor("mqtt").await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "MQTT: cannot read the cursor");
-                    continue;
-                }
-            };
-            let rows = match registry.feed_after(after, 200).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(error = %e, "MQTT: cannot read the alert feed");
-                    continue;
-                }
-            };
-            for r in rows {
-                let payload = serde_json::json!({"seq": r.seq, "change": r.change, "at_ms": r.at_ms, "alert": r.alert})
-                    .to_string();
-                if let Err(e) =
-                    client.publish(topic(&target.topic_prefix, &r.alert), QoS::AtLeastOnce, false, payload).await
-                {
-                    tracing::warn!(error = %e, "MQTT: publish failed; will retry");
-                    break;
-                }
-                if let Err(e) = registry.set_cursor("mqtt", r.seq).await {
-                    tracing::error!(error = %e, "MQTT: cannot store the cursor");
-                    break;
-                }
+            let room = connected && inflight.len() < WINDOW;
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                ev = events.recv() => match ev {
+                    None => return Err("the MQTT event loop ended".into()),
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                        tracing::info!(broker = %format!("{}:{}", self.target.host, self.target.port), "MQTT connected");
+                        connected = true;
+                        self.set(|s| s.connected = true);
+                    }
+                    Some(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                        if let Some(f) = inflight.iter_mut().find(|f| f.pkid.is_none()) {
+                            f.pkid = Some(pkid);
+                        }
+                    }
+                    Some(Ok(Event::Incoming(Packet::PubAck(a)))) => {
+                        if let Some(f) = inflight.iter_mut().find(|f| f.pkid == Some(a.pkid) && !f.acked) {
+                            f.acked = true;
+                        }
+                        let mut moved = false;
+                        while inflight.front().is_some_and(|f| f.acked) {
+                            if let Some(f) = inflight.pop_front() {
+                                position = f.seq;
+                                moved = true;
+                                self.set(|s| s.acknowledged += 1);
+                            }
+                        }
+                        if moved {
+                            self.registry.ack("mqtt", position).await.map_err(|e| format!("recording the position: {e}"))?;
+                            self.set(|s| s.position = position);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                },
+                _ = feed.recv(), if room => {}
+                // Changes written by another process, and a slow broker.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
-    })
+    }
+
+    /// Waits `d`; true when stopped meanwhile.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

@@ -1,77 +1,144 @@
-//! The alert service: one task owns the engine and applies its actions to the store in order;
-//! every change is committed (with its feed row and outbox rows) before it is broadcast to live
-//! SSE clients. Sources: camera status changes, the event log (ring opened/closed, ring
-//! crossings, watchlist hits, …), alarm inputs over HTTP; the clock drives escalation and the
-//! offline grace period.
+//! The alert service: the only writer of alerts. One task owns the engine and takes, in this
+//! order of priority: operators' commands; the event log's urgent lane (alarms, watchlist hits,
+//! ring crossings); its normal lane (camera status, rings); its bulk lane (motion, quality,
+//! passages); and the clock (offline grace, escalation). A flood in a lower lane delays a higher
+//! one by one batch at most.
+//!
+//! Events are applied in batches: the engine's decisions for a batch are made on a copy of it,
+//! written with the batch's acknowledged position in one transaction, and only then does the
+//! engine take the copy and the change feed hear of it. A failed write changes nothing: the batch
+//! is tried again with back-off (smaller, if it keeps failing) and its events stay unacknowledged
+//! until what they cause is stored. Operators' changes are written first and told to the engine
+//! after.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
-use super::engine::{Action, Engine, EngineConfig, Occurrence, Severity, Signal};
+use super::engine::{Action, Engine, EngineConfig, EngineStats, Restored, Signal};
+use super::signals;
 use crate::clock::Clock;
-use crate::registry::{AlertRow, FeedRow, Registry, RegistryError};
+use crate::config::CameraStatus;
+use crate::events::{EventLog, Lane, Position, Read};
+use crate::registry::{
+    AlertChangeError, AlertOp, AlertRow, AlertStatus, AlertWrite, FeedRow, NewAlert, Registry, RegistryError,
+};
 
-/// How often the clock is advanced and the event log read.
+/// How often the clock is advanced and the log looked at when nothing wakes the service.
 pub const TICK_MS: u64 = 500;
+/// Events read per batch from a lane (the bulk lane reads more: its events are cheap).
+const BATCH: u32 = 256;
+const BULK_BATCH: u32 = 1024;
+/// Back-off of a failed write: from, doubling to.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Outcomes of recent events kept for a late `await_event`.
+const RECENT: usize = 4096;
 
-enum Input {
-    Signal(Signal, Option<oneshot::Sender<Vec<AlertRow>>>),
-    Stop(oneshot::Sender<()>),
+/// The consumer name of a lane's acknowledged position.
+pub fn consumer(lane: Lane) -> String {
+    format!("alerts.{}", lane.as_str())
+}
+
+/// What became of an event.
+#[derive(Debug, Clone)]
+pub enum EventOutcome {
+    /// The alerts it raised or changed, after they were stored.
+    Alerts(Vec<AlertRow>),
+    /// It raised nothing (its cameras are all in maintenance, its key is cooling down, its zone
+    /// is not armed, …).
+    Nothing,
+    /// It was processed too long ago to remember.
+    Forgotten,
+}
+
+/// The service's own counters.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ServiceStats {
+    /// Events applied, per lane.
+    pub events_urgent: u64,
+    pub events_normal: u64,
+    pub events_bulk: u64,
+    /// Stored events that could not be read (unknown kind, malformed payload): skipped, kept.
+    pub undecodable: u64,
+    /// Writes that failed and were tried again.
+    pub write_failures: u64,
+    /// A write is failing now (the service is retrying it).
+    pub retrying: bool,
+    pub last_write_error: Option<String>,
+    /// Events appended but not yet applied, per lane (at the last look).
+    pub lag_urgent: i64,
+    pub lag_normal: i64,
+    pub lag_bulk: i64,
+}
+
+enum Command {
+    Operate { id: i64, op: AlertOp, actor: String, reply: oneshot::Sender<Result<AlertRow, AlertChangeError>> },
+    Await { position: Position, lane: Lane, reply: oneshot::Sender<EventOutcome> },
 }
 
 /// A handle to the running service.
 #[derive(Clone)]
 pub struct AlertService {
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Command>,
     feed: broadcast::Sender<FeedRow>,
     registry: Registry,
-    clock: Arc<dyn Clock>,
-    targets: Arc<Vec<String>>,
-    stats: Arc<std::sync::Mutex<super::engine::EngineStats>>,
-    /// Set when the server shuts down: live streams end so that connections can close.
-    closing: Arc<tokio::sync::watch::Sender<bool>>,
+    log: Arc<dyn EventLog>,
+    engine_stats: Arc<Mutex<EngineStats>>,
+    stats: Arc<Mutex<ServiceStats>>,
 }
 
 impl AlertService {
-    /// Restores open alerts into a fresh engine and starts the service task.
+    /// Restores the engine from the store (open alerts, cooldowns, cameras in maintenance or
+    /// offline without an alert yet) and starts the service task; it stops when `cancel` fires.
     pub async fn start(
         registry: Registry,
+        log: Arc<dyn EventLog>,
         clock: Arc<dyn Clock>,
         cfg: EngineConfig,
-        targets: Vec<String>,
-    ) -> Result<AlertService, RegistryError> {
-        let mut engine = Engine::new(cfg);
-        for a in registry.open_alerts().await? {
-            let sev = Severity::parse(&a.severity).unwrap_or(Severity::Warning);
-            engine.restore(
-                &a.dedupe_key,
-                &a.kind,
-                sev,
-                a.last_at_ms,
-                a.count.clamp(0, u32::MAX as i64) as u32,
-                a.status == "acknowledged",
-                a.escalation_level.clamp(0, u32::MAX as i64) as u32,
-                &a.cameras,
-            );
+        cancel: CancellationToken,
+    ) -> Result<(AlertService, tokio::task::JoinHandle<()>), RegistryError> {
+        let engine = restore(&registry, clock.now_ms(), cfg).await?;
+        let mut cursors = HashMap::new();
+        for lane in Lane::ALL {
+            let at = log.acked(&consumer(lane)).await.map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            cursors.insert(lane, at.unwrap_or(0));
         }
-        let (tx, rx) = mpsc::channel(4096);
+        let (tx, rx) = mpsc::channel(1024);
         let (feed, _) = broadcast::channel(1024);
         let svc = AlertService {
             tx,
             feed,
             registry,
-            clock,
-            targets: Arc::new(targets),
-            stats: Arc::new(std::sync::Mutex::new(Default::default())),
-            closing: Arc::new(tokio::sync::watch::channel(false).0),
+            log,
+            engine_stats: Arc::new(Mutex::new(engine.stats.clone())),
+            stats: Arc::new(Mutex::new(ServiceStats::default())),
         };
-        tokio::spawn(svc.clone().run(engine, rx));
-        Ok(svc)
+        let task = Task {
+            svc: svc.clone(),
+            clock,
+            engine,
+            cursors,
+            waiters: HashMap::new(),
+            recent: VecDeque::new(),
+            retry: None,
+            limit: HashMap::new(),
+        };
+        let handle = tokio::spawn(task.run(rx, cancel));
+        Ok((svc, handle))
     }
 
-    /// Live feed rows, after they are committed.
+    /// The live feed's sender (for consumers that subscribe when they start).
+    pub fn feed(&self) -> &broadcast::Sender<FeedRow> {
+        &self.feed
+    }
+
+    /// Live feed rows, after they are committed, in feed order.
     pub fn subscribe(&self) -> broadcast::Receiver<FeedRow> {
         self.feed.subscribe()
     }
@@ -80,287 +147,362 @@ impl AlertService {
         &self.registry
     }
 
-    pub fn targets(&self) -> &[String] {
-        &self.targets
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
     }
 
-    pub fn stats(&self) -> super::engine::EngineStats {
+    pub fn engine_stats(&self) -> EngineStats {
+        self.engine_stats.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> ServiceStats {
         self.stats.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// Feeds a signal without waiting.
-    pub async fn signal(&self, s: Signal) {
-        let _ = self.tx.send(Input::Signal(s, None)).await;
+    /// An operator's change: written, then told to the engine. Fails when the service stopped.
+    pub async fn operate(&self, id: i64, op: AlertOp, actor: &str) -> Result<AlertRow, AlertChangeError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || AlertChangeError::Registry(RegistryError::Invalid("the alert service is stopping".into()));
+        self.tx.send(Command::Operate { id, op, actor: actor.to_string(), reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
-    /// Feeds a signal and waits until what it raised or changed is committed; returns those alerts.
-    pub async fn signal_and_wait(&self, s: Signal) -> Vec<AlertRow> {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Input::Signal(s, Some(tx))).await.is_err() {
-            return Vec::new();
+    /// Waits up to `timeout` for the event at `position` (of `lane`) to be applied; `None` when
+    /// it is not yet (it stays in the log and will be).
+    pub async fn await_event(&self, position: Position, lane: Lane, timeout: Duration) -> Option<EventOutcome> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Await { position, lane, reply }).await.ok()?;
+        tokio::time::timeout(timeout, rx).await.ok()?.ok()
+    }
+}
+
+/// A fresh engine with what the store knows.
+async fn restore(registry: &Registry, now: i64, cfg: EngineConfig) -> Result<Engine, RegistryError> {
+    let since = now.saturating_sub(cfg.longest_cooldown_ms());
+    let mut engine = Engine::new(cfg);
+    let mut alerted = std::collections::HashSet::new();
+    for a in registry.open_alerts().await? {
+        alerted.extend(a.cameras.iter().cloned());
+        engine.restore(&Restored {
+            key: a.dedupe_key,
+            kind: a.kind,
+            severity: a.severity,
+            last_ms: a.last_at_ms,
+            count: a.count.clamp(0, u32::MAX as i64) as u32,
+            acknowledged: a.status == AlertStatus::Acknowledged,
+            level: a.escalation_level.clamp(0, u32::MAX as i64) as u32,
+            cameras: a.cameras,
+        });
+    }
+    for (key, kind, at) in registry.resolved_since(since).await? {
+        engine.restore_resolved(&key, kind, at);
+    }
+    for id in registry.cameras_with_status(CameraStatus::Maintenance).await? {
+        engine.signal(Signal::Maintenance { camera: id, on: true });
+    }
+    // Cameras that went offline before the restart and had not raised yet wait out the rest of
+    // their grace period.
+    for c in registry.cameras_in_status(CameraStatus::Offline).await? {
+        if !alerted.contains(&c.id) {
+            engine.signal(Signal::CameraDown {
+                camera: c.id,
+                name: c.name,
+                grid_cell: c.grid_cell_id,
+                reason: c.status_reason,
+                at_ms: c.status_since_ms,
+            });
         }
-        rx.await.unwrap_or_default()
     }
+    Ok(engine)
+}
 
-    /// Stops the task after what is queued is applied.
-    pub async fn stop(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Input::Stop(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
-    }
+struct Task {
+    svc: AlertService,
+    clock: Arc<dyn Clock>,
+    engine: Engine,
+    /// Applied (and acknowledged) position per lane.
+    cursors: HashMap<Lane, Position>,
+    waiters: HashMap<Position, Vec<oneshot::Sender<EventOutcome>>>,
+    recent: VecDeque<(Position, EventOutcome)>,
+    /// After a failed write: when to try again, and the failures in a row.
+    retry: Option<(tokio::time::Instant, u32)>,
+    /// Batch size per lane while a write keeps failing (halved each time: a poisoned event ends
+    /// up alone).
+    limit: HashMap<Lane, u32>,
+}
 
-    /// Ends every live stream (at shutdown).
-    pub fn close_streams(&self) {
-        self.closing.send_replace(true);
-    }
-
-    /// Changes to `true` when live streams must end.
-    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
-    }
-
-    /// Publishes a feed row written outside the task (operator changes).
-    pub fn publish(&self, row: FeedRow) {
-        let _ = self.feed.send(row);
-    }
-
-    async fn run(self, mut engine: Engine, mut rx: mpsc::Receiver<Input>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_millis(TICK_MS));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, cancel: CancellationToken) {
+        use tokio::time::Instant;
+        let mut appended = self.svc.log.appended();
+        let tick = Duration::from_millis(TICK_MS);
+        let mut next_tick = Instant::now();
         loop {
+            while let Ok(cmd) = rx.try_recv() {
+                self.command(cmd).await;
+            }
+            if cancel.is_cancelled() {
+                return;
+            }
+            let waiting = self.retry.is_some_and(|(at, _)| Instant::now() < at);
+            if !waiting && Instant::now() >= next_tick {
+                next_tick = Instant::now() + tick;
+                self.tick().await;
+                self.update_lag().await;
+                continue;
+            }
+            if !waiting && self.step().await {
+                continue;
+            }
+            let wake = self.retry.map_or(next_tick, |(at, _)| at);
             tokio::select! {
-                input = rx.recv() => match input {
-                    Some(Input::Signal(s, reply)) => {
-                        let actions = engine.signal(s);
-                        self.copy_stats(&engine);
-                        let rows = self.apply(actions).await;
-                        if let Some(r) = reply {
-                            let _ = r.send(rows);
-                        }
-                    }
-                    Some(Input::Stop(done)) => {
-                        let _ = done.send(());
-                        return;
-                    }
+                biased;
+                _ = cancel.cancelled() => return,
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
                     None => return,
                 },
-                _ = tick.tick() => {
-                    self.read_events(&mut engine).await;
-                    let actions = engine.tick(self.clock.now_ms());
-                    self.copy_stats(&engine);
-                    self.apply(actions).await;
-                }
+                _ = appended.changed(), if !waiting => {}
+                _ = tokio::time::sleep_until(wake) => {}
             }
         }
     }
 
-    /// Publishes the engine's counters; called before the actions they count are told to anyone.
-    fn copy_stats(&self, engine: &Engine) {
-        if let Ok(mut s) = self.stats.lock() {
-            *s = engine.stats.clone();
-        }
-    }
-
-    /// Turns new rows of the event log into signals.
-    async fn read_events(&self, engine: &mut Engine) {
-        let after = match self.registry.cursor("alerts.events").await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the alert engine's event cursor");
-                return;
-            }
-        };
-        let events = match self.registry.events(None, after, 500).await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the event log");
-                return;
-            }
-        };
-        let Some(last) = events.last().map(|e| e.id) else { return };
-        for ev in events {
-            let signal = match ev.kind.as_str() {
-                "ring_closed" => {
-                    // The ring's open alert resolves itself.
-                    let key = format!("ring_opened:{}", ev.ring_id.as_deref().unwrap_or(""));
-                    if let Ok(Some(a)) = self.registry.open_alert_by_key(&key).await {
-                        let op = crate::registry::AlertOp::Resolve { note: "ring closed again".into() };
-                        if let Ok((row, Some(seq))) =
-                            self.registry.operate_alert(a.id, &op, "system", &self.targets, self.clock.now_ms()).await
-                        {
-                            self.publish(feed_row(seq, &row, "resolved", self.clock.now_ms()));
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Operate { id, op, actor, reply } => {
+                let now = self.clock.now_ms();
+                let res = self.svc.registry.operate_alert(id, &op, &actor, now).await;
+                if let Ok((row, feed)) = &res {
+                    match op {
+                        AlertOp::Acknowledge => {
+                            self.engine.signal(Signal::Acknowledged { key: row.dedupe_key.clone() });
                         }
-                    }
-                    engine.signal(Signal::Resolved { key, at_ms: ev.at_ms });
-                    continue;
-                }
-                "quality_cleared" => {
-                    // The camera's fault alert resolves itself.
-                    let check = ev.payload.get("check").and_then(|v| v.as_str()).unwrap_or("");
-                    let key = format!("quality_fault:{}:{check}", ev.camera_id.as_deref().unwrap_or(""));
-                    if let Ok(Some(a)) = self.registry.open_alert_by_key(&key).await {
-                        let op = crate::registry::AlertOp::Resolve { note: "picture healthy again".into() };
-                        if let Ok((row, Some(seq))) =
-                            self.registry.operate_alert(a.id, &op, "system", &self.targets, self.clock.now_ms()).await
-                        {
-                            self.publish(feed_row(seq, &row, "resolved", self.clock.now_ms()));
+                        AlertOp::Resolve { .. } => {
+                            self.engine.signal(Signal::Resolved { key: row.dedupe_key.clone(), at_ms: now });
                         }
+                        AlertOp::Assign { .. } | AlertOp::Comment { .. } => {}
                     }
-                    engine.signal(Signal::Resolved { key, at_ms: ev.at_ms });
-                    continue;
+                    self.publish_stats();
+                    let _ = self.svc.feed.send(feed.clone());
                 }
-                kind => Signal::Event(occurrence_of(kind, &ev)),
-            };
-            let actions = engine.signal(signal);
-            self.copy_stats(engine);
-            self.apply(actions).await;
-        }
-        if let Err(e) = self.registry.set_cursor("alerts.events", last).await {
-            tracing::error!(error = %e, "cannot store the alert engine's event cursor");
-        }
-    }
-
-    /// Persists actions, then broadcasts them. Returns the alerts touched.
-    async fn apply(&self, actions: Vec<Action>) -> Vec<AlertRow> {
-        let mut out = Vec::new();
-        for a in actions {
-            let now = self.clock.now_ms();
-            let res = match &a {
-                Action::Raise { occurrence: o, severity } => self
-                    .registry
-                    .raise_alert(
-                        &crate::registry::NewAlert {
-                            kind: &o.kind,
-                            severity: severity.as_str(),
-                            dedupe_key: &o.key,
-                            title: &o.title,
-                            cameras: &o.cameras,
-                            grid_cell_id: o.grid_cell.as_deref(),
-                            ring_id: o.ring_id.as_deref(),
-                            detail: &o.detail,
-                            at_ms: o.at_ms,
-                        },
-                        &self.targets,
-                        now,
-                    )
-                    .await
-                    .map(|(r, s)| Some((r, Some(s), "raised")))
-                    .map_err(|e| e.to_string()),
-                Action::Repeat { key, at_ms, count, renotify } => match self.open_id(key).await {
-                    Some(id) => self
-                        .registry
-                        .repeat_alert(id, *at_ms, i64::from(*count), *renotify, &self.targets, now)
-                        .await
-                        .map(|(r, s)| Some((r, s, "repeated")))
-                        .map_err(|e| e.to_string()),
-                    None => Ok(None),
-                },
-                Action::Escalate { key, severity, level, .. } => match self.open_id(key).await {
-                    Some(id) => self
-                        .registry
-                        .escalate_alert(id, severity.as_str(), i64::from(*level), &self.targets, now)
-                        .await
-                        .map(|(r, s)| Some((r, s, "escalated")))
-                        .map_err(|e| e.to_string()),
-                    None => Ok(None),
-                },
-                Action::Recovered { key, cameras, all_back, .. } => match self.open_id(key).await {
-                    Some(id) => self
-                        .registry
-                        .recover_alert(id, cameras, *all_back, &self.targets, now)
-                        .await
-                        .map(|(r, s)| Some((r, s, if *all_back { "resolved" } else { "recovered" })))
-                        .map_err(|e| e.to_string()),
-                    None => Ok(None),
-                },
-            };
-            match res {
-                Ok(Some((row, seq, change))) => {
-                    if let Some(seq) = seq {
-                        self.publish(feed_row(seq, &row, change, now));
-                    }
-                    out.push(row);
+                let _ = reply.send(res.map(|(row, _)| row));
+            }
+            Command::Await { position, lane, reply } => {
+                if position <= self.cursors.get(&lane).copied().unwrap_or(0) {
+                    let known = self.recent.iter().rev().find(|(p, _)| *p == position).map(|(_, o)| o.clone());
+                    let _ = reply.send(known.unwrap_or(EventOutcome::Forgotten));
+                } else {
+                    self.waiters.entry(position).or_default().push(reply);
                 }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, action = ?a, "cannot store an alert change"),
             }
         }
-        out
     }
 
-    async fn open_id(&self, key: &str) -> Option<i64> {
-        self.registry.open_alert_by_key(key).await.ok().flatten().map(|a| a.id)
+    /// Applies one batch: of the most urgent lane with events waiting. False when none waits.
+    async fn step(&mut self) -> bool {
+        for lane in Lane::ALL {
+            let after = self.cursors.get(&lane).copied().unwrap_or(0);
+            let full = if lane == Lane::Bulk { BULK_BATCH } else { BATCH };
+            let limit = self.limit.get(&lane).copied().unwrap_or(full);
+            let reads = match self.svc.log.read(lane, after, limit).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.failed(&e.to_string());
+                    return false;
+                }
+            };
+            if reads.is_empty() {
+                continue;
+            }
+            match self.apply(lane, reads).await {
+                Ok(()) => {
+                    self.limit.remove(&lane);
+                    self.succeeded();
+                }
+                Err(e) => {
+                    self.limit.insert(lane, (limit / 2).max(1));
+                    self.failed(&e.to_string());
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Decides on a copy of the engine, writes, then keeps the copy and tells everyone.
+    async fn apply(&mut self, lane: Lane, reads: Vec<Read>) -> Result<(), RegistryError> {
+        let mut next = self.engine.clone();
+        let mut writes = Vec::new();
+        let mut spans = Vec::with_capacity(reads.len());
+        let mut undecodable = Vec::new();
+        let last = reads.iter().map(|r| r.as_ref().map_or_else(|u| u.position, |s| s.position)).max().unwrap_or(0);
+        for r in &reads {
+            match r {
+                Ok(s) => {
+                    let start = writes.len();
+                    for sig in signals::of(s) {
+                        writes.extend(next.signal(sig).into_iter().map(write_of));
+                    }
+                    spans.push((s.position, start..writes.len()));
+                }
+                Err(u) => undecodable.push(u.clone()),
+            }
+        }
+        let now = self.clock.now_ms();
+        let written = self.svc.registry.write_alerts(&writes, &[(consumer(lane), last)], now).await?;
+        self.engine = next;
+        self.cursors.insert(lane, last);
+        self.committed(&written);
+        for u in &undecodable {
+            self.svc.log.count_undecodable(&consumer(lane), u);
+        }
+        if let Ok(mut st) = self.svc.stats.lock() {
+            let applied = (reads.len() - undecodable.len()) as u64;
+            match lane {
+                Lane::Urgent => st.events_urgent += applied,
+                Lane::Normal => st.events_normal += applied,
+                Lane::Bulk => st.events_bulk += applied,
+            }
+            st.undecodable += undecodable.len() as u64;
+        }
+        // Tell those waiting for these events what they caused.
+        let mut by_index: HashMap<usize, AlertRow> = HashMap::new();
+        for w in &written {
+            by_index.insert(w.index, w.alert.clone());
+        }
+        for (position, span) in spans {
+            let rows: Vec<AlertRow> = span.filter_map(|i| by_index.get(&i).cloned()).collect();
+            let outcome = if rows.is_empty() { EventOutcome::Nothing } else { EventOutcome::Alerts(rows) };
+            if let Some(ws) = self.waiters.remove(&position) {
+                for w in ws {
+                    let _ = w.send(outcome.clone());
+                }
+            }
+            if lane == Lane::Urgent {
+                self.recent.push_back((position, outcome));
+                if self.recent.len() > RECENT {
+                    self.recent.pop_front();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The clock's actions (grace periods, escalation), written like a batch.
+    async fn tick(&mut self) {
+        let now = self.clock.now_ms();
+        let mut next = self.engine.clone();
+        let writes: Vec<AlertWrite> = next.tick(now).into_iter().map(write_of).collect();
+        if writes.is_empty() {
+            self.engine = next;
+            self.publish_stats();
+            return;
+        }
+        match self.svc.registry.write_alerts(&writes, &[], now).await {
+            Ok(written) => {
+                self.engine = next;
+                self.committed(&written);
+                self.succeeded();
+            }
+            Err(e) => self.failed(&e.to_string()),
+        }
+    }
+
+    /// After a commit: raises that found an open alert are taught to the engine, the counters
+    /// published, the feed rows broadcast in order.
+    fn committed(&mut self, written: &[crate::registry::Written]) {
+        for w in written.iter().filter(|w| w.folded) {
+            let a = &w.alert;
+            self.engine.restore(&Restored {
+                key: a.dedupe_key.clone(),
+                kind: a.kind,
+                severity: a.severity,
+                last_ms: a.last_at_ms,
+                count: a.count.clamp(0, u32::MAX as i64) as u32,
+                acknowledged: a.status == AlertStatus::Acknowledged,
+                level: a.escalation_level.clamp(0, u32::MAX as i64) as u32,
+                cameras: a.cameras.clone(),
+            });
+        }
+        self.publish_stats();
+        for w in written {
+            if let Some(f) = &w.feed {
+                let _ = self.svc.feed.send(f.clone());
+            }
+        }
+    }
+
+    fn publish_stats(&self) {
+        if let Ok(mut s) = self.svc.engine_stats.lock() {
+            *s = self.engine.stats.clone();
+        }
+    }
+
+    fn succeeded(&mut self) {
+        if self.retry.take().is_some() {
+            tracing::info!("alert writes succeed again");
+        }
+        if let Ok(mut s) = self.svc.stats.lock() {
+            s.retrying = false;
+        }
+    }
+
+    fn failed(&mut self, error: &str) {
+        let n = self.retry.map_or(0, |(_, n)| n) + 1;
+        let wait = RETRY_FIRST.saturating_mul(1 << (n - 1).min(10)).min(RETRY_MAX);
+        self.retry = Some((tokio::time::Instant::now() + wait, n));
+        if n == 1 || n.is_power_of_two() {
+            tracing::error!(
+                error,
+                failures = n,
+                retry_in_ms = wait.as_millis() as u64,
+                "cannot store alert changes; retrying (nothing is acknowledged until stored)"
+            );
+        }
+        if let Ok(mut s) = self.svc.stats.lock() {
+            s.write_failures += 1;
+            s.retrying = true;
+            s.last_write_error = Some(error.chars().take(300).collect());
+        }
+    }
+
+    async fn update_lag(&mut self) {
+        let mut lag = [0i64; 3];
+        for (i, lane) in Lane::ALL.into_iter().enumerate() {
+            let after = self.cursors.get(&lane).copied().unwrap_or(0);
+            match self.svc.log.backlog(lane, after).await {
+                Ok(n) => lag[i] = n,
+                Err(_) => return,
+            }
+        }
+        if let Ok(mut s) = self.svc.stats.lock() {
+            (s.lag_urgent, s.lag_normal, s.lag_bulk) = (lag[0], lag[1], lag[2]);
+        }
     }
 }
 
-/// The feed row as broadcast (the same shape `feed_after` reads back).
-pub fn feed_row(seq: i64, row: &AlertRow, change: &str, at_ms: i64) -> FeedRow {
-    FeedRow {
-        seq,
-        alert_id: row.id,
-        at_ms,
-        change: change.into(),
-        alert: serde_json::to_value(row).unwrap_or_default(),
-    }
-}
-
-/// An event-log row as an occurrence.
-fn occurrence_of(kind: &str, ev: &crate::registry::EventRow) -> Occurrence {
-    let p = &ev.payload;
-    let s = |k: &str| p.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let (key, title) = match kind {
-        "ring_opened" => (
-            format!("ring_opened:{}", ev.ring_id.as_deref().unwrap_or("")),
-            format!("checkpoint ring {} open", s("name").unwrap_or_default()),
-        ),
-        "ring_crossing" => (
-            format!(
-                "ring_crossing:{}:{}",
-                p.get("interception_id").map(|v| v.to_string()).unwrap_or_default(),
-                s("checkpoint").unwrap_or_default()
-            ),
-            format!(
-                "suspect vehicle {} crossed {} at {}",
-                s("plate_no").unwrap_or_else(|| "(any)".into()),
-                s("ring_name").unwrap_or_default(),
-                s("checkpoint_name").unwrap_or_default()
-            ),
-        ),
-        "watchlist_hit" => (
-            format!("watchlist_hit:{}", s("plate_no").unwrap_or_default()),
-            format!("watchlist hit {} at {}", s("plate_no").unwrap_or_default(), ev.camera_id.as_deref().unwrap_or("")),
-        ),
-        "quality_fault" => (
-            format!("quality_fault:{}:{}", ev.camera_id.as_deref().unwrap_or(""), s("check").unwrap_or_default()),
-            format!(
-                "{} at {}",
-                s("check").unwrap_or_default().replace('_', " "),
-                ev.camera_id.as_deref().unwrap_or("")
-            ),
-        ),
-        "motion" => (
-            format!("motion:{}:{}", ev.camera_id.as_deref().unwrap_or(""), s("zone").unwrap_or_else(|| "*".into())),
-            format!(
-                "motion in {} at {}",
-                s("zone").unwrap_or_else(|| "the view".into()),
-                ev.camera_id.as_deref().unwrap_or("")
-            ),
-        ),
-        other => (format!("{other}:{}", ev.camera_id.as_deref().unwrap_or("")), other.replace('_', " ")),
-    };
-    let mut cameras: Vec<String> = ev.camera_id.iter().cloned().collect();
-    if let Some(down) = p.get("down").and_then(|d| d.as_array()) {
-        cameras.extend(down.iter().filter_map(|c| c.as_str().map(str::to_string)));
-    }
-    Occurrence {
-        kind: kind.into(),
-        key,
-        title,
-        cameras,
-        grid_cell: None,
-        ring_id: ev.ring_id.clone(),
-        detail: json!({"event_id": ev.id, "zone": p.get("zone"), "event": p}),
-        at_ms: ev.at_ms,
+/// An engine action as a store write.
+fn write_of(a: Action) -> AlertWrite {
+    match a {
+        Action::Raise { occurrence: o, severity } => AlertWrite::Raise(NewAlert {
+            kind: o.kind,
+            severity,
+            dedupe_key: o.key,
+            title: o.title,
+            cameras: o.cameras,
+            grid_cell_id: o.grid_cell,
+            ring_id: o.ring_id,
+            detail: o.detail,
+            at_ms: o.at_ms,
+        }),
+        Action::Repeat { key, at_ms, count, renotify } => {
+            AlertWrite::Repeat { key, at_ms, count: i64::from(count), notify: renotify }
+        }
+        Action::Escalate { key, severity, level, .. } => {
+            AlertWrite::Escalate { key, severity, level: i64::from(level) }
+        }
+        Action::Recovered { key, cameras, all_back, .. } => AlertWrite::Recover { key, cameras, all_back },
+        Action::Resolve { key, note, .. } => AlertWrite::Resolve { key, note },
     }
 }

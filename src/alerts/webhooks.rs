@@ -1,14 +1,19 @@
-//! Outbound webhooks from the durable outbox: every alert change is POSTed as JSON to every
-//! configured receiver, at least once, in feed order per receiver as far as retries allow (the
-//! body carries `seq` so a receiver can order and de-duplicate). A receiver that fails is retried
-//! with exponential back-off (1 s doubling to 5 min, with jitter). The body is signed:
+//! Outbound webhooks: every alert change is POSTed as JSON to every configured receiver, at
+//! least once and in feed order. Each receiver is a consumer of the change feed with its own
+//! acknowledged position (`webhook:<name>`) and its own task: a receiver that fails is retried
+//! with exponential back-off (1 s doubling to 5 min, with jitter) on the same change, so later
+//! changes never overtake it, and it never delays another receiver. A receiver configured for
+//! the first time starts at the newest change. The body (`{"seq", "change", "at_ms", "alert"}`)
+//! carries `seq` so a receiver can de-duplicate; it is signed:
 //! `X-Tianwang-Signature: sha256=<hex HMAC-SHA256 of the body with the receiver's secret>`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::registry::Registry;
@@ -47,50 +52,193 @@ pub fn backoff_ms(attempts: i64, jitter: f64) -> i64 {
     (base as f64 * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as i64
 }
 
-/// Delivers due outbox rows until the returned handle is aborted.
-pub fn spawn(registry: Registry, clock: Arc<dyn Clock>, hooks: Vec<Webhook>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "webhooks: cannot build an HTTP client; none will be delivered");
-                return;
-            }
-        };
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+/// A receiver's delivery state, for stats.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookState {
+    pub name: String,
+    /// The last change delivered (feed `seq`).
+    pub position: i64,
+    /// Changes not yet delivered (at the last look).
+    pub pending: i64,
+    pub delivered: u64,
+    /// Failed attempts in a row on the current change.
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// The receivers' states.
+#[derive(Clone, Default)]
+pub struct Webhooks {
+    states: Arc<Mutex<Vec<WebhookState>>>,
+}
+
+impl Webhooks {
+    pub fn states(&self) -> Vec<WebhookState> {
+        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut WebhookState)) {
+        if let Ok(mut v) = self.states.lock()
+            && let Some(s) = v.iter_mut().find(|s| s.name == name)
+        {
+            f(s);
+        }
+    }
+}
+
+/// Starts one delivery task per receiver; they stop when `cancel` fires.
+pub fn spawn(
+    registry: Registry,
+    feed: &tokio::sync::broadcast::Sender<crate::registry::FeedRow>,
+    clock: Arc<dyn Clock>,
+    hooks: Vec<Webhook>,
+    cancel: CancellationToken,
+) -> (Webhooks, Vec<tokio::task::JoinHandle<()>>) {
+    let states = Webhooks::default();
+    if let Ok(mut v) = states.states.lock() {
+        *v = hooks.iter().map(|h| WebhookState { name: h.name.clone(), ..Default::default() }).collect();
+    }
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhooks: cannot build an HTTP client; none will be delivered");
+            return (states, Vec::new());
+        }
+    };
+    let tasks = hooks
+        .into_iter()
+        .map(|h| {
+            let r = Receiver {
+                registry: registry.clone(),
+                client: client.clone(),
+                clock: clock.clone(),
+                states: states.clone(),
+                cancel: cancel.clone(),
+                hook: h,
+            };
+            tokio::spawn(r.run(feed.subscribe()))
+        })
+        .collect();
+    (states, tasks)
+}
+
+struct Receiver {
+    registry: Registry,
+    client: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    states: Webhooks,
+    cancel: CancellationToken,
+    hook: Webhook,
+}
+
+impl Receiver {
+    async fn run(self, mut feed: tokio::sync::broadcast::Receiver<crate::registry::FeedRow>) {
+        let consumer = format!("webhook:{}", self.hook.name);
+        let Some(mut position) = self.start_position(&consumer).await else { return };
         loop {
-            tick.tick().await;
-            let now = clock.now_ms();
-            let due = match registry.outbox_due(now, 200).await {
-                Ok(d) => d,
+            let rows = match self.registry.feed_after(position, 100).await {
+                Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(error = %e, "webhooks: cannot read the outbox");
+                    tracing::error!(webhook = %self.hook.name, error = %e, "webhooks: cannot read the change feed");
+                    if self.pause(Duration::from_secs(1)).await {
+                        return;
+                    }
                     continue;
                 }
             };
-            // One failure per receiver per round: later rows of a failing receiver wait.
-            let mut failing: Vec<String> = Vec::new();
-            for row in due {
-                if failing.contains(&row.target) {
-                    continue;
+            if let Ok(latest) = self.registry.latest_feed_seq().await {
+                self.states.update(&self.hook.name, |s| s.pending = (latest - position).max(0));
+            }
+            if rows.is_empty() {
+                // Woken by a new change, or every second (changes written by another process).
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    _ = feed.recv() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                let result = match hooks.iter().find(|h| h.name == row.target) {
-                    None => Err("no webhook of this name is configured any more".to_string()),
-                    Some(h) => deliver(&client, h, row.seq, &row.payload).await,
-                };
-                let now = clock.now_ms();
-                let outcome = result.map_err(|e| {
-                    failing.push(row.target.clone());
-                    let jitter = (now.rem_euclid(1000)) as f64 / 1000.0;
-                    tracing::warn!(webhook = %row.target, seq = row.seq, attempts = row.attempts + 1, error = %e, "webhook delivery failed");
-                    (e, now + backoff_ms(row.attempts, jitter))
+                continue;
+            }
+            for row in rows {
+                let payload =
+                    serde_json::json!({"seq": row.seq, "change": row.change, "at_ms": row.at_ms, "alert": row.alert})
+                        .to_string();
+                if !self.deliver_until_done(row.seq, &payload).await {
+                    return;
+                }
+                position = row.seq;
+                if let Err(e) = self.registry.ack(&consumer, position).await {
+                    // Delivered but not recorded: it may be delivered again (at least once).
+                    tracing::error!(webhook = %self.hook.name, error = %e, "webhooks: cannot record a delivery");
+                }
+                self.states.update(&self.hook.name, |s| {
+                    s.position = position;
+                    s.delivered += 1;
+                    s.failures = 0;
+                    s.pending = (s.pending - 1).max(0);
                 });
-                if let Err(e) = registry.outbox_attempted(row.id, now, outcome).await {
-                    tracing::error!(error = %e, "webhooks: cannot record a delivery");
+            }
+        }
+    }
+
+    /// Where this receiver resumes; a new receiver starts at the newest change.
+    async fn start_position(&self, consumer: &str) -> Option<i64> {
+        loop {
+            let found = match self.registry.acked(consumer).await {
+                Ok(Some(p)) => Ok(p),
+                Ok(None) => match self.registry.latest_feed_seq().await {
+                    Ok(head) => self.registry.ack(consumer, head).await.map(|_| head),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(p) => {
+                    self.states.update(&self.hook.name, |s| s.position = p);
+                    return Some(p);
+                }
+                Err(e) => {
+                    tracing::error!(webhook = %self.hook.name, error = %e, "webhooks: cannot read the receiver's position");
+                    if self.pause(Duration::from_secs(1)).await {
+                        return None;
+                    }
                 }
             }
         }
-    })
+    }
+
+    /// Delivers one change, retrying with back-off until it is accepted; false when stopped.
+    async fn deliver_until_done(&self, seq: i64, payload: &str) -> bool {
+        let mut failures: i64 = 0;
+        loop {
+            match deliver(&self.client, &self.hook, seq, payload).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    let wait = backoff_ms(failures, rand::random::<f64>());
+                    failures += 1;
+                    tracing::warn!(webhook = %self.hook.name, seq, attempts = failures, retry_in_ms = wait, error = %e, "webhook delivery failed");
+                    self.states.update(&self.hook.name, |s| {
+                        s.failures = failures as u32;
+                        s.last_error = Some(e.clone());
+                    });
+                    // The back-off runs on the app's clock (a test moves a simulated one).
+                    let until = self.clock.now_ms().saturating_add(wait);
+                    while self.clock.now_ms() < until {
+                        if self.pause(Duration::from_millis(250)).await {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits `d`; true when stopped meanwhile.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
 }
 
 async fn deliver(client: &reqwest::Client, h: &Webhook, seq: i64, payload: &str) -> Result<(), String> {

@@ -17,10 +17,14 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
-use crate::alerts::engine::{Occurrence, Signal};
-use crate::alerts::service::feed_row;
-use crate::geo::coverage::StateFilter;
-use crate::registry::{AlertChangeError, AlertFilter, AlertOp, AlertRow, AuditRow, FeedRow};
+use crate::alerts::alarm::{AlarmError, AlarmInput, AlarmOutcome};
+use crate::registry::{
+    AlertChangeError, AlertFilter, AlertKind, AlertOp, AlertRow, AlertStatus, AuditRow, FeedRow, Severity,
+};
+
+/// How long `POST /api/v1/alarms` waits for the alert before answering 202 (the alarm is in the
+/// event log by then and its alert follows).
+const ALARM_WAIT: Duration = Duration::from_secs(5);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,18 +68,29 @@ pub struct AlertPage {
     pub next_cursor: Option<i64>,
 }
 
-fn list_of(s: &Option<String>, field: &str, allowed: &[&str]) -> Result<Vec<String>, ApiError> {
+/// A comma list of words parsed into `T`; an unknown word is a 400 naming the choices.
+fn list_of<T>(
+    s: &Option<String>,
+    field: &str,
+    parse: impl Fn(&str) -> Option<T>,
+    choices: &str,
+) -> Result<Vec<T>, ApiError> {
     let Some(s) = s else { return Ok(Vec::new()) };
-    let v: Vec<String> = s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
-    if !allowed.is_empty()
-        && let Some(bad) = v.iter().find(|x| !allowed.contains(&x.as_str()))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "{field}: unknown value {bad:?}; expected one of {}",
-            allowed.join(", ")
-        )));
+    let words: Vec<&str> = s.split(',').map(str::trim).filter(|x| !x.is_empty()).collect();
+    if words.len() > 32 {
+        return Err(ApiError::BadRequest(format!("{field}: at most 32 values")));
     }
-    Ok(v)
+    words
+        .into_iter()
+        .map(|w| {
+            parse(w).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{field}: unknown value {:?}; expected one of {choices}",
+                    w.chars().take(64).collect::<String>()
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Alerts, newest first.
@@ -87,9 +102,9 @@ pub async fn list(State(st): State<AppState>, ApiQuery(p): ApiQuery<ListParams>)
         return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..=500")));
     }
     let f = AlertFilter {
-        statuses: list_of(&p.status, "status", &["new", "acknowledged", "resolved"])?,
-        severities: list_of(&p.severity, "severity", &["info", "warning", "major", "critical"])?,
-        kinds: list_of(&p.kind, "kind", &[])?,
+        statuses: list_of(&p.status, "status", |w| w.parse::<AlertStatus>().ok(), &AlertStatus::choices())?,
+        severities: list_of(&p.severity, "severity", Severity::parse, "info, warning, major, critical")?,
+        kinds: list_of(&p.kind, "kind", |w| w.parse::<AlertKind>().ok(), &AlertKind::choices())?,
         camera: p.camera,
         grid_cell: p.grid_cell,
         from_ms: p.from,
@@ -122,28 +137,13 @@ pub async fn one(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json
     Ok(Json(AlertDetail { audit: st.registry.alert_audit(id).await?, alert }))
 }
 
+/// An operator's change goes through the alert service (the only writer of alerts).
 async fn operate(st: &AppState, caller: &Caller, id: i64, op: AlertOp) -> Result<Json<AlertRow>, ApiError> {
-    let now = st.clock.now_ms();
-    let (row, seq) =
-        st.registry.operate_alert(id, &op, &caller.name, st.alerts.targets(), now).await.map_err(|e| match e {
-            AlertChangeError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            AlertChangeError::Conflict { .. } => ApiError::Conflict(e.to_string()),
-            AlertChangeError::Registry(r) => r.into(),
-        })?;
-    let change = match &op {
-        AlertOp::Acknowledge => "acknowledged",
-        AlertOp::Resolve { .. } => "resolved",
-        AlertOp::Assign { .. } => "assigned",
-        AlertOp::Comment { .. } => "commented",
-    };
-    if let Some(seq) = seq {
-        st.alerts.publish(feed_row(seq, &row, change, now));
-    }
-    match op {
-        AlertOp::Acknowledge => st.alerts.signal(Signal::Acknowledged { key: row.dedupe_key.clone() }).await,
-        AlertOp::Resolve { .. } => st.alerts.signal(Signal::Resolved { key: row.dedupe_key.clone(), at_ms: now }).await,
-        _ => {}
-    }
+    let row = st.alerts.operate(id, op, &caller.name).await.map_err(|e| match e {
+        AlertChangeError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        AlertChangeError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+        AlertChangeError::Registry(r) => r.into(),
+    })?;
     Ok(Json(row))
 }
 
@@ -219,84 +219,72 @@ pub async fn comment(
     operate(&st, &caller, id, AlertOp::Comment { text: b.text }).await
 }
 
-/// What the engine held back, and webhook deliveries still owed.
+/// What the engine held back, the alert service's lanes and writes, and delivery to webhook
+/// receivers and MQTT.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertStats {
     pub engine: crate::alerts::engine::EngineStats,
+    pub service: crate::alerts::service::ServiceStats,
+    pub webhooks: Vec<crate::alerts::webhooks::WebhookState>,
+    pub mqtt: Option<crate::alerts::mqtt::MqttState>,
+    /// Changes not yet delivered to every webhook receiver (the sum of their backlogs).
     pub outbox_pending: i64,
 }
 
-/// Alert engine counters.
+/// Alert engine and delivery counters.
 #[utoipa::path(get, path = "/api/v1/alerts/stats", tag = "alerts", responses((status = 200, body = AlertStats)))]
 pub async fn stats(State(st): State<AppState>) -> Result<Json<AlertStats>, ApiError> {
-    Ok(Json(AlertStats { engine: st.alerts.stats(), outbox_pending: st.registry.outbox_pending().await? }))
+    let webhooks = st.webhooks.states();
+    Ok(Json(AlertStats {
+        engine: st.alerts.engine_stats(),
+        service: st.alerts.stats(),
+        outbox_pending: webhooks.iter().map(|w| w.pending).sum(),
+        webhooks,
+        mqtt: st.mqtt.as_ref().and_then(|m| m.lock().ok().map(|s| s.clone())),
+    }))
 }
 
-/// An alarm input (防劫报警) from an alarm system: the alarm point's id, where it is, or both.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AlarmInput {
-    /// The alarm point's id in the alarm system (repeats of one point fold into one alert).
-    pub alarm_id: Option<String>,
-    /// What it is (e.g. "工商银行二七支行 counter 3").
-    pub name: Option<String>,
-    /// Where it is (WGS84): links the cameras that see it.
-    pub lon: Option<f64>,
-    pub lat: Option<f64>,
-    /// When it went off (ms since the epoch); now when absent.
-    pub at_ms: Option<i64>,
+/// Accepted: stored in the event log; the alert follows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlarmAccepted {
+    pub status: &'static str,
+    /// The alarm's position in the event log.
+    pub event: i64,
 }
 
 /// Raises an alarm alert linked to the cameras that see the place (finest DORI level first).
+/// The alarm is stored in the event log first; the answer is its alert (201), or 202 when the
+/// alert cannot be stored yet (it follows), or 409 when it raised nothing (every camera that
+/// sees the place is in maintenance). An `Idempotency-Key` header makes a retried request the
+/// same alarm.
 #[utoipa::path(post, path = "/api/v1/alarms", tag = "alerts", request_body = AlarmInput,
-    responses((status = 201, body = AlertRow), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = AlertRow), (status = 202, body = AlarmAccepted), (status = 400, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 pub async fn alarm(
     State(st): State<AppState>,
+    headers: HeaderMap,
     ApiJson(a): ApiJson<AlarmInput>,
-) -> Result<(axum::http::StatusCode, Json<AlertRow>), ApiError> {
-    Ok((axum::http::StatusCode::CREATED, Json(raise_alarm(&st, a).await?)))
-}
-
-/// What `POST /api/v1/alarms` does, for other alarm sources in the process (the demo city's
-/// alarm buttons): checks the input, links the cameras that see the place, raises the alert.
-pub async fn raise_alarm(st: &AppState, a: AlarmInput) -> Result<AlertRow, ApiError> {
-    let at = match (a.lon, a.lat) {
-        (Some(lon), Some(lat)) if (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) => Some((lon, lat)),
-        (Some(lon), Some(lat)) => {
-            return Err(ApiError::BadRequest(format!("lon {lon}, lat {lat}: not a WGS84 position")));
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty());
+    let outcome = crate::alerts::alarm::raise(&st.alerts, &st.geo, st.clock.as_ref(), &a, key, ALARM_WAIT)
+        .await
+        .map_err(|e| match e {
+            AlarmError::Invalid(m) => ApiError::BadRequest(m),
+            AlarmError::Store(r) => r.into(),
+        })?;
+    Ok(match outcome {
+        AlarmOutcome::Raised(row) => (axum::http::StatusCode::CREATED, Json(*row)).into_response(),
+        AlarmOutcome::Accepted { position } => {
+            (axum::http::StatusCode::ACCEPTED, Json(AlarmAccepted { status: "accepted", event: position }))
+                .into_response()
         }
-        (None, None) => None,
-        _ => return Err(ApiError::BadRequest("lon and lat go together".into())),
-    };
-    let id = match (a.alarm_id.as_deref().map(str::trim), at) {
-        (Some(""), _) => return Err(ApiError::BadRequest("alarm_id: empty".into())),
-        (Some(id), _) => id.to_string(),
-        (None, Some((lon, lat))) => format!("{lon:.5},{lat:.5}"),
-        (None, None) => return Err(ApiError::BadRequest("give alarm_id, a location (lon, lat), or both".into())),
-    };
-    let seeing = match at {
-        Some((lon, lat)) => {
-            let m = st.geo.model().await?;
-            m.cameras_seeing(m.proj.fwd(lon, lat), StateFilter::All)
+        AlarmOutcome::HeldBack { alarm_id } => {
+            return Err(ApiError::Conflict(format!(
+                "alarm {alarm_id} raised no alert: every camera that sees its place is in maintenance"
+            )));
         }
-        None => Vec::new(),
-    };
-    let name = a.name.clone().unwrap_or_else(|| id.clone());
-    let occ = Occurrence {
-        kind: "alarm".into(),
-        key: format!("alarm:{id}"),
-        title: format!("anti-robbery alarm: {name}"),
-        cameras: seeing.iter().map(|s| s.camera_id.clone()).collect(),
-        grid_cell: None,
-        ring_id: None,
-        detail: serde_json::json!({"alarm_id": id, "name": name, "lon": at.map(|p| p.0), "lat": at.map(|p| p.1), "seeing": seeing}),
-        at_ms: a.at_ms.unwrap_or_else(|| st.clock.now_ms()),
-    };
-    let rows = st.alerts.signal_and_wait(Signal::Event(occ)).await;
-    match rows.into_iter().next() {
-        Some(r) => Ok(r),
-        None => Err(ApiError::Conflict(format!("alarm {id} was not raised (its cameras are all in maintenance)"))),
-    }
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -334,10 +322,10 @@ pub async fn stream(
         None => registry.latest_feed_seq().await?,
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<FeedRow>(256);
-    let mut closing = st.alerts.closing();
+    let closing = st.closing.clone();
     tokio::spawn(async move {
         tokio::select! {
-            _ = closing.wait_for(|c| *c) => {}
+            _ = closing.cancelled() => {}
             _ = feed_client(registry, &mut live, last, tx) => {}
         }
     });

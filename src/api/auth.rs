@@ -145,24 +145,39 @@ fn unauthorized(msg: &str) -> Response {
     r
 }
 
+/// What the middleware needs: the app, and failed attempts per address (an HTTP concern, kept
+/// here rather than in the app).
+#[derive(Clone)]
+pub struct AuthState {
+    app: AppState,
+    failures: FailureLimiter,
+}
+
+impl AuthState {
+    pub fn new(app: AppState) -> Self {
+        Self { app, failures: FailureLimiter::default() }
+    }
+}
+
 /// The middleware.
-pub async fn require(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) -> Response {
+    let st = &auth.app;
     let Some(roles) = admitted(req.method(), req.uri().path()) else { return next.run(req).await };
     let ip =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let now = st.clock.now_ms();
-    if st.auth_failures.blocked(ip, now) {
+    if auth.failures.blocked(ip, now) {
         return ApiError::TooManyRequests("too many failed attempts from this address; try again in a minute".into())
             .into_response();
     }
     let Some(token) = bearer(&req) else {
-        st.auth_failures.fail(ip, now);
+        auth.failures.fail(ip, now);
         return unauthorized("missing bearer token (Authorization: Bearer <token>)");
     };
     let caller = match st.registry.check_token(&token).await {
         Ok(Some((name, role))) => Caller { name, role: Role::parse(&role).unwrap_or(Operator) },
         Ok(None) => {
-            st.auth_failures.fail(ip, now);
+            auth.failures.fail(ip, now);
             tracing::warn!(%ip, "rejected an unknown or revoked token");
             return unauthorized("unknown or revoked token");
         }

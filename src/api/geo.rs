@@ -401,9 +401,12 @@ pub struct PassageRecorded {
 
 /// Records a vehicle passage at a checkpoint (from a checkpoint system; GA/T 1400 MotorVehicle
 /// fields). A passage at a checkpoint armed by an active interception raises `ring_crossing`; one
-/// whose plate hits a watchlist entry in force raises `watchlist_hit` (one per entry).
+/// whose plate hits a watchlist entry in force raises `watchlist_hit` (one per entry). The
+/// passage and its events are stored in one transaction, once per passage (`passage_key`, or the
+/// camera, time, plate and lane): a retry answers 200 with what the first request stored.
 #[utoipa::path(post, path = "/api/v1/passages", tag = "interception", request_body = NewPassage,
-    responses((status = 201, body = PassageRecorded), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = PassageRecorded), (status = 200, body = PassageRecorded),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn post_passage(
     State(st): State<AppState>,
     ApiJson(p): ApiJson<NewPassage>,
@@ -421,8 +424,10 @@ pub async fn post_passage(
         return Err(ApiError::BadRequest("reliability: between 0 and 1".into()));
     }
     super::detect::check_passage_details(&p)?;
-    let (passage, events) = st.geo.record_passage(st.clock.now_ms(), &p, "api").await?;
-    Ok((axum::http::StatusCode::CREATED, Json(PassageRecorded { passage, events })))
+    let stored = crate::detect::passages::record(&st.registry, st.clock.now_ms(), &p, "api").await?;
+    // A passage sent again (same key) was stored before: 200 with what the first one did.
+    let code = if stored.created { axum::http::StatusCode::CREATED } else { axum::http::StatusCode::OK };
+    Ok((code, Json(PassageRecorded { passage: stored.passage, events: stored.events })))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

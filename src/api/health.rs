@@ -110,7 +110,69 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Some(d) = &st.detect {
         render_detect_metrics(&d.stats(), &mut out);
     }
+    render_alert_metrics(&st, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// One unlabelled series.
+fn series(out: &mut String, name: &str, kind: &str, help: &str, v: f64) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
+}
+
+/// The event log and the alert path: what could not be read, what failed to store, what is
+/// still waiting per lane, and delivery to webhook receivers and MQTT.
+fn render_alert_metrics(st: &AppState, out: &mut String) {
+    let s = st.alerts.stats();
+    let help = "stored events that cannot be read (unknown kind, malformed payload): skipped and kept in the log";
+    series(out, "tianwang_events_undecodable_total", "counter", help, st.log.undecodable() as f64);
+    let help = "failed writes of alert changes (each tried again until stored)";
+    series(out, "tianwang_alert_write_failures_total", "counter", help, s.write_failures as f64);
+    series(
+        out,
+        "tianwang_alert_writes_failing",
+        "gauge",
+        "1 while a write of alert changes keeps failing",
+        f64::from(u8::from(s.retrying)),
+    );
+    out.push_str("# HELP tianwang_alert_events_total events applied by the alert service\n# TYPE tianwang_alert_events_total counter\n");
+    for (lane, n) in [("urgent", s.events_urgent), ("normal", s.events_normal), ("bulk", s.events_bulk)] {
+        out.push_str(&format!("tianwang_alert_events_total{{lane=\"{lane}\"}} {n}\n"));
+    }
+    out.push_str(
+        "# HELP tianwang_alert_backlog events appended and not yet applied\n# TYPE tianwang_alert_backlog gauge\n",
+    );
+    for (lane, n) in [("urgent", s.lag_urgent), ("normal", s.lag_normal), ("bulk", s.lag_bulk)] {
+        out.push_str(&format!("tianwang_alert_backlog{{lane=\"{lane}\"}} {n}\n"));
+    }
+    let hooks = st.webhooks.states();
+    if !hooks.is_empty() {
+        out.push_str(
+            "# HELP tianwang_webhook_pending alert changes not yet delivered\n# TYPE tianwang_webhook_pending gauge\n",
+        );
+        for h in &hooks {
+            out.push_str(&format!("tianwang_webhook_pending{{webhook=\"{}\"}} {}\n", esc(&h.name), h.pending));
+        }
+        out.push_str("# HELP tianwang_webhook_failures failed attempts in a row on the current change\n# TYPE tianwang_webhook_failures gauge\n");
+        for h in &hooks {
+            out.push_str(&format!("tianwang_webhook_failures{{webhook=\"{}\"}} {}\n", esc(&h.name), h.failures));
+        }
+    }
+    if let Some(m) = st.mqtt.as_ref().and_then(|m| m.lock().ok().map(|s| s.clone())) {
+        series(
+            out,
+            "tianwang_mqtt_connected",
+            "gauge",
+            "1 while connected to the broker",
+            f64::from(u8::from(m.connected)),
+        );
+        series(
+            out,
+            "tianwang_mqtt_acknowledged_total",
+            "counter",
+            "alert changes the broker acknowledged",
+            m.acknowledged as f64,
+        );
+    }
 }
 
 /// Detector series: `tianwang_detector_*{detector="motion"|"plates"}`.

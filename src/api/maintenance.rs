@@ -250,8 +250,8 @@ pub async fn set_mode(
         )));
     }
     let reason = format!("{} by {}: {}", b.mode, caller.name, b.reason.trim());
+    // The status change is an event: the alert service and the ring watcher follow it.
     let status = st.health.set_maintenance(&id, on, &reason, st.clock.now_ms()).await?;
-    crate::app::check_rings(&st.geo, st.clock.now_ms()).await;
     Ok(Json(ModeReply { camera_id: id, status: status.as_str().into() }))
 }
 

@@ -11,8 +11,6 @@ pub mod health;
 pub mod maintenance;
 pub mod media;
 
-use std::sync::Arc;
-
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -20,35 +18,8 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::clock::Clock;
-use crate::registry::Registry;
+pub use crate::app::AppState;
 use error::ApiError;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub registry: Registry,
-    pub clock: Arc<dyn Clock>,
-    /// Absent on an API-only node.
-    pub ingest: Option<Arc<crate::ingest::Ingest>>,
-    pub config_dir: Arc<std::path::PathBuf>,
-    /// One reload at a time.
-    pub reload_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Coverage, rings, interceptions.
-    pub geo: crate::geo::service::GeoService,
-    /// The alert engine and its live feed.
-    pub alerts: crate::alerts::service::AlertService,
-    /// Failed token attempts per address.
-    pub auth_failures: auth::FailureLimiter,
-    /// Motion and plate reading, when `[detect]` is configured and ingest runs.
-    pub detect: Option<crate::detect::service::DetectService>,
-    /// Video quality diagnosis, when `[maintenance]` is configured and ingest runs.
-    pub quality: Option<crate::maintenance::service::QualityService>,
-    /// Every camera's health state (ingest, quality, maintenance mode → status).
-    pub health: crate::maintenance::health::HealthKeeper,
-    /// Work orders.
-    pub orders: crate::maintenance::orders::OrderService,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -165,7 +136,15 @@ pub struct AppState {
         alerts::AssignBody,
         alerts::CommentBody,
         alerts::AlertStats,
-        alerts::AlarmInput,
+        crate::alerts::alarm::AlarmInput,
+        alerts::AlarmAccepted,
+        crate::alerts::service::ServiceStats,
+        crate::alerts::webhooks::WebhookState,
+        crate::alerts::mqtt::MqttState,
+        crate::registry::AlertKind,
+        crate::registry::AlertStatus,
+        crate::registry::Severity,
+        crate::registry::FeedChange,
         crate::alerts::engine::EngineStats,
         crate::registry::AlertRow,
         crate::registry::AuditRow,
@@ -190,7 +169,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("method not allowed on this endpoint".into())
         })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require))
+        .layer(axum::middleware::from_fn_with_state(auth::AuthState::new(state.clone()), auth::require))
         .with_state(state)
 }
 

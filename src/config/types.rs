@@ -38,6 +38,9 @@ macro_rules! str_enum {
         }
     };
 }
+/// The string-enum pattern (serde name, `as_str`, `FromStr` with the choices, `Display`) for
+/// other modules' stored kinds and statuses.
+pub(crate) use str_enum;
 
 str_enum!(
     /// What a camera is for; decides its place in coverage and maintenance priorities.

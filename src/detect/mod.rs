@@ -7,6 +7,7 @@ pub mod grammar;
 pub mod imageops;
 pub mod motion;
 pub mod onnx;
+pub mod passages;
 pub mod plates;
 pub mod service;
 pub mod track;

@@ -1,8 +1,10 @@
 //! The detector pool: dedicated threads (never the tokio runtime) fed by each camera's bounded,
 //! drop-oldest frame queue. One motion thread batches the newest frame of every street camera
 //! into one ONNX call; plate threads share the checkpoint cameras. What they find goes to the
-//! registry through one async writer: `motion` events, passages (which raise `ring_crossing` and
-//! `watchlist_hit` events in `GeoService::record_passage`).
+//! registry through one async writer: `motion` events appended to the event log in batches,
+//! passages stored with their events (`passages::record`). A failed write is tried again until
+//! it is stored; on shutdown the threads hand over the vehicles they still track and the writer
+//! drains everything before the app closes the database.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -19,8 +21,9 @@ use super::motion::{CameraMotion, MotionAreas, MotionParams, OnnxMotion, Polygon
 use super::onnx::{self, OnnxError};
 use super::plates::{PlateParams, PlateRead, PlateReader};
 use super::track::{PlateTracker, TrackParams, VehiclePassage};
+use crate::clock::Clock;
 use crate::config::{CityConfig, DetectConfig, Profile};
-use crate::geo::service::GeoService;
+use crate::events::{Event, EventLog, Motion, MotionBox, NewEvent};
 use crate::ingest::{Frame, FrameQueue, Ingest, PixelFormat};
 use crate::registry::{NewPassage, Registry};
 
@@ -47,8 +50,11 @@ pub struct DetectorStats {
 pub struct DetectStats {
     pub detectors: Vec<DetectorStats>,
     pub motion_events: u64,
+    /// Passages stored.
     pub passages: u64,
-    /// Outputs that could not be stored (registry errors).
+    /// Passages the readers finished (stored, or waiting for the writer).
+    pub passages_read: u64,
+    /// Write attempts that failed (each is tried again until it is stored).
     pub write_errors: u64,
 }
 
@@ -104,7 +110,7 @@ struct CamSlot {
 }
 
 enum Output {
-    Motion { camera: String, at_ms: i64, zone: String, boxes: serde_json::Value },
+    Motion { camera: String, at_ms: i64, zone: String, boxes: Vec<MotionBox> },
     Passage { camera: String, bearing_deg: f64, p: Box<VehiclePassage> },
 }
 
@@ -117,8 +123,11 @@ struct Inner {
     plate_meter: Meter,
     motion_events: AtomicU64,
     passages: AtomicU64,
+    passages_read: AtomicU64,
     write_errors: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    clock: Arc<dyn Clock>,
 }
 
 #[derive(Clone)]
@@ -133,7 +142,12 @@ fn slot_sorting(v: &mut [CamSlot]) {
 impl DetectService {
     /// Loads ONNX Runtime and every model (a clear error when one is missing), then starts the
     /// threads and the writer.
-    pub fn start(cfg: DetectConfig, registry: Registry, geo: GeoService) -> Result<Self, OnnxError> {
+    pub fn start(
+        cfg: DetectConfig,
+        registry: Registry,
+        log: Arc<dyn EventLog>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, OnnxError> {
         onnx::init(cfg.onnxruntime.as_deref())?;
         let mut motion_net = if cfg.motion { Some(OnnxMotion::new(1)?) } else { None };
         let mut readers = Vec::new();
@@ -152,11 +166,15 @@ impl DetectService {
             plate_meter: Meter::default(),
             motion_events: AtomicU64::new(0),
             passages: AtomicU64::new(0),
+            passages_read: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
+            writer: Mutex::new(None),
+            clock,
         });
         let (tx, rx) = tokio::sync::mpsc::channel::<Output>(1024);
-        tokio::spawn(writer(inner.clone(), registry, geo, rx));
+        *inner.writer.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(tokio::spawn(writer(inner.clone(), registry, log, rx)));
         let mut threads = Vec::new();
         if let Some(net) = motion_net.take() {
             let (inn, tx) = (inner.clone(), tx.clone());
@@ -224,16 +242,26 @@ impl DetectService {
             detectors: vec![i.motion_meter.snapshot("motion", mc, md), i.plate_meter.snapshot("plates", pc, pd)],
             motion_events: i.motion_events.load(Ordering::Relaxed),
             passages: i.passages.load(Ordering::Relaxed),
+            passages_read: i.passages_read.load(Ordering::Relaxed),
             write_errors: i.write_errors.load(Ordering::Relaxed),
         }
     }
 
-    /// Stops the threads (they finish the frame in hand; open vehicle tracks are written).
-    pub fn shutdown(&self) {
+    /// Stops the threads (they finish the frame in hand and hand over the vehicles they still
+    /// track), then waits until the writer has stored everything they found.
+    pub async fn shutdown(&self) {
         self.inner.stop.store(true, Ordering::SeqCst);
         let threads = std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in threads {
-            let _ = t.join();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        // The threads held the only senders: the writer drains the channel and ends.
+        let writer = self.inner.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = writer {
+            let _ = w.await;
         }
     }
 }
@@ -310,7 +338,8 @@ fn motion_loop(inner: Arc<Inner>, mut net: OnnxMotion, tx: tokio::sync::mpsc::Se
                 st.background = bg;
                 let r = st.finish(grey, &out, *at_ms, &params);
                 for (zone, boxes) in r.started {
-                    let boxes = serde_json::to_value(&boxes).unwrap_or_default();
+                    let boxes =
+                        boxes.iter().map(|b| MotionBox { x: b.x, y: b.y, w: b.w, h: b.h, area: b.area }).collect();
                     let o = Output::Motion { camera: id.to_string(), at_ms: *at_ms, zone, boxes };
                     if tx.blocking_send(o).is_err() {
                         return;
@@ -332,6 +361,7 @@ fn plate_loop(inner: Arc<Inner>, mut reader: PlateReader, k: usize, n: usize, tx
     let mut trackers: HashMap<Arc<str>, PlateTracker> = HashMap::new();
     let mut last_seen: HashMap<Arc<str>, i64> = HashMap::new();
     let send = |cam: &CamSlot, p: VehiclePassage| {
+        inner.passages_read.fetch_add(1, Ordering::Relaxed);
         tx.blocking_send(Output::Passage { camera: cam.id.to_string(), bearing_deg: cam.bearing_deg, p: Box::new(p) })
             .is_ok()
     };
@@ -355,7 +385,7 @@ fn plate_loop(inner: Arc<Inner>, mut reader: PlateReader, k: usize, n: usize, tx
             let Some(f) = newest(&c.queue, &inner.plate_meter.skipped) else {
                 // No frame: finish vehicles that left long enough ago (by the last frame's clock).
                 if let Some(&t) = last_seen.get(&c.id) {
-                    let now = chrono::Utc::now().timestamp_millis();
+                    let now = inner.clock.now_ms();
                     if now - t > 3_000 {
                         for p in tr.finish_before(t + 1) {
                             if !send(c, p) {
@@ -413,56 +443,103 @@ fn save(path: &std::path::Path, img: &Rgb) -> Option<String> {
     Some(path.display().to_string())
 }
 
-async fn writer(inner: Arc<Inner>, registry: Registry, geo: GeoService, mut rx: tokio::sync::mpsc::Receiver<Output>) {
-    while let Some(o) = rx.recv().await {
-        let r = match o {
-            Output::Motion { camera, at_ms, zone, boxes } => {
-                let payload = serde_json::json!({ "zone": zone, "boxes": boxes });
-                let r = registry.insert_event(at_ms, "motion", Some(&camera), None, &payload).await.map(|_| ());
-                if r.is_ok() {
-                    inner.motion_events.fetch_add(1, Ordering::Relaxed);
-                }
-                r
+/// Outputs taken off the channel at once: motion in one append.
+const WRITE_BATCH: usize = 512;
+
+async fn writer(
+    inner: Arc<Inner>,
+    registry: Registry,
+    log: Arc<dyn EventLog>,
+    mut rx: tokio::sync::mpsc::Receiver<Output>,
+) {
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    // Ends when every sender is gone and the channel is drained.
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
             }
-            Output::Passage { camera, bearing_deg, p } => {
-                let dir = inner.cfg.media_dir.clone();
-                let (pp, cp) = media_paths(&dir, &camera, p.at_ms, p.track_id);
-                let (plate_img, ctx_img) = (p.plate_image.clone(), p.context_image.clone());
-                let (plate_image, context_image) = tokio::task::spawn_blocking(move || {
-                    (plate_img.and_then(|i| save(&pp, &i)), ctx_img.and_then(|i| save(&cp, &i)))
-                })
-                .await
-                .unwrap_or((None, None));
-                let heading = match p.direction {
-                    Some("approaching") => Some((bearing_deg + 180.0) % 360.0),
-                    Some("receding") => Some(bearing_deg),
-                    _ => None,
-                };
-                let np = NewPassage {
-                    camera_id: camera.clone(),
-                    pass_time_ms: p.at_ms,
-                    plate_no: Some(p.plate.clone()),
-                    plate_color: Some(p.color.as_str().to_string()),
-                    reliability: Some(f64::from(p.confidence)),
-                    direction: p.direction.map(str::to_string),
-                    heading_deg: heading,
-                    plate_reliabilities: Some(p.char_confidences.iter().map(|c| f64::from(*c)).collect()),
-                    plate_image,
-                    context_image,
-                    track_id: Some(format!("{camera}-{}", p.track_id)),
-                    frames: Some(p.frames as i64),
-                    lane_no: None,
-                };
-                let r = geo.record_passage(chrono::Utc::now().timestamp_millis(), &np, "detect").await.map(|_| ());
-                if r.is_ok() {
+        }
+        let mut motion = Vec::new();
+        for o in batch.drain(..) {
+            match o {
+                Output::Motion { camera, at_ms, zone, boxes } => {
+                    let key = format!("motion:{camera}:{zone}:{at_ms}");
+                    motion.push(NewEvent::new(
+                        at_ms,
+                        Some(key),
+                        Event::Motion(Motion { camera_id: camera, zone, boxes }),
+                    ));
+                }
+                Output::Passage { camera, bearing_deg, p } => {
+                    let np = passage_of(&inner, &camera, bearing_deg, &p).await;
+                    retry(&inner, "a passage", || async {
+                        crate::detect::passages::record(&registry, inner.clock.now_ms(), &np, "detect")
+                            .await
+                            .map(|_| ())
+                    })
+                    .await;
                     inner.passages.fetch_add(1, Ordering::Relaxed);
                 }
-                r
             }
-        };
-        if let Err(e) = r {
-            inner.write_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "cannot store a detection");
         }
+        if !motion.is_empty() {
+            let n = motion.len() as u64;
+            retry(&inner, "motion events", || async { log.append(&motion).await.map(|_| ()) }).await;
+            inner.motion_events.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs a write until it succeeds, backing off from 100 ms to 5 s (the keys make a write that
+/// did land but was not acknowledged harmless to repeat).
+async fn retry<F, Fut, E>(inner: &Inner, what: &str, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut wait = Duration::from_millis(100);
+    while let Err(e) = write().await {
+        inner.write_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "cannot store {what}; trying again in {} ms", wait.as_millis());
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// A finished vehicle as a passage to store (its pictures written first).
+async fn passage_of(inner: &Inner, camera: &str, bearing_deg: f64, p: &VehiclePassage) -> NewPassage {
+    let dir = inner.cfg.media_dir.clone();
+    let (pp, cp) = media_paths(&dir, camera, p.at_ms, p.track_id);
+    let (plate_img, ctx_img) = (p.plate_image.clone(), p.context_image.clone());
+    let (plate_image, context_image) = tokio::task::spawn_blocking(move || {
+        (plate_img.and_then(|i| save(&pp, &i)), ctx_img.and_then(|i| save(&cp, &i)))
+    })
+    .await
+    .unwrap_or((None, None));
+    let heading = match p.direction {
+        Some("approaching") => Some((bearing_deg + 180.0) % 360.0),
+        Some("receding") => Some(bearing_deg),
+        _ => None,
+    };
+    let track = format!("{camera}-{}", p.track_id);
+    NewPassage {
+        camera_id: camera.to_string(),
+        pass_time_ms: p.at_ms,
+        plate_no: Some(p.plate.clone()),
+        plate_color: Some(p.color.as_str().to_string()),
+        reliability: Some(f64::from(p.confidence)),
+        direction: p.direction.map(str::to_string),
+        heading_deg: heading,
+        plate_reliabilities: Some(p.char_confidences.iter().map(|c| f64::from(*c)).collect()),
+        plate_image,
+        context_image,
+        passage_key: Some(format!("{track}-{}", p.at_ms)),
+        track_id: Some(track),
+        frames: Some(p.frames as i64),
+        lane_no: None,
     }
 }

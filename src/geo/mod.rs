@@ -22,6 +22,7 @@ pub mod report;
 pub mod rings;
 pub mod route;
 pub mod service;
+pub mod watch;
 
 pub use coverage::{CoverageQuery, CoverageReport, StateFilter};
 pub use dori::DoriLevel;

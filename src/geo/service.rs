@@ -1,17 +1,16 @@
 //! The geography service the API and the CLI share: a model built from the registry, rebuilt
 //! when the registry's geography changes (imports, config reloads), with camera states refreshed
-//! on every use; ring open/close events; interceptions and ring crossings.
+//! on every use; ring open/close events; interceptions.
 
 use std::sync::Arc;
 
-use serde_json::json;
 use tokio::sync::RwLock;
 
 use super::model::GeoModel;
 use super::rings::{GuardRule, RingPlan, RingState};
 use crate::config::DoriTable;
-use crate::detect::watchlist::Watchlist;
-use crate::registry::{NewPassage, PassageRow, Registry, RegistryError};
+use crate::events::{Event, NewEvent, RingChange, RingLeak};
+use crate::registry::{Registry, RegistryError};
 
 /// How long an interception stays armed unless closed.
 pub const DEFAULT_INTERCEPTION_TTL_MIN: i64 = 120;
@@ -71,17 +70,32 @@ impl GeoService {
             if before == Some(st.open) {
                 continue;
             }
-            let detail = json!({
-                "ring_id": st.id, "name": st.name, "level": st.level, "open": st.open, "down": st.down,
-                "leaks": st.leaks.iter().map(|l| json!({"road_id": l.road_id, "road_name": l.road_name,
-                    "lon": l.lon, "lat": l.lat, "guarded_when_up_by": l.guarded_when_up_by})).collect::<Vec<_>>(),
-            });
+            let change = RingChange {
+                ring_id: st.id.clone(),
+                name: st.name.clone(),
+                level: st.level,
+                open: st.open,
+                down: st.down.clone(),
+                leaks: st
+                    .leaks
+                    .iter()
+                    .map(|l| RingLeak {
+                        road_id: l.road_id.clone(),
+                        road_name: l.road_name.clone(),
+                        lon: l.lon,
+                        lat: l.lat,
+                        guarded_when_up_by: l.guarded_when_up_by.clone(),
+                    })
+                    .collect(),
+            };
+            let detail = serde_json::to_value(&change).unwrap_or_default();
             let event = match (before, st.open) {
                 (None, false) => None,
-                (_, true) => Some("ring_opened"),
-                (_, false) => Some("ring_closed"),
+                (_, true) => Some(Event::RingOpened(change)),
+                (_, false) => Some(Event::RingClosed(change)),
             };
-            self.registry.set_ring_state(&st.id, st.open, now_ms, &detail, event).await?;
+            let event = event.map(|e| NewEvent::new(now_ms, None, e).raw());
+            self.registry.set_ring_state(&st.id, st.open, now_ms, &detail, event.as_ref()).await?;
             if event.is_some() {
                 changed.push(st);
             }
@@ -118,80 +132,6 @@ impl GeoService {
             )
             .await?;
         Ok((id, plan))
-    }
-
-    /// Stores a passage and raises a `ring_crossing` event for every active interception that
-    /// armed its checkpoint for this plate (or for any vehicle), then a `watchlist_hit` event for
-    /// every watchlist entry the plate hits. Returns the passage and the event ids.
-    pub async fn record_passage(
-        &self,
-        now_ms: i64,
-        p: &NewPassage,
-        source: &str,
-    ) -> Result<(PassageRow, Vec<i64>), RegistryError> {
-        let mut p = p.clone();
-        p.plate_no = p.plate_no.as_deref().map(normalise_plate);
-        let row = self.registry.insert_passage(&p, source, now_ms).await?;
-        self.registry.expire_interceptions(now_ms).await?;
-        let mut events = Vec::new();
-        for ic in self.registry.interceptions(true, None).await? {
-            if row.pass_time_ms < ic.incident_at_ms {
-                continue;
-            }
-            if let Some(want) = &ic.plate
-                && row.plate_no.as_deref() != Some(want.as_str())
-            {
-                continue;
-            }
-            let plans: Vec<RingPlan> = serde_json::from_value(ic.plan.clone()).unwrap_or_default();
-            for ring in plans {
-                let Some(cp) = ring.checkpoints.iter().find(|c| c.camera_id == row.camera_id) else { continue };
-                let payload = json!({
-                    "interception_id": ic.id, "ring_id": ring.ring_id, "ring_name": ring.name, "ring_level": ring.level,
-                    "checkpoint": cp.camera_id, "checkpoint_name": cp.name, "passage_id": row.id,
-                    "plate_no": row.plate_no, "plate_color": row.plate_color, "direction": row.direction,
-                    "pass_time_ms": row.pass_time_ms,
-                    "seconds_since_incident": (row.pass_time_ms - ic.incident_at_ms) as f64 / 1000.0,
-                    "eta_s": cp.eta_s,
-                });
-                let id = self
-                    .registry
-                    .insert_event(
-                        row.pass_time_ms,
-                        "ring_crossing",
-                        Some(&row.camera_id),
-                        Some(&ring.ring_id),
-                        &payload,
-                    )
-                    .await?;
-                events.push(id);
-            }
-        }
-        events.extend(self.watchlist_hits(&row).await?);
-        Ok((row, events))
-    }
-
-    /// Raises a `watchlist_hit` event for every watchlist entry the passage's plate hits, among
-    /// those in force at its passing time. Entries are read per passage: a change counts at once.
-    async fn watchlist_hits(&self, row: &PassageRow) -> Result<Vec<i64>, RegistryError> {
-        let Some(plate) = row.plate_no.as_deref().filter(|p| !p.is_empty()) else { return Ok(Vec::new()) };
-        let list = Watchlist::new(self.registry.active_watchlists(row.pass_time_ms).await?);
-        let mut events = Vec::new();
-        for hit in list.matches(plate, row.pass_time_ms) {
-            let payload = json!({
-                "plate_no": row.plate_no, "plate_color": row.plate_color, "passage_id": row.id,
-                "camera_id": row.camera_id, "pass_time_ms": row.pass_time_ms, "watchlist_id": hit.entry_id,
-                "pattern": hit.pattern, "match_kind": hit.match_kind, "distance": hit.distance,
-                "reason": hit.reason, "priority": hit.priority, "plate_image": row.plate_image,
-                "context_image": row.context_image,
-            });
-            let id = self
-                .registry
-                .insert_event(row.pass_time_ms, "watchlist_hit", Some(&row.camera_id), None, &payload)
-                .await?;
-            events.push(id);
-        }
-        Ok(events)
     }
 }
 

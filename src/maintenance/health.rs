@@ -8,20 +8,20 @@
 //!   and its ingest and quality changes are remembered, not shown;
 //! - **disabled** / **decommissioned**: the configuration's word, never overridden here.
 //!
-//! Every change goes to the registry (the status and its history, in one transaction) and to the
-//! alert engine. One keeper per app; its inputs are serialised by one lock, so the history is in
-//! the order things happened.
+//! Every change goes to the registry as one transaction: the status, its history entry and a
+//! `camera_status` event in the event log, which the alert service and the ring watcher follow.
+//! One keeper per app; its inputs are serialised by one lock, so the history is in the order
+//! things happened.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::alerts::engine::Signal;
-use crate::alerts::service::AlertService;
 use crate::clock::Millis;
 use crate::config::CameraStatus;
-use crate::registry::{Registry, RegistryError};
+use crate::events::{CameraStatusChanged, Event, NewEvent};
+use crate::registry::{CameraRow, RawEvent, Registry, RegistryError};
 
 /// What is wrong with a camera now, by cause (`offline`, `quality:<check>`, `low_fps`), with
 /// since when and what was measured.
@@ -70,6 +70,8 @@ impl Cam {
 
 struct Inner {
     cams: HashMap<String, Cam>,
+    /// Cameras whose last status change could not be written: tried again by [`HealthKeeper::retry`].
+    unwritten: std::collections::BTreeSet<String>,
 }
 
 /// See the module documentation.
@@ -77,19 +79,34 @@ struct Inner {
 pub struct HealthKeeper {
     inner: Arc<tokio::sync::Mutex<Inner>>,
     registry: Registry,
-    alerts: AlertService,
+}
+
+/// The event of a status change.
+fn status_event(row: &CameraRow, from: Option<CameraStatus>, to: CameraStatus, reason: &str, at: Millis) -> RawEvent {
+    NewEvent::new(
+        at,
+        None,
+        Event::CameraStatus(CameraStatusChanged {
+            camera_id: row.id.clone(),
+            name: row.name.clone(),
+            grid_cell_id: row.grid_cell_id.clone(),
+            from,
+            to,
+            reason: reason.to_string(),
+        }),
+    )
+    .raw()
 }
 
 impl HealthKeeper {
     /// A keeper that knows which cameras a crew put in maintenance (the registry remembers it
-    /// across restarts) and tells the alert engine.
-    pub async fn start(registry: Registry, alerts: AlertService) -> Result<Self, RegistryError> {
+    /// across restarts).
+    pub async fn start(registry: Registry) -> Result<Self, RegistryError> {
         let mut cams = HashMap::new();
         for id in registry.cameras_with_status(CameraStatus::Maintenance).await? {
-            alerts.signal(Signal::Maintenance { camera: id.clone(), on: true }).await;
             cams.insert(id, Cam { maintenance: true, shown: Some(CameraStatus::Maintenance), ..Default::default() });
         }
-        Ok(Self { inner: Arc::new(tokio::sync::Mutex::new(Inner { cams })), registry, alerts })
+        Ok(Self { inner: Arc::new(tokio::sync::Mutex::new(Inner { cams, unwritten: Default::default() })), registry })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -177,11 +194,22 @@ impl HealthKeeper {
             // status is unknown until ingest speaks.
             c.shown = Some(CameraStatus::Unknown);
             let why = format!("maintenance lifted: {reason}");
-            self.registry.set_status(camera, CameraStatus::Unknown, &why, at).await?;
-            self.alerts.signal(Signal::Maintenance { camera: camera.into(), on: false }).await;
+            let ev = status_event(&row, Some(CameraStatus::Maintenance), CameraStatus::Unknown, &why, at);
+            self.registry.set_status(camera, CameraStatus::Unknown, &why, at, Some(&ev)).await?;
         }
         let now = g.cams.get(camera).and_then(|c| c.shown).or(before).unwrap_or(CameraStatus::Unknown);
         Ok(now)
+    }
+
+    /// Writes again the status changes that could not be written (the store was failing): a
+    /// camera that went dark while the database was busy still raises its alert. The app calls
+    /// this every second.
+    pub async fn retry(&self, at: Millis) {
+        let mut g = self.inner.lock().await;
+        let cams: Vec<String> = g.unwritten.iter().cloned().collect();
+        for camera in cams {
+            self.apply(&mut g, &camera, at).await;
+        }
     }
 
     /// Every camera's current problems (what work orders are opened for).
@@ -213,7 +241,7 @@ impl HealthKeeper {
             .collect()
     }
 
-    /// Writes the derived status when it changed, and tells the alert engine.
+    /// Writes the derived status (with its event) when it changed.
     async fn apply(&self, g: &mut Inner, camera: &str, at: Millis) -> Option<CameraStatus> {
         let c = g.cams.get_mut(camera)?;
         let (to, reason) = c.derive()?;
@@ -224,7 +252,8 @@ impl HealthKeeper {
             Ok(Some(r)) => r,
             Ok(None) => return None,
             Err(e) => {
-                tracing::error!(camera, error = %e, "cannot read a camera's status");
+                tracing::error!(camera, error = %e, "cannot read a camera's status; trying again");
+                g.unwritten.insert(camera.to_string());
                 return None;
             }
         };
@@ -236,33 +265,19 @@ impl HealthKeeper {
             c.shown = Some(to);
             return None;
         }
-        match self.registry.set_status_reason(camera, to, &reason, at).await {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(camera, error = %e, "cannot record a status change");
-                return None;
-            }
+        let ev = status_event(&row, row.status.parse().ok(), to, &reason, at);
+        if let Err(e) = self.registry.set_status_reason(camera, to, &reason, at, Some(&ev)).await {
+            tracing::error!(camera, error = %e, "cannot record a status change; trying again");
+            g.unwritten.insert(camera.to_string());
+            return None;
         }
+        g.unwritten.remove(camera);
+        let c = g.cams.get_mut(camera)?;
         c.shown = Some(to);
         if was == Some(to) {
             // Only the reason changed (another fault on a degraded camera).
             return None;
         }
-        if was == Some(CameraStatus::Maintenance) {
-            self.alerts.signal(Signal::Maintenance { camera: camera.into(), on: false }).await;
-        }
-        let signal = match to {
-            CameraStatus::Offline => Signal::CameraDown {
-                camera: camera.into(),
-                name: row.name.clone(),
-                grid_cell: row.grid_cell_id.clone(),
-                reason,
-                at_ms: at,
-            },
-            CameraStatus::Maintenance => Signal::Maintenance { camera: camera.into(), on: true },
-            _ => Signal::CameraUp { camera: camera.into(), at_ms: at },
-        };
-        self.alerts.signal(signal).await;
         Some(to)
     }
 }

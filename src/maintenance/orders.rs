@@ -118,12 +118,15 @@ impl OrderService {
     }
 
     /// Runs rounds every `orders_interval_s` until the app stops.
-    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(&self, cancel: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
         let svc = self.clone();
         tokio::spawn(async move {
             loop {
                 let every = std::time::Duration::from_secs_f64(svc.config().orders_interval_s);
-                tokio::time::sleep(every).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
                 if let Err(e) = svc.round().await {
                     tracing::error!(error = %e, "work-order round failed");
                 }

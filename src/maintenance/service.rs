@@ -1,7 +1,8 @@
 //! Quality sampling: every `vqd_interval_s` the newest frame of every streaming camera (the one
 //! snapshots serve, whatever its profile) is judged by the camera's `CameraVqd`; a fault raised or
-//! cleared is written to the event log (`quality_fault` / `quality_cleared`, with what was
-//! measured) for the alert engine. Runs on its own thread; the registry writes go through tokio.
+//! cleared is appended to the event log (`quality_fault` / `quality_cleared`, with what was
+//! measured) for the alert service, and told to the health keeper. Runs on its own thread; the
+//! writes go through tokio, and an append that fails is tried again until it is stored.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,8 +15,8 @@ use super::health::HealthKeeper;
 use super::vqd::{CameraVqd, Check, CheckState, Measures, VqdParams};
 use crate::clock::Clock;
 use crate::config::{MaintenanceConfig, QualityOverride};
+use crate::events::{Event, EventLog, NewEvent, QualityChange};
 use crate::ingest::Ingest;
-use crate::registry::Registry;
 
 /// One camera's quality as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -46,7 +47,7 @@ struct Cam {
 
 /// What the sampling thread reports to the async side.
 enum Report {
-    Fault { camera: String, at: i64, raised: bool, check: Check, payload: serde_json::Value },
+    Fault { camera: String, at: i64, raised: bool, check: Check, measures: Measures },
     LowFps { camera: String, at: i64, low: Option<String> },
 }
 
@@ -88,8 +89,9 @@ impl QualityService {
         cfg: MaintenanceConfig,
         overrides: &[QualityOverride],
         ingest: Arc<Ingest>,
-        registry: Registry,
+        log: Arc<dyn EventLog>,
         health: HealthKeeper,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let svc = Self {
             cams: Arc::new(Mutex::new(HashMap::new())),
@@ -101,12 +103,23 @@ impl QualityService {
         tokio::spawn(async move {
             while let Some(r) = rx.recv().await {
                 match r {
-                    Report::Fault { camera, at, raised, check, payload } => {
-                        let kind = if raised { "quality_fault" } else { "quality_cleared" };
-                        if let Err(e) = registry.insert_event(at, kind, Some(&camera), None, &payload).await {
-                            tracing::error!(camera = %camera, error = %e, "cannot store a quality event");
+                    Report::Fault { camera, at, raised, check, measures } => {
+                        let detail = serde_json::to_string(&measures).unwrap_or_default();
+                        let q = QualityChange { camera_id: camera.clone(), check, measures: Some(measures) };
+                        let event = if raised { Event::QualityFault(q) } else { Event::QualityCleared(q) };
+                        let key = format!(
+                            "quality:{camera}:{}:{}:{at}",
+                            check.as_str(),
+                            if raised { "raised" } else { "cleared" }
+                        );
+                        let ev = NewEvent::new(at, Some(key), event);
+                        // Never dropped: tried again until the log takes it (the key makes a retry harmless).
+                        let mut wait = Duration::from_millis(100);
+                        while let Err(e) = log.append(std::slice::from_ref(&ev)).await {
+                            tracing::error!(camera = %camera, error = %e, "cannot store a quality event; trying again");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(5));
                         }
-                        let detail = payload.get("measures").map(|m| m.to_string()).unwrap_or_default();
                         health.quality(&camera, check.as_str(), raised, &detail, at).await;
                     }
                     Report::LowFps { camera, at, low } => {
@@ -167,7 +180,7 @@ impl QualityService {
                                 (false, n) if n <= 0 => n - 1,
                                 (false, _) => -1,
                             };
-                            let now = crate::clock::SystemClock.now_ms();
+                            let now = clock.now_ms();
                             if low && !cam.low_fps && cam.fps_streak >= FPS_ROUNDS {
                                 cam.low_fps = true;
                                 let d = format!("{:.1} of {:.1} frames/s", h.measured_fps, h.expected_fps);
@@ -189,13 +202,12 @@ impl QualityService {
                         cam.samples += 1;
                         cam.last_sample_ms = Some(frame.captured_ms);
                         for c in changes {
-                            let payload = serde_json::json!({ "check": c.check.as_str(), "measures": c.measures });
                             reports.push(Report::Fault {
                                 camera: id.clone(),
                                 at: frame.captured_ms,
                                 raised: c.raised,
                                 check: c.check,
-                                payload,
+                                measures: c.measures,
                             });
                         }
                     }

@@ -7,52 +7,9 @@ use serde::Serialize;
 
 use crate::ingest::{Frame, PixelFormat};
 
-/// The checks (signal loss comes from ingest health, not from a frame).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Check {
-    Frozen,
-    Blur,
-    TooDark,
-    TooBright,
-    LowContrast,
-    ColourCast,
-    Noise,
-    Occlusion,
-    SceneChange,
-}
-
-impl Check {
-    pub const ALL: [Check; 9] = [
-        Check::Frozen,
-        Check::Blur,
-        Check::TooDark,
-        Check::TooBright,
-        Check::LowContrast,
-        Check::ColourCast,
-        Check::Noise,
-        Check::Occlusion,
-        Check::SceneChange,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Check::Frozen => "frozen",
-            Check::Blur => "blur",
-            Check::TooDark => "too_dark",
-            Check::TooBright => "too_bright",
-            Check::LowContrast => "low_contrast",
-            Check::ColourCast => "colour_cast",
-            Check::Noise => "noise",
-            Check::Occlusion => "occlusion",
-            Check::SceneChange => "scene_change",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Check> {
-        Check::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
+/// The checks (signal loss comes from ingest health, not from a frame) and what a sample
+/// measured: part of the event contract, since quality events carry them.
+pub use crate::events::{Measures, QualityCheck as Check};
 
 /// Thresholds (the figures commercial systems use, DOMAIN.md) and the hysteresis.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -102,22 +59,6 @@ impl Default for VqdParams {
             clear_after: 2,
         }
     }
-}
-
-/// What was measured on one sample.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Measures {
-    pub mean_luma: f32,
-    pub contrast: f32,
-    pub sharpness: f32,
-    pub colour_cast: f32,
-    pub noise_sigma: f32,
-    /// Mean absolute difference to the previous sample (None on the first).
-    pub change_from_previous: Option<f32>,
-    /// Share of the reference's textured blocks now flat.
-    pub occluded_share: Option<f32>,
-    /// Correlation with the reference view.
-    pub scene_correlation: Option<f32>,
 }
 
 const GW: usize = 320;

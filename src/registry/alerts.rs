@@ -1,25 +1,101 @@
-//! Alerts in the registry. Every change of an alert is one transaction that also writes its audit
-//! entry, a row of the change feed (whose `seq` is what SSE clients resume from) and one outbox row
-//! per webhook: an alert is committed before anyone is told of it, and a restarted server finds
-//! what it still has to deliver.
+//! Alerts in the registry. The alert service is their only writer: every change of an alert is
+//! one transaction that also writes its audit entry and a row of the change feed (whose `seq` is
+//! what SSE clients, webhook receivers and the MQTT publisher follow), and the service's batches
+//! acknowledge the events they came from in the same transaction. An alert is committed before
+//! anyone is told of it, and a restarted server finds every change still to deliver.
 
-use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
 
+use super::events::lock_event_order;
 use super::{Registry, RegistryError};
+use crate::config::types::str_enum;
 
 type Millis = i64;
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+/// The advisory lock that orders appends to the change feed (PostgreSQL; see `registry::events`).
+const FEED_ORDER_LOCK: i64 = 0x7477_0002;
+
+str_enum!(
+    /// What an alert is about.
+    AlertKind {
+        WatchlistHit = "watchlist_hit",
+        RingCrossing = "ring_crossing",
+        Alarm = "alarm",
+        RingOpened = "ring_opened",
+        CameraOffline = "camera_offline",
+        Motion = "motion",
+        QualityFault = "quality_fault",
+    }
+);
+
+str_enum!(
+    /// Where an alert is in its life.
+    AlertStatus { New = "new", Acknowledged = "acknowledged", Resolved = "resolved" }
+);
+
+str_enum!(
+    /// What a change-feed row says happened to its alert.
+    FeedChange {
+        Raised = "raised",
+        Repeated = "repeated",
+        Escalated = "escalated",
+        Acknowledged = "acknowledged",
+        Assigned = "assigned",
+        Commented = "commented",
+        Recovered = "recovered",
+        Resolved = "resolved",
+    }
+);
+
+/// How urgent, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Major,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [Severity::Info, Severity::Warning, Severity::Major, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Major => "major",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// One step up (critical stays critical).
+    pub fn up(self) -> Severity {
+        match self {
+            Severity::Info => Severity::Warning,
+            Severity::Warning => Severity::Major,
+            _ => Severity::Critical,
+        }
+    }
+}
 
 /// An alert as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct AlertRow {
     pub id: i64,
-    pub kind: String,
-    pub severity: String,
-    /// `new`, `acknowledged` or `resolved`.
-    pub status: String,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub status: AlertStatus,
     pub dedupe_key: String,
     pub title: String,
     pub cameras: Vec<String>,
@@ -58,31 +134,74 @@ pub struct FeedRow {
     pub seq: i64,
     pub alert_id: i64,
     pub at_ms: Millis,
-    /// `raised`, `repeated`, `escalated`, `acknowledged`, `assigned`, `commented`, `recovered`, `resolved`.
-    pub change: String,
+    pub change: FeedChange,
     #[schema(value_type = Object)]
     pub alert: serde_json::Value,
 }
 
 /// A new alert to store.
-pub struct NewAlert<'a> {
-    pub kind: &'a str,
-    pub severity: &'a str,
-    pub dedupe_key: &'a str,
-    pub title: &'a str,
-    pub cameras: &'a [String],
-    pub grid_cell_id: Option<&'a str>,
-    pub ring_id: Option<&'a str>,
-    pub detail: &'a serde_json::Value,
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub dedupe_key: String,
+    pub title: String,
+    pub cameras: Vec<String>,
+    pub grid_cell_id: Option<String>,
+    pub ring_id: Option<String>,
+    pub detail: serde_json::Value,
     pub at_ms: Millis,
+}
+
+/// A change the alert service makes (it is the only writer of alerts). Changes of an open alert
+/// name it by its key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertWrite {
+    Raise(NewAlert),
+    /// Another occurrence; `notify` puts it on the change feed (after a quiet spell).
+    Repeat {
+        key: String,
+        at_ms: Millis,
+        count: i64,
+        notify: bool,
+    },
+    Escalate {
+        key: String,
+        severity: Severity,
+        level: i64,
+    },
+    /// Cameras of an offline alert came back; with all back it resolves itself.
+    Recover {
+        key: String,
+        cameras: Vec<String>,
+        all_back: bool,
+    },
+    /// The system resolves the alert (its cause is gone: a ring closed, a picture is healthy).
+    Resolve {
+        key: String,
+        note: String,
+    },
+}
+
+/// What one write did.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Which write of the batch.
+    pub index: usize,
+    pub alert: AlertRow,
+    /// The change-feed row, when the change is told to the room.
+    pub feed: Option<FeedRow>,
+    /// A raise that found an open alert of its key (stored by an earlier writer) and was
+    /// counted as a repeat of it.
+    pub folded: bool,
 }
 
 /// Listing filters.
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
-    pub statuses: Vec<String>,
-    pub severities: Vec<String>,
-    pub kinds: Vec<String>,
+    pub statuses: Vec<AlertStatus>,
+    pub severities: Vec<Severity>,
+    pub kinds: Vec<AlertKind>,
     pub camera: Option<String>,
     pub grid_cell: Option<String>,
     pub from_ms: Option<Millis>,
@@ -92,28 +211,32 @@ pub struct AlertFilter {
     pub limit: u32,
 }
 
-/// A pending webhook delivery.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub seq: i64,
-    pub target: String,
-    pub payload: String,
-    pub attempts: i64,
-}
-
 const COLS: &str = "id, kind, severity, status, dedupe_key, title, cameras, grid_cell_id, ring_id, detail, count, \
     escalation_level, first_at_ms, last_at_ms, created_at_ms, updated_at_ms, assignee, ack_by, ack_at_ms, resolved_by, \
     resolved_at_ms, resolve_note";
+
+/// A stored word that is not one of the enum's: the row cannot be read.
+fn column<T: FromStr<Err = String>>(r: &sqlx::any::AnyRow, name: &'static str) -> Result<T, sqlx::Error> {
+    let v: String = r.try_get(name)?;
+    v.parse().map_err(|e: String| sqlx::Error::ColumnDecode { index: name.into(), source: e.into() })
+}
+
+fn severity(r: &sqlx::any::AnyRow) -> Result<Severity, sqlx::Error> {
+    let v: String = r.try_get("severity")?;
+    Severity::parse(&v).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: "severity".into(),
+        source: format!("unknown severity {v:?}").into(),
+    })
+}
 
 fn row_to_alert(r: &sqlx::any::AnyRow) -> Result<AlertRow, sqlx::Error> {
     let cameras: String = r.try_get("cameras")?;
     let detail: String = r.try_get("detail")?;
     Ok(AlertRow {
         id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        severity: r.try_get("severity")?,
-        status: r.try_get("status")?,
+        kind: column(r, "kind")?,
+        severity: severity(r)?,
+        status: column(r, "status")?,
         dedupe_key: r.try_get("dedupe_key")?,
         title: r.try_get("title")?,
         cameras: serde_json::from_str(&cameras).unwrap_or_default(),
@@ -140,46 +263,70 @@ async fn load(tx: &mut Tx<'_>, id: i64) -> Result<Option<AlertRow>, RegistryErro
     Ok(r.map(|r| row_to_alert(&r)).transpose()?)
 }
 
-/// Audit entry, feed row and one outbox row per webhook target, in the caller's transaction.
-/// Returns the feed sequence number.
-async fn record(
+async fn open_by_key(tx: &mut Tx<'_>, key: &str) -> Result<Option<AlertRow>, RegistryError> {
+    let r = sqlx::query(&format!("SELECT {COLS} FROM alerts WHERE dedupe_key = $1 AND status <> 'resolved'"))
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(r.map(|r| row_to_alert(&r)).transpose()?)
+}
+
+async fn audit(
     tx: &mut Tx<'_>,
-    alert: &AlertRow,
+    alert_id: i64,
     actor: &str,
-    change: &str,
+    change: FeedChange,
     detail: &serde_json::Value,
-    targets: &[String],
     now: Millis,
-) -> Result<i64, RegistryError> {
+) -> Result<(), RegistryError> {
     sqlx::query("INSERT INTO alert_audit (alert_id, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(alert.id)
+        .bind(alert_id)
         .bind(now)
         .bind(actor)
-        .bind(change)
+        .bind(change.as_str())
         .bind(detail.to_string())
         .execute(&mut **tx)
         .await?;
+    Ok(())
+}
+
+/// Audit entry and change-feed row in the caller's transaction; returns the feed row. Feed
+/// positions are handed out in commit order, like the event log's (see `registry::events`).
+async fn record(
+    tx: &mut Tx<'_>,
+    backend: super::Backend,
+    alert: &AlertRow,
+    actor: &str,
+    change: FeedChange,
+    detail: &serde_json::Value,
+    now: Millis,
+) -> Result<FeedRow, RegistryError> {
+    audit(tx, alert.id, actor, change, detail, now).await?;
+    lock_event_order(tx, backend, FEED_ORDER_LOCK).await?;
     let alert_json = serde_json::to_value(alert).unwrap_or_default();
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO alert_feed (alert_id, at_ms, change, payload) VALUES ($1, $2, $3, $4) RETURNING seq",
     )
     .bind(alert.id)
     .bind(now)
-    .bind(change)
+    .bind(change.as_str())
     .bind(alert_json.to_string())
     .fetch_one(&mut **tx)
     .await?;
-    let payload = serde_json::json!({"seq": seq, "change": change, "at_ms": now, "alert": alert_json}).to_string();
-    for t in targets {
-        sqlx::query("INSERT INTO outbox (seq, target, payload, attempts, next_attempt_ms) VALUES ($1, $2, $3, 0, $4)")
-            .bind(seq)
-            .bind(t)
-            .bind(&payload)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(seq)
+    Ok(FeedRow { seq, alert_id: alert.id, at_ms: now, change, alert: alert_json })
+}
+
+/// Sets a consumer's acknowledged position in the caller's transaction (never backwards).
+pub(crate) async fn ack_tx(tx: &mut Tx<'_>, consumer: &str, position: i64) -> Result<(), RegistryError> {
+    sqlx::query(
+        "INSERT INTO cursors (consumer, position) VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE \
+         SET position = CASE WHEN excluded.position > cursors.position THEN excluded.position ELSE cursors.position END",
+    )
+    .bind(consumer)
+    .bind(position)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Why a lifecycle change was refused.
@@ -188,7 +335,7 @@ pub enum AlertChangeError {
     #[error("alert {0} not found")]
     NotFound(i64),
     #[error("alert {id} is {status}; {what}")]
-    Conflict { id: i64, status: String, what: String },
+    Conflict { id: i64, status: AlertStatus, what: String },
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
@@ -199,47 +346,199 @@ impl From<sqlx::Error> for AlertChangeError {
     }
 }
 
+/// A bound value of a dynamic UPDATE.
+enum Val<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Updates an alert with `set` (an SQL assignment list using `$2`.. for `vals`; `$1` is the
+/// id) when `guard` (an SQL condition) holds, checked in the same statement: two operators
+/// acknowledging at once cannot both succeed. Returns the alert after, or `None` when the guard
+/// failed.
+async fn update(
+    tx: &mut Tx<'_>,
+    id: i64,
+    set: &str,
+    vals: &[Val<'_>],
+    guard: &str,
+    now: Millis,
+) -> Result<Option<AlertRow>, RegistryError> {
+    let sql = format!("UPDATE alerts SET {set}, updated_at_ms = ${} WHERE id = $1 AND ({guard})", vals.len() + 2);
+    let mut q = sqlx::query(&sql).bind(id);
+    for v in vals {
+        q = match v {
+            Val::Int(i) => q.bind(*i),
+            Val::Text(s) => q.bind(s.to_string()),
+        };
+    }
+    if q.bind(now).execute(&mut **tx).await?.rows_affected() == 0 {
+        return Ok(None);
+    }
+    load(tx, id).await
+}
+
 impl Registry {
-    /// Stores a new alert; returns it and its feed sequence number.
-    pub async fn raise_alert(
+    /// The alert service's writes, in one transaction with the acknowledged positions of the
+    /// events they came from: a batch is stored whole or not at all, and an event is acknowledged
+    /// exactly when what it caused is stored. Non-notifying repeats of one key are written once
+    /// per batch (the last). A change of a key with no open alert is skipped (logged).
+    pub async fn write_alerts(
         &self,
-        a: &NewAlert<'_>,
-        targets: &[String],
+        writes: &[AlertWrite],
+        acks: &[(String, i64)],
         now: Millis,
-    ) -> Result<(AlertRow, i64), RegistryError> {
+    ) -> Result<Vec<Written>, RegistryError> {
+        let mut last_quiet_repeat = std::collections::HashMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            if let AlertWrite::Repeat { key, notify: false, .. } = w {
+                last_quiet_repeat.insert(key.as_str(), i);
+            }
+        }
         let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query_scalar(
+        let mut out = Vec::with_capacity(writes.len());
+        for (index, w) in writes.iter().enumerate() {
+            let done = match w {
+                AlertWrite::Raise(a) => Some(self.raise_tx(&mut tx, a, now).await?),
+                AlertWrite::Repeat { key, notify: false, .. }
+                    if last_quiet_repeat.get(key.as_str()) != Some(&index) =>
+                {
+                    None
+                }
+                AlertWrite::Repeat { key, at_ms, count, notify } => {
+                    let set = "count = CASE WHEN count > $2 THEN count ELSE $2 END, \
+                               last_at_ms = CASE WHEN last_at_ms > $3 THEN last_at_ms ELSE $3 END";
+                    let detail = serde_json::json!({"count": count, "at_ms": at_ms});
+                    self.change_open(
+                        &mut tx,
+                        key,
+                        set,
+                        &[Val::Int(*count), Val::Int(*at_ms)],
+                        FeedChange::Repeated,
+                        &detail,
+                        *notify,
+                        now,
+                    )
+                    .await?
+                }
+                AlertWrite::Escalate { key, severity, level } => {
+                    let detail = serde_json::json!({"severity": severity, "level": level});
+                    let set = "severity = $2, escalation_level = $3";
+                    let vals = [Val::Text(severity.as_str()), Val::Int(*level)];
+                    self.change_open(&mut tx, key, set, &vals, FeedChange::Escalated, &detail, true, now).await?
+                }
+                AlertWrite::Recover { key, cameras, all_back } => {
+                    let detail = serde_json::json!({"back": cameras, "all_back": all_back});
+                    if *all_back {
+                        let set = "status = 'resolved', resolved_by = 'system', resolved_at_ms = $2, resolve_note = $3";
+                        let vals = [Val::Int(now), Val::Text("all cameras back online")];
+                        self.change_open(&mut tx, key, set, &vals, FeedChange::Resolved, &detail, true, now).await?
+                    } else {
+                        self.change_open(&mut tx, key, "count = count", &[], FeedChange::Recovered, &detail, true, now)
+                            .await?
+                    }
+                }
+                AlertWrite::Resolve { key, note } => {
+                    let set = "status = 'resolved', resolved_by = 'system', resolved_at_ms = $2, resolve_note = $3";
+                    let detail = serde_json::json!({"note": note});
+                    let vals = [Val::Int(now), Val::Text(note)];
+                    self.change_open(&mut tx, key, set, &vals, FeedChange::Resolved, &detail, true, now).await?
+                }
+            };
+            if let Some((alert, feed, folded)) = done {
+                out.push(Written { index, alert, feed, folded });
+            }
+        }
+        for (consumer, position) in acks {
+            ack_tx(&mut tx, consumer, *position).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Inserts a new alert, or (when its key has an open alert already) counts a repeat of it.
+    async fn raise_tx(
+        &self,
+        tx: &mut Tx<'_>,
+        a: &NewAlert,
+        now: Millis,
+    ) -> Result<(AlertRow, Option<FeedRow>, bool), RegistryError> {
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO alerts (kind, severity, status, dedupe_key, title, cameras, grid_cell_id, ring_id, detail, count, \
              escalation_level, first_at_ms, last_at_ms, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, 'new', $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $10, $10) RETURNING id",
+             VALUES ($1, $2, 'new', $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $10, $10) \
+             ON CONFLICT (dedupe_key) WHERE status <> 'resolved' DO NOTHING RETURNING id",
         )
-        .bind(a.kind)
-        .bind(a.severity)
-        .bind(a.dedupe_key)
-        .bind(a.title)
-        .bind(serde_json::to_string(a.cameras).unwrap_or_else(|_| "[]".into()))
-        .bind(a.grid_cell_id)
-        .bind(a.ring_id)
+        .bind(a.kind.as_str())
+        .bind(a.severity.as_str())
+        .bind(&a.dedupe_key)
+        .bind(&a.title)
+        .bind(serde_json::to_string(&a.cameras).unwrap_or_else(|_| "[]".into()))
+        .bind(a.grid_cell_id.as_deref())
+        .bind(a.ring_id.as_deref())
         .bind(a.detail.to_string())
         .bind(a.at_ms)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        let row = load(&mut tx, id).await?.ok_or_else(|| RegistryError::Invalid(format!("alert {id} vanished")))?;
-        let seq = record(&mut tx, &row, "system", "raised", &serde_json::json!({"severity": a.severity}), targets, now)
-            .await?;
-        tx.commit().await?;
-        Ok((row, seq))
+        let Some(id) = id else {
+            tracing::warn!(key = %a.dedupe_key, "an alert raised for a key that has an open alert: counted as a repeat of it");
+            let set = "count = count + 1, last_at_ms = CASE WHEN last_at_ms > $2 THEN last_at_ms ELSE $2 END";
+            let detail = serde_json::json!({"at_ms": a.at_ms, "folded": true});
+            let done = self
+                .change_open(tx, &a.dedupe_key, set, &[Val::Int(a.at_ms)], FeedChange::Repeated, &detail, true, now)
+                .await?;
+            let (row, feed, _) =
+                done.ok_or_else(|| RegistryError::Invalid(format!("alert key {:?}: open and not open", a.dedupe_key)))?;
+            return Ok((row, feed, true));
+        };
+        let row = load(tx, id).await?.ok_or_else(|| RegistryError::Invalid(format!("alert {id} vanished")))?;
+        let feed = record(
+            tx,
+            self.backend(),
+            &row,
+            "system",
+            FeedChange::Raised,
+            &serde_json::json!({"severity": a.severity}),
+            now,
+        )
+        .await?;
+        Ok((row, Some(feed), false))
     }
 
-    /// The open (not resolved) alert of a dedupe key, newest.
+    /// A system change of the open alert of `key`.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_open(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &str,
+        set: &str,
+        vals: &[Val<'_>],
+        change: FeedChange,
+        detail: &serde_json::Value,
+        notify: bool,
+        now: Millis,
+    ) -> Result<Option<(AlertRow, Option<FeedRow>, bool)>, RegistryError> {
+        let Some(open) = open_by_key(tx, key).await? else {
+            tracing::warn!(key, change = change.as_str(), "no open alert of this key: change skipped");
+            return Ok(None);
+        };
+        let Some(row) = update(tx, open.id, set, vals, "status <> 'resolved'", now).await? else { return Ok(None) };
+        let feed = if notify {
+            Some(record(tx, self.backend(), &row, "system", change, detail, now).await?)
+        } else {
+            audit(tx, row.id, "system", change, detail, now).await?;
+            None
+        };
+        Ok(Some((row, feed, false)))
+    }
+
+    /// The open (not resolved) alert of a dedupe key.
     pub async fn open_alert_by_key(&self, key: &str) -> Result<Option<AlertRow>, RegistryError> {
-        let r = sqlx::query(&format!(
-            "SELECT {COLS} FROM alerts WHERE dedupe_key = $1 AND status <> 'resolved' ORDER BY id DESC LIMIT 1"
-        ))
-        .bind(key)
-        .fetch_optional(self.pool())
-        .await?;
+        let r = sqlx::query(&format!("SELECT {COLS} FROM alerts WHERE dedupe_key = $1 AND status <> 'resolved'"))
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(r.map(|r| row_to_alert(&r)).transpose()?)
     }
 
@@ -251,221 +550,68 @@ impl Registry {
         Ok(rows.iter().map(row_to_alert).collect::<Result<_, _>>()?)
     }
 
-    /// A system change of an open alert: `set` is an SQL assignment list using `$2`.. for `binds`
-    /// (`$1` is the id). Writes audit, feed (when `notify`) and outbox in the same transaction.
-    /// With a `guard` (an SQL condition on the alert, and what to say when it fails) the change
-    /// happens only while it holds, checked in the same statement: two operators acknowledging at
-    /// once cannot both succeed.
-    #[allow(clippy::too_many_arguments)]
-    async fn change_alert(
-        &self,
-        id: i64,
-        set: &str,
-        binds: &[serde_json::Value],
-        actor: &str,
-        change: &str,
-        detail: &serde_json::Value,
-        notify: bool,
-        targets: &[String],
-        now: Millis,
-        guard: Option<(&str, &str)>,
-    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        let mut tx = self.begin().await?;
-        let cond = guard.map(|(g, _)| format!(" AND ({g})")).unwrap_or_default();
-        let sql = format!("UPDATE alerts SET {set}, updated_at_ms = ${} WHERE id = $1{cond}", binds.len() + 2);
-        let mut q = sqlx::query(&sql).bind(id);
-        for b in binds {
-            q = match b {
-                serde_json::Value::Number(n) if n.is_i64() => q.bind(n.as_i64()),
-                serde_json::Value::Null => q.bind(None::<String>),
-                serde_json::Value::String(s) => q.bind(s.clone()),
-                other => q.bind(other.to_string()),
-            };
-        }
-        let done = q.bind(now).execute(&mut *tx).await?;
-        if done.rows_affected() == 0 {
-            let current = load(&mut tx, id).await?.ok_or(AlertChangeError::NotFound(id))?;
-            let what = guard.map(|(_, w)| w.to_string()).unwrap_or_default();
-            return Err(AlertChangeError::Conflict { id, status: current.status, what });
-        }
-        let row = load(&mut tx, id).await?.ok_or(AlertChangeError::NotFound(id))?;
-        let seq = if notify {
-            Some(record(&mut tx, &row, actor, change, detail, targets, now).await?)
-        } else {
-            sqlx::query("INSERT INTO alert_audit (alert_id, at_ms, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
-                .bind(id)
-                .bind(now)
-                .bind(actor)
-                .bind(change)
-                .bind(detail.to_string())
-                .execute(&mut *tx)
-                .await?;
-            None
-        };
-        tx.commit().await?;
-        Ok((row, seq))
-    }
-
-    /// Another occurrence of an open alert.
-    pub async fn repeat_alert(
-        &self,
-        id: i64,
-        at_ms: Millis,
-        count: i64,
-        notify: bool,
-        targets: &[String],
-        now: Millis,
-    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        let set = "count = $2, last_at_ms = CASE WHEN last_at_ms > $3 THEN last_at_ms ELSE $3 END";
-        let detail = serde_json::json!({"count": count, "at_ms": at_ms});
-        self.change_alert(
-            id,
-            set,
-            &[count.into(), at_ms.into()],
-            "system",
-            "repeated",
-            &detail,
-            notify,
-            targets,
-            now,
-            None,
+    /// Keys, kinds and resolution times of alerts resolved at or after `since` (cooldowns survive
+    /// a restart).
+    pub async fn resolved_since(&self, since: Millis) -> Result<Vec<(String, AlertKind, Millis)>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT dedupe_key, kind, resolved_at_ms FROM alerts WHERE status = 'resolved' AND resolved_at_ms >= $1",
         )
-        .await
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("dedupe_key")?, column(r, "kind")?, r.try_get("resolved_at_ms")?)))
+            .collect::<Result<_, _>>()?)
     }
 
-    /// An open alert escalated (not acknowledged in time).
-    pub async fn escalate_alert(
-        &self,
-        id: i64,
-        severity: &str,
-        level: i64,
-        targets: &[String],
-        now: Millis,
-    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        let detail = serde_json::json!({"severity": severity, "level": level});
-        let set = "severity = $2, escalation_level = $3";
-        self.change_alert(
-            id,
-            set,
-            &[severity.into(), level.into()],
-            "system",
-            "escalated",
-            &detail,
-            true,
-            targets,
-            now,
-            None,
-        )
-        .await
-    }
-
-    /// Some of an offline alert's cameras came back; with all back the alert resolves itself.
-    pub async fn recover_alert(
-        &self,
-        id: i64,
-        cameras: &[String],
-        all_back: bool,
-        targets: &[String],
-        now: Millis,
-    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        let detail = serde_json::json!({"back": cameras, "all_back": all_back});
-        if all_back {
-            let set = "status = 'resolved', resolved_by = 'system', resolved_at_ms = $2, resolve_note = $3";
-            let note = "all cameras back online";
-            return self
-                .change_alert(
-                    id,
-                    set,
-                    &[now.into(), note.into()],
-                    "system",
-                    "resolved",
-                    &detail,
-                    true,
-                    targets,
-                    now,
-                    None,
-                )
-                .await;
-        }
-        self.change_alert(id, "count = count", &[], "system", "recovered", &detail, true, targets, now, None).await
-    }
-
-    /// An operator's lifecycle change, checked against the current status.
+    /// An operator's lifecycle change, checked against the current status in the same
+    /// statement; returns the alert and its feed row.
     pub async fn operate_alert(
         &self,
         id: i64,
         op: &AlertOp,
         actor: &str,
-        targets: &[String],
         now: Millis,
-    ) -> Result<(AlertRow, Option<i64>), AlertChangeError> {
-        let current = self.get_alert(id).await?.ok_or(AlertChangeError::NotFound(id))?;
-        let conflict =
-            |what: &str| AlertChangeError::Conflict { id, status: current.status.clone(), what: what.into() };
-        match op {
-            AlertOp::Acknowledge => {
-                if current.status != "new" {
-                    return Err(conflict("only a new alert can be acknowledged"));
-                }
-                let set = "status = 'acknowledged', ack_by = $2, ack_at_ms = $3";
-                self.change_alert(
-                    id,
-                    set,
-                    &[actor.into(), now.into()],
-                    actor,
-                    "acknowledged",
-                    &serde_json::json!({}),
-                    true,
-                    targets,
-                    now,
-                    Some(("status = 'new'", "only a new alert can be acknowledged")),
-                )
-                .await
-            }
-            AlertOp::Resolve { note } => {
-                if current.status == "resolved" {
-                    return Err(conflict("it is already resolved"));
-                }
-                let set = "status = 'resolved', resolved_by = $2, resolved_at_ms = $3, resolve_note = $4";
-                let detail = serde_json::json!({"note": note});
-                self.change_alert(
-                    id,
-                    set,
-                    &[actor.into(), now.into(), note.as_str().into()],
-                    actor,
-                    "resolved",
-                    &detail,
-                    true,
-                    targets,
-                    now,
-                    Some(("status <> 'resolved'", "it is already resolved")),
-                )
-                .await
-            }
-            AlertOp::Assign { to } => {
-                if current.status == "resolved" {
-                    return Err(conflict("a resolved alert cannot be assigned"));
-                }
-                let detail = serde_json::json!({"assignee": to});
-                self.change_alert(
-                    id,
+    ) -> Result<(AlertRow, FeedRow), AlertChangeError> {
+        let mut tx = self.begin().await?;
+        let current = load(&mut tx, id).await?.ok_or(AlertChangeError::NotFound(id))?;
+        let (set, vals, guard, refusal, change, detail): (&str, Vec<Val>, &str, &str, FeedChange, serde_json::Value) =
+            match op {
+                AlertOp::Acknowledge => (
+                    "status = 'acknowledged', ack_by = $2, ack_at_ms = $3",
+                    vec![Val::Text(actor), Val::Int(now)],
+                    "status = 'new'",
+                    "only a new alert can be acknowledged",
+                    FeedChange::Acknowledged,
+                    serde_json::json!({}),
+                ),
+                AlertOp::Resolve { note } => (
+                    "status = 'resolved', resolved_by = $2, resolved_at_ms = $3, resolve_note = $4",
+                    vec![Val::Text(actor), Val::Int(now), Val::Text(note)],
+                    "status <> 'resolved'",
+                    "it is already resolved",
+                    FeedChange::Resolved,
+                    serde_json::json!({"note": note}),
+                ),
+                AlertOp::Assign { to } => (
                     "assignee = $2",
-                    &[to.as_str().into()],
-                    actor,
-                    "assigned",
-                    &detail,
-                    true,
-                    targets,
-                    now,
-                    Some(("status <> 'resolved'", "a resolved alert cannot be assigned")),
-                )
-                .await
-            }
-            AlertOp::Comment { text } => {
-                let detail = serde_json::json!({"text": text});
-                self.change_alert(id, "count = count", &[], actor, "commented", &detail, true, targets, now, None).await
-            }
-        }
+                    vec![Val::Text(to)],
+                    "status <> 'resolved'",
+                    "a resolved alert cannot be assigned",
+                    FeedChange::Assigned,
+                    serde_json::json!({"assignee": to}),
+                ),
+                AlertOp::Comment { text } => {
+                    ("count = count", vec![], "1 = 1", "", FeedChange::Commented, serde_json::json!({"text": text}))
+                }
+            };
+        let Some(row) = update(&mut tx, id, set, &vals, guard, now).await? else {
+            return Err(AlertChangeError::Conflict { id, status: current.status, what: refusal.into() });
+        };
+        let feed = record(&mut tx, self.backend(), &row, actor, change, &detail, now).await?;
+        tx.commit().await?;
+        Ok((row, feed))
     }
 
     pub async fn get_alert(&self, id: i64) -> Result<Option<AlertRow>, RegistryError> {
@@ -480,22 +626,22 @@ impl Registry {
     pub async fn list_alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRow>, RegistryError> {
         let mut sql = format!("SELECT {COLS} FROM alerts WHERE 1 = 1");
         let mut args: Vec<serde_json::Value> = Vec::new();
-        let add_in = |sql: &mut String, args: &mut Vec<serde_json::Value>, col: &str, vals: &[String]| {
+        let add_in = |sql: &mut String, args: &mut Vec<serde_json::Value>, col: &str, vals: &[&str]| {
             if vals.is_empty() {
                 return;
             }
             let marks: Vec<String> = vals
                 .iter()
                 .map(|v| {
-                    args.push(v.as_str().into());
+                    args.push((*v).into());
                     format!("${}", args.len())
                 })
                 .collect();
             sql.push_str(&format!(" AND {col} IN ({})", marks.join(", ")));
         };
-        add_in(&mut sql, &mut args, "status", &f.statuses);
-        add_in(&mut sql, &mut args, "severity", &f.severities);
-        add_in(&mut sql, &mut args, "kind", &f.kinds);
+        add_in(&mut sql, &mut args, "status", &f.statuses.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        add_in(&mut sql, &mut args, "severity", &f.severities.iter().map(|x| x.as_str()).collect::<Vec<_>>());
+        add_in(&mut sql, &mut args, "kind", &f.kinds.iter().map(|x| x.as_str()).collect::<Vec<_>>());
         if let Some(c) = &f.grid_cell {
             args.push(c.as_str().into());
             sql.push_str(&format!(" AND grid_cell_id = ${}", args.len()));
@@ -561,7 +707,7 @@ impl Registry {
                     seq: r.try_get("seq")?,
                     alert_id: r.try_get("alert_id")?,
                     at_ms: r.try_get("at_ms")?,
-                    change: r.try_get("change")?,
+                    change: column(r, "change")?,
                     alert: serde_json::from_str(&p).unwrap_or(serde_json::Value::Null),
                 })
             })
@@ -574,83 +720,19 @@ impl Registry {
         Ok(v.unwrap_or(0))
     }
 
-    /// Outbox rows due for delivery.
-    pub async fn outbox_due(&self, now: Millis, limit: u32) -> Result<Vec<OutboxRow>, RegistryError> {
-        let rows = sqlx::query(
-            "SELECT id, seq, target, payload, attempts FROM outbox WHERE delivered_at_ms IS NULL AND next_attempt_ms <= $1 \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    seq: r.try_get("seq")?,
-                    target: r.try_get("target")?,
-                    payload: r.try_get("payload")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Records a delivery attempt: delivered, or failed with the next attempt's time.
-    pub async fn outbox_attempted(
-        &self,
-        id: i64,
-        now: Millis,
-        result: Result<(), (String, Millis)>,
-    ) -> Result<(), RegistryError> {
-        match result {
-            Ok(()) => {
-                sqlx::query(
-                    "UPDATE outbox SET delivered_at_ms = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(self.pool())
-                .await?;
-            }
-            Err((err, next)) => {
-                sqlx::query(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_ms = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(err)
-                .bind(next)
-                .execute(self.pool())
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Undelivered outbox rows (for stats).
-    pub async fn outbox_pending(&self) -> Result<i64, RegistryError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at_ms IS NULL")
-            .fetch_one(self.pool())
+    /// A consumer's acknowledged position; `None` when it never acknowledged.
+    pub async fn acked(&self, consumer: &str) -> Result<Option<i64>, RegistryError> {
+        Ok(sqlx::query_scalar("SELECT position FROM cursors WHERE consumer = $1")
+            .bind(consumer)
+            .fetch_optional(self.pool())
             .await?)
     }
 
-    pub async fn cursor(&self, consumer: &str) -> Result<i64, RegistryError> {
-        let v: Option<i64> = sqlx::query_scalar("SELECT position FROM cursors WHERE consumer = $1")
-            .bind(consumer)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(v.unwrap_or(0))
-    }
-
-    pub async fn set_cursor(&self, consumer: &str, position: i64) -> Result<(), RegistryError> {
-        sqlx::query(
-            "INSERT INTO cursors (consumer, position) VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
-        )
-        .bind(consumer)
-        .bind(position)
-        .execute(self.pool())
-        .await?;
+    /// Sets a consumer's acknowledged position (never backwards).
+    pub async fn ack(&self, consumer: &str, position: i64) -> Result<(), RegistryError> {
+        let mut tx = self.begin().await?;
+        ack_tx(&mut tx, consumer, position).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -218,33 +218,46 @@ impl Registry {
         Ok(n > 0)
     }
 
-    /// Sets a camera's status; a change (and only a change) is written to the history in the
-    /// same transaction. Returns whether the status changed. Unknown camera → `Invalid`.
+    /// Sets a camera's status; a change (and only a change) is written to the history, with
+    /// `event` (the status change for the event log), in the same transaction. Returns whether
+    /// the status changed. Unknown camera → `Invalid`.
     pub async fn set_status(
         &self,
         id: &str,
         to: CameraStatus,
         reason: &str,
         now: Millis,
+        event: Option<&super::RawEvent>,
     ) -> Result<bool, RegistryError> {
         let mut tx = self.begin().await?;
         let changed = set_status_tx(&mut tx, id, to, reason, now).await?;
+        let ids = match event {
+            Some(e) if changed => super::events::append_tx(&mut tx, self.backend(), std::slice::from_ref(e)).await?,
+            _ => Vec::new(),
+        };
         tx.commit().await?;
+        self.note_appended(&ids);
         Ok(changed)
     }
 
     /// Like `set_status`, and when the status stays the same but its reason changed, the
-    /// reason is updated (no history entry: the status did not change).
+    /// reason is updated (no history entry and no event: the status did not change).
     pub async fn set_status_reason(
         &self,
         id: &str,
         to: CameraStatus,
         reason: &str,
         now: Millis,
+        event: Option<&super::RawEvent>,
     ) -> Result<bool, RegistryError> {
         let mut tx = self.begin().await?;
         let changed = set_status_tx(&mut tx, id, to, reason, now).await?;
-        if !changed {
+        let mut ids = Vec::new();
+        if changed {
+            if let Some(e) = event {
+                ids = super::events::append_tx(&mut tx, self.backend(), std::slice::from_ref(e)).await?;
+            }
+        } else {
             sqlx::query("UPDATE cameras SET status_reason = $1 WHERE id = $2 AND status_reason <> $1")
                 .bind(reason)
                 .bind(id)
@@ -252,6 +265,7 @@ impl Registry {
                 .await?;
         }
         tx.commit().await?;
+        self.note_appended(&ids);
         Ok(changed)
     }
 
@@ -261,6 +275,15 @@ impl Registry {
             .bind(status.as_str())
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// The cameras whose status is `status`, whole.
+    pub async fn cameras_in_status(&self, status: CameraStatus) -> Result<Vec<CameraRow>, RegistryError> {
+        let rows = sqlx::query(&format!("SELECT {CAMERA_COLUMNS} FROM cameras WHERE status = $1 ORDER BY id"))
+            .bind(status.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(CameraRow::from_row).collect::<Result<_, _>>()?)
     }
 
     /// Every status change of every camera at or before `to_ms` (oldest first), for

@@ -1,15 +1,103 @@
 //! The event log, ring states, passages and interceptions.
+//!
+//! The log is stored as rows of text: what `events::Event::encode` wrote (kind, lane, payload),
+//! an optional idempotency key, and the position (`id`). Readers follow a lane by position, so
+//! positions must appear in commit order: on PostgreSQL, identity values are handed out before
+//! commit, and a reader could see position N+1 committed while N is still in flight and never
+//! read N. Every transaction that appends events therefore takes one advisory transaction lock
+//! just before its inserts ([`append_tx`]): the lock is released only after the commit is
+//! visible, so the next appender's positions are always above every committed one and a reader
+//! never passes a position that could still appear. SQLite has a single writer already.
 
 use sqlx::Row;
 
 use super::geo::{EventRow, InterceptionRow, PassageRow};
 use super::watchlists::nullable_floats;
-use super::{Registry, RegistryError};
+use super::{Backend, Registry, RegistryError};
 
 type Millis = i64;
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The advisory lock that orders appends to the event log (PostgreSQL).
+const EVENT_ORDER_LOCK: i64 = 0x7477_0001;
 
 fn parse_json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or(serde_json::Value::Null)
+}
+
+/// An event as stored (what `events::Event::encode` produced, with its time and key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    pub at_ms: Millis,
+    pub kind: String,
+    /// `events::Lane::code()`.
+    pub lane: i64,
+    /// Appending a key already in the log appends nothing and answers the stored position.
+    pub key: Option<String>,
+    pub camera_id: Option<String>,
+    pub ring_id: Option<String>,
+    pub payload: String,
+}
+
+/// A stored event as read back for a consumer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawStored {
+    pub position: i64,
+    pub at_ms: Millis,
+    pub kind: String,
+    pub payload: String,
+}
+
+/// Takes the event-order lock for the rest of the transaction (PostgreSQL; a no-op on SQLite).
+pub(crate) async fn lock_event_order(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    key: i64,
+) -> Result<(), RegistryError> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Appends events in the caller's transaction, in commit order (see the module documentation);
+/// returns each one's position (the stored one for a key already in the log).
+pub(crate) async fn append_tx(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    events: &[RawEvent],
+) -> Result<Vec<i64>, RegistryError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    lock_event_order(tx, backend, EVENT_ORDER_LOCK).await?;
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (at_ms, kind, lane, key, camera_id, ring_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (key) DO NOTHING RETURNING id",
+        )
+        .bind(e.at_ms)
+        .bind(&e.kind)
+        .bind(e.lane)
+        .bind(e.key.as_deref())
+        .bind(e.camera_id.as_deref())
+        .bind(e.ring_id.as_deref())
+        .bind(&e.payload)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let id = match id {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar("SELECT id FROM events WHERE key = $1")
+                    .bind(e.key.as_deref())
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        };
+        out.push(id);
+    }
+    Ok(out)
 }
 
 /// A passage to store (what a checkpoint or an external system reports).
@@ -40,32 +128,104 @@ pub struct NewPassage {
     /// Lane number (GA/T 1400 LaneNo), from 1.
     #[serde(default)]
     pub lane_no: Option<i64>,
+    /// The reporting system's id for this passage (GA/T 1400 MotorVehicleID): a passage sent
+    /// again with the same id is stored once. Without it, the camera, time, plate and lane make
+    /// the id.
+    #[serde(default)]
+    pub passage_key: Option<String>,
+}
+
+impl NewPassage {
+    /// The id that makes a retried passage the same passage.
+    pub fn key(&self) -> String {
+        match &self.passage_key {
+            Some(k) => format!("ext:{k}"),
+            None => format!(
+                "{}:{}:{}:{}",
+                self.camera_id,
+                self.pass_time_ms,
+                self.plate_no.as_deref().unwrap_or("-"),
+                self.lane_no.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+            ),
+        }
+    }
+}
+
+/// What storing a passage did.
+#[derive(Debug, Clone)]
+pub struct PassageStored {
+    pub passage: PassageRow,
+    /// Positions of the events it raised.
+    pub events: Vec<i64>,
+    /// False when the passage was stored before (a retry): nothing was written this time.
+    pub created: bool,
 }
 
 impl Registry {
-    /// Appends an event; returns its id.
-    pub async fn insert_event(
-        &self,
-        at_ms: Millis,
-        kind: &str,
-        camera_id: Option<&str>,
-        ring_id: Option<&str>,
-        payload: &serde_json::Value,
-    ) -> Result<i64, RegistryError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (at_ms, kind, camera_id, ring_id, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(at_ms)
-        .bind(kind)
-        .bind(camera_id)
-        .bind(ring_id)
-        .bind(payload.to_string())
-        .fetch_one(self.pool())
-        .await?;
-        Ok(id)
+    /// Tells in-process readers that the log grew (after a commit).
+    pub(crate) fn note_appended(&self, positions: &[i64]) {
+        if let Some(&top) = positions.iter().max() {
+            self.appended.send_if_modified(|v| {
+                let grew = top > *v;
+                if grew {
+                    *v = top;
+                }
+                grew
+            });
+        }
     }
 
-    /// Events after `after_id`, oldest first, optionally of one kind.
+    /// The newest position appended in this process (changes after every commit that appends).
+    pub fn appended(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.appended.subscribe()
+    }
+
+    /// Appends events in one transaction; returns their positions.
+    pub async fn append_events(&self, events: &[RawEvent]) -> Result<Vec<i64>, RegistryError> {
+        let mut tx = self.begin().await?;
+        let ids = append_tx(&mut tx, self.backend(), events).await?;
+        tx.commit().await?;
+        self.note_appended(&ids);
+        Ok(ids)
+    }
+
+    /// Events of one lane after `after`, oldest first.
+    pub async fn read_lane(&self, lane: i64, after: i64, limit: u32) -> Result<Vec<RawStored>, RegistryError> {
+        let rows =
+            sqlx::query("SELECT id, at_ms, kind, payload FROM events WHERE lane = $1 AND id > $2 ORDER BY id LIMIT $3")
+                .bind(lane)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RawStored {
+                    position: r.try_get("id")?,
+                    at_ms: r.try_get("at_ms")?,
+                    kind: r.try_get("kind")?,
+                    payload: r.try_get("payload")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many events of a lane lie after `after`.
+    pub async fn lane_backlog(&self, lane: i64, after: i64) -> Result<i64, RegistryError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE lane = $1 AND id > $2")
+            .bind(lane)
+            .bind(after)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// The newest position in the log (0 when empty).
+    pub async fn last_event_position(&self) -> Result<i64, RegistryError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events").fetch_one(self.pool()).await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Events after `after_id`, oldest first, optionally of one kind (for the API).
     pub async fn events(&self, kind: Option<&str>, after_id: i64, limit: u32) -> Result<Vec<EventRow>, RegistryError> {
         let rows = sqlx::query(
             "SELECT id, at_ms, kind, camera_id, ring_id, payload FROM events \
@@ -96,14 +256,14 @@ impl Registry {
         rows.iter().map(|r| Ok((r.try_get("ring_id")?, r.try_get::<i64, _>("open")? != 0))).collect()
     }
 
-    /// Records a ring's new state and its event together.
+    /// Records a ring's new state and its event (if any) together.
     pub async fn set_ring_state(
         &self,
         ring_id: &str,
         open: bool,
         at_ms: Millis,
         detail: &serde_json::Value,
-        event: Option<&str>,
+        event: Option<&RawEvent>,
     ) -> Result<(), RegistryError> {
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -116,64 +276,61 @@ impl Registry {
         .bind(detail.to_string())
         .execute(&mut *tx)
         .await?;
-        if let Some(kind) = event {
-            sqlx::query("INSERT INTO events (at_ms, kind, camera_id, ring_id, payload) VALUES ($1, $2, NULL, $3, $4)")
-                .bind(at_ms)
-                .bind(kind)
-                .bind(ring_id)
-                .bind(detail.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let ids = match event {
+            Some(e) => append_tx(&mut tx, self.backend(), std::slice::from_ref(e)).await?,
+            None => Vec::new(),
+        };
         tx.commit().await?;
+        self.note_appended(&ids);
         Ok(())
     }
 
-    /// Stores a passage; returns it with its id.
-    pub async fn insert_passage(&self, p: &NewPassage, source: &str, now: Millis) -> Result<PassageRow, RegistryError> {
-        let reliabilities = p.plate_reliabilities.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
-        let (floats_sql, floats) = nullable_floats(14, &[p.reliability, p.heading_deg]);
-        let sql = format!(
-            "INSERT INTO passages (camera_id, pass_time_ms, plate_no, plate_color, direction, source, created_at_ms, \
-             plate_reliabilities, plate_image, context_image, track_id, frames, lane_no, reliability, heading_deg) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {}) RETURNING id",
-            floats_sql.join(", ")
-        );
-        let mut q = sqlx::query_scalar(&sql)
-            .bind(&p.camera_id)
-            .bind(p.pass_time_ms)
-            .bind(p.plate_no.as_deref())
-            .bind(p.plate_color.as_deref())
-            .bind(p.direction.as_deref())
-            .bind(source)
-            .bind(now)
-            .bind(reliabilities)
-            .bind(p.plate_image.as_deref())
-            .bind(p.context_image.as_deref())
-            .bind(p.track_id.as_deref())
-            .bind(p.frames)
-            .bind(p.lane_no);
-        for f in floats {
-            q = q.bind(f);
+    /// Stores a passage and the events it raises in one transaction, once per passage key: a
+    /// passage stored before is answered as it was (nothing written). `events` is given the
+    /// stored passage (its id) and returns what to append.
+    pub async fn record_passage(
+        &self,
+        p: &NewPassage,
+        source: &str,
+        now: Millis,
+        events: impl FnOnce(&PassageRow) -> Vec<RawEvent>,
+    ) -> Result<PassageStored, RegistryError> {
+        let key = p.key();
+        if let Some(done) = self.stored_passage(&key).await? {
+            return Ok(done);
         }
-        let id: i64 = q.fetch_one(self.pool()).await?;
-        Ok(PassageRow {
-            id,
-            camera_id: p.camera_id.clone(),
-            pass_time_ms: p.pass_time_ms,
-            plate_no: p.plate_no.clone(),
-            plate_color: p.plate_color.clone(),
-            reliability: p.reliability,
-            direction: p.direction.clone(),
-            heading_deg: p.heading_deg,
-            source: source.into(),
-            plate_reliabilities: p.plate_reliabilities.clone(),
-            plate_image: p.plate_image.clone(),
-            context_image: p.context_image.clone(),
-            track_id: p.track_id.clone(),
-            frames: p.frames,
-            lane_no: p.lane_no,
-        })
+        let mut tx = self.begin().await?;
+        let Some(row) = insert_passage(&mut tx, p, &key, source, now).await? else {
+            // Stored meanwhile by a concurrent retry of the same passage (PostgreSQL).
+            tx.rollback().await?;
+            return self
+                .stored_passage(&key)
+                .await?
+                .ok_or_else(|| RegistryError::Invalid(format!("passage {key:?} was stored and vanished")));
+        };
+        let ids = append_tx(&mut tx, self.backend(), &events(&row)).await?;
+        sqlx::query("UPDATE passages SET event_ids = $1 WHERE id = $2")
+            .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.note_appended(&ids);
+        Ok(PassageStored { passage: row, events: ids, created: true })
+    }
+
+    /// The passage stored under `key`, with the events it raised.
+    async fn stored_passage(&self, key: &str) -> Result<Option<PassageStored>, RegistryError> {
+        let found = sqlx::query("SELECT id, event_ids FROM passages WHERE passage_key = $1")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(r) = found else { return Ok(None) };
+        let (id, ids): (i64, Option<String>) = (r.try_get("id")?, r.try_get("event_ids")?);
+        let passage =
+            self.passage(id).await?.ok_or_else(|| RegistryError::Invalid(format!("passage {id} vanished")))?;
+        let events = ids.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+        Ok(Some(PassageStored { passage, events, created: false }))
     }
 
     /// Stores a new interception; returns its id.
@@ -263,4 +420,59 @@ impl Registry {
         .await?;
         Ok(r.rows_affected() == 1)
     }
+}
+
+/// Inserts a passage in the caller's transaction; `None` when its key is stored already.
+async fn insert_passage(
+    tx: &mut Tx,
+    p: &NewPassage,
+    key: &str,
+    source: &str,
+    now: Millis,
+) -> Result<Option<PassageRow>, RegistryError> {
+    let reliabilities = p.plate_reliabilities.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default());
+    let (floats_sql, floats) = nullable_floats(15, &[p.reliability, p.heading_deg]);
+    let sql = format!(
+        "INSERT INTO passages (camera_id, pass_time_ms, plate_no, plate_color, direction, source, created_at_ms, \
+         plate_reliabilities, plate_image, context_image, track_id, frames, lane_no, passage_key, reliability, heading_deg) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, {}) \
+         ON CONFLICT (passage_key) DO NOTHING RETURNING id",
+        floats_sql.join(", ")
+    );
+    let mut q = sqlx::query_scalar(&sql)
+        .bind(&p.camera_id)
+        .bind(p.pass_time_ms)
+        .bind(p.plate_no.as_deref())
+        .bind(p.plate_color.as_deref())
+        .bind(p.direction.as_deref())
+        .bind(source)
+        .bind(now)
+        .bind(reliabilities)
+        .bind(p.plate_image.as_deref())
+        .bind(p.context_image.as_deref())
+        .bind(p.track_id.as_deref())
+        .bind(p.frames)
+        .bind(p.lane_no)
+        .bind(key);
+    for f in floats {
+        q = q.bind(f);
+    }
+    let Some(id) = q.fetch_optional(&mut **tx).await? else { return Ok(None) };
+    Ok(Some(PassageRow {
+        id,
+        camera_id: p.camera_id.clone(),
+        pass_time_ms: p.pass_time_ms,
+        plate_no: p.plate_no.clone(),
+        plate_color: p.plate_color.clone(),
+        reliability: p.reliability,
+        direction: p.direction.clone(),
+        heading_deg: p.heading_deg,
+        source: source.into(),
+        plate_reliabilities: p.plate_reliabilities.clone(),
+        plate_image: p.plate_image.clone(),
+        context_image: p.context_image.clone(),
+        track_id: p.track_id.clone(),
+        frames: p.frames,
+        lane_no: p.lane_no,
+    }))
 }

@@ -22,9 +22,12 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Connection, Executor};
 
-pub use alerts::{AlertChangeError, AlertFilter, AlertOp, AlertRow, AuditRow, FeedRow, NewAlert, OutboxRow};
+pub use alerts::{
+    AlertChangeError, AlertFilter, AlertKind, AlertOp, AlertRow, AlertStatus, AlertWrite, AuditRow, FeedChange,
+    FeedRow, NewAlert, Severity, Written,
+};
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
-pub use events::NewPassage;
+pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderState, WorkOrder};
 pub use schema::schema_dump;
@@ -58,6 +61,8 @@ pub enum Backend {
 pub struct Registry {
     pool: AnyPool,
     backend: Backend,
+    /// The newest event position committed by this process (a hint for in-process readers).
+    appended: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -117,7 +122,7 @@ impl Registry {
             .connect_with(opts)
             .await
             .map_err(|source| RegistryError::Connect { url: shown, source })?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
     }
 
     /// Connects and applies every pending migration.

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::plates::{PlateColor, random_plate};
 use super::scene::{SimScene, TrafficQueue};
 use super::{SimCamera, SimError, SimServer};
-use crate::api::AppState;
+use crate::app::AppState;
 use crate::config::{CameraKind, CityConfig, Profile};
 
 /// Inbound roads with a traffic checkpoint on each ring: (middle-ring checkpoint, inner-ring
@@ -289,15 +289,20 @@ async fn apply(city: &DemoCity, state: &AppState, step: Step) -> Option<(Duratio
         }
         Step::Alarm => {
             let (id, name, lon, lat) = ALARM;
-            let input = crate::api::alerts::AlarmInput {
+            let input = crate::alerts::alarm::AlarmInput {
                 alarm_id: Some(id.into()),
                 name: Some(name.into()),
                 lon: Some(lon),
                 lat: Some(lat),
                 at_ms: None,
             };
-            match crate::api::alerts::raise_alarm(state, input).await {
-                Ok(a) => tracing::info!(alert = a.id, "demo: anti-robbery alarm pressed"),
+            let wait = Duration::from_secs(5);
+            match crate::alerts::alarm::raise(&state.alerts, &state.geo, state.clock.as_ref(), &input, None, wait).await
+            {
+                Ok(crate::alerts::alarm::AlarmOutcome::Raised(a)) => {
+                    tracing::info!(alert = a.id, "demo: anti-robbery alarm pressed")
+                }
+                Ok(other) => tracing::warn!(outcome = ?other, "demo: the alarm raised no alert yet"),
                 Err(e) => tracing::warn!(error = %e, "demo: the alarm was not raised"),
             }
             Some((Duration::from_secs(240), Step::Alarm))

@@ -3,7 +3,9 @@
 
 pub mod city;
 pub mod ingest;
+pub mod mqtt;
 pub mod pg;
+pub mod sse;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +99,12 @@ pub struct TestApp {
     pub health: tianwang::maintenance::health::HealthKeeper,
     /// Work orders (a test on the simulated clock runs the rounds).
     pub orders: tianwang::maintenance::orders::OrderService,
+    /// The event log (a test appends what producers would).
+    pub log: Arc<dyn tianwang::events::EventLog>,
+    /// The alert service.
+    pub alerts: tianwang::alerts::service::AlertService,
+    /// The ring watcher.
+    pub rings: tianwang::geo::watch::RingWatcher,
     /// An admin token; `client` sends it with every request.
     pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -128,12 +136,13 @@ impl TestApp {
         let registry = app.state.registry.clone();
         let geo = app.state.geo.clone();
         let (health, orders) = (app.state.health.clone(), app.state.orders.clone());
+        let (log, alerts, rings) = (app.state.log.clone(), app.state.alerts.clone(), app.state.rings.clone());
         let token = registry.create_token("test-admin", "admin", true, clock.now_ms()).await.expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            app.serve(listener, async move {
+            tianwang::server::serve(app, listener, async move {
                 let _ = rx.await;
             })
             .await
@@ -147,10 +156,22 @@ impl TestApp {
             geo,
             health,
             orders,
+            log,
+            alerts,
+            rings,
             token,
             stop: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Waits until the ring watcher has done `n` checks in all (the first runs at start).
+    pub async fn rings_checked(&self, n: u64) {
+        let mut c = self.rings.checks();
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.wait_for(|v| *v >= n))
+            .await
+            .expect("the ring watcher checks")
+            .expect("the ring watcher runs");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,51 @@
+//! A Server-Sent Events client for the alert stream, reading with a deadline.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::TestApp;
+
+/// An SSE client reading with a deadline; returns (event id, data) pairs.
+pub struct Sse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl Sse {
+    pub async fn open(app: &TestApp, last_event_id: Option<i64>) -> Sse {
+        let mut req = app.client.get(app.url("/api/v1/alerts/stream"));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        Sse { resp, buf: String::new() }
+    }
+
+    pub async fn next(&mut self, deadline: Instant) -> Option<(i64, Value)> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut id = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ").or_else(|| line.strip_prefix("id:")) {
+                        id = v.trim().parse().ok();
+                    } else if let Some(v) = line.strip_prefix("data: ").or_else(|| line.strip_prefix("data:")) {
+                        data = serde_json::from_str(v.trim()).ok();
+                    }
+                }
+                if let (Some(i), Some(d)) = (id, data) {
+                    return Some((i, d));
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.resp.chunk()).await {
+                Ok(Ok(Some(c))) => self.buf.push_str(&String::from_utf8_lossy(&c)),
+                _ => return None,
+            }
+        }
+    }
+}
