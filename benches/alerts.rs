@@ -61,7 +61,7 @@ impl Server {
             dir.path().join("checkpoint.toml"),
             format!(
                 "[[camera]]\nid = \"{CAMERA}\"\nname = \"bench checkpoint\"\nurl = \"rtsp://127.0.0.1:9/x\"\n\
-                 lon = 113.6667\nlat = 34.7622\nbearing_deg = 15.0\nkind = \"checkpoint\"\nmounting_height_m = 6.5\n\
+                 lon = 113.6667\nlat = 34.7622\nbearing_deg = 15.0\nkind = \"checkpoint\"\nowner = \"public\"\nmounting_height_m = 6.5\n\
                  hfov_deg = 30.0\nresolution = \"2560x1440\"\nprofile = \"checkpoint\"\n"
             ),
         )

@@ -54,6 +54,9 @@ pub struct DetectStats {
     pub passages: u64,
     /// Passages the readers finished (stored, or waiting for the writer).
     pub passages_read: u64,
+    /// Vehicles in view now with enough reads to be a passage when they leave (or when the
+    /// detector stops: they are stored then).
+    pub vehicles_in_view: u64,
     /// Write attempts that failed (each is tried again until it is stored).
     pub write_errors: u64,
 }
@@ -124,6 +127,8 @@ struct Inner {
     motion_events: AtomicU64,
     passages: AtomicU64,
     passages_read: AtomicU64,
+    /// Per plate thread: vehicles it tracks now.
+    in_view: Vec<AtomicU64>,
     write_errors: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -167,6 +172,7 @@ impl DetectService {
             motion_events: AtomicU64::new(0),
             passages: AtomicU64::new(0),
             passages_read: AtomicU64::new(0),
+            in_view: (0..readers.len()).map(|_| AtomicU64::new(0)).collect(),
             write_errors: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
@@ -243,6 +249,7 @@ impl DetectService {
             motion_events: i.motion_events.load(Ordering::Relaxed),
             passages: i.passages.load(Ordering::Relaxed),
             passages_read: i.passages_read.load(Ordering::Relaxed),
+            vehicles_in_view: i.in_view.iter().map(|v| v.load(Ordering::Relaxed)).sum(),
             write_errors: i.write_errors.load(Ordering::Relaxed),
         }
     }
@@ -420,6 +427,10 @@ fn plate_loop(inner: Arc<Inner>, mut reader: PlateReader, k: usize, n: usize, tx
                     return;
                 }
             }
+        }
+        let tracked: usize = cams.iter().filter_map(|c| trackers.get(&c.id)).map(PlateTracker::vehicles).sum();
+        if let Some(v) = inner.in_view.get(k) {
+            v.store(tracked as u64, Ordering::Relaxed);
         }
         if !worked {
             idle_wait(&cams);

@@ -136,6 +136,11 @@ impl PlateTracker {
     }
 
     /// Finishes every track last seen before `before_ms` (all of them with `i64::MAX`).
+    /// Vehicles tracked now that are passages once they leave (enough reads).
+    pub fn vehicles(&self) -> usize {
+        self.tracks.iter().filter(|t| t.reads.len() >= self.params.min_reads).count()
+    }
+
     pub fn finish_before(&mut self, before_ms: i64) -> Vec<VehiclePassage> {
         let mut out = Vec::new();
         let mut i = 0;

@@ -16,7 +16,7 @@ use super::{Registry, RegistryError};
 use crate::config::types::str_enum;
 
 type Millis = i64;
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+type Tx<'a> = super::WriteTx;
 
 /// The advisory lock that orders appends to the change feed (PostgreSQL; see `registry::events`).
 const FEED_ORDER_LOCK: i64 = 0x7477_0002;

@@ -1,7 +1,7 @@
 //! Camera rows: listing with filters and keyset pagination, lookup, status changes with history.
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Row};
 
 use super::{Registry, RegistryError};
 use crate::clock::Millis;
@@ -345,14 +345,16 @@ impl Registry {
         reason: &str,
         at: Millis,
     ) -> Result<(), RegistryError> {
+        let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO camera_ingest_history (camera_id, at_ms, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)")
             .bind(id)
             .bind(at)
             .bind(from)
             .bind(to)
             .bind(reason)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -377,7 +379,7 @@ impl Registry {
 }
 
 pub(crate) async fn set_status_tx(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut super::WriteTx,
     id: &str,
     to: CameraStatus,
     reason: &str,
@@ -403,7 +405,7 @@ pub(crate) async fn set_status_tx(
 }
 
 pub(crate) async fn insert_history(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut super::WriteTx,
     id: &str,
     from: Option<&str>,
     to: CameraStatus,

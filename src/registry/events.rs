@@ -16,7 +16,7 @@ use super::watchlists::nullable_floats;
 use super::{Backend, Registry, RegistryError};
 
 type Millis = i64;
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = super::WriteTx;
 
 /// The advisory lock that orders appends to the event log (PostgreSQL).
 const EVENT_ORDER_LOCK: i64 = 0x7477_0001;
@@ -49,11 +49,7 @@ pub struct RawStored {
 }
 
 /// Takes the event-order lock for the rest of the transaction (PostgreSQL; a no-op on SQLite).
-pub(crate) async fn lock_event_order(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    key: i64,
-) -> Result<(), RegistryError> {
+pub(crate) async fn lock_event_order(tx: &mut super::WriteTx, backend: Backend, key: i64) -> Result<(), RegistryError> {
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut **tx).await?;
     }
@@ -63,7 +59,7 @@ pub(crate) async fn lock_event_order(
 /// Appends events in the caller's transaction, in commit order (see the module documentation);
 /// returns each one's position (the stored one for a key already in the log).
 pub(crate) async fn append_tx(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut super::WriteTx,
     backend: Backend,
     events: &[RawEvent],
 ) -> Result<Vec<i64>, RegistryError> {
@@ -346,6 +342,7 @@ impl Registry {
         expires_at_ms: Millis,
         plan: &serde_json::Value,
     ) -> Result<i64, RegistryError> {
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO interceptions (created_at_ms, incident_at_ms, lon, lat, plate, note, status, expires_at_ms, plan) \
              VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8) RETURNING id",
@@ -358,18 +355,30 @@ impl Registry {
         .bind(note)
         .bind(expires_at_ms)
         .bind(plan.to_string())
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(id)
     }
 
     /// Marks active interceptions past their expiry as expired.
     pub async fn expire_interceptions(&self, now: Millis) -> Result<u64, RegistryError> {
+        // Most calls change nothing: look first, write (in turn) only when something expired.
+        let due: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM interceptions WHERE status = 'active' AND expires_at_ms <= $1")
+                .bind(now)
+                .fetch_one(self.pool())
+                .await?;
+        if due == 0 {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
         let r =
             sqlx::query("UPDATE interceptions SET status = 'expired' WHERE status = 'active' AND expires_at_ms <= $1")
                 .bind(now)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(r.rows_affected())
     }
 
@@ -410,14 +419,16 @@ impl Registry {
 
     /// Closes an active interception; false when there is none of that id still active.
     pub async fn close_interception(&self, id: i64, by: &str, now: Millis) -> Result<bool, RegistryError> {
+        let mut tx = self.begin().await?;
         let r = sqlx::query(
             "UPDATE interceptions SET status = 'closed', closed_at_ms = $1, closed_by = $2 WHERE id = $3 AND status = 'active'",
         )
         .bind(now)
         .bind(by)
         .bind(id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 }

@@ -353,7 +353,7 @@ impl Registry {
     }
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+type Tx<'a> = super::WriteTx;
 
 async fn put_roads(tx: &mut Tx<'_>, roads: &[RoadWay], source: &str, now: Millis) -> Result<(), RegistryError> {
     for r in roads {

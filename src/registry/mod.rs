@@ -63,6 +63,40 @@ pub struct Registry {
     backend: Backend,
     /// The newest event position committed by this process (a hint for in-process readers).
     appended: std::sync::Arc<tokio::sync::watch::Sender<i64>>,
+    /// SQLite has one writer at a time; this process's writers take turns here, first come first
+    /// served, instead of racing for the file lock through the busy handler (which lets a tight
+    /// loop of writes starve a single one for seconds).
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction. On SQLite it holds the process's write turn until it ends. It derefs to
+/// the connection, like sqlx's transaction: `query.execute(&mut *tx)`.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -122,7 +156,12 @@ impl Registry {
             .connect_with(opts)
             .await
             .map_err(|source| RegistryError::Connect { url: shown, source })?;
-        Ok(Self { pool, backend, appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0) })
+        Ok(Self {
+            pool,
+            backend,
+            appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+            write_turn: Default::default(),
+        })
     }
 
     /// Connects and applies every pending migration.
@@ -156,13 +195,17 @@ impl Registry {
         Ok(m.iter().map(|x| (x.version, x.description.to_string(), applied.contains(&x.version))).collect())
     }
 
-    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a
-    /// deferred transaction that reads and then writes fails with "database is locked" when
-    /// another connection wrote in between, without waiting; an immediate one waits its turn.
-    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    /// A write transaction. On SQLite it first takes this process's write turn (see
+    /// `write_turn`), then the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that reads and then writes fails with "database is locked" when another connection wrote
+    /// in between, without waiting; an immediate one waits its turn.
+    pub async fn begin(&self) -> Result<WriteTx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let turn = self.write_turn.clone().lock_owned().await;
+                Ok(WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) })
+            }
+            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _turn: None }),
         }
     }
 

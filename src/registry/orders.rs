@@ -349,7 +349,7 @@ impl Registry {
     }
 }
 
-async fn exists(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<String, OrderChangeError> {
+async fn exists(tx: &mut super::WriteTx, id: i64) -> Result<String, OrderChangeError> {
     sqlx::query_scalar("SELECT state FROM work_orders WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -357,7 +357,7 @@ async fn exists(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64) -> Result<St
         .ok_or(OrderChangeError::NotFound(id))
 }
 
-async fn touch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, now: Millis) -> Result<(), sqlx::Error> {
+async fn touch(tx: &mut super::WriteTx, id: i64, now: Millis) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE work_orders SET updated_at_ms = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
@@ -367,7 +367,7 @@ async fn touch(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, now: Millis) 
 }
 
 async fn log(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut super::WriteTx,
     id: i64,
     at: Millis,
     author: &str,

@@ -187,7 +187,7 @@ impl Registry {
 
 /// Inserts a camera, or updates its configured fields (status and history untouched on update).
 async fn upsert_camera(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut super::WriteTx,
     c: &CameraConfig,
     hash: &str,
     status: CameraStatus,

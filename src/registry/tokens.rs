@@ -66,11 +66,13 @@ impl Registry {
 
     /// Revokes a token by name; false when there is none active of that name.
     pub async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, RegistryError> {
+        let mut tx = self.begin().await?;
         let r = sqlx::query("UPDATE api_tokens SET revoked_at_ms = $2 WHERE name = $1 AND revoked_at_ms IS NULL")
             .bind(name)
             .bind(now)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(r.rows_affected() == 1)
     }
 

@@ -175,7 +175,7 @@ enum Bind {
     Int(i64),
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+type Tx = super::WriteTx;
 
 async fn load(tx: &mut Tx, id: i64) -> Result<Option<WatchlistEntry>, RegistryError> {
     let row = sqlx::query(&format!("SELECT {WATCHLIST_COLUMNS} FROM watchlists WHERE id = $1"))

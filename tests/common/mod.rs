@@ -105,6 +105,8 @@ pub struct TestApp {
     pub alerts: tianwang::alerts::service::AlertService,
     /// The ring watcher.
     pub rings: tianwang::geo::watch::RingWatcher,
+    /// Detection, when the app runs it.
+    pub detect: Option<tianwang::detect::service::DetectService>,
     /// An admin token; `client` sends it with every request.
     pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -137,6 +139,7 @@ impl TestApp {
         let geo = app.state.geo.clone();
         let (health, orders) = (app.state.health.clone(), app.state.orders.clone());
         let (log, alerts, rings) = (app.state.log.clone(), app.state.alerts.clone(), app.state.rings.clone());
+        let detect = app.state.detect.clone();
         let token = registry.create_token("test-admin", "admin", true, clock.now_ms()).await.expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -159,6 +162,7 @@ impl TestApp {
             log,
             alerts,
             rings,
+            detect,
             token,
             stop: Some(tx),
             task: Some(task),

@@ -25,7 +25,7 @@ impl Broker {
             &conf,
             format!(
                 "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser root\n\
-                 log_dest stdout\nlog_type information\n",
+                 log_dest stderr\nlog_type information\n",
                 dir.path().display()
             ),
         )
@@ -48,12 +48,13 @@ impl Broker {
         let mut child = Command::new("mosquitto")
             .arg("-c")
             .arg(&self.conf)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("mosquitto runs (scripts/setup.sh installs it)");
-        // Ready when it says it runs; its log is drained meanwhile so it never blocks on it.
-        let out = child.stdout.take().expect("piped");
+        // Ready when it says it runs (on stderr, which is not buffered); its log is drained
+        // meanwhile so it never blocks on it.
+        let out = child.stderr.take().expect("piped");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
