@@ -133,7 +133,87 @@ async fn a_sync_is_all_or_nothing(engine: Engine) {
     reg.close().await;
 }
 
+/// Migration 0007 on a database that has lived under 0006: webhook receivers resume at their
+/// first undelivered change, the alert engine's one cursor becomes one per lane, stored events get
+/// their lane, and of two open alerts of one key only the newer stays open.
+async fn the_event_spine_migration_carries_what_was_stored(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let dialect = match engine {
+        Engine::Sqlite => "sqlite",
+        Engine::Postgres => "postgres",
+    };
+    // The migrations up to 0006 only.
+    let old = tempfile::tempdir().unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect);
+    for e in std::fs::read_dir(&all).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.as_str() < "0007" {
+            std::fs::copy(e.path(), old.path().join(&name)).unwrap();
+        }
+    }
+    let reg = Registry::connect(&db.url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.path()).await.unwrap().run(reg.pool()).await.unwrap();
+    let exec = |sql: String| {
+        let pool = reg.pool().clone();
+        async move { sqlx::query(&sql).execute(&pool).await.unwrap() }
+    };
+    for seq in 1..=4 {
+        exec(format!("INSERT INTO alerts (kind, severity, status, dedupe_key, title, cameras, detail, count, escalation_level, first_at_ms, last_at_ms, created_at_ms, updated_at_ms) VALUES ('alarm', 'critical', 'new', 'alarm:{}', 't', '[]', '{{}}', 1, 0, 0, 0, 0, {seq})", if seq <= 2 { "dup".to_string() } else { seq.to_string() })).await;
+    }
+    for seq in 1..=4 {
+        exec(format!("INSERT INTO alert_feed (alert_id, at_ms, change, payload) VALUES ({seq}, 0, 'raised', '{{}}')"))
+            .await;
+    }
+    // desk got change 1, not 2 and 3; ops got 1 to 3.
+    for (seq, target, delivered) in [
+        (1, "desk", true),
+        (2, "desk", false),
+        (3, "desk", false),
+        (1, "ops", true),
+        (2, "ops", true),
+        (3, "ops", true),
+    ] {
+        let d = if delivered { "5" } else { "NULL" };
+        exec(format!("INSERT INTO outbox (seq, target, payload, attempts, next_attempt_ms, delivered_at_ms) VALUES ({seq}, '{target}', '{{}}', 1, 0, {d})")).await;
+    }
+    exec("INSERT INTO cursors (consumer, position) VALUES ('alerts.events', 42)".to_string()).await;
+    exec(
+        "INSERT INTO events (at_ms, kind, camera_id, ring_id, payload) VALUES (0, 'alarm', NULL, NULL, '{}')"
+            .to_string(),
+    )
+    .await;
+    exec(
+        "INSERT INTO events (at_ms, kind, camera_id, ring_id, payload) VALUES (0, 'motion', 'c', NULL, '{}')"
+            .to_string(),
+    )
+    .await;
+    exec(
+        "INSERT INTO events (at_ms, kind, camera_id, ring_id, payload) VALUES (0, 'ring_opened', NULL, 'r', '{}')"
+            .to_string(),
+    )
+    .await;
+    reg.migrate().await.unwrap();
+    for (consumer, want) in
+        [("webhook:desk", 1), ("webhook:ops", 3), ("alerts.urgent", 42), ("alerts.normal", 42), ("alerts.bulk", 42)]
+    {
+        assert_eq!(reg.acked(consumer).await.unwrap(), Some(want), "{consumer}");
+    }
+    assert_eq!(reg.acked("alerts.events").await.unwrap(), None);
+    let lanes: Vec<i64> =
+        sqlx::query_scalar("SELECT lane FROM events ORDER BY id").fetch_all(reg.pool()).await.unwrap();
+    assert_eq!(lanes, [0, 2, 1]);
+    let open: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, dedupe_key FROM alerts WHERE status <> 'resolved' ORDER BY id")
+            .fetch_all(reg.pool())
+            .await
+            .unwrap();
+    assert_eq!(open, [(2, "alarm:dup".to_string()), (3, "alarm:3".to_string()), (4, "alarm:4".to_string())]);
+    assert!(sqlx::query("SELECT COUNT(*) FROM outbox").execute(reg.pool()).await.is_err(), "the outbox is gone");
+    reg.close().await;
+}
+
 on_both_engines!(
+    the_event_spine_migration_carries_what_was_stored,
     migrations_give_the_expected_schema,
     sync_inserts_updates_disables_and_decommissions,
     status_changes_are_recorded_once,

@@ -61,7 +61,12 @@ async fn index() -> Response {
 async fn asset(Path(path): Path<String>) -> Response {
     match ASSETS.iter().find(|a| a.0 == path) {
         Some((_, ct, body)) => respond(ct, body),
-        None => crate::api::error::ApiError::NotFound(format!("no dashboard file {path:?}")).into_response(),
+        // The API's error shape, written here: the dashboard's files depend on nothing else.
+        None => {
+            let body =
+                serde_json::json!({"error": {"kind": "not_found", "message": format!("no dashboard file {path:?}")}});
+            (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+        }
     }
 }
 
