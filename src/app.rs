@@ -149,6 +149,7 @@ impl App {
     ) -> Result<Self, AppError> {
         let config = config::load_dir(config_dir)?;
         let registry = Registry::open(database).await?;
+        registry.on_order_change(crate::events::work_order_event);
         let sync = registry.sync_config(&config, clock.now_ms()).await?;
         tracing::info!(site = %config.site.name, cameras = config.cameras.len(), "{}", sync.summary());
         import_map(&registry, &config, clock.now_ms()).await?;

@@ -252,6 +252,16 @@ async fn work_orders_from_open_to_verified(engine: Engine) {
     let (_, o, _) = app.get(&format!("/api/v1/maintenance/orders/{cp_order}")).await;
     let log: Vec<&str> = o["notes"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
     assert_eq!(log, ["opened", "note", "closed", "reopened", "closed", "verified"]);
+    // Each change is in the event log too, written with it.
+    let (_, ev, _) = app.get("/api/v1/events?kind=work_order&limit=1000").await;
+    let changes: Vec<&str> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["payload"]["order_id"].as_i64() == Some(cp_order))
+        .map(|e| e["payload"]["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["opened", "noted", "closed", "reopened", "closed", "verified"]);
 
     // A verified order is history: the next failure gets a new order.
     let t1 = app.clock.now_ms();

@@ -47,6 +47,33 @@ impl NewEvent {
     }
 }
 
+/// A work-order change as an event (the encoder the app installs with
+/// `Registry::on_order_change`: the registry writes the order's log, the contract says what its
+/// event is).
+pub fn work_order_event(o: &crate::registry::OrderLogged) -> Option<RawEvent> {
+    use super::contract::{WorkOrderChange, WorkOrderChangeKind as K};
+    let change = match o.kind {
+        "opened" => K::Opened,
+        "note" => K::Noted,
+        "assigned" => K::Assigned,
+        "closed" => K::Closed,
+        "reopened" => K::Reopened,
+        "verified" => K::Verified,
+        other => {
+            tracing::error!(order = o.order_id, kind = other, "a work-order change of no known kind: no event");
+            return None;
+        }
+    };
+    let e = WorkOrderChange {
+        order_id: o.order_id,
+        camera_id: o.camera_id.to_string(),
+        cause: o.cause.to_string(),
+        change,
+        by: Some(o.by.to_string()),
+    };
+    Some(NewEvent::new(o.at_ms, None, Event::WorkOrder(e)).raw())
+}
+
 /// An event read back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {

@@ -9,4 +9,4 @@ pub mod contract;
 pub mod log;
 
 pub use contract::*;
-pub use log::{EventLog, LogError, NewEvent, Position, Read, SqlLog, Stored, Undecodable};
+pub use log::{EventLog, LogError, NewEvent, Position, Read, SqlLog, Stored, Undecodable, work_order_event};

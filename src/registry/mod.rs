@@ -29,7 +29,7 @@ pub use alerts::{
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
-pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderState, WorkOrder};
+pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenRow, new_token, token_hash};
@@ -67,7 +67,13 @@ pub struct Registry {
     /// served, instead of racing for the file lock through the busy handler (which lets a tight
     /// loop of writes starve a single one for seconds).
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// How a work-order change becomes an event (installed by the app: the event contract sits
+    /// above the registry).
+    order_events: std::sync::Arc<std::sync::OnceLock<OrderEncoder>>,
 }
+
+/// Turns a work-order change into its event (`None`: no event for it).
+pub type OrderEncoder = fn(&OrderLogged) -> Option<RawEvent>;
 
 /// A write transaction. On SQLite it holds the process's write turn until it ends. It derefs to
 /// the connection, like sqlx's transaction: `query.execute(&mut *tx)`.
@@ -161,6 +167,7 @@ impl Registry {
             backend,
             appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
             write_turn: Default::default(),
+            order_events: Default::default(),
         })
     }
 
@@ -207,6 +214,12 @@ impl Registry {
             }
             Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _turn: None }),
         }
+    }
+
+    /// Installs the encoder of work-order events: from then on every change of a work order
+    /// appends its event in the same transaction.
+    pub fn on_order_change(&self, encode: OrderEncoder) {
+        let _ = self.order_events.set(encode);
     }
 
     pub fn backend(&self) -> Backend {

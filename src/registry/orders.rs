@@ -187,7 +187,7 @@ impl Registry {
             o.priority,
             o.crew.as_deref().unwrap_or("(none responsible for this cell)")
         );
-        log(&mut tx, id, now, &o.author, "opened", &text, None).await?;
+        self.log(&mut tx, id, now, &o.author, "opened", &text, None).await?;
         tx.commit().await?;
         Ok(Some(id))
     }
@@ -267,7 +267,7 @@ impl Registry {
     ) -> Result<(), OrderChangeError> {
         let mut tx = self.begin().await?;
         exists(&mut tx, id).await?;
-        log(&mut tx, id, now, author, "note", text, photo).await?;
+        self.log(&mut tx, id, now, author, "note", text, photo).await?;
         touch(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(())
@@ -283,7 +283,7 @@ impl Registry {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        log(&mut tx, id, now, by, "assigned", &format!("assigned to crew {crew}"), None).await?;
+        self.log(&mut tx, id, now, by, "assigned", &format!("assigned to crew {crew}"), None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -304,7 +304,7 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         let text = if note.is_empty() { "closed".to_string() } else { format!("closed: {note}") };
-        log(&mut tx, id, now, by, "closed", &text, None).await?;
+        self.log(&mut tx, id, now, by, "closed", &text, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -324,7 +324,7 @@ impl Registry {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        log(&mut tx, id, now, "system", "reopened", &format!("reopened: {why}"), None).await?;
+        self.log(&mut tx, id, now, "system", "reopened", &format!("reopened: {why}"), None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -343,7 +343,7 @@ impl Registry {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        log(&mut tx, id, now, "system", "verified", why, None).await?;
+        self.log(&mut tx, id, now, "system", "verified", why, None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -366,25 +366,55 @@ async fn touch(tx: &mut super::WriteTx, id: i64, now: Millis) -> Result<(), sqlx
     Ok(())
 }
 
-async fn log(
-    tx: &mut super::WriteTx,
-    id: i64,
-    at: Millis,
-    author: &str,
-    kind: &str,
-    text: &str,
-    photo: Option<&str>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO work_order_log (order_id, at_ms, author, kind, text, photo) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(at)
-    .bind(author)
-    .bind(kind)
-    .bind(text)
-    .bind(photo)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+/// A work-order change as its log records it: what the event log is told.
+#[derive(Debug, Clone)]
+pub struct OrderLogged<'a> {
+    pub order_id: i64,
+    pub camera_id: &'a str,
+    pub cause: &'a str,
+    /// `opened`, `note`, `assigned`, `closed`, `reopened`, `verified`.
+    pub kind: &'a str,
+    pub by: &'a str,
+    pub at_ms: Millis,
+}
+
+impl Registry {
+    /// Writes an entry of the order's log and (with an encoder installed, see
+    /// `Registry::on_order_change`) its event, in the caller's transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn log(
+        &self,
+        tx: &mut super::WriteTx,
+        id: i64,
+        at: Millis,
+        author: &str,
+        kind: &str,
+        text: &str,
+        photo: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        sqlx::query(
+            "INSERT INTO work_order_log (order_id, at_ms, author, kind, text, photo) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(at)
+        .bind(author)
+        .bind(kind)
+        .bind(text)
+        .bind(photo)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(encode) = self.order_events.get() {
+            let (camera_id, cause): (String, String) =
+                sqlx::query_as("SELECT camera_id, cause FROM work_orders WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            let change =
+                OrderLogged { order_id: id, camera_id: &camera_id, cause: &cause, kind, by: author, at_ms: at };
+            if let Some(ev) = encode(&change) {
+                super::events::append_tx(tx, self.backend(), std::slice::from_ref(&ev)).await?;
+            }
+        }
+        Ok(())
+    }
 }
