@@ -11,14 +11,14 @@ use common::mqtt::{Broker, subscribe};
 use common::{Engine, TestApp, TestDb, config_dir};
 use serde_json::{Value, json};
 
-async fn app(broker: &Broker, prefix: &str) -> (TestApp, TestDb, tempfile::TempDir) {
+async fn app(broker: &Broker, prefix: &str, engine: Engine) -> (TestApp, TestDb, tempfile::TempDir) {
     let site = format!(
         "[site]\nname = \"MQTT city\"\ntimezone = \"Asia/Shanghai\"\n\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n\
          topic_prefix = \"{prefix}\"\nclient_id = \"{prefix}-pub\"\n",
         broker.port
     );
     let dir = config_dir(&[("site.toml", &site)]);
-    let db = TestDb::new(Engine::Sqlite).await;
+    let db = TestDb::new(engine).await;
     let app = TestApp::spawn(dir.path(), &db).await;
     (app, db, dir)
 }
@@ -28,12 +28,11 @@ async fn alarm(app: &TestApp, id: &str) {
     assert_eq!(s, 201, "{body}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subscriber_receives_the_alerts_on_their_topic() {
+async fn a_subscriber_receives_the_alerts_on_their_topic(engine: Engine) {
     let broker = Broker::start();
     let prefix = "tianwang-test";
     let mut rx = subscribe(broker.port, "sub-1", &format!("{prefix}/alerts/#")).await;
-    let (app, _db, _dir) = app(&broker, prefix).await;
+    let (app, _db, _dir) = app(&broker, prefix, engine).await;
     for id in ["m-1", "m-2"] {
         alarm(&app, id).await;
     }
@@ -48,12 +47,11 @@ async fn a_subscriber_receives_the_alerts_on_their_topic() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_stopped_and_started_mid_burst_loses_no_alert() {
+async fn a_broker_stopped_and_started_mid_burst_loses_no_alert(engine: Engine) {
     let mut broker = Broker::start();
     let prefix = "tianwang-restart";
     let mut rx = subscribe(broker.port, "sub-restart", &format!("{prefix}/alerts/#")).await;
-    let (app, _db, _dir) = app(&broker, prefix).await;
+    let (app, _db, _dir) = app(&broker, prefix, engine).await;
     // Seqs of raised alerts received, and how many times each.
     let mut got: BTreeMap<i64, usize> = BTreeMap::new();
     for i in 0..50 {
@@ -95,3 +93,8 @@ async fn receive(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>, got: &mut
     let v = tokio::time::timeout(Duration::from_secs(60), rx.recv()).await.expect("MQTT delivers").unwrap();
     *got.entry(v["seq"].as_i64().unwrap()).or_default() += 1;
 }
+
+on_both_engines!(
+    a_subscriber_receives_the_alerts_on_their_topic,
+    a_broker_stopped_and_started_mid_burst_loses_no_alert
+);

@@ -63,12 +63,12 @@ async fn stored_plates(db: &str) -> Vec<String> {
     rows.into_iter().filter_map(|p| p.plate_no).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_while_a_vehicle_is_in_view_stores_it_and_every_passage_before() {
+async fn sigterm_while_a_vehicle_is_in_view_stores_it_and_every_passage_before(engine: Engine) {
     let sim = SimServer::start().unwrap();
     let media = tempfile::tempdir().unwrap();
     let dir = checkpoint(&sim, 12, media.path());
-    let db = format!("sqlite://{}/shutdown.db", dir.path().display());
+    let test_db = TestDb::new(engine).await;
+    let db = test_db.url.clone();
     let out =
         Command::new(BIN).args(["token", "create", "--role", "admin", "--name", "t", "--db", &db]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -103,7 +103,7 @@ async fn sigterm_while_a_vehicle_is_in_view_stores_it_and_every_passage_before()
     assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
     let plates = stored_plates(&db).await;
     eprintln!(
-        "SIGTERM with {} vehicle(s) in view after {read_before} passage(s): {} stored",
+        "{engine:?}: SIGTERM with {} vehicle(s) in view after {read_before} passage(s): {} stored",
         st["vehicles_in_view"],
         plates.len()
     );
@@ -113,6 +113,8 @@ async fn sigterm_while_a_vehicle_is_in_view_stores_it_and_every_passage_before()
     unique.dedup();
     assert_eq!(unique.len(), plates.len(), "no passage twice: {plates:?}");
 }
+
+on_both_engines!(sigterm_while_a_vehicle_is_in_view_stores_it_and_every_passage_before);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_while_a_vehicle_is_in_view_stores_every_passage_read() {
