@@ -10,6 +10,7 @@ pub mod geo;
 pub mod ingest;
 pub mod logging;
 pub mod maintenance;
+pub mod plate;
 pub mod registry;
 pub mod sim;
 pub mod web;

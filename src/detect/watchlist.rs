@@ -18,13 +18,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::geo::service::normalise_plate;
+use crate::plate::{ENDINGS, PROVINCES, normalise as normalise_plate};
 
-/// The 31 province (and municipality / region) characters a civil plate starts with.
-pub const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
-/// Characters that end special plates: police, driving school, trailer, Hong Kong, Macao,
-/// embassy, consulate.
-pub const SPECIAL_ENDINGS: &str = "警学挂港澳使领";
 /// Groups of characters a plate reader confuses; a substitution inside a group costs 0.5.
 pub const CONFUSIONS: [&str; 6] = ["0DQ", "8B", "17", "2Z", "5S", "6G"];
 /// The cost of a substitution inside a confusion group.
@@ -264,7 +259,7 @@ pub fn plate_distance(a: &[char], b: &[char]) -> f64 {
 }
 
 fn is_plate_char(c: char) -> bool {
-    c.is_ascii_uppercase() || c.is_ascii_digit() || PROVINCES.contains(c) || SPECIAL_ENDINGS.contains(c)
+    c.is_ascii_uppercase() || c.is_ascii_digit() || PROVINCES.contains(c) || ENDINGS.contains(c)
 }
 
 /// Checks the characters of a normalised plate or (with `wildcards`) pattern: not empty, at
@@ -313,7 +308,7 @@ fn check_pattern(pattern: &str, kind: MatchKind) -> Result<(), WatchlistError> {
     let well_formed = (7..=8).contains(&chars.len())
         && PROVINCES.contains(chars[0])
         && chars[1..chars.len() - 1].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        && chars.last().is_some_and(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || SPECIAL_ENDINGS.contains(c));
+        && chars.last().is_some_and(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || ENDINGS.contains(c));
     if !well_formed {
         return Err(invalid(
             "pattern",
