@@ -11,6 +11,7 @@ pub mod geo;
 pub mod ingest;
 pub mod logging;
 pub mod maintenance;
+pub mod plate;
 pub mod registry;
 pub mod server;
 pub mod sim;

@@ -85,7 +85,7 @@ async fn twenty_vehicles_twenty_passages_and_one_watchlist_hit() {
     }
     assert!(counts.values().all(|&n| n == 1), "duplicates: {counts:?}");
     for p in &passages {
-        assert!(tianwang::detect::grammar::check(p["plate_no"].as_str().unwrap()).is_ok(), "{p}");
+        assert!(tianwang::plate::check(p["plate_no"].as_str().unwrap()).is_ok(), "{p}");
         for key in ["plate_image", "context_image"] {
             let path = p[key].as_str().unwrap_or_else(|| panic!("{key} missing: {p}"));
             let bytes = std::fs::read(path).unwrap();

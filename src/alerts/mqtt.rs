@@ -24,26 +24,6 @@ pub struct MqttTarget {
     pub client_id: String,
 }
 
-/// Parses `mqtt://host[:port]`.
-pub fn parse_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("mqtt://").ok_or_else(|| format!("{url:?}: expected mqtt://host[:port]"))?;
-    let rest = rest.trim_end_matches('/');
-    if rest.contains('@') {
-        return Err("credentials in the URL are not accepted".into());
-    }
-    match rest.rsplit_once(':') {
-        Some((h, p)) => {
-            let port = p.parse::<u16>().map_err(|_| format!("{p:?} is not a port"))?;
-            if h.is_empty() {
-                return Err("missing host".into());
-            }
-            Ok((h.to_string(), port))
-        }
-        None if !rest.is_empty() => Ok((rest.to_string(), 1883)),
-        None => Err("missing host".into()),
-    }
-}
-
 /// The topic of a feed row.
 pub fn topic(prefix: &str, alert: &serde_json::Value) -> String {
     let part = |k: &str| {
@@ -245,11 +225,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_topics() {
-        assert_eq!(parse_url("mqtt://127.0.0.1:1883"), Ok(("127.0.0.1".into(), 1883)));
-        assert_eq!(parse_url("mqtt://broker"), Ok(("broker".into(), 1883)));
-        assert!(parse_url("tcp://x").is_err());
-        assert!(parse_url("mqtt://u:p@x:1").unwrap_err().contains("credentials"));
+    fn topics() {
         let a = serde_json::json!({"kind": "watchlist_hit", "severity": "critical"});
         assert_eq!(topic("tianwang", &a), "tianwang/alerts/watchlist_hit/critical");
         assert_eq!(topic("t", &serde_json::json!({"kind": "a/b#"})), "t/alerts/a_b_/unknown");

@@ -104,7 +104,7 @@ pub async fn update_watchlist(
     caller: Option<Extension<Caller>>,
     ApiJson(patch): ApiJson<WatchlistPatch>,
 ) -> Result<Json<WatchlistEntry>, ApiError> {
-    Ok(Json(st.registry.update_watchlist(id, &patch, caller_name(&caller), st.clock.now_ms()).await?))
+    Ok(Json(st.registry.update_watchlist(id, |e| patch.apply(e), caller_name(&caller), st.clock.now_ms()).await?))
 }
 
 /// Revokes a watchlist entry: it hits nothing from now on and stays on record (`?all=true`).

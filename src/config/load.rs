@@ -854,7 +854,7 @@ fn read_mqtt(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MqttConfig> {
     };
     let mut f = Fields::new("mqtt", at, src, table);
     let url = f.req_str("url", "mqtt://host[:port]");
-    let hp = url.as_deref().and_then(|u| match crate::alerts::mqtt::parse_url(u) {
+    let hp = url.as_deref().and_then(|u| match parse_mqtt_url(u) {
         Ok(hp) => Some(hp),
         Err(e) => {
             f.error("url", e);

@@ -225,6 +225,26 @@ impl fmt::Display for RtspUrl {
     }
 }
 
+/// Parses an MQTT broker URL, `mqtt://host[:port]` (port 1883 when absent; no credentials).
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("mqtt://").ok_or_else(|| format!("{url:?}: expected mqtt://host[:port]"))?;
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('@') {
+        return Err("credentials in the URL are not accepted".into());
+    }
+    match rest.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p.parse::<u16>().map_err(|_| format!("{p:?} is not a port"))?;
+            if h.is_empty() {
+                return Err("missing host".into());
+            }
+            Ok((h.to_string(), port))
+        }
+        None if !rest.is_empty() => Ok((rest.to_string(), 1883)),
+        None => Err("missing host".into()),
+    }
+}
+
 /// Replaces any `user:password@` in a URL by `***@`: for logs and errors that must show a URL.
 pub fn mask_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
@@ -335,6 +355,14 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mqtt_urls() {
+        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1:1883"), Ok(("127.0.0.1".into(), 1883)));
+        assert_eq!(parse_mqtt_url("mqtt://broker"), Ok(("broker".into(), 1883)));
+        assert!(parse_mqtt_url("tcp://x").is_err());
+        assert!(parse_mqtt_url("mqtt://u:p@x:1").unwrap_err().contains("credentials"));
+    }
 
     #[test]
     fn gb_codes() {

@@ -1,7 +1,7 @@
 //! CTC decoding constrained by the plate grammar, and the CTC sequence likelihood used to fuse
 //! two recognisers.
 //!
-//! Recogniser outputs are first folded onto the plate alphabet (`grammar::alphabet`): lower case
+//! Recogniser outputs are first folded onto the plate alphabet (`plate::alphabet`): lower case
 //! onto upper case, `O`/`I` onto `0`/`1`, separators (`·`, `-`, space) onto blank. The decoder
 //! then finds the single best path that spells a plate of the given template — the best
 //! grammatical reading, not the best reading made grammatical afterwards.
@@ -9,7 +9,7 @@
 // Index loops mirror the recurrences they implement.
 #![allow(clippy::needless_range_loop)]
 
-use super::grammar::{self, Class};
+use crate::plate::{self, Class};
 
 /// Per-frame log-probabilities over blank and the plate alphabet.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct PlateLogits {
 /// Folds a recogniser's output rows (probabilities or logits, `dict[k-1]` is class `k`, class 0
 /// is blank) onto the plate alphabet.
 pub fn fold(rows: &[f32], classes: usize, dict: &[String]) -> PlateLogits {
-    let alpha = grammar::alphabet();
+    let alpha = plate::alphabet();
     let index: std::collections::HashMap<char, usize> = alpha.iter().enumerate().map(|(i, c)| (*c, i)).collect();
     // Where each recogniser class goes: None = nowhere, Some(usize::MAX) = blank.
     let target: Vec<Option<usize>> = (0..classes)
@@ -84,7 +84,7 @@ fn softmax_if_needed(row: &[f32]) -> Vec<f32> {
 /// Returns the string, its path log-probability and each character's best frame probability.
 pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32, Vec<f32>)> {
     const NEG: f32 = f32::NEG_INFINITY;
-    let alpha = grammar::alphabet();
+    let alpha = plate::alphabet();
     let t_len = l.blank.len();
     let n = allowed.len();
     if t_len < n || n == 0 {
@@ -215,19 +215,19 @@ pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32
 
 /// Allowed alphabet indices for a template.
 pub fn template_sets(tmpl: &[Class]) -> Vec<Vec<usize>> {
-    let alpha = grammar::alphabet();
+    let alpha = plate::alphabet();
     tmpl.iter().map(|cl| (0..alpha.len()).filter(|&i| cl.allows(alpha[i])).collect()).collect()
 }
 
 /// Allowed sets spelling exactly `text` (None if a character is not in the alphabet).
 pub fn exact_sets(text: &str) -> Option<Vec<Vec<usize>>> {
-    let alpha = grammar::alphabet();
+    let alpha = plate::alphabet();
     text.chars().map(|ch| alpha.iter().position(|&a| a == ch).map(|i| vec![i])).collect()
 }
 
 /// log P(text | frames): the CTC forward algorithm.
 pub fn log_likelihood(l: &PlateLogits, text: &str) -> f32 {
-    let alpha = grammar::alphabet();
+    let alpha = plate::alphabet();
     let Some(labels): Option<Vec<usize>> = text.chars().map(|ch| alpha.iter().position(|&a| a == ch)).collect() else {
         return f32::NEG_INFINITY;
     };
@@ -286,7 +286,7 @@ mod tests {
 
     /// Frames that spell `text` with blanks between, each frame `p` sure of its symbol.
     fn logits_for(seq: &[Option<char>], p: f32) -> PlateLogits {
-        let alpha = grammar::alphabet();
+        let alpha = plate::alphabet();
         let rest = (1.0 - p) / alpha.len() as f32;
         let mut l = PlateLogits { blank: vec![], chars: vec![] };
         for s in seq {
@@ -309,7 +309,7 @@ mod tests {
     #[test]
     fn decodes_repeats_and_grammar() {
         let l = logits_for(&seq("_豫_AA_1_2_33_3_4_5_"), 0.9);
-        let sets = template_sets(grammar::PlateColor::Blue.templates()[0].0);
+        let sets = template_sets(plate::PlateColor::Blue.templates()[0].0);
         let (text, _, conf) = best_path(&l, &sets).unwrap();
         assert_eq!(text, "豫A12334");
         assert!(conf.iter().all(|c| *c > 0.85), "{conf:?}");
@@ -317,7 +317,7 @@ mod tests {
         // forces a letter there.
         let l = logits_for(&seq("_豫_0_1_2_3_4_5_"), 0.9);
         let (text, _, _) = best_path(&l, &sets).unwrap();
-        assert!(grammar::check(&text).is_ok(), "{text}");
+        assert!(plate::check(&text).is_ok(), "{text}");
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::grammar;
 use super::imageops::Rgb;
 use super::plates::{PlateRead, PlateReader};
+use crate::plate;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SplitScore {
@@ -133,7 +133,7 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
     let mut rep = EvalReport::default();
     for (i, reads) in all {
         let (file, truth, color, split) = &rows[i];
-        rep.ungrammatical_reads += reads.iter().filter(|r| grammar::check(&r.plate).is_err()).count();
+        rep.ungrammatical_reads += reads.iter().filter(|r| plate::check(&r.plate).is_err()).count();
         if truth.is_empty() {
             rep.plate_free_images += 1;
             rep.false_reads += reads.len();

@@ -3,7 +3,6 @@
 
 pub mod ctc;
 pub mod eval;
-pub mod grammar;
 pub mod imageops;
 pub mod motion;
 pub mod onnx;

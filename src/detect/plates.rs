@@ -8,9 +8,9 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::ctc::{self, PlateLogits};
-use super::grammar::{self, PlateColor};
 use super::imageops::{Rgb, order_corners, rectify};
 use super::onnx::{self, OnnxError};
+use crate::plate::{self, PlateColor};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlateParams {
@@ -273,7 +273,7 @@ impl PlateReader {
         }
         // The province always comes from PP-OCR (the plate-trained model leans hard towards 皖,
         // the province of its training data); the rest may come from either reading.
-        let province_sets = vec![ctc::template_sets(&[super::grammar::Class::Province])[0].clone()];
+        let province_sets = vec![ctc::template_sets(&[plate::Class::Province])[0].clone()];
         let pp_province = ctc::best_path(&a, &province_sets).and_then(|r| r.0.chars().next());
         let second_province = ctc::best_path(&b, &province_sets).and_then(|r| r.0.chars().next());
         if let Some(p) = pp_province {
@@ -287,7 +287,7 @@ impl PlateReader {
         let w = self.params.second_weight;
         let best = cands
             .into_iter()
-            .filter(|(c, _)| grammar::check(c).is_ok())
+            .filter(|(c, _)| plate::check(c).is_ok())
             .map(|(c, pen)| {
                 // The second recogniser judges everything but the province.
                 let rest: String = second_province.into_iter().chain(c.chars().skip(1)).collect();

@@ -3,9 +3,9 @@
 //! a while becomes one passage with the consensus plate — a per-position vote weighted by
 //! confidence among the reads of the winning length — and the best read's pictures.
 
-use super::grammar::{self, PlateColor};
 use super::imageops::Rgb;
 use super::plates::PlateRead;
+use crate::plate::{self, PlateColor};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackParams {
@@ -184,7 +184,7 @@ impl PlateTracker {
             plate.push(c);
             confs.push(best);
         }
-        if grammar::check(&plate).is_err() {
+        if plate::check(&plate).is_err() {
             // Fall back on the best single grammatical read.
             plate = t.reads[t.best].1.plate.clone();
         }

@@ -1,7 +1,8 @@
 //! Watchlists (布控): which plates to watch for, and whether a plate read hits one.
 //!
-//! Pure: entries in, hits out; the registry stores entries and `geo::service` raises a
-//! `watchlist_hit` event per hit. Three ways to match a (normalised) plate:
+//! Pure: entries in, hits out; the registry stores entries (their row types — [`WatchlistEntry`],
+//! [`NewWatchlist`], [`MatchKind`], [`Priority`], [`WatchlistError`] — are the registry's,
+//! re-exported here) and `geo::service` raises a `watchlist_hit` event per hit. Three ways to match a (normalised) plate:
 //! - `exact`: the same characters;
 //! - `wildcard`: `*` stands for any run of characters (none included), `?` for exactly one;
 //! - `fuzzy`: a weighted edit distance of at most `max_distance`, where a substitution between
@@ -13,18 +14,12 @@
 //! that offer them (`strsim`, `globset`) have no weighted substitutions, and globset works on
 //! paths.
 
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::geo::service::normalise_plate;
+use crate::plate::{ENDINGS, PROVINCES, normalise as normalise_plate};
+pub use crate::registry::{MatchKind, NewWatchlist, Priority, WatchlistEntry, WatchlistError};
 
-/// The 31 province (and municipality / region) characters a civil plate starts with.
-pub const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
-/// Characters that end special plates: police, driving school, trailer, Hong Kong, Macao,
-/// embassy, consulate.
-pub const SPECIAL_ENDINGS: &str = "警学挂港澳使领";
 /// Groups of characters a plate reader confuses; a substitution inside a group costs 0.5.
 pub const CONFUSIONS: [&str; 6] = ["0DQ", "8B", "17", "2Z", "5S", "6G"];
 /// The cost of a substitution inside a confusion group.
@@ -37,108 +32,8 @@ pub const MAX_DISTANCE: f64 = 3.0;
 pub const DEFAULT_MAX_DISTANCE: f64 = 1.0;
 const MAX_TEXT_CHARS: usize = 1000;
 
-/// How an entry's pattern is compared with a plate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MatchKind {
-    Exact,
-    Wildcard,
-    Fuzzy,
-}
-
-impl MatchKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchKind::Exact => "exact",
-            MatchKind::Wildcard => "wildcard",
-            MatchKind::Fuzzy => "fuzzy",
-        }
-    }
-}
-
-impl FromStr for MatchKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "exact" => Ok(MatchKind::Exact),
-            "wildcard" => Ok(MatchKind::Wildcard),
-            "fuzzy" => Ok(MatchKind::Fuzzy),
-            other => Err(format!("{other:?} is not exact, wildcard or fuzzy")),
-        }
-    }
-}
-
-/// How urgent a hit on an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Priority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Low => "low",
-            Priority::Medium => "medium",
-            Priority::High => "high",
-            Priority::Critical => "critical",
-        }
-    }
-}
-
-impl FromStr for Priority {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "low" => Ok(Priority::Low),
-            "medium" => Ok(Priority::Medium),
-            "high" => Ok(Priority::High),
-            "critical" => Ok(Priority::Critical),
-            other => Err(format!("{other:?} is not low, medium, high or critical")),
-        }
-    }
-}
-
-/// Why an entry or a change to one was refused: the field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct WatchlistError {
-    pub field: &'static str,
-    pub reason: String,
-}
-
 fn invalid(field: &'static str, reason: impl Into<String>) -> WatchlistError {
     WatchlistError { field, reason: reason.into() }
-}
-
-/// A stored watchlist entry.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct WatchlistEntry {
-    pub id: i64,
-    /// The normalised plate (`exact`, `fuzzy`) or pattern (`wildcard`).
-    pub pattern: String,
-    pub match_kind: MatchKind,
-    /// Fuzzy entries only: the largest weighted edit distance that still hits.
-    pub max_distance: Option<f64>,
-    pub reason: String,
-    pub priority: Priority,
-    /// Hits from this time on (ms since the epoch).
-    pub valid_from_ms: i64,
-    /// Hits before this time only; for good when absent.
-    pub valid_until_ms: Option<i64>,
-    /// Who asked for it (a unit, a case number).
-    pub owner: Option<String>,
-    pub created_at_ms: i64,
-    /// The name of the token that created it.
-    pub created_by: Option<String>,
-    pub updated_at_ms: Option<i64>,
-    pub updated_by: Option<String>,
-    /// Revoked entries never hit; they stay for the record.
-    pub revoked_at_ms: Option<i64>,
-    pub revoked_by: Option<String>,
 }
 
 /// One entry a plate read hits.
@@ -264,7 +159,7 @@ pub fn plate_distance(a: &[char], b: &[char]) -> f64 {
 }
 
 fn is_plate_char(c: char) -> bool {
-    c.is_ascii_uppercase() || c.is_ascii_digit() || PROVINCES.contains(c) || SPECIAL_ENDINGS.contains(c)
+    c.is_ascii_uppercase() || c.is_ascii_digit() || PROVINCES.contains(c) || ENDINGS.contains(c)
 }
 
 /// Checks the characters of a normalised plate or (with `wildcards`) pattern: not empty, at
@@ -313,7 +208,7 @@ fn check_pattern(pattern: &str, kind: MatchKind) -> Result<(), WatchlistError> {
     let well_formed = (7..=8).contains(&chars.len())
         && PROVINCES.contains(chars[0])
         && chars[1..chars.len() - 1].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        && chars.last().is_some_and(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || SPECIAL_ENDINGS.contains(c));
+        && chars.last().is_some_and(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || ENDINGS.contains(c));
     if !well_formed {
         return Err(invalid(
             "pattern",
@@ -375,46 +270,6 @@ pub struct WatchlistInput {
     pub valid_until_ms: Option<i64>,
     /// Who asked for it (a unit, a case number).
     pub owner: Option<String>,
-}
-
-/// A checked new entry, ready to store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewWatchlist {
-    pattern: String,
-    match_kind: MatchKind,
-    max_distance: Option<f64>,
-    reason: String,
-    priority: Priority,
-    valid_from_ms: i64,
-    valid_until_ms: Option<i64>,
-    owner: Option<String>,
-}
-
-impl NewWatchlist {
-    pub fn pattern(&self) -> &str {
-        &self.pattern
-    }
-    pub fn match_kind(&self) -> MatchKind {
-        self.match_kind
-    }
-    pub fn max_distance(&self) -> Option<f64> {
-        self.max_distance
-    }
-    pub fn reason(&self) -> &str {
-        &self.reason
-    }
-    pub fn priority(&self) -> Priority {
-        self.priority
-    }
-    pub fn valid_from_ms(&self) -> i64 {
-        self.valid_from_ms
-    }
-    pub fn valid_until_ms(&self) -> Option<i64> {
-        self.valid_until_ms
-    }
-    pub fn owner(&self) -> Option<&str> {
-        self.owner.as_deref()
-    }
 }
 
 impl WatchlistInput {

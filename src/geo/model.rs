@@ -4,34 +4,17 @@
 use std::collections::HashMap;
 
 use rstar::{AABB, RTree, RTreeObject};
-use serde::{Deserialize, Serialize};
 
 use super::dori::{self, DoriLevel};
 use super::fov::Sector;
-use super::input::{CellInput, EntranceInput, RoadWay};
+use super::input::EntranceInput;
 use super::network::RoadNetwork;
 use super::proj::{LocalProj, Xy};
-use crate::config::{CameraKind, CameraStatus, DoriTable, Owner};
+use crate::config::{CameraKind, CameraStatus, DoriTable};
+pub use crate::registry::{CamGeo, GeoInputs, RingInput};
 
-/// A camera as geography sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CamGeo {
-    pub id: String,
-    pub name: String,
-    pub kind: CameraKind,
-    pub owner: Owner,
-    pub status: CameraStatus,
-    /// The grid cell the registry gives, if any.
-    pub grid_cell: Option<String>,
-    pub lon: f64,
-    pub lat: f64,
-    pub bearing_deg: f64,
-    pub hfov_deg: f64,
-    pub width_px: u32,
-    pub height_px: u32,
-    pub mounting_height_m: f64,
-}
-
+// A camera, a ring and the model's inputs are the registry's rows (it stores and returns them);
+// what geography computes from them is here.
 impl CamGeo {
     /// Streaming (online, or degraded but still delivering).
     pub fn is_online(&self) -> bool {
@@ -90,18 +73,6 @@ pub struct Entrance {
     pub pos: Xy,
 }
 
-/// A checkpoint ring as configured: ordered member cameras, optional outline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RingInput {
-    pub id: String,
-    pub name: String,
-    /// 1 = innermost.
-    pub level: u8,
-    pub members: Vec<String>,
-    /// `[lon, lat]` outline; derived from the members' positions, in order, when absent.
-    pub polygon: Option<Vec<[f64; 2]>>,
-}
-
 /// A ring, projected.
 #[derive(Debug, Clone)]
 pub struct Ring {
@@ -115,17 +86,6 @@ impl Ring {
     pub fn area_m2(&self) -> f64 {
         polygon_area(&self.polygon).abs()
     }
-}
-
-/// Everything the model is built from.
-#[derive(Debug, Clone, Default)]
-pub struct GeoInputs {
-    pub table: Option<DoriTable>,
-    pub cameras: Vec<CamGeo>,
-    pub roads: Vec<RoadWay>,
-    pub cells: Vec<CellInput>,
-    pub entrances: Vec<EntranceInput>,
-    pub rings: Vec<RingInput>,
 }
 
 #[derive(Debug, Clone, Copy)]

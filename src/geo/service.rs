@@ -151,6 +151,4 @@ pub struct InterceptionRequest {
 }
 
 /// Upper case, no spaces, dots or dashes: `豫A·12345` and `豫a 12345` are the same plate.
-pub fn normalise_plate(p: &str) -> String {
-    p.chars().filter(|c| !c.is_whitespace() && !"·.-_".contains(*c)).flat_map(|c| c.to_uppercase()).collect()
-}
+pub use crate::plate::normalise as normalise_plate;

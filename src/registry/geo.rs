@@ -6,10 +6,11 @@ use std::collections::HashSet;
 
 use sqlx::Row;
 
+use super::geo_inputs::{
+    CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay,
+};
 use super::{Registry, RegistryError};
 use crate::config::{CameraKind, CameraStatus, DoriTable, Owner};
-use crate::geo::input::{CameraInput, CellInput, EntranceInput, Oneway, Rejected, RoadWay};
-use crate::geo::model::{CamGeo, GeoInputs, RingInput};
 
 type Millis = i64;
 

@@ -10,6 +10,7 @@ mod alerts;
 mod cameras;
 mod events;
 mod geo;
+mod geo_inputs;
 mod orders;
 mod schema;
 mod sync;
@@ -29,11 +30,15 @@ pub use alerts::{
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
+pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenRow, new_token, token_hash};
-pub use watchlists::{MAX_TRAJECTORY, PassageFilter, TrajectoryPoint, WatchlistChangeError};
+pub use watchlists::{
+    MAX_TRAJECTORY, MatchKind, NewWatchlist, PassageFilter, Priority, TrajectoryPoint, WatchlistChangeError,
+    WatchlistEntry, WatchlistError,
+};
 
 use crate::config::mask_credentials;
 

@@ -169,10 +169,10 @@ impl Registry {
         report.decommissioned.sort();
 
         tx.commit().await?;
-        let rings: Vec<crate::geo::model::RingInput> = cfg
+        let rings: Vec<super::RingInput> = cfg
             .rings
             .iter()
-            .map(|r| crate::geo::model::RingInput {
+            .map(|r| super::RingInput {
                 id: r.id.clone(),
                 name: r.name.clone(),
                 level: r.level,

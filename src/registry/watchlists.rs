@@ -1,14 +1,161 @@
-//! Watchlist entries (布控) and passage queries: by plate (exact or wildcard), camera and time,
-//! and one vehicle's trajectory across the checkpoints.
+//! Watchlist entries (布控) — the rows as stored and their queries — and passage queries: by
+//! plate (exact or wildcard), camera and time, and one vehicle's trajectory across the
+//! checkpoints. The rows are plain data; parsing, checking and matching them is detection's
+//! (`detect::watchlist`), which the registry does not import.
 
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use utoipa::ToSchema;
 
 use super::geo::PassageRow;
 use super::{Registry, RegistryError};
-use crate::detect::watchlist::{NewWatchlist, WatchlistEntry, WatchlistError, WatchlistPatch};
 
 type Millis = i64;
+
+/// How an entry's pattern is compared with a plate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchKind {
+    Exact,
+    Wildcard,
+    Fuzzy,
+}
+
+impl MatchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Exact => "exact",
+            MatchKind::Wildcard => "wildcard",
+            MatchKind::Fuzzy => "fuzzy",
+        }
+    }
+}
+
+impl FromStr for MatchKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "exact" => Ok(MatchKind::Exact),
+            "wildcard" => Ok(MatchKind::Wildcard),
+            "fuzzy" => Ok(MatchKind::Fuzzy),
+            other => Err(format!("{other:?} is not exact, wildcard or fuzzy")),
+        }
+    }
+}
+
+/// How urgent a hit on an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "low" => Ok(Priority::Low),
+            "medium" => Ok(Priority::Medium),
+            "high" => Ok(Priority::High),
+            "critical" => Ok(Priority::Critical),
+            other => Err(format!("{other:?} is not low, medium, high or critical")),
+        }
+    }
+}
+
+/// Why an entry or a change to one was refused: the field and what is wrong with it. The checks
+/// themselves are detection's (`detect::watchlist`); the registry only carries their verdict.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct WatchlistError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// A stored watchlist entry.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WatchlistEntry {
+    pub id: i64,
+    /// The normalised plate (`exact`, `fuzzy`) or pattern (`wildcard`).
+    pub pattern: String,
+    pub match_kind: MatchKind,
+    /// Fuzzy entries only: the largest weighted edit distance that still hits.
+    pub max_distance: Option<f64>,
+    pub reason: String,
+    pub priority: Priority,
+    /// Hits from this time on (ms since the epoch).
+    pub valid_from_ms: i64,
+    /// Hits before this time only; for good when absent.
+    pub valid_until_ms: Option<i64>,
+    /// Who asked for it (a unit, a case number).
+    pub owner: Option<String>,
+    pub created_at_ms: i64,
+    /// The name of the token that created it.
+    pub created_by: Option<String>,
+    pub updated_at_ms: Option<i64>,
+    pub updated_by: Option<String>,
+    /// Revoked entries never hit; they stay for the record.
+    pub revoked_at_ms: Option<i64>,
+    pub revoked_by: Option<String>,
+}
+
+/// A checked new entry, ready to store. Only `detect::watchlist::WatchlistInput::parse` builds
+/// one (after its checks), hence fields private to the crate and read through the methods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWatchlist {
+    pub(crate) pattern: String,
+    pub(crate) match_kind: MatchKind,
+    pub(crate) max_distance: Option<f64>,
+    pub(crate) reason: String,
+    pub(crate) priority: Priority,
+    pub(crate) valid_from_ms: i64,
+    pub(crate) valid_until_ms: Option<i64>,
+    pub(crate) owner: Option<String>,
+}
+
+impl NewWatchlist {
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+    pub fn match_kind(&self) -> MatchKind {
+        self.match_kind
+    }
+    pub fn max_distance(&self) -> Option<f64> {
+        self.max_distance
+    }
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+    pub fn valid_from_ms(&self) -> i64 {
+        self.valid_from_ms
+    }
+    pub fn valid_until_ms(&self) -> Option<i64> {
+        self.valid_until_ms
+    }
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+}
 
 /// The most rows a trajectory returns.
 pub const MAX_TRAJECTORY: i64 = 10_000;
@@ -255,11 +402,12 @@ impl Registry {
         row.as_ref().map(entry_from_row).transpose()
     }
 
-    /// Changes an entry that is not revoked; the change is checked against the whole entry.
+    /// Changes an entry that is not revoked: `change` edits the stored entry and checks the whole
+    /// result (`detect::watchlist::WatchlistPatch::apply`); on its error nothing is written.
     pub async fn update_watchlist(
         &self,
         id: i64,
-        patch: &WatchlistPatch,
+        change: impl FnOnce(&mut WatchlistEntry) -> Result<(), WatchlistError>,
         by: Option<&str>,
         now: Millis,
     ) -> Result<WatchlistEntry, WatchlistChangeError> {
@@ -268,7 +416,7 @@ impl Registry {
         if e.revoked_at_ms.is_some() {
             return Err(WatchlistChangeError::Revoked(id));
         }
-        patch.apply(&mut e)?;
+        change(&mut e)?;
         let (dist, floats) = nullable_floats(8, &[e.max_distance]);
         let sql = format!(
             "UPDATE watchlists SET reason = $2, priority = $3, valid_until_ms = $4, owner = $5, updated_at_ms = $6, \

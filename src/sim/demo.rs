@@ -22,11 +22,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::plates::{PlateColor, random_plate};
+use super::plates::random_plate;
 use super::scene::{SimScene, TrafficQueue};
 use super::{SimCamera, SimError, SimServer};
 use crate::app::AppState;
 use crate::config::{CameraKind, CityConfig, Profile};
+use crate::plate::PlateColor;
 
 /// Inbound roads with a traffic checkpoint on each ring: (middle-ring checkpoint, inner-ring
 /// checkpoint, metres between them along the road).
@@ -320,7 +321,7 @@ mod tests {
         assert_eq!(a, watchlist_plates());
         assert_eq!(a.len(), WATCHLIST_SIZE);
         for (p, _) in &a {
-            crate::detect::grammar::check(p).unwrap();
+            crate::plate::check(p).unwrap();
         }
     }
 

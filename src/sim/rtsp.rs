@@ -52,7 +52,7 @@ pub struct SimCamera {
 /// What a simulated checkpoint camera shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Traffic {
-    pub vehicles: Vec<(String, crate::sim::plates::PlateColor)>,
+    pub vehicles: Vec<(String, crate::plate::PlateColor)>,
     pub seconds_per_vehicle: f32,
     pub gap_s: f32,
     pub seed: u64,

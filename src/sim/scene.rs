@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::plates::{PlateColor, Rgb, TrafficScene, TrafficSpec, add_noise};
+use super::plates::{Rgb, TrafficScene, TrafficSpec, add_noise};
+use crate::plate::PlateColor;
 
 /// What a simulated camera shows instead of a test pattern.
 #[derive(Debug, Clone, PartialEq)]

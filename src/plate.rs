@@ -1,18 +1,30 @@
-//! The Chinese plate grammar (GA 36): province character, issuing-authority letter, 5 characters
-//! (6 on new-energy plates), special endings; and the character classes the constrained decoder
-//! walks through.
+//! Chinese licence plates (GA 36) as text: the province characters, the letters and endings a
+//! plate may hold, the layouts of each colour class, whether a string is a plate, and the one
+//! normal form plates are compared and stored in.
+//!
+//! A leaf: it imports nothing from the rest of the crate, so detection (the reader and its
+//! constrained decoder, watchlists), the simulator (which generates plates), geography and the API
+//! all take plate knowledge from one place instead of each writing the province list again.
 
-/// The 31 provincial-level abbreviations.
+/// The 31 provincial-level abbreviations a civil plate starts with.
 pub const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
 /// Letters on plates: A–Z without I and O (they read as 1 and 0).
 pub const LETTERS: &str = "ABCDEFGHJKLMNPQRSTUVWXYZ";
 pub const DIGITS: &str = "0123456789";
-/// Endings that replace the last character.
+/// Digits, then letters: what a serial position may hold.
+pub const ALNUM: &str = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Endings that replace the last character: driving school, trailer, police, Hong Kong, Macao,
+/// embassy, consulate.
 pub const ENDINGS: &str = "学挂警港澳使领";
 
-/// Every character a plate can hold, in a fixed order (the decoder's alphabet).
+/// Every character a plate can hold, in a fixed order (the plate reader's decoding alphabet).
 pub fn alphabet() -> Vec<char> {
     PROVINCES.chars().chain(LETTERS.chars()).chain(DIGITS.chars()).chain(ENDINGS.chars()).collect()
+}
+
+/// Upper case, no spaces, dots or dashes: `豫A·12345` and `豫a 12345` are the same plate.
+pub fn normalise(p: &str) -> String {
+    p.chars().filter(|c| !c.is_whitespace() && !"·.-_".contains(*c)).flat_map(|c| c.to_uppercase()).collect()
 }
 
 /// What one position may hold.
@@ -135,5 +147,27 @@ mod tests {
         assert!(check("豫A警2345").is_err());
         assert!(check("豫AA12345").is_err());
         assert_eq!(alphabet().len(), 31 + 24 + 10 + 7);
+    }
+
+    #[test]
+    fn alnum_is_digits_then_letters() {
+        assert_eq!(ALNUM, format!("{DIGITS}{LETTERS}"));
+        assert_eq!(PROVINCES.chars().count(), 31);
+    }
+
+    #[test]
+    fn colours_parse_and_print() {
+        for c in PlateColor::ALL {
+            assert_eq!(c.as_str().parse::<PlateColor>().unwrap(), c);
+            assert_eq!(c.to_string().to_uppercase().parse::<PlateColor>().unwrap(), c);
+        }
+        assert!("red".parse::<PlateColor>().unwrap_err().contains("red"));
+    }
+
+    #[test]
+    fn normal_form() {
+        assert_eq!(normalise("豫a·123.4-5"), "豫A12345");
+        assert_eq!(normalise(" 豫A 12_345\t"), "豫A12345");
+        assert_eq!(normalise(""), "");
     }
 }
