@@ -33,6 +33,11 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Passages must pass while the watchlist entry is in force: from when it was made.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 fn plate(run: usize, i: usize) -> String {
     format!("豫A{}{:04}", (b'0' + (run % 10) as u8) as char, i)
 }
@@ -208,7 +213,7 @@ async fn clients(c: &Conn, clients: usize) -> tokio::sync::mpsc::UnboundedReceiv
 async fn throughput(bin: &str, engine: &str, n: usize) -> (f64, usize) {
     let s = Server::start(bin, engine).await;
     let mut got = clients(&s.conn, 1).await;
-    let base_ms = 1_780_000_000_000i64;
+    let base_ms = now_ms();
     let t0 = Instant::now();
     let per = n / 64;
     let mut posts = Vec::new();
@@ -251,7 +256,7 @@ async fn latency(bin: &str, engine: &str, n: usize) -> Vec<f64> {
     let mut got = clients(&s.conn, n).await;
     let mut sent = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
-    let base_ms = 1_780_000_000_000i64;
+    let base_ms = now_ms();
     for i in 0..100 {
         tick.tick().await;
         let p = plate(3, i);
