@@ -369,19 +369,20 @@ impl Worker {
             self.spec.watchdog,
         ) {
             Ok(c) => c,
-            Err(rtsp::RtspError::Unsupported(why)) if self.spec.transport == Transport::Tcp && why.contains("461") => {
+            // Decided on the server's status code: 461 is a server that will not stream over TCP.
+            Err(e) if e.status() == Some(rtsp::UNSUPPORTED_TRANSPORT) && self.spec.transport == Transport::Tcp => {
                 // Configured for TCP and the server will not do TCP: say so, do not switch.
                 return Outcome::Failed {
-                    reason: format!("the server does not stream over TCP ({why}); set transport = \"auto\" or \"udp\""),
+                    reason: format!("the server does not stream over TCP ({e}); set transport = \"auto\" or \"udp\""),
                     streamed: false,
                 };
             }
-            Err(rtsp::RtspError::Unsupported(why)) => {
-                tracing::info!(camera = %self.spec.id, why, "health profile through rtspsrc");
+            Err(e) if e.status() == Some(rtsp::UNSUPPORTED_TRANSPORT) || e == rtsp::RtspError::Tls => {
+                tracing::info!(camera = %self.spec.id, why = %e, "health profile through rtspsrc");
                 self.gst_health = true;
                 return self.run_once(password);
             }
-            Err(rtsp::RtspError::Failed(reason)) => return Outcome::Failed { reason, streamed: false },
+            Err(e) => return Outcome::Failed { reason: e.to_string(), streamed: false },
         };
         let track = client.track.clone();
         self.health.record_stream(Some(track.codec.as_str().to_string()), None);
@@ -404,7 +405,7 @@ impl Worker {
             let want = now >= next_decode;
             let (mut packets, mut keyframe) = (0u64, None);
             let mut saw_key = false;
-            let polled = client.poll(|pkt| {
+            let polled = client.poll(now, |pkt| {
                 let (info, au) = asm.push(pkt, want);
                 if info.video {
                     packets += 1;
