@@ -71,7 +71,7 @@ impl KeyframeSource {
             format: spec.format,
             size: (spec.width as usize, spec.height as usize),
             every: millis(spec.sample_every),
-            key_timeout: (3 * millis(spec.watchdog)).max(30_000),
+            key_timeout: millis(spec.watchdog).saturating_mul(3).max(30_000),
             next_poll: now + POLL_MS,
             next_decode: now,
             last_key: now,
@@ -112,7 +112,7 @@ impl KeyframeSource {
             match decode(&self.camera, self.codec, &au, self.format, self.size, now) {
                 Ok((frame, native)) => {
                     self.decode_failures = 0;
-                    self.next_decode = now + self.every;
+                    self.next_decode = now.saturating_add(self.every);
                     self.health.frames_decoded.fetch_add(1, Ordering::Relaxed);
                     if native.0 > 0 {
                         self.health.record_stream(None, Some(native));

@@ -342,7 +342,7 @@ impl Worker {
     /// Records the failure and waits out the back-off; true when asked to stop meanwhile.
     fn back_off(&mut self, failures: u32, reason: &str, rng: &mut u64) -> bool {
         let d = backoff_delay(self.spec.backoff_initial, self.spec.backoff_max, failures, rng);
-        let until = self.now() + millis(d);
+        let until = self.now().saturating_add(millis(d));
         self.health.record_error(reason);
         self.health.record_failure(until);
         self.transition(IngestState::Backoff, reason);
@@ -401,7 +401,7 @@ impl Worker {
         let liveness = Liveness::of(&self.spec);
         let (mut last_live, mut streaming, mut next_sample) = (started, false, started);
         loop {
-            let event = source.next((last_live + watchdog).min(next_sample), &self.stop);
+            let event = source.next(last_live.saturating_add(watchdog).min(next_sample), &self.stop);
             let now = self.now();
             // What kept the camera alive, if anything did.
             let live = match event {
@@ -435,7 +435,7 @@ impl Worker {
                 self.health.sample(now);
                 next_sample = now + SAMPLE_MS;
             }
-            if now >= last_live + watchdog {
+            if now >= last_live.saturating_add(watchdog) {
                 let failure = Failure::new(liveness.watchdog(streaming, watchdog));
                 return Outcome::Failed { failure, streamed: streaming };
             }
