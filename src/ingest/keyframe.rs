@@ -1,9 +1,13 @@
-//! Decoding one keyframe on its own: `appsrc → parse → decoder → [scale] → convert → appsink`,
-//! built for the keyframe and torn down after it. The decoder is drained by end-of-stream, so a
-//! lone keyframe comes out even from streams with B-frames (whose decoders otherwise hold pictures
-//! back for reordering). Used by the `health` profile once per sampling interval.
+//! The `health` profile's source: our RTSP client (`rtsp`, TCP interleaved) read a few times a
+//! second, packet headers looked at for liveness (`rtp`), and one keyframe per `sample_every`
+//! decoded on its own: `appsrc → parse → decoder → [scale] → convert → appsink`, built for the
+//! keyframe and torn down after it. The decoder is drained by end-of-stream, so a lone keyframe
+//! comes out even from streams with B-frames (whose decoders otherwise hold pictures back for
+//! reordering). See BENCHMARKS.md for what this saves over rtspsrc.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -11,8 +15,153 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::Frame;
-use super::rtsp::VideoCodec;
+use super::health::CameraHealth;
+use super::rtp::KeyframeAssembler;
+use super::rtsp::{self, VideoCodec};
+use super::source::{Camera, Event, Failure, FrameSource, OpenError, Refusal};
 use super::spec::PixelFormat;
+use crate::clock::{Clock, Millis, Stop, millis};
+
+/// How often the socket is read. A few reads a second, each taking whatever arrived: most of the
+/// saving over rtspsrc is here.
+const POLL_MS: Millis = 200;
+
+/// A `health` camera read by our RTSP client.
+pub(crate) struct KeyframeSource {
+    /// `None` only while being dropped.
+    client: Option<rtsp::Client>,
+    clock: Arc<dyn Clock>,
+    health: Arc<CameraHealth>,
+    camera: Arc<str>,
+    codec: VideoCodec,
+    asm: KeyframeAssembler,
+    format: PixelFormat,
+    size: (usize, usize),
+    every: Millis,
+    /// No keyframe at all for this long while packets flow: nothing here can be decoded.
+    key_timeout: Millis,
+    next_poll: Millis,
+    next_decode: Millis,
+    last_key: Millis,
+    seen_packets: bool,
+    decode_failures: u32,
+    /// What one read yielded, handed out one `next` at a time.
+    pending: VecDeque<Event>,
+}
+
+impl KeyframeSource {
+    /// Connects, describes, sets up and plays (every step within the watchdog time).
+    pub(crate) fn open(cam: &Camera<'_>) -> Result<Self, OpenError> {
+        let spec = cam.spec;
+        let client = rtsp::Client::open(spec.url.as_str(), spec.username.as_deref(), cam.password, spec.watchdog)
+            .map_err(|e| match Refusal::of(&e) {
+                Some(r) => OpenError::Refused(r),
+                None => OpenError::Failed(e.into()),
+            })?;
+        let track = client.track.clone();
+        cam.health.record_stream(Some(track.codec.as_str().to_string()), None);
+        let now = cam.clock.now_ms();
+        Ok(Self {
+            client: Some(client),
+            clock: cam.clock.clone(),
+            health: cam.health.clone(),
+            camera: spec.id.as_str().into(),
+            codec: track.codec,
+            asm: KeyframeAssembler::new(track.codec, track.payload_type, &track.parameter_sets),
+            format: spec.format,
+            size: (spec.width as usize, spec.height as usize),
+            every: millis(spec.sample_every),
+            key_timeout: millis(spec.watchdog).saturating_mul(3).max(30_000),
+            next_poll: now + POLL_MS,
+            next_decode: now,
+            last_key: now,
+            seen_packets: false,
+            decode_failures: 0,
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// Reads what arrived and queues what it means.
+    fn read(&mut self, now: Millis) {
+        let Some(client) = self.client.as_mut() else { return };
+        let want = now >= self.next_decode;
+        let (mut packets, mut keyframe, mut saw_key) = (0u64, None, false);
+        let asm = &mut self.asm;
+        let polled = client.poll(now, |pkt| {
+            let (info, au) = asm.push(pkt, want);
+            if info.video {
+                packets += 1;
+            }
+            saw_key |= info.keyframe_started;
+            if keyframe.is_none() {
+                keyframe = au;
+            }
+        });
+        let bytes = match polled {
+            Ok(b) => b as u64,
+            Err(e) => return self.pending.push_back(Event::Ended(e.into())),
+        };
+        if packets > 0 || bytes > 0 {
+            self.pending.push_back(Event::Packets { count: packets, bytes });
+        }
+        self.seen_packets |= packets > 0;
+        if saw_key {
+            self.last_key = now;
+        }
+        if let Some(au) = keyframe {
+            match decode(&self.camera, self.codec, &au, self.format, self.size, now) {
+                Ok((frame, native)) => {
+                    self.decode_failures = 0;
+                    self.next_decode = now.saturating_add(self.every);
+                    self.health.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                    if native.0 > 0 {
+                        self.health.record_stream(None, Some(native));
+                    }
+                    self.pending.push_back(Event::Frame(frame));
+                }
+                Err(e) => {
+                    self.decode_failures += 1;
+                    self.health.record_error(&e);
+                    if self.decode_failures >= 3 {
+                        return self.pending.push_back(Event::Ended(Failure::new(e)));
+                    }
+                }
+            }
+        }
+        if self.seen_packets && now - self.last_key > self.key_timeout {
+            let text = format!("packets arrive but no keyframe for {} s", self.key_timeout / 1000);
+            self.pending.push_back(Event::Ended(Failure::new(text)));
+        }
+    }
+}
+
+impl FrameSource for KeyframeSource {
+    fn next(&mut self, deadline: Millis, stop: &Stop) -> Event {
+        loop {
+            if let Some(ev) = self.pending.pop_front() {
+                return ev;
+            }
+            if self.clock.wait_until(self.next_poll.min(deadline), stop) {
+                return Event::Stopped;
+            }
+            let now = self.clock.now_ms();
+            if now >= self.next_poll {
+                self.next_poll = now + POLL_MS;
+                self.read(now);
+            } else if now >= deadline {
+                return Event::Idle;
+            }
+        }
+    }
+}
+
+impl Drop for KeyframeSource {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            c.teardown();
+        }
+    }
+}
 
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory).build().map_err(|e| format!("element {factory}: {e}"))
@@ -90,4 +239,81 @@ pub(crate) fn decode(
     })();
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::clock::SimClock;
+    use crate::config::Profile;
+    use crate::ingest::rtsp::RtspError;
+    use crate::ingest::spec::IngestSpec;
+
+    const SDP: &str = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n";
+
+    /// A loopback server answering each request with the next status line (DESCRIBE's 200 with
+    /// an SDP body); returns the URL and, when joined, the methods it was sent.
+    fn server(answers: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("rtsp://127.0.0.1:{}/cam", listener.local_addr().unwrap().port());
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut methods = Vec::new();
+            for status in answers {
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap() == 0 {
+                        return methods;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push(line);
+                }
+                let method = head[0].split(' ').next().unwrap().to_string();
+                let cseq = head.iter().find_map(|l| l.strip_prefix("CSeq: ")).unwrap().trim().to_string();
+                let body = if method == "DESCRIBE" && status.starts_with("200") { SDP } else { "" };
+                let reply =
+                    format!("RTSP/1.0 {status}\r\nCSeq: {cseq}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                s.write_all(reply.as_bytes()).unwrap();
+                methods.push(method);
+            }
+            methods
+        });
+        (url, t)
+    }
+
+    fn open(url: &str) -> Result<KeyframeSource, OpenError> {
+        let spec = IngestSpec::with_defaults("k", url.parse().unwrap(), Profile::Health);
+        let clock: Arc<dyn Clock> = Arc::new(SimClock::at(0));
+        let health = Arc::new(CameraHealth::new("k", "health", 0.0, 0));
+        KeyframeSource::open(&Camera { spec: &spec, password: None, clock: &clock, health: &health })
+    }
+
+    #[test]
+    fn the_server_s_answers_become_typed_refusals_and_failures() {
+        let (url, t) = server(vec!["200 OK", "461 Unsupported Transport"]);
+        let Err(OpenError::Refused(Refusal::TcpTransport(e))) = open(&url) else { panic!("461 is a refusal") };
+        assert_eq!(e, RtspError::Status { method: "SETUP".into(), code: 461, reason: "Unsupported Transport".into() });
+        assert_eq!(e.to_string(), "SETUP answered 461 Unsupported Transport: TCP transport refused");
+        assert_eq!(t.join().unwrap(), ["DESCRIBE", "SETUP"]);
+
+        let (url, t) = server(vec!["401 Unauthorized"]);
+        let Err(OpenError::Failed(f)) = open(&url) else { panic!("401 is a failure") };
+        assert_eq!(f.status, Some(401));
+        assert_eq!(f.text, "RTSP DESCRIBE answered 401 Unauthorized (no credentials configured)");
+        t.join().unwrap();
+
+        let (url, t) = server(vec!["200 OK", "400 Bad Request (461 expected)"]);
+        let Err(OpenError::Failed(f)) = open(&url) else { panic!("400 is a failure") };
+        assert_eq!((f.status, f.text.as_str()), (Some(400), "RTSP SETUP answered 400 Bad Request (461 expected)"));
+        t.join().unwrap();
+
+        let Err(OpenError::Refused(Refusal::Tls)) = open("rtsps://127.0.0.1:1/cam") else { panic!("TLS is a refusal") };
+    }
 }

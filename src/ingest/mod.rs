@@ -1,8 +1,11 @@
-//! Ingest: one supervised GStreamer RTSP pipeline per enabled camera, delivering decoded frames.
+//! Ingest: one supervised RTSP source per enabled camera, delivering decoded frames.
 //!
-//! `supervisor` owns a thread per camera running connect → stream → (watchdog | EOS | error) →
-//! back-off → reconnect; `pipeline` builds the GStreamer graph for a camera's profile; `health`
-//! holds what the API and `/metrics` show; `queue` is the bounded drop-oldest frame channel.
+//! `supervisor` owns a thread per camera running one loop for every source: open → pull events →
+//! (watchdog | end | error) → back-off → reconnect. `source` is the seam: a `FrameSource` trait
+//! that `pipeline` (GStreamer: rtspsrc → … → appsink, every profile) and `keyframe` (our RTSP
+//! client, `rtsp` + `rtp`, for `health` cameras) implement, and `choose`, which says which one
+//! reads a camera. `health` holds what the API and `/metrics` show; `queue` is the bounded
+//! drop-oldest frame channel.
 
 mod health;
 mod keyframe;
@@ -12,6 +15,7 @@ mod queue;
 pub mod resize;
 pub mod rtp;
 pub mod rtsp;
+mod source;
 mod spec;
 mod supervisor;
 

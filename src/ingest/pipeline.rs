@@ -8,9 +8,14 @@
 //! rate-limited profiles skip non-reference pictures before the decoder (`nal`). `health` cameras
 //! normally do not come here (see `rtsp`); when they do (UDP, TLS), every non-keyframe is dropped
 //! before the decoder, which therefore decodes one picture per GOP.
+//!
+//! `PipelineSource` is this graph as a `FrameSource`: frames leave the appsink callback through a
+//! small channel to the supervisor thread, which also reads the bus; RTP packets are counted on
+//! rtspsrc's pad and reported as liveness.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -20,17 +25,158 @@ use gstreamer_video::prelude::*;
 
 use super::health::CameraHealth;
 use super::nal::{self, NonRefFilter};
-use super::queue::FrameQueue;
 use super::resize;
+use super::source::{Camera, Event, Failure, FrameSource};
 use super::spec::{IngestSpec, PixelFormat};
 use super::{Frame, IngestError};
+use crate::clock::{Clock, Millis, Stop};
 use crate::config::{Profile, Transport};
 
-/// Where delivered frames go: the health record (snapshot) and, when subscribed, a queue.
+/// Where the graph's output goes: stream facts to the health record, frames and bus news to the
+/// supervisor thread, packet counts to `traffic`.
 pub(crate) struct Outputs {
     pub health: Arc<CameraHealth>,
-    pub queue: Option<Arc<FrameQueue>>,
+    pub to_supervisor: SyncSender<Msg>,
+    pub traffic: Arc<Traffic>,
     pub now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+/// From the streaming threads to the supervisor thread.
+pub(crate) enum Msg {
+    Frame(Frame),
+    /// An error or end-of-stream was posted: read the bus.
+    Bus,
+}
+
+/// RTP packets (and their bytes) into the depayloader so far.
+#[derive(Default)]
+pub(crate) struct Traffic {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Frames waiting for the supervisor thread; more are dropped (and counted in `frames_dropped`).
+const IN_FLIGHT: usize = 4;
+/// How long one wait on the frame channel lasts at most (the stop is checked between).
+const SLICE_MS: Millis = 100;
+
+/// A camera read by its GStreamer graph.
+pub(crate) struct PipelineSource {
+    pipeline: gst::Pipeline,
+    bus: gst::Bus,
+    rx: Receiver<Msg>,
+    traffic: Arc<Traffic>,
+    /// (packets, bytes) already reported.
+    reported: (u64, u64),
+    clock: Arc<dyn Clock>,
+}
+
+impl PipelineSource {
+    /// Builds the graph and sets it playing.
+    pub(crate) fn open(cam: &Camera<'_>) -> Result<Self, Failure> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
+        let traffic = Arc::new(Traffic::default());
+        let clock = cam.clock.clone();
+        let outputs = Outputs {
+            health: cam.health.clone(),
+            to_supervisor: tx.clone(),
+            traffic: traffic.clone(),
+            now_ms: Arc::new(move || clock.now_ms()),
+        };
+        let pipeline = build(cam.spec, cam.password, outputs).map_err(|e| Failure::new(e.to_string()))?;
+        let Some(bus) = pipeline.bus() else { return Err(Failure::new("pipeline has no bus")) };
+        // Errors and end-of-stream wake the supervisor at once; the message itself stays on the
+        // bus (a full channel loses only the wake-up, never the message).
+        bus.set_sync_handler(move |_, msg| {
+            if matches!(msg.view(), gst::MessageView::Error(_) | gst::MessageView::Eos(_)) {
+                let _ = tx.try_send(Msg::Bus);
+            }
+            gst::BusSyncReply::Pass
+        });
+        let source = Self { pipeline, bus, rx, traffic, reported: (0, 0), clock: cam.clock.clone() };
+        if let Err(e) = source.pipeline.set_state(gst::State::Playing) {
+            return Err(source.bus_failure().unwrap_or_else(|| Failure::new(e.to_string())));
+        }
+        Ok(source)
+    }
+
+    /// The first error or end-of-stream on the bus, if any.
+    fn bus_failure(&self) -> Option<Failure> {
+        while let Some(msg) = self.bus.pop() {
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    // rtspsrc puts the server's answer in the details (`rtsp-status-code`).
+                    let status = e
+                        .details()
+                        .and_then(|d| d.get::<u32>("rtsp-status-code").ok())
+                        .and_then(|c| u16::try_from(c).ok());
+                    let text = describe_error(e.error().message(), e.debug().as_deref());
+                    return Some(Failure { status, text });
+                }
+                gst::MessageView::Eos(_) => return Some(Failure::new("the server ended the stream (EOS)")),
+                gst::MessageView::Warning(w) => {
+                    tracing::debug!(pipeline = %self.pipeline.name(), warning = %w.error(), "ingest warning");
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Packets that arrived since the last report.
+    fn traffic(&mut self) -> Option<Event> {
+        let now = (self.traffic.packets.load(Ordering::Relaxed), self.traffic.bytes.load(Ordering::Relaxed));
+        let (count, bytes) = (now.0 - self.reported.0, now.1 - self.reported.1);
+        self.reported = now;
+        (count > 0 || bytes > 0).then_some(Event::Packets { count, bytes })
+    }
+}
+
+impl FrameSource for PipelineSource {
+    fn next(&mut self, deadline: Millis, stop: &Stop) -> Event {
+        loop {
+            if let Some(f) = self.bus_failure() {
+                return Event::Ended(f);
+            }
+            if let Ok(Msg::Frame(f)) = self.rx.try_recv() {
+                return Event::Frame(f);
+            }
+            if let Some(ev) = self.traffic() {
+                return ev;
+            }
+            if stop.is_requested() {
+                return Event::Stopped;
+            }
+            let left = deadline - self.clock.now_ms();
+            if left <= 0 {
+                return Event::Idle;
+            }
+            // Real time, on purpose: the graph delivers in real time. The deadline itself is the
+            // camera clock's, so the supervisor's decisions stay on that clock.
+            match self.rx.recv_timeout(std::time::Duration::from_millis(left.min(SLICE_MS) as u64)) {
+                Ok(Msg::Frame(f)) => return Event::Frame(f),
+                Ok(Msg::Bus) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Event::Ended(Failure::new("the pipeline stopped delivering"));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PipelineSource {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+        self.bus.unset_sync_handler();
+    }
+}
+
+/// "Could not open resource for reading. (Got error response: 404 (Not Found).)": the message
+/// plus the last line of GStreamer's debug text, which names the cause without source paths.
+pub(crate) fn describe_error(message: &str, debug: Option<&str>) -> String {
+    let detail = debug.and_then(|d| d.lines().map(str::trim).rfind(|l| !l.is_empty())).unwrap_or("");
+    let detail = detail.rsplit_once("):").map(|(_, t)| t.trim()).unwrap_or(detail);
+    if detail.is_empty() || message.contains(detail) { message.to_string() } else { format!("{message} ({detail})") }
 }
 
 fn make(factory: &str, name: &str) -> Result<gst::Element, String> {
@@ -102,7 +248,7 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
     // Passthrough when the decoder gives I420 already (8-bit 4:2:0, nearly every camera).
     tail.push(make("videoconvert", "convert").map_err(err)?);
     let sink = gst_app::AppSink::builder().name("sink").caps(&caps).max_buffers(2).drop(true).sync(false).build();
-    sink.set_callbacks(callbacks(spec, out.health.clone(), out.queue.clone(), out.now_ms.clone()));
+    sink.set_callbacks(callbacks(spec, out.health.clone(), out.to_supervisor, out.now_ms.clone()));
     pipeline.add(&src).map_err(|e| err(e.to_string()))?;
     pipeline.add_many(&tail).map_err(|e| err(e.to_string()))?;
     pipeline.add(sink.upcast_ref::<gst::Element>()).map_err(|e| err(e.to_string()))?;
@@ -115,10 +261,10 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
     let health = out.health.clone();
     let keyframes_only = spec.profile == Profile::Health;
     let target_fps = (spec.fps > 0).then_some(f64::from(spec.fps));
-    let now_ms = out.now_ms.clone();
+    let traffic = out.traffic;
     src.connect_pad_added(move |src, pad| {
         let Some(pipeline) = pipeline_weak.upgrade() else { return };
-        let ctx = PadCtx { head: &head, health: &health, keyframes_only, target_fps, now_ms: now_ms.clone() };
+        let ctx = PadCtx { head: &head, health: &health, keyframes_only, target_fps, traffic: &traffic };
         if let Err(message) = on_pad(&pipeline, pad, ctx) {
             gst::element_error!(src, gst::StreamError::CodecNotFound, ("{}", message));
         }
@@ -134,11 +280,11 @@ struct PadCtx<'a> {
     /// `health` profile: keyframes only.
     keyframes_only: bool,
     target_fps: Option<f64>,
-    now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
+    traffic: &'a Arc<Traffic>,
 }
 
 fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(), String> {
-    let PadCtx { head, health, keyframes_only, target_fps, now_ms } = ctx;
+    let PadCtx { head, health, keyframes_only, target_fps, traffic } = ctx;
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some(s) = caps.structure(0) else { return Ok(()) };
     if s.get::<&str>("media").ok() != Some("video") {
@@ -172,13 +318,12 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
     }
     health.record_stream(Some(codec.to_string()), None);
 
-    // Bytes received and the last packet's time: RTP into the depayloader.
-    let h = health.clone();
-    let clock = now_ms.clone();
+    // Packets and bytes received: RTP into the depayloader (the supervisor reads them as liveness).
+    let t = traffic.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(b) = info.buffer() {
-            h.bytes_received.fetch_add(b.size() as u64, Ordering::Relaxed);
-            h.last_packet_ms.store(clock().max(0) as u64, Ordering::Relaxed);
+            t.packets.fetch_add(1, Ordering::Relaxed);
+            t.bytes.fetch_add(b.size() as u64, Ordering::Relaxed);
         }
         gst::PadProbeReturn::Ok
     });
@@ -197,6 +342,8 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
         let filter = std::sync::Mutex::new(NonRefFilter::new(target));
         let h265 = codec == "h265";
         let h = health.clone();
+        // The stream's real arrival pace, measured on the monotonic clock on purpose: the filter
+        // keeps up with packets arriving in real time, it decides nothing a test's clock drives.
         let start = std::time::Instant::now();
         p.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let Some(b) = info.buffer() else { return gst::PadProbeReturn::Ok };
@@ -241,7 +388,7 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
 fn callbacks(
     spec: &IngestSpec,
     health: Arc<CameraHealth>,
-    queue: Option<Arc<FrameQueue>>,
+    to_supervisor: SyncSender<Msg>,
     now_ms: Arc<dyn Fn() -> i64 + Send + Sync>,
 ) -> gst_app::AppSinkCallbacks {
     let camera: Arc<str> = spec.id.as_str().into();
@@ -257,24 +404,17 @@ fn callbacks(
                     return Err(gst::FlowError::Error);
                 }
             };
-            deliver(&health, queue.as_ref(), frame);
-            Ok(gst::FlowSuccess::Ok)
+            match to_supervisor.try_send(Msg::Frame(frame)) {
+                Ok(()) => Ok(gst::FlowSuccess::Ok),
+                Err(TrySendError::Full(_)) => {
+                    health.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    Ok(gst::FlowSuccess::Ok)
+                }
+                // The source is being torn down.
+                Err(TrySendError::Disconnected(_)) => Err(gst::FlowError::Flushing),
+            }
         })
         .build()
-}
-
-/// Hands a frame on: counted, queued for a subscriber (drop-oldest, drops counted) and kept as
-/// the camera's last frame.
-pub(crate) fn deliver(health: &CameraHealth, queue: Option<&Arc<FrameQueue>>, frame: Frame) {
-    health.frames_delivered.fetch_add(1, Ordering::Relaxed);
-    let frame = Arc::new(frame);
-    if let Some(q) = queue
-        && q.is_active()
-        && q.push((*frame).clone())
-    {
-        health.frames_dropped.fetch_add(1, Ordering::Relaxed);
-    }
-    health.set_last_frame(frame);
 }
 
 /// Copies the picture out of the sample, tightly packed: for grey, the Y plane of I420 resized to

@@ -355,21 +355,52 @@ pub fn authorization(c: &Challenge, user: &str, password: &str, method: &str, ur
     }
 }
 
-/// Why a session could not be opened or ended. `Unsupported` means this client cannot talk to the
-/// server (TLS, TCP transport refused) and rtspsrc should be used instead.
+/// Why a session could not be opened or ended. The server's answer keeps its status code, so
+/// that callers decide on the code (461: this server will not stream over TCP) and never on text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RtspError {
+    /// The server answered `method` with a status outside 2xx (a 401 here came after answering
+    /// the server's challenge: the credentials are wrong).
+    Status { method: String, code: u16, reason: String },
+    /// 401 to a request sent without credentials: none are configured for the camera.
+    NoCredentials { method: String, reason: String },
+    /// `rtsps://`: this client does not speak TLS.
+    Tls,
+    /// Anything else: the connection, time-outs, answers that are not RTSP.
     Failed(String),
-    Unsupported(String),
+}
+
+/// RTSP 461 Unsupported Transport: the answer of a server that will not stream over TCP.
+pub const UNSUPPORTED_TRANSPORT: u16 = 461;
+
+impl RtspError {
+    /// The RTSP status the server answered, if it answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RtspError::Status { code, .. } => Some(*code),
+            RtspError::NoCredentials { .. } => Some(401),
+            RtspError::Tls | RtspError::Failed(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for RtspError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RtspError::Failed(s) | RtspError::Unsupported(s) => f.write_str(s),
+            RtspError::Status { method, code: UNSUPPORTED_TRANSPORT, reason } => {
+                write!(f, "{method} answered {UNSUPPORTED_TRANSPORT} {reason}: TCP transport refused")
+            }
+            RtspError::Status { method, code, reason } => write!(f, "RTSP {method} answered {code} {reason}"),
+            RtspError::NoCredentials { method, reason } => {
+                write!(f, "RTSP {method} answered 401 {reason} (no credentials configured)")
+            }
+            RtspError::Tls => f.write_str("rtsps (TLS) is not spoken by the health client"),
+            RtspError::Failed(s) => f.write_str(s),
         }
     }
 }
+
+impl std::error::Error for RtspError {}
 
 fn failed(s: impl Into<String>) -> RtspError {
     RtspError::Failed(s.into())
@@ -386,8 +417,9 @@ pub struct Client {
     challenge: Option<Challenge>,
     nonce_count: u32,
     session: Option<String>,
-    keepalive_every: Duration,
-    last_keepalive: Instant,
+    keepalive_every_ms: i64,
+    /// Camera-clock time of the last keep-alive (or of the first poll).
+    last_keepalive: Option<i64>,
     keepalive_method: &'static str,
     /// RTP channel of the video stream.
     channel: u8,
@@ -403,7 +435,7 @@ impl Client {
     pub fn open(url: &str, user: Option<&str>, password: Option<&str>, timeout: Duration) -> Result<Client, RtspError> {
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("rtsps://") {
-            return Err(RtspError::Unsupported("rtsps (TLS) is not spoken by the health client".into()));
+            return Err(RtspError::Tls);
         }
         let (host, port) = host_port(url);
         let addrs: Vec<SocketAddr> = (host.as_str(), port)
@@ -433,8 +465,8 @@ impl Client {
             challenge: None,
             nonce_count: 0,
             session: None,
-            keepalive_every: Duration::from_secs(25),
-            last_keepalive: Instant::now(),
+            keepalive_every_ms: 25_000,
+            last_keepalive: None,
             keepalive_method: "GET_PARAMETER",
             channel: 0,
             track: VideoTrack {
@@ -458,7 +490,7 @@ impl Client {
         if let Some(t) =
             parts.find_map(|p| p.trim().strip_prefix("timeout=").and_then(|v| v.trim().parse::<u64>().ok()))
         {
-            c.keepalive_every = Duration::from_secs((t / 2).clamp(5, 60));
+            c.keepalive_every_ms = (t / 2).clamp(5, 60) as i64 * 1000;
         }
         if let Some(tr) = r.header("Transport")
             && let Some(ch) = tr.split(';').find_map(|p| p.trim().strip_prefix("interleaved="))
@@ -466,7 +498,6 @@ impl Client {
             c.channel = ch.split('-').next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
         }
         c.request("PLAY", &base, &[("Range", "npt=0.000-".into())], timeout)?;
-        c.last_keepalive = Instant::now();
         c.stream.set_nonblocking(true).map_err(|e| failed(e.to_string()))?;
         c.playing = true;
         Ok(c)
@@ -497,7 +528,8 @@ impl Client {
     }
 
     /// Sends a request and waits for its answer (packets arriving meanwhile are dropped: none
-    /// flow before PLAY). Answers a 401 once with credentials.
+    /// flow before PLAY). Answers a 401 once with credentials; a status outside 2xx is an error
+    /// that keeps its code.
     fn request(
         &mut self,
         method: &str,
@@ -505,31 +537,29 @@ impl Client {
         extra: &[(&str, String)],
         timeout: Duration,
     ) -> Result<Message, RtspError> {
-        for attempt in 0..2 {
-            let cseq = self.send(method, uri, extra)?;
-            let r = self.await_response(cseq, timeout, method)?;
-            if r.status == 401 && attempt == 0 && self.user.is_some() && self.challenge.is_none() {
-                self.challenge = parse_challenges(r.headers_named("WWW-Authenticate"));
-                if self.challenge.is_some() {
-                    continue;
-                }
+        let cseq = self.send(method, uri, extra)?;
+        let mut r = self.await_response(cseq, timeout, method)?;
+        if r.status == 401 && self.user.is_some() && self.challenge.is_none() {
+            self.challenge = parse_challenges(r.headers_named("WWW-Authenticate"));
+            if self.challenge.is_some() {
+                let cseq = self.send(method, uri, extra)?;
+                r = self.await_response(cseq, timeout, method)?;
             }
-            if r.status == 461 {
-                return Err(RtspError::Unsupported(format!(
-                    "{method} answered 461 {}: TCP transport refused",
-                    r.reason
-                )));
-            }
-            if !(200..300).contains(&r.status) {
-                let hint = if r.status == 401 && self.user.is_none() { " (no credentials configured)" } else { "" };
-                return Err(failed(format!("RTSP {method} answered {} {}{hint}", r.status, r.reason)));
-            }
-            return Ok(r);
         }
-        Err(failed(format!("RTSP {method}: the server refused the credentials (401 Unauthorized)")))
+        if !(200..300).contains(&r.status) {
+            let (method, reason) = (method.to_string(), r.reason);
+            return Err(if r.status == 401 && self.user.is_none() {
+                RtspError::NoCredentials { method, reason }
+            } else {
+                RtspError::Status { method, code: r.status, reason }
+            });
+        }
+        Ok(r)
     }
 
     fn await_response(&mut self, cseq: u32, timeout: Duration, method: &str) -> Result<Message, RtspError> {
+        // A real-time deadline on purpose: it bounds blocking reads of a real socket (whose read
+        // timeout is real time too), not a decision a simulated clock could drive.
         let deadline = Instant::now() + timeout;
         let mut received = 0usize;
         let not_rtsp = |n: usize| format!("the server sent {n} bytes that are not an RTSP answer to {method}");
@@ -571,8 +601,9 @@ impl Client {
     }
 
     /// Reads whatever has arrived (never blocks) and hands every RTP packet of the video stream
-    /// to `on_packet`. Sends a keep-alive when due. Returns the bytes read.
-    pub fn poll(&mut self, mut on_packet: impl FnMut(&[u8])) -> Result<usize, RtspError> {
+    /// to `on_packet`. Sends a keep-alive when due at `now` (the camera's clock, ms). Returns the
+    /// bytes read.
+    pub fn poll(&mut self, now: i64, mut on_packet: impl FnMut(&[u8])) -> Result<usize, RtspError> {
         let mut total = 0;
         loop {
             match self.stream.read(&mut self.chunk) {
@@ -617,8 +648,9 @@ impl Client {
                 }
             }
         }
-        if self.last_keepalive.elapsed() >= self.keepalive_every {
-            self.last_keepalive = Instant::now();
+        let last = *self.last_keepalive.get_or_insert(now);
+        if now - last >= self.keepalive_every_ms {
+            self.last_keepalive = Some(now);
             let (method, url) = (self.keepalive_method, self.url.clone());
             self.send(method, &url, &[])?;
         }

@@ -1,23 +1,25 @@
-//! One thread per camera: connect, stream, detect failure (error, EOS, watchdog), back off, retry.
-//! Runtime changes start or stop only the cameras that changed.
+//! One thread per camera, one loop for every source (moonfire-nvr's long-lived `run()` of
+//! `run_once()`): open the camera's source → pull its events → classify how it ended → back off
+//! (exponential, capped, jittered) → stop check. The GStreamer pipeline and the keyframe client
+//! share this loop's watchdog, first-frame transition, rate sampling and back-off; which of them
+//! reads a camera is `source::choose`'s decision. Every time read and every wait goes through the
+//! camera's `Clock`, so the tests (`supervisor/tests.rs`) drive the loop with scripted sources on
+//! a simulated clock. Runtime changes start or stop only the cameras that changed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use gstreamer as gst;
-use gstreamer::prelude::*;
-
 use super::Frame;
 use super::health::{CameraHealth, HealthSnapshot, IngestState};
-use super::pipeline::{self, Outputs};
 use super::queue::FrameQueue;
+use super::source::{self, Camera, Event, Failure, FrameSource, OpenError, Opener, Refusal, RtspOpener, SourceKind};
 use super::spec::IngestSpec;
-use super::{keyframe, rtp, rtsp};
-use crate::clock::{Clock, Millis};
-use crate::config::{CameraStatus, Transport, mask_credentials};
+use crate::clock::{Clock, Millis, Stop, millis};
+use crate::config::{CameraStatus, Profile, mask_credentials};
 
 /// An ingest state transition, for the registry writer: recorded in the ingest history when
 /// `record` is set, and moving the camera's registry status when `status` is set.
@@ -43,32 +45,11 @@ pub struct ApplyReport {
     pub unchanged: usize,
 }
 
-struct Control {
-    stop: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Control {
-    fn stopped(&self) -> bool {
-        *self.stop.lock().unwrap_or_else(|e| e.into_inner())
-    }
-    /// Waits up to `d`; true when asked to stop meanwhile.
-    fn wait(&self, d: Duration) -> bool {
-        let g = self.stop.lock().unwrap_or_else(|e| e.into_inner());
-        let (g, _) = self.cv.wait_timeout_while(g, d, |s| !*s).unwrap_or_else(|e| e.into_inner());
-        *g
-    }
-    fn request_stop(&self) {
-        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.cv.notify_all();
-    }
-}
-
 struct Running {
     spec: IngestSpec,
     health: Arc<CameraHealth>,
     queue: Arc<FrameQueue>,
-    ctl: Arc<Control>,
+    stop: Stop,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -78,12 +59,28 @@ pub struct Ingest {
     status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>,
     clock: Arc<dyn Clock>,
     status_dropped: Arc<AtomicU64>,
+    opener: Arc<dyn Opener>,
 }
 
 impl Ingest {
     /// `status_tx` receives registry status changes (online/offline); `None` to not record them.
     pub fn new(clock: Arc<dyn Clock>, status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>) -> Self {
-        Self { cams: Mutex::new(BTreeMap::new()), status_tx, clock, status_dropped: Arc::new(AtomicU64::new(0)) }
+        Self::with_opener(clock, status_tx, Arc::new(RtspOpener))
+    }
+
+    /// Cameras read through `opener` instead of the network (tests: scripted sources).
+    pub(crate) fn with_opener(
+        clock: Arc<dyn Clock>,
+        status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>,
+        opener: Arc<dyn Opener>,
+    ) -> Self {
+        Self {
+            cams: Mutex::new(BTreeMap::new()),
+            status_tx,
+            clock,
+            status_dropped: Arc::new(AtomicU64::new(0)),
+            opener,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Running>> {
@@ -125,18 +122,19 @@ impl Ingest {
         let now = self.clock.now_ms();
         let health = Arc::new(CameraHealth::new(&spec.id, spec.profile.as_str(), spec.expected_fps(), now));
         let queue = Arc::new(FrameQueue::new(8));
-        let ctl = Arc::new(Control { stop: Mutex::new(false), cv: Condvar::new() });
+        let stop = Stop::new();
         let worker = Worker {
             spec: spec.clone(),
             health: health.clone(),
             queue: queue.clone(),
-            ctl: ctl.clone(),
+            stop: stop.clone(),
             clock: self.clock.clone(),
+            opener: self.opener.clone(),
             status_tx: self.status_tx.clone(),
             status_dropped: self.status_dropped.clone(),
             last_status: None,
             last_failure: None,
-            gst_health: false,
+            refused: None,
         };
         let thread = std::thread::Builder::new().name(format!("ingest-{}", spec.id)).spawn(move || worker.run());
         let thread = match thread {
@@ -146,13 +144,13 @@ impl Ingest {
                 None
             }
         };
-        self.lock().insert(spec.id.clone(), Running { spec, health, queue, ctl, thread });
+        self.lock().insert(spec.id.clone(), Running { spec, health, queue, stop, thread });
     }
 
     /// Stops one camera and waits for its pipeline to be torn down.
     pub fn stop(&self, id: &str) -> bool {
         let Some(mut r) = self.lock().remove(id) else { return false };
-        r.ctl.request_stop();
+        r.stop.request();
         if let Some(t) = r.thread.take() {
             let _ = t.join();
         }
@@ -211,27 +209,60 @@ impl Drop for Ingest {
     }
 }
 
-/// How often the health profile reads its socket.
-const HEALTH_POLL_MS: u64 = 200;
-
-/// Why one connection ended.
+/// How one connection ended.
 enum Outcome {
     Stopped,
-    Failed { reason: String, streamed: bool },
+    /// `failure.text` explained and scrubbed; `streamed`: the camera had reached `Streaming`.
+    Failed {
+        failure: Failure,
+        streamed: bool,
+    },
 }
+
+/// What keeps a camera alive for the watchdog: a named policy per profile. `health` cameras
+/// decode a keyframe only now and then (one per GOP, late with B-frames), so every packet of their
+/// video stream counts; the other profiles must deliver frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    Frames,
+    Packets,
+}
+
+impl Liveness {
+    fn of(spec: &IngestSpec) -> Self {
+        if spec.profile == Profile::Health { Liveness::Packets } else { Liveness::Frames }
+    }
+    fn watchdog(self, streamed: bool, watchdog: Millis) -> String {
+        let what = match self {
+            Liveness::Frames => "frame",
+            Liveness::Packets => "data",
+        };
+        let s = watchdog as f64 / 1000.0;
+        if streamed {
+            format!("no {what} for {s} s (watchdog)")
+        } else {
+            format!("no {what} within {s} s of connecting (watchdog)")
+        }
+    }
+}
+
+/// Rates are sampled this often while a source is open.
+const SAMPLE_MS: Millis = 1000;
 
 struct Worker {
     spec: IngestSpec,
     health: Arc<CameraHealth>,
     queue: Arc<FrameQueue>,
-    ctl: Arc<Control>,
+    stop: Stop,
     clock: Arc<dyn Clock>,
+    opener: Arc<dyn Opener>,
     status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>,
     status_dropped: Arc<AtomicU64>,
     last_status: Option<CameraStatus>,
     last_failure: Option<String>,
-    /// `health` through rtspsrc: the RTSP client could not talk to this server (TLS, no TCP).
-    gst_health: bool,
+    /// Why the keyframe client cannot read this camera's server, once it said so: from then on
+    /// `source::choose` picks rtspsrc.
+    refused: Option<Refusal>,
 }
 
 impl Worker {
@@ -287,40 +318,22 @@ impl Worker {
         }
     }
 
+    /// Connects, streams and reconnects until stopped.
     fn run(mut self) {
         let mut failures: u32 = 0;
         let mut rng = seed(&self.spec.id, self.now());
-        loop {
-            if self.ctl.stopped() {
-                break;
-            }
+        while !self.stop.is_requested() {
             self.transition(IngestState::Connecting, "connecting");
-            let password = match self.spec.password.as_ref().map(|s| s.resolve()) {
-                None => None,
-                Some(Ok(s)) => Some(s),
-                Some(Err(e)) => {
-                    failures += 1;
-                    if self.back_off(failures, &format!("password: {e}"), &mut rng) {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            match self.run_once(password.as_ref().map(|s| s.expose())) {
-                Outcome::Stopped => break,
-                Outcome::Failed { reason, streamed } => {
-                    let reason = explain(&reason, &self.spec.url);
-                    let reason = scrub(&reason, password.as_ref().map(|s| s.expose()));
-                    if streamed {
-                        failures = 0;
-                        self.health.record_reconnect(self.now());
-                        self.transition(IngestState::Stalled, &reason);
-                    }
-                    failures += 1;
-                    if self.back_off(failures, &reason, &mut rng) {
-                        break;
-                    }
-                }
+            let Outcome::Failed { failure, streamed } = self.run_once() else { break };
+            if streamed {
+                // A healthy run: the back-off starts over.
+                failures = 0;
+                self.health.record_reconnect(self.now());
+                self.transition(IngestState::Stalled, &failure.text);
+            }
+            failures += 1;
+            if self.back_off(failures, &failure.text, &mut rng) {
+                break;
             }
         }
         self.transition(IngestState::Disabled, "stopped");
@@ -329,245 +342,130 @@ impl Worker {
     /// Records the failure and waits out the back-off; true when asked to stop meanwhile.
     fn back_off(&mut self, failures: u32, reason: &str, rng: &mut u64) -> bool {
         let d = backoff_delay(self.spec.backoff_initial, self.spec.backoff_max, failures, rng);
+        let until = self.now().saturating_add(millis(d));
         self.health.record_error(reason);
-        self.health.record_failure(self.now() + d.as_millis() as Millis);
+        self.health.record_failure(until);
         self.transition(IngestState::Backoff, reason);
-        self.ctl.wait(d)
+        self.clock.wait_until(until, &self.stop)
     }
 
-    fn run_once(&mut self, password: Option<&str>) -> Outcome {
-        if self.spec.profile == crate::config::Profile::Health
-            && self.spec.transport != Transport::Udp
-            && !self.gst_health
-        {
-            return self.run_health(password);
-        }
-        let clock = self.clock.clone();
-        let outputs = Outputs {
-            health: self.health.clone(),
-            queue: Some(self.queue.clone()),
-            now_ms: Arc::new(move || clock.now_ms()),
-        };
-        let pipeline = match pipeline::build(&self.spec, password, outputs) {
-            Ok(p) => p,
-            Err(e) => return Outcome::Failed { reason: e.to_string(), streamed: false },
-        };
-        let outcome = self.watch(&pipeline);
-        let _ = pipeline.set_state(gst::State::Null);
-        outcome
-    }
-
-    /// The `health` profile: our RTSP client over TCP (see `rtsp`), liveness on every packet,
-    /// one keyframe decoded per `sample_every`. Falls back to rtspsrc for servers it cannot talk to.
-    fn run_health(&mut self, password: Option<&str>) -> Outcome {
-        let watchdog = self.spec.watchdog.as_millis() as Millis;
+    /// One connection: open the source, pump it, and say how it ended in words fit to show.
+    fn run_once(&mut self) -> Outcome {
         let started = self.now();
-        let mut client = match rtsp::Client::open(
-            self.spec.url.as_str(),
-            self.spec.username.as_deref(),
-            password,
-            self.spec.watchdog,
-        ) {
-            Ok(c) => c,
-            Err(rtsp::RtspError::Unsupported(why)) if self.spec.transport == Transport::Tcp && why.contains("461") => {
-                // Configured for TCP and the server will not do TCP: say so, do not switch.
-                return Outcome::Failed {
-                    reason: format!("the server does not stream over TCP ({why}); set transport = \"auto\" or \"udp\""),
-                    streamed: false,
-                };
-            }
-            Err(rtsp::RtspError::Unsupported(why)) => {
-                tracing::info!(camera = %self.spec.id, why, "health profile through rtspsrc");
-                self.gst_health = true;
-                return self.run_once(password);
-            }
-            Err(rtsp::RtspError::Failed(reason)) => return Outcome::Failed { reason, streamed: false },
-        };
-        let track = client.track.clone();
-        self.health.record_stream(Some(track.codec.as_str().to_string()), None);
-        let mut asm = rtp::KeyframeAssembler::new(track.codec, track.payload_type, &track.parameter_sets);
-        let camera: Arc<str> = self.spec.id.as_str().into();
-        let size = (self.spec.width as usize, self.spec.height as usize);
-        let every = self.spec.sample_every.as_millis() as Millis;
-        // No keyframe at all for this long while packets flow: nothing here can be decoded.
-        let key_timeout = (3 * watchdog).max(30_000);
-        let (mut streaming, mut last_packet, mut last_key) = (false, started, started);
-        let mut next_decode = started;
-        let mut decode_failures = 0u32;
-        let mut last_sample = 0;
-        let outcome = loop {
-            // A few reads a second, each taking whatever arrived: most of the saving is here.
-            if self.ctl.wait(Duration::from_millis(HEALTH_POLL_MS)) {
-                break Outcome::Stopped;
-            }
-            let now = self.now();
-            let want = now >= next_decode;
-            let (mut packets, mut keyframe) = (0u64, None);
-            let mut saw_key = false;
-            let polled = client.poll(|pkt| {
-                let (info, au) = asm.push(pkt, want);
-                if info.video {
-                    packets += 1;
-                }
-                saw_key |= info.keyframe_started;
-                if keyframe.is_none() {
-                    keyframe = au;
-                }
-            });
-            let bytes = match polled {
-                Ok(b) => b,
-                Err(e) => break Outcome::Failed { reason: e.to_string(), streamed: streaming },
-            };
-            self.health.bytes_received.fetch_add(bytes as u64, Ordering::Relaxed);
-            if packets > 0 {
-                last_packet = now;
-                self.health.last_packet_ms.store(now.max(0) as u64, Ordering::Relaxed);
-            }
-            if saw_key {
-                last_key = now;
-            }
-            if let Some(au) = keyframe {
-                match keyframe::decode(&camera, track.codec, &au, self.spec.format, size, now) {
-                    Ok((frame, native)) => {
-                        decode_failures = 0;
-                        next_decode = now + every;
-                        self.health.frames_decoded.fetch_add(1, Ordering::Relaxed);
-                        if native.0 > 0 {
-                            self.health.record_stream(None, Some(native));
-                        }
-                        pipeline::deliver(&self.health, Some(&self.queue), frame);
-                    }
-                    Err(e) => {
-                        decode_failures += 1;
-                        self.health.record_error(&e);
-                        if decode_failures >= 3 {
-                            break Outcome::Failed { reason: e, streamed: streaming };
-                        }
-                    }
-                }
-            }
-            if now - last_sample >= 1000 {
-                self.health.sample(now);
-                last_sample = now;
-            }
-            if !streaming && packets > 0 {
-                streaming = true;
-                self.transition(IngestState::Streaming, &format!("first packet {} ms after connecting", now - started));
-            }
-            if now - last_packet > watchdog {
-                let what = if streaming { "no data" } else { "no data within" };
-                break Outcome::Failed {
-                    reason: format!("{what} for {} s (watchdog)", watchdog as f64 / 1000.0),
-                    streamed: streaming,
-                };
-            }
-            if streaming && now - last_key > key_timeout {
-                break Outcome::Failed {
-                    reason: format!("packets arrive but no keyframe for {} s", key_timeout / 1000),
-                    streamed: true,
-                };
+        let password = match self.spec.password.as_ref().map(|s| s.resolve()) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                return Outcome::Failed { failure: Failure::new(format!("password: {e}")), streamed: false };
             }
         };
-        client.teardown();
-        outcome
+        let password = password.as_ref().map(|s| s.expose());
+        let outcome = match self.open(password) {
+            // The source is torn down when dropped, at the end of this arm.
+            Ok(mut source) => self.pump(source.as_mut(), started),
+            Err(failure) => Outcome::Failed { failure, streamed: false },
+        };
+        match outcome {
+            Outcome::Stopped => Outcome::Stopped,
+            Outcome::Failed { failure, streamed } => {
+                let text = scrub(&explain(&failure, &self.spec.url), password);
+                Outcome::Failed { failure: Failure { status: failure.status, text }, streamed }
+            }
+        }
     }
 
-    /// Plays the pipeline and watches its bus and frame clock until it fails or we are stopped.
-    fn watch(&mut self, pipeline: &gst::Pipeline) -> Outcome {
-        let Some(bus) = pipeline.bus() else {
-            return Outcome::Failed { reason: "pipeline has no bus".into(), streamed: false };
-        };
-        if let Err(e) = pipeline.set_state(gst::State::Playing) {
-            let detail = bus_error(&bus).unwrap_or_else(|| e.to_string());
-            return Outcome::Failed { reason: detail, streamed: false };
-        }
-        let watchdog = self.spec.watchdog.as_millis() as Millis;
-        let started = self.now();
-        let mut streaming = false;
-        let mut last_sample = 0;
+    /// Opens the source `source::choose` names; when the keyframe client is refused, remembers
+    /// why and opens the one `choose` names then.
+    fn open(&mut self, password: Option<&str>) -> Result<Box<dyn FrameSource>, Failure> {
         loop {
-            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-                match msg.view() {
-                    gst::MessageView::Error(e) => {
-                        return Outcome::Failed {
-                            reason: describe_error(e.error().message(), e.debug().as_deref()),
-                            streamed: streaming,
-                        };
-                    }
-                    gst::MessageView::Eos(_) => {
-                        return Outcome::Failed {
-                            reason: "the server ended the stream (EOS)".into(),
-                            streamed: streaming,
-                        };
-                    }
-                    gst::MessageView::Warning(w) => {
-                        tracing::debug!(camera = %self.spec.id, warning = %w.error(), "ingest warning");
-                    }
-                    _ => {}
+            let kind = source::choose(&self.spec, self.refused.as_ref())?;
+            let camera = Camera { spec: &self.spec, password, clock: &self.clock, health: &self.health };
+            match self.opener.open(kind, &camera) {
+                Ok(s) => return Ok(s),
+                Err(OpenError::Failed(f)) => return Err(f),
+                Err(OpenError::Refused(r)) if kind == SourceKind::Keyframes && self.refused.is_none() => {
+                    // A `tcp` camera refused TCP fails here, and is asked again next time.
+                    source::choose(&self.spec, Some(&r))?;
+                    tracing::info!(camera = %self.spec.id, refusal = %r, "health profile through rtspsrc");
+                    self.refused = Some(r);
                 }
+                Err(OpenError::Refused(r)) => return Err(Failure::new(r.to_string())),
             }
-            if self.ctl.stopped() {
+        }
+    }
+
+    /// Pulls the source's events until it ends, the watchdog gives up on it, or the camera is
+    /// stopped: liveness, the first-frame transition, delivery and rate samples for every source.
+    fn pump(&mut self, source: &mut dyn FrameSource, started: Millis) -> Outcome {
+        let watchdog = millis(self.spec.watchdog);
+        let liveness = Liveness::of(&self.spec);
+        let (mut last_live, mut streaming, mut next_sample) = (started, false, started);
+        loop {
+            let event = source.next(last_live.saturating_add(watchdog).min(next_sample), &self.stop);
+            let now = self.now();
+            // What kept the camera alive, if anything did.
+            let live = match event {
+                Event::Stopped => return Outcome::Stopped,
+                Event::Ended(failure) => return Outcome::Failed { failure, streamed: streaming },
+                Event::Idle => None,
+                Event::Packets { count, bytes } => {
+                    self.health.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+                    if count > 0 {
+                        self.health.last_packet_ms.store(now.max(0) as u64, Ordering::Relaxed);
+                    }
+                    (count > 0 && liveness == Liveness::Packets).then_some("packet")
+                }
+                Event::Frame(frame) => {
+                    deliver(&self.health, &self.queue, frame);
+                    Some("frame")
+                }
+            };
+            if self.stop.is_requested() {
                 return Outcome::Stopped;
             }
-            let now = self.now();
-            if now - last_sample >= 1000 {
+            if let Some(what) = live {
+                last_live = now;
+                if !streaming {
+                    streaming = true;
+                    let why = format!("first {what} {} ms after connecting", now - started);
+                    self.transition(IngestState::Streaming, &why);
+                }
+            }
+            if now >= next_sample {
                 self.health.sample(now);
-                last_sample = now;
+                next_sample = now + SAMPLE_MS;
             }
-            let last_frame = self.health.last_frame_ms.load(Ordering::Relaxed) as Millis;
-            // The health profile decodes keyframes only (one per GOP, late with B-frames):
-            // its liveness is packets.
-            let last = if self.spec.profile == crate::config::Profile::Health {
-                last_frame.max(self.health.last_packet_ms.load(Ordering::Relaxed) as Millis)
-            } else {
-                last_frame
-            };
-            if !streaming && last >= started {
-                streaming = true;
-                self.transition(IngestState::Streaming, &format!("first frame {} ms after connecting", last - started));
-            }
-            if streaming && now - last > watchdog {
-                return Outcome::Failed {
-                    reason: format!("no frame for {} s (watchdog)", watchdog as f64 / 1000.0),
-                    streamed: true,
-                };
-            }
-            if !streaming && now - started > watchdog {
-                return Outcome::Failed {
-                    reason: format!("no frame within {} s of connecting (watchdog)", watchdog as f64 / 1000.0),
-                    streamed: false,
-                };
+            if now >= last_live.saturating_add(watchdog) {
+                let failure = Failure::new(liveness.watchdog(streaming, watchdog));
+                return Outcome::Failed { failure, streamed: streaming };
             }
         }
     }
 }
 
-/// The first error already on the bus, if any (state change failures post it there).
-fn bus_error(bus: &gst::Bus) -> Option<String> {
-    while let Some(msg) = bus.pop() {
-        if let gst::MessageView::Error(e) = msg.view() {
-            return Some(describe_error(e.error().message(), e.debug().as_deref()));
-        }
+/// Hands a frame on: counted, queued for a subscriber (drop-oldest, drops counted) and kept as
+/// the camera's last frame.
+fn deliver(health: &CameraHealth, queue: &FrameQueue, frame: Frame) {
+    health.frames_delivered.fetch_add(1, Ordering::Relaxed);
+    let frame = Arc::new(frame);
+    if queue.is_active() && queue.push((*frame).clone()) {
+        health.frames_dropped.fetch_add(1, Ordering::Relaxed);
     }
-    None
+    health.set_last_frame(frame);
 }
 
-/// "Could not open resource for reading. (Got error response: 404 (Not Found).)": the message
-/// plus the last line of GStreamer's debug text, which names the cause without source paths.
-fn describe_error(message: &str, debug: Option<&str>) -> String {
-    let detail = debug.and_then(|d| d.lines().map(str::trim).rfind(|l| !l.is_empty())).unwrap_or("");
-    let detail = detail.rsplit_once("):").map(|(_, t)| t.trim()).unwrap_or(detail);
-    if detail.is_empty() || message.contains(detail) { message.to_string() } else { format!("{message} ({detail})") }
-}
-
-/// Makes GStreamer's generic messages say what happened: RTSP status codes in words, and for a
-/// failed connection, whether the name did not resolve or the port refused or did not answer.
-fn explain(reason: &str, url: &crate::config::RtspUrl) -> String {
-    if reason.contains("404") {
-        return format!("the server has no stream at this path (RTSP 404 Not Found): {reason}");
-    }
-    if reason.contains("401") {
-        return format!("the server refused the credentials (RTSP 401 Unauthorized): {reason}");
+/// Makes failures say what happened: the RTSP status in words, and for a connection GStreamer
+/// could not make, whether the name did not resolve or the port refused or did not answer.
+fn explain(failure: &Failure, url: &crate::config::RtspUrl) -> String {
+    let reason = failure.text.as_str();
+    // GStreamer errors without details carry the status in their text only.
+    let status = failure.status.or_else(|| {
+        [404, 401].into_iter().find(|c| reason.contains(&format!("{c} (")) || reason.contains(&format!("({c})")))
+    });
+    match status {
+        Some(404) => return format!("the server has no stream at this path (RTSP 404 Not Found): {reason}"),
+        Some(401) => return format!("the server refused the credentials (RTSP 401 Unauthorized): {reason}"),
+        _ => {}
     }
     if !reason.contains("Failed to connect") {
         return reason.to_string();
@@ -618,31 +516,4 @@ pub(crate) fn backoff_delay(initial: Duration, max: Duration, failures: u32, rng
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_jittered() {
-        let mut rng = seed("cam", 1);
-        let (i, m) = (Duration::from_millis(500), Duration::from_secs(30));
-        for n in 1..=12 {
-            let d = backoff_delay(i, m, n, &mut rng);
-            let base = (i * (1 << (n - 1))).min(m);
-            assert!(d >= base / 2 && d < base, "failure {n}: {d:?} vs {base:?}");
-        }
-        let a: Vec<Duration> = (0..5).map(|_| backoff_delay(i, m, 10, &mut rng)).collect();
-        assert!(a.windows(2).any(|w| w[0] != w[1]), "jitter varies: {a:?}");
-    }
-
-    #[test]
-    fn errors_are_described_without_paths_or_secrets() {
-        let d = describe_error(
-            "Could not open resource for reading.",
-            Some(
-                "../gst/rtsp/gstrtspsrc.c(6427): gst_rtspsrc_send (): /GstPipeline:cam-x/GstRTSPSrc:src:\nGot error response: 404 (Not Found).",
-            ),
-        );
-        assert_eq!(d, "Could not open resource for reading. (Got error response: 404 (Not Found).)");
-        assert_eq!(scrub("rtsp://u:hunter2@h/x failed hunter2", Some("hunter2")), "rtsp://***@h/x failed ***");
-    }
-}
+mod tests;
