@@ -29,7 +29,7 @@ pub struct Webhook {
 
 impl std::fmt::Debug for Webhook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook").field("name", &self.name).field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("Webhook").field("name", &self.name).field("url", &shown(&self.url)).finish_non_exhaustive()
     }
 }
 
@@ -241,6 +241,15 @@ impl Receiver {
     }
 }
 
+/// A receiver's URL as errors and logs show it: no user info, no query (either may hold a token).
+fn shown(url: &str) -> String {
+    let masked = crate::config::mask_credentials(url);
+    match masked.find(['?', '#']) {
+        Some(i) => format!("{}?…", &masked[..i]),
+        None => masked,
+    }
+}
+
 async fn deliver(client: &reqwest::Client, h: &Webhook, seq: i64, payload: &str) -> Result<(), String> {
     let mut req = client
         .post(&h.url)
@@ -252,10 +261,10 @@ async fn deliver(client: &reqwest::Client, h: &Webhook, seq: i64, payload: &str)
     }
     match req.send().await {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("{} answered {}", h.url, r.status())),
+        Ok(r) => Err(format!("{} answered {}", shown(&h.url), r.status())),
         Err(e) => Err(format!(
             "{}: {}",
-            h.url,
+            shown(&h.url),
             if e.is_timeout() {
                 "timed out".to_string()
             } else if e.is_connect() {
@@ -278,6 +287,12 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn receiver_urls_are_shown_without_secrets() {
+        assert_eq!(shown("http://u:p@desk:8080/hook?token=abc"), "http://***@desk:8080/hook?…");
+        assert_eq!(shown("http://desk/hook"), "http://desk/hook");
     }
 
     #[test]
