@@ -391,6 +391,11 @@ impl Task {
 
     /// The clock's actions (grace periods, escalation), written like a batch.
     async fn tick(&mut self) {
+        // Callers that stopped waiting (their request timed out) are forgotten.
+        self.waiters.retain(|_, ws| {
+            ws.retain(|w| !w.is_closed());
+            !ws.is_empty()
+        });
         let now = self.clock.now_ms();
         let mut next = self.engine.clone();
         let writes: Vec<AlertWrite> = next.tick(now).into_iter().map(write_of).collect();
