@@ -24,10 +24,17 @@ impl Field<'_> {
 }
 
 /// The fields of one table (plus site defaults under it), taken one by one.
+///
+/// Every key the reader asks about (`has`, `str`, `num`, `error`, …) is recorded, in the order
+/// first asked: those are the table's known keys, so `finish` reports the others as unknown and
+/// suggests the nearest known one. A reader therefore asks about each of its keys on every path
+/// (`has` is enough), not only on the paths where it uses the value.
 pub(crate) struct Fields<'a> {
     ctx: String,
     at: Loc,
     map: BTreeMap<String, Field<'a>>,
+    /// Keys asked about, in the order first asked.
+    known: Vec<String>,
     pub errs: Vec<ConfigError>,
 }
 
@@ -39,7 +46,7 @@ impl<'a> Fields<'a> {
             let key_span = table.key(k).and_then(|k| k.span());
             map.insert(k.to_string(), Field { item, src, key_span, from_defaults: false });
         }
-        Self { ctx: ctx.into(), at, map, errs: Vec::new() }
+        Self { ctx: ctx.into(), at, map, known: Vec::new(), errs: Vec::new() }
     }
 
     /// Adds the site defaults for keys the table does not set. Keys in one `group` go together:
@@ -71,27 +78,38 @@ impl<'a> Fields<'a> {
         &self.at
     }
 
+    /// Records `key` as one the reader knows.
+    fn ask(&mut self, key: &str) {
+        if !self.known.iter().any(|k| k == key) {
+            self.known.push(key.to_string());
+        }
+    }
+
     fn name_of(&self, key: &str, f: &Field) -> String {
         if f.from_defaults { format!("defaults.{key}") } else { format!("{}.{key}", self.ctx) }
     }
 
     /// Whether the table (or the defaults) sets `key`.
-    pub fn has(&self, key: &str) -> bool {
+    pub fn has(&mut self, key: &str) -> bool {
+        self.ask(key);
         self.map.contains_key(key)
     }
 
     /// Whether the table itself (not the defaults) sets `key`.
-    pub fn has_own(&self, key: &str) -> bool {
+    pub fn has_own(&mut self, key: &str) -> bool {
+        self.ask(key);
         self.map.get(key).is_some_and(|f| !f.from_defaults)
     }
 
     /// Location of a field, or of the table when the field is absent.
-    pub fn loc_of(&self, key: &str) -> Loc {
+    pub fn loc_of(&mut self, key: &str) -> Loc {
+        self.ask(key);
         self.map.get(key).map(|f| f.loc()).unwrap_or_else(|| self.at.clone())
     }
 
     /// Records a problem with a field; located at the field when it is present.
     pub fn error(&mut self, key: &str, problem: impl Into<String>) {
+        self.ask(key);
         let (loc, field) = match self.map.get(key) {
             Some(f) => (f.loc(), self.name_of(key, f)),
             None => (self.at.clone(), format!("{}.{key}", self.ctx)),
@@ -100,6 +118,7 @@ impl<'a> Fields<'a> {
     }
 
     fn take_value(&mut self, key: &str, want: &str) -> Option<(Field<'a>, &'a Value)> {
+        self.ask(key);
         let f = self.map.get(key)?.clone();
         match f.item.as_value() {
             Some(v) => Some((f, v)),
@@ -118,6 +137,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn missing(&mut self, key: &str, what: &str) {
+        self.ask(key);
         let field = format!("{}.{key}", self.ctx);
         self.errs.push(ConfigError::at(&self.at, field, format!("missing; {what}")));
     }
@@ -301,16 +321,24 @@ impl<'a> Fields<'a> {
         Some(out)
     }
 
-    /// Reports every key of the table itself that is not in `known` (defaults are checked on their own).
-    pub fn finish(mut self, known: &[&str]) -> Vec<ConfigError> {
+    /// Reports every key of the table itself that the reader never asked about (defaults are
+    /// checked on their own), with the nearest known key or the list of them.
+    pub fn finish(mut self) -> Vec<ConfigError> {
         let unknown: Vec<String> = self
             .map
             .iter()
-            .filter(|(k, f)| !f.from_defaults && !known.contains(&k.as_str()))
+            .filter(|(k, f)| !f.from_defaults && !self.known.contains(k))
             .map(|(k, _)| k.clone())
             .collect();
-        for k in unknown {
-            let msg = unknown_field_message(&k, known);
+        let known: Vec<&str> = self.known.iter().map(String::as_str).collect();
+        let msgs: Vec<(String, String)> = unknown
+            .into_iter()
+            .map(|k| {
+                let m = unknown_field_message(&k, &known);
+                (k, m)
+            })
+            .collect();
+        for (k, msg) in msgs {
             self.error(&k, msg);
         }
         self.errs
@@ -342,6 +370,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The known keys are those the reader asked about, in that order; `has` is enough.
+    #[test]
+    fn known_keys_are_the_keys_asked_about() {
+        let src =
+            Source::parse(std::path::Path::new("t.toml"), "[t]\na = 1\nbee = 3\nzzzzzz = 4\n".into()).ok().unwrap();
+        let table = src.doc.get("t").and_then(|i| i.as_table_like()).unwrap();
+        let mut f = Fields::new("t", Loc { file: src.path.clone(), line: 1 }, &src, table);
+        assert_eq!(f.int("a", 0..=9), Some(1));
+        assert!(!f.has("c"));
+        assert!(!f.has("be"));
+        let errs: Vec<String> = f.finish().iter().map(|e| format!("{}: {}", e.field, e.problem)).collect();
+        assert_eq!(
+            errs,
+            ["t.bee: unknown field; did you mean `be`?", "t.zzzzzz: unknown field; known fields: a, c, be",]
+        );
+    }
 
     #[test]
     fn suggestions() {

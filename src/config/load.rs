@@ -247,7 +247,9 @@ pub struct MapFiles {
     pub cameras: Vec<PathBuf>,
 }
 
-/// Every key a camera table may have.
+/// Every key a camera table may have, in the order the camera reader asks for them (a test holds
+/// the two together). Kept as a list because `[defaults]` is checked against it before any camera
+/// is read: a default for one of these that is not in `DEFAULTABLE_FIELDS` is "one camera's own".
 pub const CAMERA_FIELDS: &[&str] = &[
     "id",
     "name",
@@ -277,7 +279,8 @@ pub const CAMERA_FIELDS: &[&str] = &[
     "latency_ms",
 ];
 
-/// The camera keys `[defaults]` in site.toml may set (everything that is not one camera's own).
+/// The camera keys `[defaults]` in site.toml may set (everything that is not one camera's own);
+/// the keys of `[defaults]`, which no reader asks about one by one (each camera takes what it needs).
 pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "username",
     "password_env",
@@ -301,9 +304,9 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "latency_ms",
 ];
 
-const SITE_FIELDS: &[&str] = &["name", "timezone", "dori_table"];
-const GRID_FIELDS: &[&str] = &["id", "name", "level", "parent", "outline"];
-const RING_FIELDS: &[&str] = &["id", "name", "level", "members", "outline"];
+/// The tables site.toml may hold, in the order an unknown one's hint lists them. The top level of
+/// a file is a statement about files (which sections only site.toml may hold), not a table a
+/// reader takes, so it stays a list.
 const SITE_FILE_KEYS: &[&str] = &[
     "site",
     "defaults",
@@ -320,46 +323,7 @@ const SITE_FILE_KEYS: &[&str] = &[
     "crew",
     "quality_override",
 ];
-const ARMED_FIELDS: &[&str] = &["camera", "zone", "schedule"];
-const DETECT_FIELDS: &[&str] = &[
-    "enabled",
-    "onnxruntime",
-    "motion",
-    "plates",
-    "plate_threads",
-    "media_dir",
-    "motion_threshold",
-    "motion_height",
-    "plate_det_width",
-];
-const MAINTENANCE_FIELDS: &[&str] = &[
-    "vqd_interval_s",
-    "raise_after",
-    "clear_after",
-    "offline_order_after_min",
-    "fault_order_after_min",
-    "verify_min",
-    "due_hours",
-    "low_fps_ratio",
-    "orders_interval_s",
-];
-const CREW_FIELDS: &[&str] = &["id", "name", "cells"];
-const QUALITY_OVERRIDE_FIELDS: &[&str] = &[
-    "camera",
-    "disable",
-    "dark_below",
-    "bright_above",
-    "contrast_below",
-    "blur_ratio",
-    "cast_above",
-    "noise_above",
-    "occlusion_above",
-    "scene_corr_below",
-];
-const MOTION_ZONE_FIELDS: &[&str] = &["camera", "name", "kind", "points"];
-const MQTT_FIELDS: &[&str] = &["url", "topic_prefix", "client_id"];
-const WEBHOOK_FIELDS: &[&str] = &["name", "url", "secret_env"];
-const MAP_FIELDS: &[&str] = &["roads", "cells", "entrances", "cameras"];
+/// The tables every other file may hold.
 const CAMERA_FILE_KEYS: &[&str] = &["camera", "grid_cell", "ring"];
 
 /// Keys that travel together from the defaults: a camera giving one takes none of the others.
@@ -548,7 +512,7 @@ fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
     }
     let dori_table = if f.has("dori_table") { f.parse("dori_table") } else { Some(DoriTable::Iec2014) };
     let ok = f.errs.is_empty();
-    errs.extend(f.finish(SITE_FIELDS));
+    errs.extend(f.finish());
     if !ok {
         return None;
     }
@@ -594,7 +558,7 @@ fn read_detect(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> Option<
     let plate_det_width =
         if f.has("plate_det_width") { f.int("plate_det_width", 160..=3840).unwrap_or(960) as u32 } else { 960 };
     let ok = f.errs.is_empty();
-    errs.extend(f.finish(DETECT_FIELDS));
+    errs.extend(f.finish());
     (ok && enabled).then_some(DetectConfig {
         onnxruntime,
         motion,
@@ -625,13 +589,11 @@ fn read_maintenance(src: &Source, errs: &mut Vec<ConfigError>) -> Option<Mainten
         })
     };
     let vqd_interval_s = num(&mut f, "vqd_interval_s", 0.5, 3600.0, "s", d.vqd_interval_s);
+    let raise_after = if f.has("raise_after") { f.int("raise_after", 1..=100).map(|v| v as u32) } else { Some(2) };
+    let clear_after = if f.has("clear_after") { f.int("clear_after", 1..=100).map(|v| v as u32) } else { Some(2) };
     let offline = num(&mut f, "offline_order_after_min", 0.0, 10_080.0, "min", d.offline_order_after_s / 60.0);
     let fault = num(&mut f, "fault_order_after_min", 0.0, 10_080.0, "min", d.fault_order_after_s / 60.0);
     let verify = num(&mut f, "verify_min", 0.0, 10_080.0, "min", d.verify_s / 60.0);
-    let low_fps_ratio = num(&mut f, "low_fps_ratio", 0.0, 1.0, "(share of the expected rate)", d.low_fps_ratio);
-    let orders_interval_s = num(&mut f, "orders_interval_s", 0.1, 3600.0, "s", d.orders_interval_s);
-    let raise_after = if f.has("raise_after") { f.int("raise_after", 1..=100).map(|v| v as u32) } else { Some(2) };
-    let clear_after = if f.has("clear_after") { f.int("clear_after", 1..=100).map(|v| v as u32) } else { Some(2) };
     let due_hours = if f.has("due_hours") {
         f.num_list("due_hours", 3, |v| {
             if v > 0.0 && v <= 8760.0 { Ok(()) } else { Err(format!("{v} h: hours to the due time are in (0, 8760]")) }
@@ -640,8 +602,10 @@ fn read_maintenance(src: &Source, errs: &mut Vec<ConfigError>) -> Option<Mainten
     } else {
         Some(d.due_hours)
     };
+    let low_fps_ratio = num(&mut f, "low_fps_ratio", 0.0, 1.0, "(share of the expected rate)", d.low_fps_ratio);
+    let orders_interval_s = num(&mut f, "orders_interval_s", 0.1, 3600.0, "s", d.orders_interval_s);
     let ok = f.errs.is_empty();
-    errs.extend(f.finish(MAINTENANCE_FIELDS));
+    errs.extend(f.finish());
     if !ok {
         return None;
     }
@@ -676,7 +640,7 @@ fn read_crews(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<CrewConfig> {
             f.error("id", format!("duplicate crew id {id:?}"));
         }
         let ok = f.errs.is_empty();
-        errs.extend(f.finish(CREW_FIELDS));
+        errs.extend(f.finish());
         if let (true, Some(id), Some(cells)) = (ok, id, cells) {
             out.push(CrewConfig { name: name.unwrap_or_else(|| id.clone()), id, cells, loc: at });
         }
@@ -744,7 +708,7 @@ fn read_quality_overrides(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<Qual
             loc: Some(at),
         };
         let ok = f.errs.is_empty();
-        errs.extend(f.finish(QUALITY_OVERRIDE_FIELDS));
+        errs.extend(f.finish());
         if ok && camera.is_some() {
             out.push(o);
         }
@@ -780,7 +744,7 @@ fn read_motion_zones(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<MotionZon
             }
         }
         let ok = f.errs.is_empty();
-        errs.extend(f.finish(MOTION_ZONE_FIELDS));
+        errs.extend(f.finish());
         if let (true, Some(camera), Some(name), Some(points)) = (ok, camera, name, points) {
             out.push(MotionZoneConfig { camera, name, mask, points });
         }
@@ -806,7 +770,7 @@ fn read_armed(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<ArmedZoneConfig>
             }
         }
         let ok = f.errs.is_empty();
-        errs.extend(f.finish(ARMED_FIELDS));
+        errs.extend(f.finish());
         if let (true, Some(camera)) = (ok, camera) {
             out.push(ArmedZoneConfig { camera, zone, windows });
         }
@@ -867,7 +831,7 @@ fn read_mqtt(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MqttConfig> {
     }
     let client_id = f.str("client_id").unwrap_or_else(|| "tianwang".into());
     let ok = f.errs.is_empty();
-    errs.extend(f.finish(MQTT_FIELDS));
+    errs.extend(f.finish());
     let (host, port) = hp?;
     ok.then_some(MqttConfig { host, port, topic_prefix, client_id })
 }
@@ -895,7 +859,7 @@ fn read_webhooks(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<WebhookConfig
             f.error("name", format!("{n:?} is used twice"));
         }
         let ok = f.errs.is_empty();
-        errs.extend(f.finish(WEBHOOK_FIELDS));
+        errs.extend(f.finish());
         if let (true, Some(name), Some(url)) = (ok, name, url) {
             out.push(WebhookConfig { name, url, secret_env });
         }
@@ -912,26 +876,29 @@ fn read_map(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> MapFiles {
         return out;
     };
     let mut f = Fields::new("map", at, src, table);
-    for key in MAP_FIELDS {
-        if !f.has(key) {
+    out.roads = map_files(&mut f, "roads", dir);
+    out.cells = map_files(&mut f, "cells", dir);
+    out.entrances = map_files(&mut f, "entrances", dir);
+    out.cameras = map_files(&mut f, "cameras", dir);
+    errs.extend(f.finish());
+    out
+}
+
+/// The files one key of `[map]` names, each of which must exist.
+fn map_files(f: &mut Fields, key: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if !f.has(key) {
+        return out;
+    }
+    let Some(files) = f.str_list(key) else { return out };
+    for file in files {
+        let path = dir.join(&file);
+        if !path.is_file() {
+            f.error(key, format!("{file:?}: no such file in {}", dir.display()));
             continue;
         }
-        let Some(files) = f.str_list(key) else { continue };
-        for file in files {
-            let path = dir.join(&file);
-            if !path.is_file() {
-                f.error(key, format!("{file:?}: no such file in {}", dir.display()));
-                continue;
-            }
-            match *key {
-                "roads" => out.roads.push(path),
-                "cells" => out.cells.push(path),
-                "entrances" => out.entrances.push(path),
-                _ => out.cameras.push(path),
-            }
-        }
+        out.push(path);
     }
-    errs.extend(f.finish(MAP_FIELDS));
     out
 }
 
@@ -1018,7 +985,7 @@ fn read_rings(
                 }
             }
             let ok = f.errs.is_empty();
-            errs.extend(f.finish(RING_FIELDS));
+            errs.extend(f.finish());
             if let (true, Some(id), Some(name), Some(level), Some(members)) = (ok, id, name, level, members) {
                 if let Some(first) = rings.iter().find(|r| r.id == id) {
                     errs.push(ConfigError::at(
@@ -1059,7 +1026,7 @@ fn read_grid(sources: &[Source], errs: &mut Vec<ConfigError>) -> Vec<GridCell> {
             let parent_loc = f.loc_of("parent");
             let outline = if f.has("outline") { f.points("outline") } else { None };
             let ok = f.errs.is_empty();
-            errs.extend(f.finish(GRID_FIELDS));
+            errs.extend(f.finish());
             if let (true, Some(id), Some(name), Some(level)) = (ok, id, name, level) {
                 if let Some(first) = cells.iter().find(|c| c.id == id) {
                     errs.push(ConfigError::at(
@@ -1163,8 +1130,8 @@ fn read_camera(
     }
     let codec = if f.has("codec") { f.parse("codec") } else { Some(Codec::Auto) };
     let transport = if f.has("transport") { f.parse("transport") } else { Some(Transport::Tcp) };
-    let lat = f.req_num("lat", "WGS84 latitude in degrees", in_range(-90.0, 90.0, true, "°"));
     let lon = f.req_num("lon", "WGS84 longitude in degrees", in_range(-180.0, 180.0, true, "°"));
+    let lat = f.req_num("lat", "WGS84 latitude in degrees", in_range(-90.0, 90.0, true, "°"));
     if lat == Some(0.0) && lon == Some(0.0) {
         f.error("lat", "position 0,0 is in the Gulf of Guinea: the position is missing");
     }
@@ -1174,12 +1141,13 @@ fn read_camera(
         "the direction the camera looks, degrees clockwise from north",
         in_range(0.0, 360.0, false, "°"),
     );
-    let hfov_deg = if f.has("hfov_deg") {
+    let (hfov, focal, sensor) = (f.has("hfov_deg"), f.has("focal_length_mm"), f.has("sensor_width_mm"));
+    let hfov_deg = if hfov {
         if f.has_own("focal_length_mm") && f.has_own("hfov_deg") {
             f.error("hfov_deg", "give either hfov_deg or focal_length_mm + sensor_width_mm, not both");
         }
         f.num("hfov_deg", |v| if v > 0.0 && v < 180.0 { Ok(()) } else { Err(format!("{v} is out of range (0, 180)°")) })
-    } else if f.has("focal_length_mm") || f.has("sensor_width_mm") {
+    } else if focal || sensor {
         let focal = f.req_num("focal_length_mm", "lens focal length, with sensor_width_mm", positive(2000.0, " mm"));
         let sensor = f.req_num("sensor_width_mm", "sensor width, with focal_length_mm", positive(100.0, " mm"));
         focal.zip(sensor).map(|(fl, sw)| (2.0 * (sw / (2.0 * fl)).atan()).to_degrees())
@@ -1240,7 +1208,7 @@ fn read_camera(
     let latency_ms = if f.has("latency_ms") { f.int("latency_ms", 0..=10_000).map(|n| n as u32) } else { Some(200) };
     let loc = f.at().clone();
     let ok = f.errs.is_empty();
-    errs.extend(f.finish(CAMERA_FIELDS));
+    errs.extend(f.finish());
     if !ok {
         return None;
     }
@@ -1284,6 +1252,22 @@ mod tests {
         assert_eq!(parse_resolution("704×576"), Ok((704, 576)));
         assert!(parse_resolution("1920").is_err());
         assert!(parse_resolution("0x0").is_err());
+    }
+
+    /// `CAMERA_FIELDS` is what the camera reader asks about, on every path through it.
+    #[test]
+    fn the_camera_reader_knows_exactly_camera_fields() {
+        let want = format!("unknown field; known fields: {}", CAMERA_FIELDS.join(", "));
+        for text in ["", "hfov_deg = 90\nsensor_width_mm = 6", "focal_length_mm = 4", "password_env = \"HOME\""] {
+            let src = Source::parse(Path::new("c.toml"), format!("[camera]\n{text}\nzzzzzzzzzzzz = 1\n")).unwrap();
+            let table = src.doc.get("camera").and_then(|i| i.as_table_like()).unwrap();
+            let at = Loc { file: src.path.clone(), line: 1 };
+            let mut errs = Vec::new();
+            assert!(read_camera(Fields::new("camera[1]", at, &src, table), &HashMap::new(), &mut errs).is_none());
+            let unknown = errs.iter().find(|e| e.field == "camera[1].zzzzzzzzzzzz").expect("reported");
+            assert_eq!(unknown.problem, want, "with {text:?}");
+        }
+        assert!(DEFAULTABLE_FIELDS.iter().all(|k| CAMERA_FIELDS.contains(k)));
     }
 
     #[test]
