@@ -15,8 +15,9 @@ use crate::alerts::engine::EngineConfig;
 use crate::alerts::mqtt::MqttState;
 use crate::alerts::service::AlertService;
 use crate::alerts::webhooks::Webhooks;
+use crate::city::{self, CityConfig};
 use crate::clock::Clock;
-use crate::config::{self, CityConfig, ConfigErrors};
+use crate::config::{self, ConfigErrors};
 use crate::events::{EventLog, SqlLog};
 use crate::geo::service::GeoService;
 use crate::geo::watch::RingWatcher;
@@ -147,7 +148,7 @@ impl App {
         clock: Arc<dyn Clock>,
         opts: AppOptions,
     ) -> Result<Self, AppError> {
-        let config = config::load_dir(config_dir)?;
+        let config = city::load_dir(config_dir)?;
         let registry = Registry::open(database).await?;
         registry.on_order_change(crate::events::work_order_event);
         let sync = registry.sync_config(&config, clock.now_ms()).await?;
@@ -221,7 +222,7 @@ impl App {
                     log.clone(),
                     clock.clone(),
                 )?;
-                svc.sync(ingest, &config);
+                svc.sync(ingest, &config.cameras, &config.motion_zones);
                 tracing::info!("detection started");
                 Some(svc)
             }
@@ -238,7 +239,14 @@ impl App {
             )),
             _ => None,
         };
-        let orders = OrderService::new(registry.clone(), geo.clone(), health.clone(), clock.clone(), &config);
+        let orders = OrderService::new(
+            registry.clone(),
+            geo.clone(),
+            health.clone(),
+            clock.clone(),
+            config.maintenance.as_ref(),
+            &config.crews,
+        );
         if ingest.is_some() && config.maintenance.is_some() {
             // Rounds run on their own only with live cameras; a test on a simulated clock runs
             // them itself.
@@ -322,11 +330,11 @@ impl App {
 pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
     let _guard = state.reload_lock.lock().await;
     let dir: PathBuf = (*state.config_dir).clone();
-    let cfg = tokio::task::spawn_blocking(move || config::load_dir(&dir))
+    let cfg = tokio::task::spawn_blocking(move || city::load_dir(&dir))
         .await
         .map_err(|e| AppError::Task(format!("reading the configuration: {e}")))??;
     let sync = state.registry.sync_config(&cfg, state.clock.now_ms()).await?;
-    state.orders.reconfigure(&cfg);
+    state.orders.reconfigure(cfg.maintenance.as_ref(), &cfg.crews);
     import_map(&state.registry, &cfg, state.clock.now_ms()).await?;
     state.rings.poke();
     let applied = match state.ingest.clone() {
@@ -337,7 +345,7 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
                 .await
                 .map_err(|e| AppError::Task(format!("applying ingest changes: {e}")))?;
             if let Some(d) = &state.detect {
-                d.sync(&ingest, &cfg);
+                d.sync(&ingest, &cfg.cameras, &cfg.motion_zones);
             }
             if let Some(q) = &state.quality {
                 q.reconfigure(&cfg.quality_overrides);

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod city;
 pub mod clock;
 pub mod config;
 pub mod detect;

@@ -3,7 +3,8 @@
 mod common;
 
 use common::config_dir;
-use tianwang::config::{CameraKind, Profile, load_dir};
+use tianwang::city::load_dir;
+use tianwang::config::{CameraKind, Profile};
 
 const SITE: &str = r#"[site]
 name = "Test site"

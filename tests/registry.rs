@@ -3,7 +3,8 @@
 mod common;
 
 use common::{Engine, TestDb, config_dir};
-use tianwang::config::{CameraStatus, load_dir};
+use tianwang::city::load_dir;
+use tianwang::config::CameraStatus;
 use tianwang::registry::{CameraFilter, Registry, schema_dump};
 
 /// Every migration applied to an empty database gives exactly the expected schema

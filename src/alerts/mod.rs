@@ -4,6 +4,7 @@
 //! lifecycle, SSE) is in `api::alerts`.
 
 pub mod alarm;
+pub mod config;
 pub mod engine;
 pub mod mqtt;
 pub mod service;

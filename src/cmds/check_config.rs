@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tianwang::config;
+use tianwang::city;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,7 +17,7 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 fn check_config(dir: &Path) -> ExitCode {
-    match config::load_dir(dir) {
+    match city::load_dir(dir) {
         Ok(cfg) => {
             println!(
                 "{}: ok: site {:?}, {} grid cells, {} cameras ({} enabled)",

@@ -52,7 +52,7 @@ async fn coverage_report(
     let states: StateFilter = states.parse().map_err(|e: String| anyhow::anyhow!("--states: {e}"))?;
     let table: config::DoriTable = match (dori_table, config_dir) {
         (Some(t), _) => t.parse().map_err(|e: String| anyhow::anyhow!("--dori-table: {e}"))?,
-        (None, Some(dir)) => config::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?.site.dori_table,
+        (None, Some(dir)) => tianwang::city::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?.site.dori_table,
         (None, None) => config::DoriTable::Iec2014,
     };
     if level.ppm(table).is_none() {

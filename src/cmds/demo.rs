@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tianwang::app::{App, AppError, AppOptions, shutdown_signal};
 use tianwang::clock::SystemClock;
-use tianwang::config::{self, mask_credentials};
+use tianwang::config::mask_credentials;
 use tianwang::sim::demo::{DemoCity, config_for_port};
 
 use super::now_ms;
@@ -55,7 +55,7 @@ async fn demo(listen: SocketAddr, db: &str, config: &Path, sim_port: u16) -> any
 }
 
 async fn demo_on(mut city: DemoCity, listen: SocketAddr, db: &str, config: &Path) -> anyhow::Result<ExitCode> {
-    let cfg = match config::load_dir(config) {
+    let cfg = match tianwang::city::load_dir(config) {
         Ok(c) => c,
         Err(errs) => {
             eprintln!("{errs}");

@@ -52,7 +52,7 @@ async fn maintenance_report(
         anyhow::bail!("--days {days}: a window of (0, 3660] days");
     }
     let table = match config_dir {
-        Some(dir) => config::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?.site.dori_table,
+        Some(dir) => tianwang::city::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?.site.dori_table,
         None => config::DoriTable::Iec2014,
     };
     let reg = Registry::open(db).await?;

@@ -1,4 +1,6 @@
-//! Loading a configuration directory: `site.toml` plus any number of camera files.
+//! Reading a configuration directory's files (`site.toml` plus any number of camera files) and
+//! its shared part: the site, the grid, the cameras and the rings. Each subsystem reads its own
+//! sections of `site.toml` in its own `config` module; `city::load_dir` puts them together.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -6,7 +8,7 @@ use std::path::{Path, PathBuf};
 use toml_edit::{Item, TableLike};
 
 use super::fields::{Fields, unknown_field_message};
-use super::source::{ConfigError, ConfigErrors, Loc, Source};
+use super::source::{ConfigError, Loc, Source};
 use super::types::*;
 
 /// The site: one per configuration directory, in `site.toml`.
@@ -80,171 +82,14 @@ pub struct CameraConfig {
     pub loc: Loc,
 }
 
-/// A whole configuration directory, valid.
-#[derive(Debug, Clone)]
-pub struct CityConfig {
-    pub dir: PathBuf,
+/// The shared part of a valid configuration: what the registry stores (`Registry::sync_config`)
+/// and what every subsystem's own section refers to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedConfig {
     pub site: SiteConfig,
     pub grid: Vec<GridCell>,
     pub cameras: Vec<CameraConfig>,
     pub rings: Vec<RingConfig>,
-    pub map: MapFiles,
-    pub webhooks: Vec<WebhookConfig>,
-    pub mqtt: Option<MqttConfig>,
-    pub armed_zones: Vec<ArmedZoneConfig>,
-    /// `[detect]`: detection runs only when the table is present (and not `enabled = false`).
-    pub detect: Option<DetectConfig>,
-    pub motion_zones: Vec<MotionZoneConfig>,
-    /// `[maintenance]`: video quality diagnosis and work orders run only when the table is present.
-    pub maintenance: Option<MaintenanceConfig>,
-    /// `[[crew]]`: maintenance crews and the grid cells each answers for.
-    pub crews: Vec<CrewConfig>,
-    /// `[[quality_override]]`: per-camera quality-check thresholds and checks turned off.
-    pub quality_overrides: Vec<QualityOverride>,
-}
-
-/// `[maintenance]` in site.toml.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MaintenanceConfig {
-    /// Seconds between quality samples of a camera.
-    pub vqd_interval_s: f64,
-    /// Bad samples in a row that raise a fault, good ones that clear it.
-    pub raise_after: u32,
-    pub clear_after: u32,
-    /// A camera offline this long gets a work order.
-    pub offline_order_after_s: f64,
-    /// A quality fault raised this long gets a work order.
-    pub fault_order_after_s: f64,
-    /// A closed order is verified when its camera stays healthy this long; otherwise it reopens.
-    pub verify_s: f64,
-    /// Hours to the due time by priority: ring checkpoints, street, compounds.
-    pub due_hours: [f64; 3],
-    /// A streaming camera measuring fewer frames per second than this share of its expected rate
-    /// is degraded.
-    pub low_fps_ratio: f64,
-    /// Seconds between work-order rounds (opening, verification).
-    pub orders_interval_s: f64,
-}
-
-impl Default for MaintenanceConfig {
-    fn default() -> Self {
-        Self {
-            vqd_interval_s: 10.0,
-            raise_after: 2,
-            clear_after: 2,
-            offline_order_after_s: 15.0 * 60.0,
-            fault_order_after_s: 60.0 * 60.0,
-            verify_s: 30.0 * 60.0,
-            due_hours: [4.0, 24.0, 72.0],
-            low_fps_ratio: 0.5,
-            orders_interval_s: 30.0,
-        }
-    }
-}
-
-/// `[[crew]]` in site.toml: a maintenance crew and the grid cells (any level) it answers for. A
-/// camera's orders go to the crew of its own cell, else of the nearest cell above it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CrewConfig {
-    pub id: String,
-    pub name: String,
-    pub cells: Vec<String>,
-    pub loc: Loc,
-}
-
-/// `[[quality_override]]` in site.toml: one camera's quality checks. Unset thresholds keep the
-/// defaults.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct QualityOverride {
-    pub camera: String,
-    /// Checks not run for this camera (by name: frozen, blur, too_dark, …).
-    pub disable: Vec<String>,
-    pub dark_below: Option<f64>,
-    pub bright_above: Option<f64>,
-    pub contrast_below: Option<f64>,
-    pub blur_ratio: Option<f64>,
-    pub cast_above: Option<f64>,
-    pub noise_above: Option<f64>,
-    pub occlusion_above: Option<f64>,
-    pub scene_corr_below: Option<f64>,
-    pub loc: Option<Loc>,
-}
-
-/// Names of the quality checks, as configuration and the API spell them.
-pub const QUALITY_CHECKS: &[&str] =
-    &["frozen", "blur", "too_dark", "too_bright", "low_contrast", "colour_cast", "noise", "occlusion", "scene_change"];
-
-/// `[detect]` in site.toml: motion at street cameras, plate reading at checkpoint cameras.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DetectConfig {
-    /// ONNX Runtime shared library (default: where scripts/setup.sh puts it; `ORT_DYLIB_PATH` wins).
-    pub onnxruntime: Option<PathBuf>,
-    pub motion: bool,
-    pub plates: bool,
-    /// Threads reading plates (each with its own sessions).
-    pub plate_threads: usize,
-    /// Where plate crops and context pictures are written.
-    pub media_dir: PathBuf,
-    pub motion_threshold: f32,
-    pub motion_height: u32,
-    pub plate_det_width: u32,
-}
-
-/// `[[motion_zone]]` in site.toml: a named zone (or a mask to ignore) on a camera's picture, in
-/// picture-relative coordinates 0..1 (x right, y down).
-#[derive(Debug, Clone, PartialEq)]
-pub struct MotionZoneConfig {
-    pub camera: String,
-    pub name: String,
-    /// Ignore motion here instead of naming it.
-    pub mask: bool,
-    pub points: Vec<[f64; 2]>,
-}
-
-/// `[[armed_zone]]` in site.toml: a camera's zone whose motion raises alerts, always or in daily
-/// windows of the site's local (standard) time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArmedZoneConfig {
-    pub camera: String,
-    /// Zone name as motion events report it, or `*` for the whole view.
-    pub zone: String,
-    /// `(start, end)` minutes after local midnight.
-    pub windows: Vec<(u32, u32)>,
-}
-
-/// `[mqtt]` in site.toml: publish alert changes to a broker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MqttConfig {
-    /// `mqtt://host[:port]`.
-    pub host: String,
-    pub port: u16,
-    /// Topics are `<topic_prefix>/alerts/<kind>/<severity>` (default `tianwang`).
-    pub topic_prefix: String,
-    pub client_id: String,
-}
-
-/// An outbound webhook (`[[webhook]]` in site.toml): every alert change is POSTed to it, signed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookConfig {
-    pub name: String,
-    /// `http://host:port/path`.
-    pub url: String,
-    /// Environment variable holding the HMAC-SHA256 signing secret.
-    pub secret_env: Option<String>,
-}
-
-/// Map files `[map]` in site.toml names, relative to the configuration directory; imported into
-/// the registry at every start and reload.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MapFiles {
-    /// OSM PBF (`.pbf`) or GeoJSON road networks.
-    pub roads: Vec<PathBuf>,
-    /// GeoJSON grid cells with outlines.
-    pub cells: Vec<PathBuf>,
-    /// GeoJSON entrances.
-    pub entrances: Vec<PathBuf>,
-    /// CSV or GeoJSON cameras without a stream (surveys).
-    pub cameras: Vec<PathBuf>,
 }
 
 /// Every key a camera table may have, in the order the camera reader asks for them (a test holds
@@ -304,89 +149,106 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "latency_ms",
 ];
 
-/// The tables site.toml may hold, in the order an unknown one's hint lists them. The top level of
-/// a file is a statement about files (which sections only site.toml may hold), not a table a
-/// reader takes, so it stays a list.
-const SITE_FILE_KEYS: &[&str] = &[
-    "site",
-    "defaults",
-    "grid_cell",
-    "camera",
-    "ring",
-    "map",
-    "webhook",
-    "mqtt",
-    "armed_zone",
-    "detect",
-    "motion_zone",
-    "maintenance",
-    "crew",
-    "quality_override",
-];
 /// The tables every other file may hold.
 const CAMERA_FILE_KEYS: &[&str] = &["camera", "grid_cell", "ring"];
 
 /// Keys that travel together from the defaults: a camera giving one takes none of the others.
 const GROUPS: &[&[&str]] = &[&["hfov_deg", "focal_length_mm", "sensor_width_mm"], &["password_env", "password_file"]];
 
-/// Reads and validates every `*.toml` under `dir` (recursively). All problems are reported at once.
-pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
-    let mut errs = Vec::new();
-    let files = match toml_files(dir) {
-        Ok(f) => f,
-        Err(e) => return Err(ConfigErrors(vec![e])),
-    };
-    let site_path = dir.join("site.toml");
-    if !files.contains(&site_path) {
-        errs.push(ConfigError::new(
-            &site_path,
-            1,
-            "site",
-            "missing file: a configuration directory needs site.toml with a [site] table",
-        ));
-    }
-    let mut sources = Vec::new();
-    for path in &files {
-        match std::fs::read_to_string(path) {
-            Ok(text) => match Source::parse(path, text) {
-                Ok(s) => sources.push(s),
-                Err(e) => errs.push(e),
-            },
-            Err(e) => errs.push(ConfigError::new(path, 1, "(file)", format!("cannot be read: {e}"))),
+/// The files of a configuration directory, parsed: `site.toml` and any number of camera files.
+pub struct ConfigFiles {
+    pub dir: PathBuf,
+    pub sources: Vec<Source>,
+    site_path: PathBuf,
+}
+
+impl ConfigFiles {
+    /// Reads and parses every `*.toml` under `dir` (recursively). A file that cannot be read or
+    /// parsed is reported in `errs` and left out; only a directory that cannot be listed is an
+    /// error of its own.
+    pub fn read(dir: &Path, errs: &mut Vec<ConfigError>) -> Result<Self, ConfigError> {
+        let files = toml_files(dir)?;
+        let site_path = dir.join("site.toml");
+        if !files.contains(&site_path) {
+            errs.push(ConfigError::new(
+                &site_path,
+                1,
+                "site",
+                "missing file: a configuration directory needs site.toml with a [site] table",
+            ));
         }
+        let mut sources = Vec::new();
+        for path in &files {
+            match std::fs::read_to_string(path) {
+                Ok(text) => match Source::parse(path, text) {
+                    Ok(s) => sources.push(s),
+                    Err(e) => errs.push(e),
+                },
+                Err(e) => errs.push(ConfigError::new(path, 1, "(file)", format!("cannot be read: {e}"))),
+            }
+        }
+        Ok(Self { dir: dir.to_path_buf(), sources, site_path })
     }
 
-    let site_src = sources.iter().find(|s| s.path == site_path);
-    let site = site_src.and_then(|s| read_site(s, &mut errs));
-    let map = site_src.map(|s| read_map(s, dir, &mut errs)).unwrap_or_default();
-    let webhooks = site_src.map(|s| read_webhooks(s, &mut errs)).unwrap_or_default();
-    let mqtt = site_src.and_then(|s| read_mqtt(s, &mut errs));
-    let armed_zones = site_src.map(|s| read_armed(s, &mut errs)).unwrap_or_default();
-    let detect = site_src.and_then(|s| read_detect(s, dir, &mut errs));
-    let motion_zones = site_src.map(|s| read_motion_zones(s, &mut errs)).unwrap_or_default();
-    let maintenance = site_src.and_then(|s| read_maintenance(s, &mut errs));
-    let crews = site_src.map(|s| read_crews(s, &mut errs)).unwrap_or_default();
-    let quality_overrides = site_src.map(|s| read_quality_overrides(s, &mut errs)).unwrap_or_default();
-    let defaults = site_src.and_then(|s| read_defaults(s, &mut errs));
+    /// `site.toml`, where it was read: the file the subsystems' sections live in.
+    pub fn site(&self) -> Option<&Source> {
+        self.sources.iter().find(|s| s.path == self.site_path)
+    }
 
-    for src in &sources {
-        let allowed = if src.path == site_path { SITE_FILE_KEYS } else { CAMERA_FILE_KEYS };
-        for (k, item) in src.doc.iter() {
-            if !allowed.contains(&k) {
-                let line = src.line(src.doc.key(k).and_then(|k| k.span()).or(item.span()));
-                errs.push(ConfigError::new(&src.path, line, k, unknown_field_message(k, allowed)));
+    /// Where a problem with no line of its own is reported: the top of `site.toml`.
+    pub fn site_loc(&self) -> Loc {
+        Loc { file: self.site_path.clone(), line: 1 }
+    }
+
+    /// Reports every top-level table a file may not hold: `site.toml` the `site_tables` (the
+    /// assembly knows every section), the other files cameras, grid cells and rings.
+    pub fn check_tables(&self, site_tables: &[&str], errs: &mut Vec<ConfigError>) {
+        for src in &self.sources {
+            let allowed = if src.path == self.site_path { site_tables } else { CAMERA_FILE_KEYS };
+            for (k, item) in src.doc.iter() {
+                if !allowed.contains(&k) {
+                    let line = src.line(src.doc.key(k).and_then(|k| k.span()).or(item.span()));
+                    errs.push(ConfigError::new(&src.path, line, k, unknown_field_message(k, allowed)));
+                }
             }
         }
     }
+}
 
-    let grid = read_grid(&sources, &mut errs);
+/// The shared part as read, whether or not it is valid: the subsystems' checks refer to it.
+pub struct SharedRead {
+    pub site: Option<SiteConfig>,
+    pub grid: Vec<GridCell>,
+    pub cameras: Vec<CameraConfig>,
+    pub rings: Vec<RingConfig>,
+    /// The id of every camera table, valid or not, with where it is: an invalid camera still
+    /// claims its id, so that it is reported once, as itself.
+    pub camera_ids: BTreeMap<String, Loc>,
+}
+
+impl SharedRead {
+    /// The shared configuration, when `[site]` was read.
+    pub fn into_config(self) -> Option<SharedConfig> {
+        let site = self.site?;
+        Some(SharedConfig { site, grid: self.grid, cameras: self.cameras, rings: self.rings })
+    }
+}
+
+/// Reads `[site]`, `[defaults]`, the grid, the cameras and the rings of every file.
+pub fn read_shared(files: &ConfigFiles, errs: &mut Vec<ConfigError>) -> SharedRead {
+    let site_src = files.site();
+    let site = site_src.and_then(|s| read_site(s, errs));
+    let defaults = site_src.and_then(|s| read_defaults(s, errs));
+    let sources = &files.sources;
+
+    let grid = read_grid(sources, errs);
     let cells: HashMap<&str, &GridCell> = grid.iter().map(|c| (c.id.as_str(), c)).collect();
 
     let mut cameras = Vec::new();
     let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
     let mut index = 0;
-    for src in &sources {
-        for (table, at) in tables_of(src, "camera", &mut errs) {
+    for src in sources {
+        for (table, at) in tables_of(src, "camera", errs) {
             index += 1;
             // Duplicates are found on the raw id, so that an invalid camera still claims its id.
             if let Some(id) = table.get("id").and_then(|i| i.as_str()) {
@@ -407,42 +269,14 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
                 defaults,
                 GROUPS,
             );
-            if let Some(cam) = read_camera(fields, &cells, &mut errs) {
+            if let Some(cam) = read_camera(fields, &cells, errs) {
                 cameras.push(cam);
             }
         }
     }
-
-    let rings = read_rings(&sources, &cameras, &seen, &mut errs);
-    check_crews(&crews, &grid, !map.cells.is_empty(), &mut errs);
-    for o in &quality_overrides {
-        if !seen.contains_key(&o.camera) {
-            let loc = o.loc.clone().unwrap_or(Loc { file: site_path.clone(), line: 1 });
-            errs.push(ConfigError::at(&loc, format!("quality_override[{}].camera", o.camera), "no camera has this id"));
-        }
-    }
-
-    errs.sort();
-    errs.dedup();
-    match site {
-        Some(site) if errs.is_empty() => Ok(CityConfig {
-            dir: dir.to_path_buf(),
-            site,
-            grid,
-            cameras,
-            rings,
-            map,
-            webhooks,
-            mqtt,
-            armed_zones,
-            detect,
-            motion_zones,
-            maintenance,
-            crews,
-            quality_overrides,
-        }),
-        _ => Err(ConfigErrors(errs)),
-    }
+    drop(cells);
+    let rings = read_rings(sources, &cameras, &seen, errs);
+    SharedRead { site, grid, cameras, rings, camera_ids: seen }
 }
 
 fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
@@ -465,7 +299,7 @@ fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 /// The tables of `[[key]]` (or `key = [{...}]`) in a file, each with where it starts.
-fn tables_of<'a>(src: &'a Source, key: &str, errs: &mut Vec<ConfigError>) -> Vec<(&'a dyn TableLike, Loc)> {
+pub(crate) fn tables_of<'a>(src: &'a Source, key: &str, errs: &mut Vec<ConfigError>) -> Vec<(&'a dyn TableLike, Loc)> {
     let mut out: Vec<(&'a dyn TableLike, Loc)> = Vec::new();
     let Some(item) = src.doc.get(key) else { return out };
     let loc = |span| Loc { file: src.path.clone(), line: src.line(span) };
@@ -520,7 +354,7 @@ fn read_site(src: &Source, errs: &mut Vec<ConfigError>) -> Option<SiteConfig> {
 }
 
 /// `HH:MM-HH:MM` → minutes after midnight.
-fn parse_window(w: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_window(w: &str) -> Option<(u32, u32)> {
     let (a, b) = w.split_once('-')?;
     let hm = |t: &str| -> Option<u32> {
         let (h, m) = t.trim().split_once(':')?;
@@ -529,253 +363,6 @@ fn parse_window(w: &str) -> Option<(u32, u32)> {
     };
     let (a, b) = (hm(a)?, hm(b)?);
     (a != b).then_some((a, b % (24 * 60)))
-}
-
-fn read_detect(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> Option<DetectConfig> {
-    let item = src.doc.get("detect")?;
-    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
-    let Some(table) = item.as_table_like() else {
-        errs.push(ConfigError::at(&at, "detect", "expected a table [detect]"));
-        return None;
-    };
-    let mut f = Fields::new("detect", at, src, table);
-    let enabled = if f.has("enabled") { f.bool("enabled").unwrap_or(true) } else { true };
-    let onnxruntime = f.str("onnxruntime").map(|p| dir.join(p));
-    let motion = if f.has("motion") { f.bool("motion").unwrap_or(true) } else { true };
-    let plates = if f.has("plates") { f.bool("plates").unwrap_or(true) } else { true };
-    let plate_threads = if f.has("plate_threads") { f.int("plate_threads", 1..=64).unwrap_or(1) as usize } else { 1 };
-    let media_dir = f.str("media_dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("data/media"));
-    let motion_threshold = if f.has("motion_threshold") {
-        f.num("motion_threshold", |v| {
-            if (1.0..=254.0).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [1, 254]")) }
-        })
-        .unwrap_or(25.0) as f32
-    } else {
-        25.0
-    };
-    let motion_height =
-        if f.has("motion_height") { f.int("motion_height", 32..=1080).unwrap_or(120) as u32 } else { 120 };
-    let plate_det_width =
-        if f.has("plate_det_width") { f.int("plate_det_width", 160..=3840).unwrap_or(960) as u32 } else { 960 };
-    let ok = f.errs.is_empty();
-    errs.extend(f.finish());
-    (ok && enabled).then_some(DetectConfig {
-        onnxruntime,
-        motion,
-        plates,
-        plate_threads,
-        media_dir,
-        motion_threshold,
-        motion_height,
-        plate_det_width,
-    })
-}
-
-fn read_maintenance(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MaintenanceConfig> {
-    let item = src.doc.get("maintenance")?;
-    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
-    let Some(table) = item.as_table_like() else {
-        errs.push(ConfigError::at(&at, "maintenance", "expected a table [maintenance]"));
-        return None;
-    };
-    let mut f = Fields::new("maintenance", at, src, table);
-    let d = MaintenanceConfig::default();
-    let num = |f: &mut Fields, key: &str, lo: f64, hi: f64, unit: &str, default: f64| -> Option<f64> {
-        if !f.has(key) {
-            return Some(default);
-        }
-        f.num(key, |v| {
-            if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [{lo}, {hi}] {unit}")) }
-        })
-    };
-    let vqd_interval_s = num(&mut f, "vqd_interval_s", 0.5, 3600.0, "s", d.vqd_interval_s);
-    let raise_after = if f.has("raise_after") { f.int("raise_after", 1..=100).map(|v| v as u32) } else { Some(2) };
-    let clear_after = if f.has("clear_after") { f.int("clear_after", 1..=100).map(|v| v as u32) } else { Some(2) };
-    let offline = num(&mut f, "offline_order_after_min", 0.0, 10_080.0, "min", d.offline_order_after_s / 60.0);
-    let fault = num(&mut f, "fault_order_after_min", 0.0, 10_080.0, "min", d.fault_order_after_s / 60.0);
-    let verify = num(&mut f, "verify_min", 0.0, 10_080.0, "min", d.verify_s / 60.0);
-    let due_hours = if f.has("due_hours") {
-        f.num_list("due_hours", 3, |v| {
-            if v > 0.0 && v <= 8760.0 { Ok(()) } else { Err(format!("{v} h: hours to the due time are in (0, 8760]")) }
-        })
-        .map(|v| [v[0], v[1], v[2]])
-    } else {
-        Some(d.due_hours)
-    };
-    let low_fps_ratio = num(&mut f, "low_fps_ratio", 0.0, 1.0, "(share of the expected rate)", d.low_fps_ratio);
-    let orders_interval_s = num(&mut f, "orders_interval_s", 0.1, 3600.0, "s", d.orders_interval_s);
-    let ok = f.errs.is_empty();
-    errs.extend(f.finish());
-    if !ok {
-        return None;
-    }
-    Some(MaintenanceConfig {
-        vqd_interval_s: vqd_interval_s?,
-        raise_after: raise_after?,
-        clear_after: clear_after?,
-        offline_order_after_s: offline? * 60.0,
-        fault_order_after_s: fault? * 60.0,
-        verify_s: verify? * 60.0,
-        due_hours: due_hours?,
-        low_fps_ratio: low_fps_ratio?,
-        orders_interval_s: orders_interval_s?,
-    })
-}
-
-fn read_crews(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<CrewConfig> {
-    let mut out: Vec<CrewConfig> = Vec::new();
-    for (i, (table, at)) in tables_of(src, "crew", errs).into_iter().enumerate() {
-        let mut f = Fields::new(format!("crew[{}]", i + 1), at.clone(), src, table);
-        let id = f.req_str("id", "the crew's id (work orders name it)");
-        let name = f.str("name");
-        let cells = if f.has("cells") {
-            f.str_list("cells")
-        } else {
-            f.missing("cells", "the grid cells the crew answers for, e.g. [\"D01\"]");
-            None
-        };
-        if let Some(id) = &id
-            && out.iter().any(|c| &c.id == id)
-        {
-            f.error("id", format!("duplicate crew id {id:?}"));
-        }
-        let ok = f.errs.is_empty();
-        errs.extend(f.finish());
-        if let (true, Some(id), Some(cells)) = (ok, id, cells) {
-            out.push(CrewConfig { name: name.unwrap_or_else(|| id.clone()), id, cells, loc: at });
-        }
-    }
-    out
-}
-
-/// Every crew's cells must be grid cells (unless the cells come from a map file), and a cell
-/// answers to one crew.
-fn check_crews(crews: &[CrewConfig], grid: &[GridCell], cells_from_map: bool, errs: &mut Vec<ConfigError>) {
-    let mut owner: HashMap<&str, &str> = HashMap::new();
-    for c in crews {
-        for cell in &c.cells {
-            if !cells_from_map && !grid.iter().any(|g| &g.id == cell) {
-                errs.push(ConfigError::at(
-                    &c.loc,
-                    format!("crew[{}].cells", c.id),
-                    format!("{cell:?} is not a grid cell"),
-                ));
-            }
-            if let Some(first) = owner.insert(cell, &c.id)
-                && first != c.id
-            {
-                errs.push(ConfigError::at(
-                    &c.loc,
-                    format!("crew[{}].cells", c.id),
-                    format!("cell {cell:?} is already the responsibility of crew {first:?}"),
-                ));
-            }
-        }
-    }
-}
-
-fn read_quality_overrides(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<QualityOverride> {
-    let mut out = Vec::new();
-    for (i, (table, at)) in tables_of(src, "quality_override", errs).into_iter().enumerate() {
-        let mut f = Fields::new(format!("quality_override[{}]", i + 1), at.clone(), src, table);
-        let camera = f.req_str("camera", "the camera's id");
-        let disable = if f.has("disable") { f.str_list("disable").unwrap_or_default() } else { Vec::new() };
-        for d in &disable {
-            if !QUALITY_CHECKS.contains(&d.as_str()) {
-                f.error("disable", format!("{d:?} is not a quality check; one of {}", QUALITY_CHECKS.join(", ")));
-            }
-        }
-        let opt = |f: &mut Fields, key: &str, lo: f64, hi: f64| -> Option<f64> {
-            if !f.has(key) {
-                return None;
-            }
-            f.num(
-                key,
-                |v| if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{v} is out of range [{lo}, {hi}]")) },
-            )
-        };
-        let o = QualityOverride {
-            camera: camera.clone().unwrap_or_default(),
-            disable,
-            dark_below: opt(&mut f, "dark_below", 0.0, 255.0),
-            bright_above: opt(&mut f, "bright_above", 0.0, 255.0),
-            contrast_below: opt(&mut f, "contrast_below", 0.0, 128.0),
-            blur_ratio: opt(&mut f, "blur_ratio", 0.0, 1.0),
-            cast_above: opt(&mut f, "cast_above", 0.0, 100.0),
-            noise_above: opt(&mut f, "noise_above", 0.0, 255.0),
-            occlusion_above: opt(&mut f, "occlusion_above", 0.0, 1.0),
-            scene_corr_below: opt(&mut f, "scene_corr_below", -1.0, 1.0),
-            loc: Some(at),
-        };
-        let ok = f.errs.is_empty();
-        errs.extend(f.finish());
-        if ok && camera.is_some() {
-            out.push(o);
-        }
-    }
-    out
-}
-
-fn read_motion_zones(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<MotionZoneConfig> {
-    let mut out = Vec::new();
-    for (table, at) in tables_of(src, "motion_zone", errs) {
-        let mut f = Fields::new(format!("motion_zone[{}]", out.len() + 1), at, src, table);
-        let camera = f.req_str("camera", "the camera's id");
-        let name = f.req_str("name", "the zone's name (motion events and [[armed_zone]] use it)");
-        let mask = match f.str("kind").as_deref() {
-            None | Some("zone") => false,
-            Some("mask") => true,
-            Some(k) => {
-                f.error("kind", format!("{k:?}: one of \"zone\" (named area) or \"mask\" (ignored area)"));
-                false
-            }
-        };
-        let points = if f.has("points") {
-            f.points("points")
-        } else {
-            f.missing("points", "the outline as [[x, y], …] in 0..1 of the picture's width and height");
-            None
-        };
-        if let Some(p) = &points {
-            if p.len() < 3 {
-                f.error("points", format!("{} points; an area needs at least 3", p.len()));
-            } else if p.iter().any(|q| !(0.0..=1.0).contains(&q[0]) || !(0.0..=1.0).contains(&q[1])) {
-                f.error("points", "coordinates are fractions of the picture: every x and y within 0..1");
-            }
-        }
-        let ok = f.errs.is_empty();
-        errs.extend(f.finish());
-        if let (true, Some(camera), Some(name), Some(points)) = (ok, camera, name, points) {
-            out.push(MotionZoneConfig { camera, name, mask, points });
-        }
-    }
-    out
-}
-
-fn read_armed(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<ArmedZoneConfig> {
-    let mut out = Vec::new();
-    for (table, at) in tables_of(src, "armed_zone", errs) {
-        let mut f = Fields::new(format!("armed_zone[{}]", out.len() + 1), at, src, table);
-        let camera = f.req_str("camera", "the camera's id");
-        let zone = f.str("zone").unwrap_or_else(|| "*".into());
-        let mut windows = Vec::new();
-        if f.has("schedule")
-            && let Some(list) = f.str_list("schedule")
-        {
-            for w in list {
-                match parse_window(&w) {
-                    Some(x) => windows.push(x),
-                    None => f.error("schedule", format!("{w:?}: expected HH:MM-HH:MM, e.g. 22:00-06:00")),
-                }
-            }
-        }
-        let ok = f.errs.is_empty();
-        errs.extend(f.finish());
-        if let (true, Some(camera)) = (ok, camera) {
-            out.push(ArmedZoneConfig { camera, zone, windows });
-        }
-    }
-    out
 }
 
 /// The site's offset from UTC in minutes: `UTC`, `+HH:MM`, or an IANA name read from the system's
@@ -807,99 +394,6 @@ pub fn utc_offset_min(tz: &str) -> Option<i32> {
     let h: i32 = parts.next()?.parse().ok()?;
     let m: i32 = parts.next().map(|m| m.parse().unwrap_or(0)).unwrap_or(0);
     Some(sign * (h * 60 + m))
-}
-
-fn read_mqtt(src: &Source, errs: &mut Vec<ConfigError>) -> Option<MqttConfig> {
-    let item = src.doc.get("mqtt")?;
-    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
-    let Some(table) = item.as_table_like() else {
-        errs.push(ConfigError::at(&at, "mqtt", "expected a table [mqtt] with url, topic_prefix, client_id"));
-        return None;
-    };
-    let mut f = Fields::new("mqtt", at, src, table);
-    let url = f.req_str("url", "mqtt://host[:port]");
-    let hp = url.as_deref().and_then(|u| match parse_mqtt_url(u) {
-        Ok(hp) => Some(hp),
-        Err(e) => {
-            f.error("url", e);
-            None
-        }
-    });
-    let topic_prefix = f.str("topic_prefix").unwrap_or_else(|| "tianwang".into());
-    if topic_prefix.is_empty() || topic_prefix.contains(['+', '#']) {
-        f.error("topic_prefix", format!("{topic_prefix:?}: a topic prefix without wildcards"));
-    }
-    let client_id = f.str("client_id").unwrap_or_else(|| "tianwang".into());
-    let ok = f.errs.is_empty();
-    errs.extend(f.finish());
-    let (host, port) = hp?;
-    ok.then_some(MqttConfig { host, port, topic_prefix, client_id })
-}
-
-fn read_webhooks(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<WebhookConfig> {
-    let mut out: Vec<WebhookConfig> = Vec::new();
-    for (table, at) in tables_of(src, "webhook", errs) {
-        let mut f = Fields::new(format!("webhook[{}]", out.len() + 1), at, src, table);
-        let name = f.req_str("name", "a name for the receiver");
-        let url = f.req_str("url", "http://host:port/path");
-        if let Some(u) = &url
-            && !u.starts_with("http://")
-        {
-            let why = if u.starts_with("https://") {
-                "https is not built in; point it at an http:// receiver or a local TLS relay"
-            } else {
-                "expected http://host:port/path"
-            };
-            f.error("url", format!("{u:?}: {why}"));
-        }
-        let secret_env = f.str("secret_env");
-        if let Some(n) = &name
-            && out.iter().any(|w| &w.name == n)
-        {
-            f.error("name", format!("{n:?} is used twice"));
-        }
-        let ok = f.errs.is_empty();
-        errs.extend(f.finish());
-        if let (true, Some(name), Some(url)) = (ok, name, url) {
-            out.push(WebhookConfig { name, url, secret_env });
-        }
-    }
-    out
-}
-
-fn read_map(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> MapFiles {
-    let mut out = MapFiles::default();
-    let Some(item) = src.doc.get("map") else { return out };
-    let at = Loc { file: src.path.clone(), line: src.line(item.span()) };
-    let Some(table) = item.as_table_like() else {
-        errs.push(ConfigError::at(&at, "map", "expected a table [map] with roads, cells, entrances, cameras"));
-        return out;
-    };
-    let mut f = Fields::new("map", at, src, table);
-    out.roads = map_files(&mut f, "roads", dir);
-    out.cells = map_files(&mut f, "cells", dir);
-    out.entrances = map_files(&mut f, "entrances", dir);
-    out.cameras = map_files(&mut f, "cameras", dir);
-    errs.extend(f.finish());
-    out
-}
-
-/// The files one key of `[map]` names, each of which must exist.
-fn map_files(f: &mut Fields, key: &str, dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if !f.has(key) {
-        return out;
-    }
-    let Some(files) = f.str_list(key) else { return out };
-    for file in files {
-        let path = dir.join(&file);
-        if !path.is_file() {
-            f.error(key, format!("{file:?}: no such file in {}", dir.display()));
-            continue;
-        }
-        out.push(path);
-    }
-    out
 }
 
 fn read_defaults<'a>(src: &'a Source, errs: &mut Vec<ConfigError>) -> Option<&'a dyn TableLike> {
@@ -1241,7 +735,6 @@ fn read_camera(
         loc,
     })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

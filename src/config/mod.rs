@@ -1,15 +1,19 @@
 //! Camera configuration: `camera-configs/` (a `site.toml` and camera files), read with every
-//! error located as `file:line: field: problem`.
+//! error located as `file:line: field: problem`. This module reads the files and their shared part
+//! (site, grid, cameras, rings) and lends its field readers to the subsystems, which read their own
+//! sections next to themselves (`detect::config`, `maintenance::config`, `alerts::config`,
+//! `geo::config`); `city::load_dir` assembles the whole directory.
 
 mod fields;
 mod load;
 mod source;
 pub mod types;
 
+pub(crate) use fields::Fields;
 pub use load::{
-    ArmedZoneConfig, CAMERA_FIELDS, CameraConfig, CityConfig, CrewConfig, DEFAULTABLE_FIELDS, DetectConfig, GridCell,
-    MaintenanceConfig, MapFiles, MotionZoneConfig, MqttConfig, QualityOverride, RingConfig, SiteConfig, WebhookConfig,
-    load_dir, utc_offset_min,
+    CAMERA_FIELDS, CameraConfig, ConfigFiles, DEFAULTABLE_FIELDS, GridCell, RingConfig, SharedConfig, SharedRead,
+    SiteConfig, read_shared, utc_offset_min,
 };
-pub use source::{ConfigError, ConfigErrors, Loc};
+pub(crate) use load::{parse_window, tables_of};
+pub use source::{ConfigError, ConfigErrors, Loc, Source};
 pub use types::*;

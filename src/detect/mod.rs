@@ -1,6 +1,7 @@
 //! Detection: ONNX Runtime motion (batched over cameras) and Chinese plate reading at checkpoint
 //! cameras, passage records and watchlists. See docs/DETECTION.md.
 
+pub mod config;
 pub mod ctc;
 pub mod eval;
 pub mod imageops;

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::config::{DetectConfig, MotionZoneConfig};
 use super::imageops::{Rgb, rectify};
 use super::motion::{CameraMotion, MotionAreas, MotionParams, OnnxMotion, Polygon};
 use super::onnx::{self, OnnxError};
 use super::plates::{PlateParams, PlateRead, PlateReader};
 use super::track::{PlateTracker, TrackParams, VehiclePassage};
 use crate::clock::Clock;
-use crate::config::{CityConfig, DetectConfig, Profile};
+use crate::config::{CameraConfig, Profile};
 use crate::events::{Event, EventLog, Motion, MotionBox, NewEvent};
 use crate::ingest::{Frame, FrameQueue, Ingest, PixelFormat};
 use crate::registry::{NewPassage, Registry};
@@ -206,15 +207,15 @@ impl DetectService {
     }
 
     /// Subscribes to the frame queue of every running camera: checkpoint cameras to plate
-    /// reading, the others to motion. Call after every ingest change (a restarted pipeline has a
-    /// new queue).
-    pub fn sync(&self, ingest: &Ingest, cfg: &CityConfig) {
+    /// reading, the others to motion, with the camera's motion zones. Call after every ingest
+    /// change (a restarted pipeline has a new queue).
+    pub fn sync(&self, ingest: &Ingest, cameras: &[CameraConfig], zones: &[MotionZoneConfig]) {
         let mut motion = Vec::new();
         let mut plates = Vec::new();
-        for cam in cfg.cameras.iter().filter(|c| c.enabled) {
+        for cam in cameras.iter().filter(|c| c.enabled) {
             let Some(queue) = ingest.subscribe(cam.id.as_str()) else { continue };
             let mut areas = MotionAreas::default();
-            for z in cfg.motion_zones.iter().filter(|z| z.camera == cam.id.as_str()) {
+            for z in zones.iter().filter(|z| z.camera == cam.id.as_str()) {
                 let p = Polygon(z.points.clone());
                 if z.mask { areas.masks.push(p) } else { areas.zones.push((z.name.clone(), p)) }
             }

@@ -136,7 +136,7 @@ pub async fn generate_grid(reg: &Registry, base_m: f64, now_ms: i64) -> Result<I
 /// returned in the summaries (and logged by the caller); a file that cannot be read is an error.
 pub async fn import_map(
     reg: &Registry,
-    map: &crate::config::MapFiles,
+    map: &super::config::MapFiles,
     now_ms: i64,
 ) -> Result<Vec<ImportSummary>, LoadError> {
     let mut out = Vec::new();

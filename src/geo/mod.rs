@@ -5,6 +5,7 @@
 //! from imports, in tests and benches). Distances are metres in a local projection around the
 //! site (see [`proj`]); results go back out in WGS84 longitude/latitude.
 
+pub mod config;
 pub mod coverage;
 pub mod dori;
 pub mod entrance;

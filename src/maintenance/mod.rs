@@ -4,6 +4,7 @@
 //! for below-HD cameras (`replace`); the crews' report (`report`).
 
 pub mod availability;
+pub mod config;
 pub mod health;
 pub mod orders;
 pub mod replace;

@@ -9,9 +9,10 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use super::config::{CrewConfig, MaintenanceConfig};
 use super::health::HealthKeeper;
 use crate::clock::{Clock, Millis};
-use crate::config::{CameraKind, CityConfig, MaintenanceConfig, Owner};
+use crate::config::{CameraKind, Owner};
 use crate::geo::model::GeoModel;
 use crate::geo::service::GeoService;
 use crate::registry::{NewOrder, OrderFilter, OrderState, Registry, RegistryError};
@@ -60,10 +61,11 @@ struct Policy {
     crews: HashMap<String, String>,
 }
 
-fn policy(cfg: &CityConfig) -> Policy {
+/// The thresholds of `[maintenance]` (the defaults without it) and the crews' cells.
+fn policy(maintenance: Option<&MaintenanceConfig>, crews: &[CrewConfig]) -> Policy {
     Policy {
-        cfg: cfg.maintenance.clone().unwrap_or_default(),
-        crews: cfg.crews.iter().flat_map(|c| c.cells.iter().map(move |cell| (cell.clone(), c.id.clone()))).collect(),
+        cfg: maintenance.cloned().unwrap_or_default(),
+        crews: crews.iter().flat_map(|c| c.cells.iter().map(move |cell| (cell.clone(), c.id.clone()))).collect(),
     }
 }
 
@@ -83,21 +85,22 @@ impl OrderService {
         geo: GeoService,
         health: HealthKeeper,
         clock: Arc<dyn Clock>,
-        cfg: &CityConfig,
+        maintenance: Option<&MaintenanceConfig>,
+        crews: &[CrewConfig],
     ) -> Self {
         Self {
             registry,
             geo,
             health,
             clock,
-            policy: Arc::new(RwLock::new(policy(cfg))),
+            policy: Arc::new(RwLock::new(policy(maintenance, crews))),
             round: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// A reloaded configuration's thresholds and crews.
-    pub fn reconfigure(&self, cfg: &CityConfig) {
-        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy(cfg);
+    pub fn reconfigure(&self, maintenance: Option<&MaintenanceConfig>, crews: &[CrewConfig]) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy(maintenance, crews);
     }
 
     pub fn config(&self) -> MaintenanceConfig {

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::config::{MaintenanceConfig, QualityOverride};
 use super::health::HealthKeeper;
 use super::vqd::{CameraVqd, Check, CheckState, Measures, VqdParams};
 use crate::clock::Clock;
-use crate::config::{MaintenanceConfig, QualityOverride};
 use crate::events::{Event, EventLog, NewEvent, QualityChange};
 use crate::ingest::Ingest;
 

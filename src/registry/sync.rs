@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::cameras::{insert_history, set_status_tx};
 use super::{Registry, RegistryError};
 use crate::clock::Millis;
-use crate::config::{CameraConfig, CameraStatus, CityConfig};
+use crate::config::{CameraConfig, CameraStatus, SharedConfig};
 
 /// What a sync changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,8 +69,9 @@ fn config_hash(c: &CameraConfig) -> String {
 }
 
 impl Registry {
-    /// Applies `cfg` to the registry in one transaction: all of it or none of it.
-    pub async fn sync_config(&self, cfg: &CityConfig, now: Millis) -> Result<SyncReport, RegistryError> {
+    /// Applies `cfg` (grid cells, cameras, rings) to the registry in one transaction: all of it or
+    /// none of it.
+    pub async fn sync_config(&self, cfg: &SharedConfig, now: Millis) -> Result<SyncReport, RegistryError> {
         let mut report = SyncReport::default();
         let mut tx = self.begin().await?;
 

@@ -26,7 +26,7 @@ use super::plates::random_plate;
 use super::scene::{SimScene, TrafficQueue};
 use super::{SimCamera, SimError, SimServer};
 use crate::app::AppState;
-use crate::config::{CameraKind, CityConfig, Profile};
+use crate::config::{CameraKind, Profile, SharedConfig};
 use crate::plate::PlateColor;
 
 /// Inbound roads with a traffic checkpoint on each ring: (middle-ring checkpoint, inner-ring
@@ -72,7 +72,7 @@ impl DemoCity {
 
     /// Mounts every camera of `cfg` whose URL points at the simulator. Streams are sized for what
     /// each camera's profile ingests, so that the demo runs on two cores.
-    pub fn mount(&mut self, cfg: &CityConfig) {
+    pub fn mount(&mut self, cfg: &SharedConfig) {
         let prefix = format!("rtsp://127.0.0.1:{}/", self.server.port());
         for (i, c) in cfg.cameras.iter().enumerate() {
             let Some(path) = c.url.as_str().strip_prefix(&prefix) else { continue };
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn the_demo_configuration_has_every_camera_the_scenario_uses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo");
-        let cfg = crate::config::load_dir(&dir).unwrap();
+        let cfg = crate::city::load_dir(&dir).unwrap();
         let has = |id: &str| cfg.cameras.iter().find(|c| c.id.as_str() == id);
         for (a, b, _) in TRAFFIC_ROADS {
             for id in [a, b] {
@@ -350,7 +350,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo");
         let out = tempfile::tempdir().unwrap();
         let copy = config_for_port(&dir, &out.path().join("cfg"), 18554).unwrap();
-        let cfg = crate::config::load_dir(&copy).unwrap();
+        let cfg = crate::city::load_dir(&copy).unwrap();
         assert!(cfg.cameras.iter().all(|c| c.url.as_str().starts_with("rtsp://127.0.0.1:18554/")));
         assert!(copy.join("map/roads.geojson").exists());
     }
