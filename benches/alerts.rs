@@ -215,14 +215,13 @@ async fn throughput(bin: &str, engine: &str, n: usize) -> (f64, usize) {
     let mut got = clients(&s.conn, 1).await;
     let base_ms = now_ms();
     let t0 = Instant::now();
-    let per = n / 64;
     let mut posts = Vec::new();
     for w in 0..64 {
         let c = s.conn.clone();
         posts.push(tokio::spawn(async move {
             let mut bad = 0;
-            for k in 0..per {
-                let i = w * per + k;
+            // Client w sends passages w, w + 64, …: all n of them between the 64.
+            for i in (w..n).step_by(64) {
                 let code = c.passage(&plate(7, i), base_ms + i as i64).await;
                 bad += usize::from(code != 201);
             }
@@ -231,7 +230,7 @@ async fn throughput(bin: &str, engine: &str, n: usize) -> (f64, usize) {
     }
     let mut seen = std::collections::HashSet::new();
     let mut last = t0;
-    while seen.len() < per * 64 {
+    while seen.len() < n {
         match tokio::time::timeout(Duration::from_secs(30), got.recv()).await {
             Ok(Some((p, at))) => {
                 if seen.insert(p) {
