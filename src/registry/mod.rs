@@ -11,6 +11,7 @@ mod cameras;
 mod events;
 mod geo;
 mod geo_inputs;
+mod leases;
 mod orders;
 mod schema;
 mod sync;
@@ -31,6 +32,7 @@ pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay};
+pub use leases::{Lease, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
@@ -54,6 +56,9 @@ pub enum RegistryError {
     Sql(#[from] sqlx::Error),
     #[error("{0}")]
     Invalid(String),
+    /// A write from a worker that no longer holds the camera's lease at that epoch.
+    #[error("camera {camera}: worker {worker} does not hold its lease at epoch {epoch}; the write is refused")]
+    Fenced { camera: String, worker: String, epoch: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

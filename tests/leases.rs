@@ -1,0 +1,265 @@
+//! Camera assignment by lease on both engines: even placement by live load, a dead worker's
+//! cameras moving with higher epochs, a returning worker taking cameras back a batch at a time,
+//! fencing, limits, and concurrent rounds that never give one camera to two workers. Time is passed
+//! in, so every case runs in milliseconds.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Engine, TestDb, config_dir};
+use tianwang::city::load_dir;
+use tianwang::config::Profile;
+use tianwang::registry::{Placement, Registry, RegistryError, WorkerSpec, check_lease};
+
+const TTL: i64 = 15_000;
+/// Heartbeats and rounds run every third of a lease.
+const TICK: i64 = TTL / 3;
+
+fn placement() -> Placement {
+    Placement { ttl_ms: TTL, batch: 50, ..Placement::default() }
+}
+
+fn worker(id: &str) -> WorkerSpec {
+    WorkerSpec {
+        id: id.into(),
+        cores: 2,
+        max_cameras: 1000,
+        profiles: vec![Profile::Health, Profile::Street],
+        cpu_share: 0.0,
+    }
+}
+
+/// A registry with `health` health cameras and `street` street cameras.
+async fn registry(engine: Engine, health: usize, street: usize) -> (Registry, TestDb) {
+    let db = TestDb::new(engine).await;
+    let reg = Registry::open(&db.url).await.unwrap();
+    let mut cams = String::new();
+    for (i, profile) in std::iter::repeat_n("health", health).chain(std::iter::repeat_n("street", street)).enumerate() {
+        cams.push_str(&format!(
+            "[[camera]]\nid = \"cam-{i:04}\"\nname = \"c{i}\"\nurl = \"rtsp://10.0.0.1/{i}\"\nlon = 113.6\nlat = 34.7\n\
+             bearing_deg = 0\nkind = \"street\"\nprofile = \"{profile}\"\n"
+        ));
+    }
+    let dir = config_dir(&[
+        (
+            "site.toml",
+            "[site]\nname = \"S\"\ntimezone = \"UTC\"\n[defaults]\nhfov_deg = 90\nresolution = \"1920x1080\"\nowner = \"public\"\nmounting_height_m = 5\n",
+        ),
+        ("cameras.toml", &cams),
+    ]);
+    reg.sync_config(&load_dir(dir.path()).unwrap(), 1).await.unwrap();
+    (reg, db)
+}
+
+/// One tick: every listed worker heartbeats, then every one runs a placement round.
+async fn tick(reg: &Registry, workers: &[&WorkerSpec], now: i64) -> BTreeMap<String, (usize, usize)> {
+    for w in workers {
+        reg.heartbeat(w, now, &placement()).await.unwrap();
+    }
+    let mut moved = BTreeMap::new();
+    for w in workers {
+        let r = reg.place(w, now, &placement()).await.unwrap();
+        assert!(r.claimed.len() <= 50 && r.released.len() <= 50, "a round moves at most a batch");
+        moved.insert(w.id.clone(), (r.claimed.len(), r.released.len()));
+    }
+    moved
+}
+
+/// Cameras per live holder at `now`.
+async fn counts(reg: &Registry, now: i64) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for (_, (w, _)) in reg.holders(now).await.unwrap() {
+        *out.entry(w).or_default() += 1;
+    }
+    out
+}
+
+/// Ticks until a tick moves nothing (at most `max` ticks); answers the time after the last.
+async fn settle(reg: &Registry, workers: &[&WorkerSpec], mut now: i64, max: usize) -> i64 {
+    for _ in 0..max {
+        let moved = tick(reg, workers, now).await;
+        now += TICK;
+        if moved.values().all(|&(c, r)| c == 0 && r == 0) {
+            return now;
+        }
+    }
+    panic!("placement did not settle in {max} ticks: {:?}", counts(reg, now).await);
+}
+
+fn within_10_percent(counts: &BTreeMap<String, usize>, total: usize) {
+    let even = total as f64 / counts.len() as f64;
+    for (w, &n) in counts {
+        assert!((n as f64 - even).abs() <= even * 0.1, "{w} holds {n}, even is {even:.0}: {counts:?}");
+    }
+    assert_eq!(counts.values().sum::<usize>(), total, "every camera held once: {counts:?}");
+}
+
+async fn three_workers_share_300_cameras_evenly(engine: Engine) {
+    let (reg, _db) = registry(engine, 300, 0).await;
+    let (a, b, c) = (worker("w-a"), worker("w-b"), worker("w-c"));
+    let now = settle(&reg, &[&a, &b, &c], 1_000, 20).await;
+    let held = counts(&reg, now).await;
+    within_10_percent(&held, 300);
+    // Each worker's own view agrees with the holders, and no camera is in two views.
+    let mut seen = BTreeSet::new();
+    for w in [&a, &b, &c] {
+        let mine = reg.leases_of(&w.id, now).await.unwrap();
+        assert_eq!(mine.len(), held[&w.id]);
+        for l in mine {
+            assert!(seen.insert(l.camera_id.clone()), "{} held twice", l.camera_id);
+            assert_eq!(l.epoch, 1, "claimed once");
+        }
+    }
+    let (loads, unheld) = reg.cluster_load(now, &placement()).await.unwrap();
+    assert_eq!(unheld, 0);
+    assert_eq!(loads.iter().map(|l| l.cameras).sum::<u64>(), 300);
+    assert!(loads.iter().all(|l| l.weight == l.cameras * 2), "health cameras weigh 2 each: {loads:?}");
+}
+
+async fn a_dead_workers_cameras_move_within_two_lease_times_and_its_writes_are_fenced(engine: Engine) {
+    let (reg, _db) = registry(engine, 300, 0).await;
+    let (a, b, c) = (worker("w-a"), worker("w-b"), worker("w-c"));
+    let mut now = settle(&reg, &[&a, &b, &c], 1_000, 20).await;
+    let before = reg.holders(now).await.unwrap();
+    let of_c: BTreeMap<String, i64> =
+        before.iter().filter(|(_, (w, _))| w == "w-c").map(|(cam, (_, e))| (cam.clone(), *e)).collect();
+    assert!(!of_c.is_empty());
+    let (cam, epoch) = of_c.iter().next().map(|(c, e)| (c.clone(), *e)).unwrap();
+    {
+        let mut tx = reg.begin().await.unwrap();
+        check_lease(&mut tx, reg.backend(), &cam, "w-c", epoch, now).await.expect("the holder may write");
+        tx.rollback().await.unwrap();
+    }
+
+    // w-c is killed: it sends nothing more. Within two lease times every camera is held again.
+    let killed = now;
+    while now < killed + 2 * TTL {
+        tick(&reg, &[&a, &b], now).await;
+        now += TICK;
+    }
+    let after = reg.holders(now).await.unwrap();
+    assert_eq!(after.len(), 300, "every camera held again within 2 lease times");
+    within_10_percent(&counts(&reg, now).await, 300);
+    for (cam, old) in &of_c {
+        let (holder, epoch) = &after[cam];
+        assert_ne!(holder, "w-c");
+        assert!(epoch > old, "{cam}: a new holder has a higher epoch ({epoch} after {old})");
+    }
+    // w-c comes back after the partition and tries to write with what it held: refused.
+    let mut tx = reg.begin().await.unwrap();
+    match check_lease(&mut tx, reg.backend(), &cam, "w-c", epoch, now).await {
+        Err(RegistryError::Fenced { camera, epoch: e, .. }) => assert_eq!((camera.as_str(), e), (cam.as_str(), epoch)),
+        other => panic!("a stale holder's write must be fenced, got {other:?}"),
+    }
+    tx.rollback().await.unwrap();
+}
+
+async fn a_returning_worker_takes_cameras_back_a_batch_at_a_time(engine: Engine) {
+    let (reg, _db) = registry(engine, 300, 0).await;
+    let (a, b, c) = (worker("w-a"), worker("w-b"), worker("w-c"));
+    let mut now = settle(&reg, &[&a, &b], 1_000, 20).await;
+    within_10_percent(&counts(&reg, now).await, 300);
+
+    // w-c joins: the others give cameras back over the next rounds, at most a batch each.
+    let mut gained = Vec::new();
+    for _ in 0..10 {
+        let moved = tick(&reg, &[&a, &b, &c], now).await;
+        now += TICK;
+        gained.push(moved["w-c"].0);
+        if moved.values().all(|&(c, r)| c == 0 && r == 0) {
+            break;
+        }
+    }
+    assert!(gained.iter().all(|&g| g <= 50), "at most a batch per round: {gained:?}");
+    assert!(gained.iter().filter(|&&g| g > 0).count() >= 2, "gradually, over several rounds: {gained:?}");
+    within_10_percent(&counts(&reg, now).await, 300);
+    // Leaving on purpose frees its cameras at once.
+    let freed = reg.leave("w-c", now).await.unwrap();
+    assert!(freed > 0);
+    assert_eq!(reg.holders(now).await.unwrap().len(), 300 - freed);
+    let now = settle(&reg, &[&a, &b], now, 20).await;
+    within_10_percent(&counts(&reg, now).await, 300);
+}
+
+async fn an_expired_lease_is_not_revived_and_fences_at_once(engine: Engine) {
+    let (reg, _db) = registry(engine, 30, 0).await;
+    let a = worker("w-a");
+    let now = settle(&reg, &[&a], 1_000, 5).await;
+    let lease = reg.leases_of("w-a", now).await.unwrap().remove(0);
+    // Cut off from the registry past its lease: nobody has claimed the camera, and still the
+    // worker may not write.
+    let late = lease.expires_ms + 1;
+    let mut tx = reg.begin().await.unwrap();
+    assert!(matches!(
+        check_lease(&mut tx, reg.backend(), &lease.camera_id, "w-a", lease.epoch, late).await,
+        Err(RegistryError::Fenced { .. })
+    ));
+    tx.rollback().await.unwrap();
+    // Its next heartbeat does not bring the lease back: the camera is claimed anew, epoch + 1.
+    assert!(reg.heartbeat(&a, late, &placement()).await.unwrap().is_empty());
+    let r = reg.place(&a, late, &placement()).await.unwrap();
+    let again = r.claimed.iter().find(|l| l.camera_id == lease.camera_id).expect("claimed again");
+    assert_eq!(again.epoch, lease.epoch + 1);
+}
+
+async fn limits_and_profiles_bound_what_a_worker_takes(engine: Engine) {
+    let (reg, _db) = registry(engine, 100, 20).await;
+    let small = WorkerSpec { max_cameras: 30, ..worker("w-small") };
+    let street_only = WorkerSpec { profiles: vec![Profile::Street], ..worker("w-street") };
+    let big = worker("w-big");
+    let now = settle(&reg, &[&small, &street_only, &big], 1_000, 30).await;
+    let holders = reg.holders(now).await.unwrap();
+    assert_eq!(holders.len(), 120, "every camera placed");
+    let n = |w: &str| holders.values().filter(|(h, _)| h == w).count();
+    assert!(n("w-small") <= 30, "max_cameras holds: {}", n("w-small"));
+    for (cam, (h, _)) in &holders {
+        let idx: usize = cam[4..].parse().unwrap();
+        if h == "w-street" {
+            assert!(idx >= 100, "{cam} is a health camera on a street-only worker");
+        }
+    }
+    // Weighed by profile: 20 street cameras (60 each) outweigh 100 health ones (2 each), so the
+    // load is even in weight, not in count.
+    let (loads, unheld) = reg.cluster_load(now, &placement()).await.unwrap();
+    assert_eq!(unheld, 0);
+    let total: u64 = loads.iter().map(|l| l.weight).sum();
+    assert_eq!(total, 100 * 2 + 20 * 60);
+}
+
+async fn concurrent_rounds_never_give_a_camera_to_two_workers(engine: Engine) {
+    let (reg, _db) = registry(engine, 300, 0).await;
+    let workers: Vec<WorkerSpec> = (0..6).map(|i| worker(&format!("w-{i}"))).collect();
+    let mut now = 1_000;
+    for _ in 0..8 {
+        for w in &workers {
+            reg.heartbeat(w, now, &placement()).await.unwrap();
+        }
+        let p = placement();
+        let rounds = futures_util::future::join_all(workers.iter().map(|w| reg.place(w, now, &p))).await;
+        let mut claimed = BTreeSet::new();
+        for r in rounds {
+            for l in r.unwrap().claimed {
+                assert!(claimed.insert(l.camera_id.clone()), "{} claimed twice in one round", l.camera_id);
+            }
+        }
+        now += TICK;
+    }
+    let mut seen = BTreeSet::new();
+    for w in &workers {
+        for l in reg.leases_of(&w.id, now).await.unwrap() {
+            assert!(seen.insert(l.camera_id.clone()), "{} held by two workers", l.camera_id);
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    within_10_percent(&counts(&reg, now).await, 300);
+}
+
+on_both_engines!(
+    three_workers_share_300_cameras_evenly,
+    a_dead_workers_cameras_move_within_two_lease_times_and_its_writes_are_fenced,
+    a_returning_worker_takes_cameras_back_a_batch_at_a_time,
+    an_expired_lease_is_not_revived_and_fences_at_once,
+    limits_and_profiles_bound_what_a_worker_takes,
+    concurrent_rounds_never_give_a_camera_to_two_workers,
+);
