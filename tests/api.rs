@@ -259,6 +259,7 @@ async fn health_and_openapi(engine: Engine) {
         "/api/v1/cameras/{id}/health",
         "/api/v1/health/cameras",
         "/api/v1/cameras/{id}/snapshot.jpg",
+        "/api/v1/cluster",
         "/healthz",
     ] {
         assert!(spec["paths"][p]["get"].is_object(), "openapi lacks {p}");

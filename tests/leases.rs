@@ -7,8 +7,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Engine, TestDb, config_dir};
+use common::{Engine, TestApp, TestDb, config_dir};
 use tianwang::city::load_dir;
+use tianwang::clock::Clock;
 use tianwang::config::Profile;
 use tianwang::registry::{Placement, Registry, RegistryError, WorkerSpec, check_lease};
 
@@ -255,7 +256,45 @@ async fn concurrent_rounds_never_give_a_camera_to_two_workers(engine: Engine) {
     within_10_percent(&counts(&reg, now).await, 300);
 }
 
+/// `GET /api/v1/cluster`: the live workers with the cameras and weight of their live leases, the
+/// cameras no live worker holds, and each consumer's position against its head.
+async fn the_cluster_view_shows_workers_their_load_and_unheld_cameras(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let app = TestApp::spawn(&common::demo_config(), &db).await;
+    let (code, v, body) = app.get("/api/v1/cluster").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(v["workers"].as_array().unwrap().len(), 0, "a single node has no workers: {v}");
+    let placeable = v["cameras_unheld"].as_u64().unwrap();
+    assert!(placeable > 0, "every enabled camera is unheld on a single node: {v}");
+    let consumers = v["consumers"].as_array().unwrap();
+    assert!(consumers.iter().any(|c| c["consumer"] == "alerts.urgent" && c["reads"] == "events"), "{v}");
+    assert!(
+        consumers.iter().all(|c| c["behind"].as_i64().unwrap() >= 0 && c["head"].as_i64() >= c["position"].as_i64())
+    );
+
+    // A worker heartbeats and places: it appears with what it holds.
+    let now = app.clock.now_ms();
+    let w = WorkerSpec { cores: 4, ..worker("w-view") };
+    app.registry.heartbeat(&w, now, &Placement::default()).await.unwrap();
+    let r = app.registry.place(&w, now, &Placement::default()).await.unwrap();
+    assert!(!r.claimed.is_empty());
+    let (_, v, _) = app.get("/api/v1/cluster").await;
+    let workers = v["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{v}");
+    assert_eq!(workers[0]["id"], "w-view");
+    assert_eq!(workers[0]["cores"], 4);
+    assert_eq!(workers[0]["cameras"].as_u64().unwrap() as usize, r.claimed.len());
+    assert_eq!(v["cameras_unheld"].as_u64().unwrap(), placeable - r.claimed.len() as u64);
+    // Once its lease time has passed without a heartbeat, it is gone and its cameras unheld.
+    app.clock.advance(Placement::default().ttl_ms + 1);
+    let (_, v, _) = app.get("/api/v1/cluster").await;
+    assert_eq!(v["workers"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(v["cameras_unheld"].as_u64().unwrap(), placeable);
+    app.stop().await;
+}
+
 on_both_engines!(
+    the_cluster_view_shows_workers_their_load_and_unheld_cameras,
     three_workers_share_300_cameras_evenly,
     a_dead_workers_cameras_move_within_two_lease_times_and_its_writes_are_fenced,
     a_returning_worker_takes_cameras_back_a_batch_at_a_time,

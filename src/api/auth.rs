@@ -82,6 +82,7 @@ pub fn admitted(method: &Method, path: &str) -> Option<&'static [Role]> {
     } else if p.ends_with("/health")
         || p.starts_with("/api/v1/health")
         || p == "/metrics"
+        || p == "/api/v1/cluster"
         || p.starts_with("/api/v1/maintenance")
     {
         &[Maintainer]

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod cameras;
+pub mod cluster;
 pub mod detect;
 pub mod error;
 mod extract;
@@ -34,6 +35,7 @@ use error::ApiError;
         health::all_health,
         health::snapshot,
         health::stats,
+        cluster::cluster,
         health::quality,
         maintenance::list_orders,
         maintenance::get_order,
@@ -82,6 +84,10 @@ use error::ApiError;
     ),
     components(schemas(
         cameras::CameraView,
+        cluster::ClusterView,
+        cluster::ConsumerLag,
+        crate::registry::WorkerLoad,
+        crate::config::Profile,
         cameras::CameraPage,
         cameras::Position,
         cameras::Resolution,
@@ -159,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(cameras::router())
         .merge(health::router())
+        .merge(cluster::router())
         .merge(geo::router())
         .merge(detect::router())
         .merge(alerts::router())

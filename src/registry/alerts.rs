@@ -728,6 +728,13 @@ impl Registry {
             .await?)
     }
 
+    /// Every consumer's acknowledged position, by name.
+    pub async fn cursors(&self) -> Result<Vec<(String, i64)>, RegistryError> {
+        let rows =
+            sqlx::query("SELECT consumer, position FROM cursors ORDER BY consumer").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Sets a consumer's acknowledged position (never backwards).
     pub async fn ack(&self, consumer: &str, position: i64) -> Result<(), RegistryError> {
         let mut tx = self.begin().await?;

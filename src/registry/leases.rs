@@ -97,7 +97,7 @@ pub struct PlacementRound {
 }
 
 /// A live worker and its load, for the cluster view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct WorkerLoad {
     pub id: String,
     pub cores: u32,
