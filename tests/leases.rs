@@ -1,6 +1,7 @@
 //! Camera assignment by lease on both engines: even placement by live load, a dead worker's
 //! cameras moving with higher epochs, a returning worker taking cameras back a batch at a time,
-//! fencing, limits, and concurrent rounds that never give one camera to two workers. Time is passed
+//! fencing, limits, concurrent rounds that never give one camera to two workers, and one round per
+//! period whoever asks. Time is passed
 //! in, so every case runs in milliseconds.
 
 mod common;
@@ -53,15 +54,16 @@ async fn registry(engine: Engine, health: usize, street: usize) -> (Registry, Te
     (reg, db)
 }
 
-/// One tick: every listed worker heartbeats, then every one runs a placement round.
+/// One tick: every listed worker heartbeats, then one placement round runs for all.
 async fn tick(reg: &Registry, workers: &[&WorkerSpec], now: i64) -> BTreeMap<String, (usize, usize)> {
     for w in workers {
         reg.heartbeat(w, now, &placement()).await.unwrap();
     }
+    let round = reg.place_all(now, &placement()).await.unwrap();
     let mut moved = BTreeMap::new();
     for w in workers {
-        let r = reg.place(w, now, &placement()).await.unwrap();
-        assert!(r.claimed.len() <= 50 && r.released.len() <= 50, "a round moves at most a batch");
+        let r = round.get(&w.id).cloned().unwrap_or_default();
+        assert!(r.claimed.len() <= 50 && r.released.len() <= 50, "a round moves at most a batch per worker");
         moved.insert(w.id.clone(), (r.claimed.len(), r.released.len()));
     }
     moved
@@ -199,8 +201,8 @@ async fn an_expired_lease_is_not_revived_and_fences_at_once(engine: Engine) {
     tx.rollback().await.unwrap();
     // Its next heartbeat does not bring the lease back: the camera is claimed anew, epoch + 1.
     assert!(reg.heartbeat(&a, late, &placement()).await.unwrap().is_empty());
-    let r = reg.place(&a, late, &placement()).await.unwrap();
-    let again = r.claimed.iter().find(|l| l.camera_id == lease.camera_id).expect("claimed again");
+    let r = reg.place_all(late, &placement()).await.unwrap();
+    let again = r["w-a"].claimed.iter().find(|l| l.camera_id == lease.camera_id).expect("claimed again");
     assert_eq!(again.epoch, lease.epoch + 1);
 }
 
@@ -236,12 +238,13 @@ async fn concurrent_rounds_never_give_a_camera_to_two_workers(engine: Engine) {
         for w in &workers {
             reg.heartbeat(w, now, &placement()).await.unwrap();
         }
+        // Three nodes run a round at once (as if the period had passed for each).
         let p = placement();
-        let rounds = futures_util::future::join_all(workers.iter().map(|w| reg.place(w, now, &p))).await;
+        let rounds = futures_util::future::join_all((0..3).map(|_| reg.place_all(now, &p))).await;
         let mut claimed = BTreeSet::new();
         for r in rounds {
-            for l in r.unwrap().claimed {
-                assert!(claimed.insert(l.camera_id.clone()), "{} claimed twice in one round", l.camera_id);
+            for l in r.unwrap().into_values().flat_map(|r| r.claimed) {
+                assert!(claimed.insert(l.camera_id.clone()), "{} claimed twice in one tick", l.camera_id);
             }
         }
         now += TICK;
@@ -254,6 +257,20 @@ async fn concurrent_rounds_never_give_a_camera_to_two_workers(engine: Engine) {
     }
     assert_eq!(seen.len(), 300);
     within_10_percent(&counts(&reg, now).await, 300);
+}
+
+/// Every node may ask for a round on every heartbeat; the registry runs one per period.
+async fn one_round_per_period_whoever_asks(engine: Engine) {
+    let (reg, _db) = registry(engine, 30, 0).await;
+    let a = worker("w-a");
+    reg.heartbeat(&a, 1_000, &placement()).await.unwrap();
+    let p = placement();
+    let asks = futures_util::future::join_all((0..4).map(|_| reg.place_if_due(1_000, TICK, &p))).await;
+    let ran: Vec<_> = asks.into_iter().map(|r| r.unwrap()).filter(Option::is_some).collect();
+    assert_eq!(ran.len(), 1, "one of four concurrent asks runs the round");
+    assert_eq!(ran[0].as_ref().unwrap()["w-a"].claimed.len(), 30);
+    assert!(reg.place_if_due(1_000 + TICK - 1, TICK, &p).await.unwrap().is_none(), "not due within the period");
+    assert!(reg.place_if_due(1_000 + TICK, TICK, &p).await.unwrap().is_some(), "due once the period has passed");
 }
 
 /// `GET /api/v1/cluster`: the live workers with the cameras and weight of their live leases, the
@@ -276,7 +293,8 @@ async fn the_cluster_view_shows_workers_their_load_and_unheld_cameras(engine: En
     let now = app.clock.now_ms();
     let w = WorkerSpec { cores: 4, ..worker("w-view") };
     app.registry.heartbeat(&w, now, &Placement::default()).await.unwrap();
-    let r = app.registry.place(&w, now, &Placement::default()).await.unwrap();
+    let round = app.registry.place_all(now, &Placement::default()).await.unwrap();
+    let r = &round["w-view"];
     assert!(!r.claimed.is_empty());
     let (_, v, _) = app.get("/api/v1/cluster").await;
     let workers = v["workers"].as_array().unwrap();
@@ -301,4 +319,5 @@ on_both_engines!(
     an_expired_lease_is_not_revived_and_fences_at_once,
     limits_and_profiles_bound_what_a_worker_takes,
     concurrent_rounds_never_give_a_camera_to_two_workers,
+    one_round_per_period_whoever_asks,
 );

@@ -1,7 +1,8 @@
 //! Camera assignment by lease, for a city on many machines.
 //!
 //! Workers heartbeat into `workers`; each camera is held by at most one live worker through its row
-//! in `camera_leases`. A lease has an epoch, the fencing token: it rises every time the camera
+//! in `camera_leases`. A lease lives as long as its holder's heartbeat (a heartbeat writes one
+//! row, not one per camera); `camera_leases.expires_ms` only records when a camera was let go. A lease has an epoch, the fencing token: it rises every time the camera
 //! changes hands, and every write a worker makes for a camera carries the epoch it holds, checked
 //! by `check_lease` in the write's own transaction. A worker that was cut off and comes back after
 //! its lease expired therefore cannot write as the holder, even before it notices.
@@ -123,12 +124,22 @@ fn parse_profiles(s: &str) -> Vec<Profile> {
 const PLACEABLE: &str = "c.enabled = 1 AND c.status <> 'decommissioned'";
 
 impl Registry {
-    /// A worker's heartbeat: it is live until `now + ttl`, and so is every lease it still holds
-    /// (a lease that already expired is not revived: the camera must be claimed again, with a new
-    /// epoch). Answers the leases it holds.
+    /// A worker's heartbeat: it is live until `now + ttl`, and so is every lease it holds (a
+    /// lease lives as long as its holder's heartbeat, so a heartbeat writes one row however many
+    /// cameras the worker holds). A worker whose heartbeat had already lapsed lost its leases: they
+    /// are not revived, and each camera is claimed again with a new epoch. Answers the leases it
+    /// holds.
     pub async fn heartbeat(&self, w: &WorkerSpec, now: Millis, p: &Placement) -> Result<Vec<Lease>, RegistryError> {
         let expires = now.saturating_add(p.ttl_ms);
         let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
+             WHERE worker_id = $2 AND EXISTS (SELECT 1 FROM workers w WHERE w.id = $2 AND w.expires_ms <= $1)",
+        )
+        .bind(now)
+        .bind(&w.id)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO workers (id, cores, max_cameras, profiles, cpu_share, started_ms, heartbeat_ms, expires_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
@@ -147,12 +158,6 @@ impl Registry {
         .bind(expires)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE camera_leases SET expires_ms = $1 WHERE worker_id = $2 AND expires_ms > $3")
-            .bind(expires)
-            .bind(&w.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         let held = held_tx(&mut tx, &w.id, now).await?;
         tx.commit().await?;
         Ok(held)
@@ -161,8 +166,8 @@ impl Registry {
     /// The leases `worker` holds at `now`.
     pub async fn leases_of(&self, worker: &str, now: Millis) -> Result<Vec<Lease>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT camera_id, epoch, expires_ms FROM camera_leases
-             WHERE worker_id = $1 AND expires_ms > $2 ORDER BY camera_id",
+            "SELECT l.camera_id, l.epoch, w.expires_ms FROM camera_leases l JOIN workers w ON w.id = l.worker_id
+             WHERE l.worker_id = $1 AND w.expires_ms > $2 ORDER BY l.camera_id",
         )
         .bind(worker)
         .bind(now)
@@ -171,159 +176,60 @@ impl Registry {
         Ok(rows.iter().map(lease_of).collect())
     }
 
-    /// One placement round for `w` (which must have sent its heartbeat): claims free cameras up to
-    /// its fair share, or releases cameras over it, at most `p.batch` either way.
-    pub async fn place(&self, w: &WorkerSpec, now: Millis, p: &Placement) -> Result<PlacementRound, RegistryError> {
+    /// One placement round for every live worker, from one look at the live leases: workers over
+    /// their share (with slack) give cameras back that another worker has room for, then free
+    /// cameras go to the least loaded worker that ingests their profile, each worker moving at
+    /// most `p.batch` cameras either way. Answers each live worker's part, by id.
+    pub async fn place_all(
+        &self,
+        now: Millis,
+        p: &Placement,
+    ) -> Result<BTreeMap<String, PlacementRound>, RegistryError> {
         let mut tx = self.begin().await?;
-        // Every camera to place has a lease row to lock and to count epochs on (another round may
-        // be adding the same rows: the conflict is not an error).
-        sqlx::query(&format!(
-            "INSERT INTO camera_leases (camera_id, worker_id, epoch, acquired_ms, expires_ms)
-             SELECT c.id, NULL, 0, 0, 0 FROM cameras c
-             WHERE {PLACEABLE} AND NOT EXISTS (SELECT 1 FROM camera_leases l WHERE l.camera_id = c.id)
-             ON CONFLICT (camera_id) DO NOTHING"
-        ))
-        .execute(&mut *tx)
-        .await?;
-
-        // The weight to place, and every live worker with the load of its live leases.
-        let mut total = 0u64;
-        for r in sqlx::query(&format!("SELECT c.profile, COUNT(*) FROM cameras c WHERE {PLACEABLE} GROUP BY c.profile"))
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            if let Ok(profile) = r.get::<String, _>(0).parse::<Profile>() {
-                total += p.weight(profile) * r.get::<i64, _>(1).max(0) as u64;
-            }
-        }
-        let live = live_loads(&mut tx, now, p).await?;
-        let cores: u64 = live.iter().map(|l| u64::from(l.cores)).sum();
-        let mut round = PlacementRound::default();
-        if cores == 0 || !live.iter().any(|l| l.id == w.id) {
-            // Not live (no heartbeat yet, or it expired): it may take nothing.
-            tx.commit().await?;
-            return Ok(round);
-        }
-        let share_of = |c: u32| (total as f64 * f64::from(c) / cores as f64).ceil() as u64;
-        round.share = share_of(w.cores);
-        // Whether another live worker can still take a camera of this profile: below its share
-        // and its limit, and ingesting the profile. Only then does a worker over its share give
-        // cameras back, and only while one does is a worker held to its share when claiming, so
-        // that limited or specialised workers never leave cameras unplaced.
-        let room_for = |profile: Profile| {
-            live.iter().any(|o| {
-                o.id != w.id
-                    && o.profiles.contains(&profile)
-                    && o.weight < share_of(o.cores)
-                    && o.cameras < u64::from(o.max_cameras)
-            })
-        };
-
-        // What this worker holds now, from its live leases.
-        let mine = sqlx::query(
-            "SELECT l.camera_id, l.epoch, c.profile FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
-             WHERE l.worker_id = $1 AND l.expires_ms > $2 ORDER BY l.camera_id",
-        )
-        .bind(&w.id)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut held: u64 = 0;
-        let mut count = mine.len();
-        let mut heaviest = 0;
-        let mut own: Vec<(String, i64, Option<Profile>, u64)> = Vec::with_capacity(mine.len());
-        for r in &mine {
-            let profile = r.get::<String, _>(2).parse::<Profile>().ok();
-            let wt = profile.map(|pr| p.weight(pr)).unwrap_or(0);
-            held += wt;
-            heaviest = heaviest.max(wt);
-            own.push((r.get(0), r.get(1), profile, wt));
-        }
-        let max = w.max_cameras as usize;
-
-        let over = (round.share as f64 * (1.0 + p.slack)).ceil() as u64 + heaviest;
-        if held > over || count > max {
-            // Give back the last cameras (by id) that another worker can take, until at the share,
-            // at most a batch. A worker over its limit (lowered since) gives back regardless.
-            for (camera, epoch, profile, wt) in own.iter().rev() {
-                if round.released.len() >= p.batch || (held <= round.share && count <= max) {
-                    break;
-                }
-                let forced = count > max || profile.is_none_or(|pr| !w.profiles.contains(&pr));
-                if !forced && !profile.is_some_and(&room_for) {
-                    continue;
-                }
-                let done = sqlx::query(
-                    "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
-                     WHERE camera_id = $2 AND worker_id = $3 AND epoch = $4",
-                )
-                .bind(now)
-                .bind(camera)
-                .bind(&w.id)
-                .bind(epoch)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() == 1 {
-                    held -= wt;
-                    count -= 1;
-                    round.released.push(camera.clone());
-                }
-            }
-        } else if count < max && !w.profiles.is_empty() {
-            let accepted = w.profiles.iter().map(|p| format!("'{}'", p.as_str())).collect::<Vec<_>>().join(", ");
-            let lock = if self.backend() == Backend::Postgres { " FOR UPDATE OF l SKIP LOCKED" } else { "" };
-            let want = p.batch.min(max - count);
-            let free = sqlx::query(&format!(
-                "SELECT l.camera_id, c.profile FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
-                 WHERE (l.worker_id IS NULL OR l.expires_ms <= $1) AND {PLACEABLE} AND c.profile IN ({accepted})
-                 ORDER BY l.camera_id LIMIT $2{lock}"
-            ))
-            .bind(now)
-            .bind((want * 4) as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-            let expires = now.saturating_add(p.ttl_ms);
-            for r in &free {
-                if round.claimed.len() >= want {
-                    break;
-                }
-                let camera: String = r.get(0);
-                let Ok(profile) = r.get::<String, _>(1).parse::<Profile>() else { continue };
-                if held >= round.share && room_for(profile) {
-                    continue;
-                }
-                let claimed: Option<i64> = sqlx::query_scalar(
-                    "UPDATE camera_leases SET worker_id = $1, epoch = epoch + 1, acquired_ms = $2, expires_ms = $3
-                     WHERE camera_id = $4 AND (worker_id IS NULL OR expires_ms <= $2) RETURNING epoch",
-                )
-                .bind(&w.id)
-                .bind(now)
-                .bind(expires)
-                .bind(&camera)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(epoch) = claimed {
-                    held += p.weight(profile);
-                    round.claimed.push(Lease { camera_id: camera, epoch, expires_ms: expires });
-                }
-            }
-        }
-        round.held = held;
+        let round = place_tx(&mut tx, self.backend(), now, p).await?;
         tx.commit().await?;
         Ok(round)
+    }
+
+    /// `place_all` when no round ran in the last `every_ms`, on whichever node asks first: every
+    /// worker may ask on every heartbeat (no node is the placer), and the registry runs one round
+    /// per period. `None` when another round was recent.
+    pub async fn place_if_due(
+        &self,
+        now: Millis,
+        every_ms: Millis,
+        p: &Placement,
+    ) -> Result<Option<BTreeMap<String, PlacementRound>>, RegistryError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO placement_rounds (id, last_ms) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+            .bind(i64::MIN / 2)
+            .execute(&mut *tx)
+            .await?;
+        let due = sqlx::query("UPDATE placement_rounds SET last_ms = $1 WHERE id = 1 AND last_ms <= $2")
+            .bind(now)
+            .bind(now.saturating_sub(every_ms))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !due {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let round = place_tx(&mut tx, self.backend(), now, p).await?;
+        tx.commit().await?;
+        Ok(Some(round))
     }
 
     /// A worker leaving on purpose: its cameras are free at once, and it is no longer live.
     pub async fn leave(&self, worker: &str, now: Millis) -> Result<usize, RegistryError> {
         let mut tx = self.begin().await?;
-        let freed = sqlx::query(
-            "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1 WHERE worker_id = $2 AND expires_ms > $1",
-        )
-        .bind(now)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let freed = sqlx::query("UPDATE camera_leases SET worker_id = NULL, expires_ms = $1 WHERE worker_id = $2")
+            .bind(now)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         sqlx::query("DELETE FROM workers WHERE id = $1").bind(worker).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(freed as usize)
@@ -333,22 +239,15 @@ impl Registry {
     /// live worker holds.
     pub async fn cluster_load(&self, now: Millis, p: &Placement) -> Result<(Vec<WorkerLoad>, u64), RegistryError> {
         let mut conn = self.pool().acquire().await?;
-        let live = live_loads(&mut conn, now, p).await?;
-        let unheld: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM cameras c WHERE {PLACEABLE} AND NOT EXISTS
-                 (SELECT 1 FROM camera_leases l WHERE l.camera_id = c.id AND l.worker_id IS NOT NULL
-                  AND l.expires_ms > $1)"
-        ))
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok((live, unheld.max(0) as u64))
+        let snap = snapshot(&mut conn, now, p).await?;
+        Ok((snap.live, snap.unheld.values().sum()))
     }
 
     /// Which live worker holds each camera (cameras no live worker holds are absent).
     pub async fn holders(&self, now: Millis) -> Result<BTreeMap<String, (String, i64)>, RegistryError> {
         let rows = sqlx::query(
-            "SELECT camera_id, worker_id, epoch FROM camera_leases WHERE worker_id IS NOT NULL AND expires_ms > $1",
+            "SELECT l.camera_id, l.worker_id, l.epoch FROM camera_leases l JOIN workers w ON w.id = l.worker_id
+             WHERE w.expires_ms > $1",
         )
         .bind(now)
         .fetch_all(self.pool())
@@ -368,12 +267,14 @@ pub async fn check_lease(
     epoch: i64,
     now: Millis,
 ) -> Result<(), RegistryError> {
-    let lock = if backend == Backend::Postgres { " FOR SHARE" } else { "" };
-    let row =
-        sqlx::query(&format!("SELECT worker_id, epoch, expires_ms FROM camera_leases WHERE camera_id = $1{lock}"))
-            .bind(camera)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let lock = if backend == Backend::Postgres { " FOR SHARE OF l" } else { "" };
+    let row = sqlx::query(&format!(
+        "SELECT l.worker_id, l.epoch, COALESCE(w.expires_ms, 0) FROM camera_leases l
+             LEFT JOIN workers w ON w.id = l.worker_id WHERE l.camera_id = $1{lock}"
+    ))
+    .bind(camera)
+    .fetch_optional(&mut **tx)
+    .await?;
     let holds = row.as_ref().is_some_and(|r| {
         r.get::<Option<String>, _>(0).as_deref() == Some(worker)
             && r.get::<i64, _>(1) == epoch
@@ -386,12 +287,211 @@ pub async fn check_lease(
     }
 }
 
-/// Every live worker with the load of its live leases, by id.
-async fn live_loads(
-    conn: &mut sqlx::AnyConnection,
+/// One placement round for every live worker, in `tx`.
+async fn place_tx(
+    tx: &mut WriteTx,
+    backend: Backend,
     now: Millis,
     p: &Placement,
-) -> Result<Vec<WorkerLoad>, RegistryError> {
+) -> Result<BTreeMap<String, PlacementRound>, RegistryError> {
+    let snap = snapshot(tx, now, p).await?;
+    if snap.without_row > 0 {
+        // Every camera to place has a lease row to lock and to count epochs on (a concurrent round
+        // may be adding the same rows: the conflict is not an error).
+        sqlx::query(&format!(
+            "INSERT INTO camera_leases (camera_id, worker_id, epoch, acquired_ms, expires_ms)
+             SELECT c.id, NULL, 0, 0, 0 FROM cameras c
+             WHERE {PLACEABLE} AND NOT EXISTS (SELECT 1 FROM camera_leases l WHERE l.camera_id = c.id)
+             ON CONFLICT (camera_id) DO NOTHING"
+        ))
+        .execute(&mut **tx)
+        .await?;
+    }
+    let mut out: BTreeMap<String, PlacementRound> = BTreeMap::new();
+    let cores: u64 = snap.live.iter().map(|l| u64::from(l.cores)).sum();
+    if cores == 0 {
+        return Ok(out);
+    }
+    // Each live worker's share, and its load as the round changes it.
+    let mut ws: Vec<Slot> = snap
+        .live
+        .iter()
+        .map(|l| Slot {
+            id: l.id.clone(),
+            share: (snap.total as f64 * f64::from(l.cores) / cores as f64).ceil() as u64,
+            max: u64::from(l.max_cameras),
+            profiles: l.profiles.clone(),
+            weight: l.weight,
+            count: l.cameras,
+            moved: 0,
+            expires_ms: l.expires_ms,
+        })
+        .collect();
+    let mut unheld = snap.unheld.clone();
+
+    // Releases: a worker over its share by the slack and its costliest camera, or over its share
+    // at all while another worker is starved (below its share by more than half the slack, as a
+    // worker that just joined a large cluster is), or over its limit, gives back its last cameras by id
+    // that another worker has room for. No more are released in a round than the workers below
+    // their share can take in it, so that nothing is released only to be claimed back.
+    let mut intake: usize =
+        ws.iter().filter(|w| w.weight < w.share).map(|w| p.batch.min(w.max.saturating_sub(w.count) as usize)).sum();
+    let starved = |ws: &[Slot], me: usize| {
+        ws.iter().enumerate().any(|(i, o)| i != me && (o.weight as f64) < o.share as f64 * (1.0 - p.slack / 2.0))
+    };
+    for i in 0..ws.len() {
+        let heaviest = snap.heaviest.get(&ws[i].id).copied().unwrap_or(0);
+        let over = (ws[i].share as f64 * (1.0 + p.slack)).ceil() as u64 + heaviest;
+        let pulled = ws[i].weight > ws[i].share && starved(&ws, i);
+        if ws[i].count > ws[i].max {
+            // Over its limit: gives back regardless of intake.
+        } else if intake == 0 || (ws[i].weight <= over && !pulled) {
+            continue;
+        }
+        let own = sqlx::query(
+            "SELECT l.camera_id, l.epoch, c.profile FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
+             WHERE l.worker_id = $1 ORDER BY l.camera_id DESC",
+        )
+        .bind(&ws[i].id)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in &own {
+            let w = &ws[i];
+            let over_limit = w.count > w.max;
+            if w.moved >= p.batch || (w.weight <= w.share && !over_limit) || (intake == 0 && !over_limit) {
+                break;
+            }
+            let profile = r.get::<String, _>(2).parse::<Profile>().ok();
+            let forced = w.count > w.max;
+            if !forced && !profile.is_some_and(|pr| room_for(&ws, i, pr)) {
+                continue;
+            }
+            let camera: String = r.get(0);
+            let epoch: i64 = r.get(1);
+            let done = sqlx::query(
+                "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
+                 WHERE camera_id = $2 AND worker_id = $3 AND epoch = $4",
+            )
+            .bind(now)
+            .bind(&camera)
+            .bind(&ws[i].id)
+            .bind(epoch)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                let wt = profile.map(|pr| p.weight(pr)).unwrap_or(0);
+                let w = &mut ws[i];
+                w.weight = w.weight.saturating_sub(wt);
+                w.count = w.count.saturating_sub(1);
+                w.moved += 1;
+                intake = intake.saturating_sub(1);
+                if let Some(pr) = profile {
+                    *unheld.entry(pr).or_default() += 1;
+                }
+                out.entry(w.id.clone()).or_default().released.push(camera);
+            }
+        }
+    }
+
+    // Claims: free cameras to the least loaded worker (by share) that ingests the profile and has
+    // room; past its share only when no worker below its share ingests the profile.
+    let room: usize = ws.iter().map(|w| p.batch.min(w.max.saturating_sub(w.count) as usize)).sum();
+    if room > 0 && unheld.values().any(|&n| n > 0) {
+        let lock = if backend == Backend::Postgres { " FOR UPDATE OF l SKIP LOCKED" } else { "" };
+        let free = sqlx::query(&format!(
+            "SELECT l.camera_id, c.profile FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
+             WHERE (l.worker_id IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = l.worker_id AND w.expires_ms > $1)) AND {PLACEABLE}
+             ORDER BY l.camera_id LIMIT $2{lock}"
+        ))
+        .bind(now)
+        .bind(room as i64)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in &free {
+            let Ok(profile) = r.get::<String, _>(1).parse::<Profile>() else { continue };
+            let eligible = |w: &Slot| w.profiles.contains(&profile) && w.count < w.max && w.moved < p.batch;
+            let ratio = |w: &Slot| w.weight as f64 / w.share.max(1) as f64;
+            let best = ws
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| eligible(w) && w.weight < w.share)
+                .min_by(|a, b| ratio(a.1).total_cmp(&ratio(b.1)))
+                .or_else(|| {
+                    ws.iter().enumerate().filter(|(_, w)| eligible(w)).min_by(|a, b| ratio(a.1).total_cmp(&ratio(b.1)))
+                })
+                .map(|(i, _)| i);
+            let Some(i) = best else { continue };
+            let camera: String = r.get(0);
+            let claimed: Option<i64> = sqlx::query_scalar(
+                "UPDATE camera_leases SET worker_id = $1, epoch = epoch + 1, acquired_ms = $2, expires_ms = $3
+                 WHERE camera_id = $4 AND (worker_id IS NULL OR NOT EXISTS
+                     (SELECT 1 FROM workers w WHERE w.id = camera_leases.worker_id AND w.expires_ms > $2))
+                 RETURNING epoch",
+            )
+            .bind(&ws[i].id)
+            .bind(now)
+            .bind(ws[i].expires_ms)
+            .bind(&camera)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(epoch) = claimed {
+                let w = &mut ws[i];
+                w.weight += p.weight(profile);
+                w.count += 1;
+                w.moved += 1;
+                out.entry(w.id.clone()).or_default().claimed.push(Lease {
+                    camera_id: camera,
+                    epoch,
+                    expires_ms: w.expires_ms,
+                });
+            }
+        }
+    }
+    for w in &ws {
+        let r = out.entry(w.id.clone()).or_default();
+        r.share = w.share;
+        r.held = w.weight;
+    }
+    Ok(out)
+}
+
+/// A live worker during a round.
+struct Slot {
+    id: String,
+    share: u64,
+    max: u64,
+    profiles: Vec<Profile>,
+    weight: u64,
+    count: u64,
+    /// Cameras claimed or released this round.
+    moved: usize,
+    /// Its heartbeat's expiry: its leases' too.
+    expires_ms: Millis,
+}
+
+/// Whether a worker other than `ws[me]` can still take a camera of `profile`: below its share and
+/// its limit, and ingesting the profile. Only then does a worker over its share give one back.
+fn room_for(ws: &[Slot], me: usize, profile: Profile) -> bool {
+    ws.iter()
+        .enumerate()
+        .any(|(i, o)| i != me && o.profiles.contains(&profile) && o.weight < o.share && o.count < o.max)
+}
+
+/// The placement's view at `now`, from one pass over the cameras to place.
+struct Snapshot {
+    /// Weight of every camera to place.
+    total: u64,
+    /// Cameras to place that no live worker holds, by profile.
+    unheld: HashMap<Profile, u64>,
+    /// Cameras to place without a lease row yet.
+    without_row: u64,
+    /// Live workers with the cameras and weight of their live leases.
+    live: Vec<WorkerLoad>,
+    /// The weight of the costliest camera each holder holds.
+    heaviest: HashMap<String, u64>,
+}
+
+async fn snapshot(conn: &mut sqlx::AnyConnection, now: Millis, p: &Placement) -> Result<Snapshot, RegistryError> {
     let workers = sqlx::query(
         "SELECT id, cores, max_cameras, profiles, cpu_share, heartbeat_ms, expires_ms FROM workers
          WHERE expires_ms > $1 ORDER BY id",
@@ -399,22 +499,38 @@ async fn live_loads(
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    let mut load: HashMap<String, (u64, u64)> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT l.worker_id, c.profile, COUNT(*) FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
-         WHERE l.worker_id IS NOT NULL AND l.expires_ms > $1 GROUP BY l.worker_id, c.profile",
-    )
+    let rows = sqlx::query(&format!(
+        "SELECT w.id, c.profile, COUNT(*), CAST(SUM(CASE WHEN l.camera_id IS NULL THEN 1 ELSE 0 END) AS BIGINT)
+         FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id
+             LEFT JOIN workers w ON w.id = l.worker_id AND w.expires_ms > $1
+         WHERE {PLACEABLE}
+         GROUP BY w.id, c.profile"
+    ))
     .bind(now)
     .fetch_all(&mut *conn)
-    .await?
-    {
+    .await?;
+    let mut snap =
+        Snapshot { total: 0, unheld: HashMap::new(), without_row: 0, live: Vec::new(), heaviest: HashMap::new() };
+    let mut load: HashMap<String, (u64, u64)> = HashMap::new();
+    for r in &rows {
+        let Ok(profile) = r.get::<String, _>(1).parse::<Profile>() else { continue };
         let n = r.get::<i64, _>(2).max(0) as u64;
-        let wt = r.get::<String, _>(1).parse::<Profile>().map(|pr| p.weight(pr)).unwrap_or(0);
-        let e = load.entry(r.get(0)).or_default();
-        e.0 += n;
-        e.1 += n * wt;
+        snap.total += n * p.weight(profile);
+        snap.without_row += r.get::<Option<i64>, _>(3).unwrap_or(0).max(0) as u64;
+        match r.get::<Option<String>, _>(0) {
+            Some(holder) => {
+                let h = snap.heaviest.entry(holder.clone()).or_default();
+                *h = (*h).max(p.weight(profile));
+                let e = load.entry(holder).or_default();
+                e.0 += n;
+                e.1 += n * p.weight(profile);
+            }
+            None => *snap.unheld.entry(profile).or_default() += n,
+        }
     }
-    Ok(workers
+    // A holder whose worker row has expired holds nothing any more (its leases expire with it, or
+    // sooner); its cameras count as unheld only once the leases themselves expire.
+    snap.live = workers
         .iter()
         .map(|r| {
             let id: String = r.get(0);
@@ -431,13 +547,14 @@ async fn live_loads(
                 id,
             }
         })
-        .collect())
+        .collect();
+    Ok(snap)
 }
 
 async fn held_tx(tx: &mut WriteTx, worker: &str, now: Millis) -> Result<Vec<Lease>, RegistryError> {
     let rows = sqlx::query(
-        "SELECT camera_id, epoch, expires_ms FROM camera_leases WHERE worker_id = $1 AND expires_ms > $2
-         ORDER BY camera_id",
+        "SELECT l.camera_id, l.epoch, w.expires_ms FROM camera_leases l JOIN workers w ON w.id = l.worker_id
+         WHERE l.worker_id = $1 AND w.expires_ms > $2 ORDER BY l.camera_id",
     )
     .bind(worker)
     .bind(now)
