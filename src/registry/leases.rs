@@ -158,22 +158,14 @@ impl Registry {
         .bind(expires)
         .execute(&mut *tx)
         .await?;
-        let held = held_tx(&mut tx, &w.id, now).await?;
+        let leases = held(&mut tx, &w.id, now).await?;
         tx.commit().await?;
-        Ok(held)
+        Ok(leases)
     }
 
     /// The leases `worker` holds at `now`.
     pub async fn leases_of(&self, worker: &str, now: Millis) -> Result<Vec<Lease>, RegistryError> {
-        let rows = sqlx::query(
-            "SELECT l.camera_id, l.epoch, w.expires_ms FROM camera_leases l JOIN workers w ON w.id = l.worker_id
-             WHERE l.worker_id = $1 AND w.expires_ms > $2 ORDER BY l.camera_id",
-        )
-        .bind(worker)
-        .bind(now)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(lease_of).collect())
+        held(&mut *self.pool().acquire().await?, worker, now).await
     }
 
     /// One placement round for every live worker, from one look at the live leases: workers over
@@ -551,14 +543,15 @@ async fn snapshot(conn: &mut sqlx::AnyConnection, now: Millis, p: &Placement) ->
     Ok(snap)
 }
 
-async fn held_tx(tx: &mut WriteTx, worker: &str, now: Millis) -> Result<Vec<Lease>, RegistryError> {
+/// The leases `worker` holds at `now`.
+async fn held(conn: &mut sqlx::AnyConnection, worker: &str, now: Millis) -> Result<Vec<Lease>, RegistryError> {
     let rows = sqlx::query(
         "SELECT l.camera_id, l.epoch, w.expires_ms FROM camera_leases l JOIN workers w ON w.id = l.worker_id
          WHERE l.worker_id = $1 AND w.expires_ms > $2 ORDER BY l.camera_id",
     )
     .bind(worker)
     .bind(now)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows.iter().map(lease_of).collect())
 }
