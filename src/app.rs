@@ -26,6 +26,8 @@ use crate::maintenance::health::HealthKeeper;
 use crate::maintenance::orders::OrderService;
 use crate::registry::{Registry, RegistryError, SyncReport};
 
+pub mod worker;
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("configuration has {n} error(s):\n{0}", n = .0.0.len())]
@@ -399,7 +401,12 @@ async fn write_statuses(
                 .record_ingest_transition(&ev.camera, ev.from.as_str(), ev.to.as_str(), &ev.reason, ev.at_ms)
                 .await
         {
-            tracing::error!(camera = %ev.camera, error = %e, "cannot record an ingest transition");
+            if e.is_fenced() {
+                // A worker's camera that moved on: its new holder records its history.
+                tracing::debug!(camera = %ev.camera, "ingest transition not recorded: the camera is no longer held here");
+            } else {
+                tracing::error!(camera = %ev.camera, error = %e, "cannot record an ingest transition");
+            }
         }
         if let Some(status) = ev.status {
             health.stream(&ev.camera, status == crate::config::CameraStatus::Online, &ev.reason, ev.at_ms).await;

@@ -25,6 +25,9 @@ struct Cli {
 enum Cmd {
     /// Serve the API for a camera configuration directory.
     Serve(cmds::serve::Args),
+    /// Run the cameras this worker is given by lease, in a city on many machines (PostgreSQL):
+    /// ingest, detection and image quality; no alerts or API (see docs/CLUSTER.md).
+    Worker(cmds::worker::Args),
     /// Check a configuration directory; prints every error as file:line: field: problem.
     CheckConfig(cmds::check_config::Args),
     /// Apply pending database migrations and list them.
@@ -110,6 +113,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Eval { cmd } => cmds::eval::run(cmd),
         Cmd::Sim(a) => cmds::sim::run(a).await,
         Cmd::Serve(a) => cmds::serve::run(a).await,
+        Cmd::Worker(a) => cmds::worker::run(a).await,
         Cmd::Demo(a) => cmds::demo::run(a).await,
     }
 }

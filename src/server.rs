@@ -35,3 +35,24 @@ pub async fn serve(
     app.shutdown().await;
     served
 }
+
+/// Serves a worker's own endpoint (`api::worker`) on `listener` until `shutdown` completes, then
+/// stops the worker (which gives its cameras back).
+pub async fn serve_worker(
+    worker: crate::app::worker::Worker,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let router = api::worker::router(worker.state.clone());
+    let closing = worker.state.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(AppError::Serve);
+    worker.shutdown().await;
+    served
+}

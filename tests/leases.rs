@@ -12,7 +12,9 @@ use common::{Engine, TestApp, TestDb, config_dir};
 use tianwang::city::load_dir;
 use tianwang::clock::Clock;
 use tianwang::config::Profile;
-use tianwang::registry::{Placement, Registry, RegistryError, WorkerSpec, check_lease};
+use tianwang::registry::{
+    LeaseBook, NewPassage, Placement, RawEvent, Registry, RegistryError, WorkerSpec, check_lease,
+};
 
 const TTL: i64 = 15_000;
 /// Heartbeats and rounds run every third of a lease.
@@ -206,6 +208,66 @@ async fn an_expired_lease_is_not_revived_and_fences_at_once(engine: Engine) {
     assert_eq!(again.epoch, lease.epoch + 1);
 }
 
+/// A motion event for `camera`, as a detector on a worker appends it.
+fn motion(camera: &str, at: i64) -> RawEvent {
+    RawEvent {
+        at_ms: at,
+        kind: "motion".into(),
+        lane: 2,
+        key: Some(format!("motion:{camera}:{at}")),
+        camera_id: Some(camera.into()),
+        ring_id: None,
+        payload: format!(r#"{{"camera_id":"{camera}","zone":"z","boxes":[]}}"#),
+    }
+}
+
+async fn a_worker_s_registry_writes_only_for_the_cameras_it_holds(engine: Engine) {
+    let (reg, db) = registry(engine, 20, 0).await;
+    let a = worker("w-a");
+    let b = worker("w-b");
+    let now = settle(&reg, &[&a, &b], 1_000, 5).await;
+    // The worker process: its own handle on the registry, fenced with its lease book.
+    let clock = tianwang::clock::SimClock::at(now);
+    let fenced = Registry::open(&db.url).await.unwrap();
+    let book = LeaseBook::new("w-a", std::sync::Arc::new(clock.clone()));
+    fenced.fence_writes(book.clone());
+    let mine = reg.leases_of("w-a", now).await.unwrap();
+    book.set(&mine);
+    let held = mine[0].camera_id.clone();
+    let other = reg.holders(now).await.unwrap().into_iter().find(|(_, (w, _))| w == "w-b").unwrap().0;
+    let before = reg.last_event_position().await.unwrap();
+
+    // Its own camera: events, status, ingest history and passages are written.
+    fenced.append_events(&[motion(&held, now)]).await.unwrap();
+    fenced.set_status(&held, tianwang::config::CameraStatus::Online, "streaming", now, None).await.unwrap();
+    fenced.record_ingest_transition(&held, "connecting", "streaming", "first frame", now).await.unwrap();
+    let passage = NewPassage { camera_id: held.clone(), pass_time_ms: now, ..Default::default() };
+    fenced.record_passage(&passage, "detect", now, |_| vec![]).await.unwrap();
+    assert_eq!(reg.last_event_position().await.unwrap(), before + 1);
+
+    // Another worker's camera: every kind of write is refused, and a batch that mixes the two
+    // stores nothing at all.
+    let fenced_off = |r: Result<(), RegistryError>| matches!(r, Err(RegistryError::Fenced { .. }));
+    assert!(fenced_off(fenced.append_events(&[motion(&other, now)]).await.map(|_| ())));
+    assert!(fenced_off(fenced.append_events(&[motion(&held, now + 1), motion(&other, now + 1)]).await.map(|_| ())));
+    assert!(fenced_off(
+        fenced.set_status(&other, tianwang::config::CameraStatus::Offline, "x", now, None).await.map(|_| ())
+    ));
+    assert!(fenced_off(fenced.record_ingest_transition(&other, "streaming", "stalled", "x", now).await));
+    let theirs = NewPassage { camera_id: other.clone(), pass_time_ms: now, ..Default::default() };
+    assert!(fenced_off(fenced.record_passage(&theirs, "detect", now, |_| vec![]).await.map(|_| ())));
+    assert_eq!(reg.last_event_position().await.unwrap(), before + 1, "a refused batch stores nothing");
+    let status = reg.get_camera(&other).await.unwrap().unwrap().status;
+    assert_ne!(status, "offline", "a refused status change is not stored");
+
+    // Past its lease time without a heartbeat, even its own cameras are refused, before anyone
+    // else has claimed them; the unfenced handle (a serve node) is not affected.
+    clock.set(mine[0].expires_ms + 1);
+    assert!(fenced_off(fenced.append_events(&[motion(&held, now + 2)]).await.map(|_| ())));
+    reg.append_events(&[motion(&held, now + 3)]).await.unwrap();
+    fenced.close().await;
+}
+
 async fn limits_and_profiles_bound_what_a_worker_takes(engine: Engine) {
     let (reg, _db) = registry(engine, 100, 20).await;
     let small = WorkerSpec { max_cameras: 30, ..worker("w-small") };
@@ -317,6 +379,7 @@ on_both_engines!(
     a_dead_workers_cameras_move_within_two_lease_times_and_its_writes_are_fenced,
     a_returning_worker_takes_cameras_back_a_batch_at_a_time,
     an_expired_lease_is_not_revived_and_fences_at_once,
+    a_worker_s_registry_writes_only_for_the_cameras_it_holds,
     limits_and_profiles_bound_what_a_worker_takes,
     concurrent_rounds_never_give_a_camera_to_two_workers,
     one_round_per_period_whoever_asks,

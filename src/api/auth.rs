@@ -109,11 +109,11 @@ pub const MAX_FAILURES: u32 = 10;
 pub const WINDOW_MS: i64 = 60_000;
 
 impl FailureLimiter {
-    fn blocked(&self, ip: IpAddr, now: i64) -> bool {
+    pub(crate) fn blocked(&self, ip: IpAddr, now: i64) -> bool {
         let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.get(&ip).is_some_and(|(n, start)| *n >= MAX_FAILURES && now - start < WINDOW_MS)
     }
-    fn fail(&self, ip: IpAddr, now: i64) {
+    pub(crate) fn fail(&self, ip: IpAddr, now: i64) {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if m.len() > 10_000 {
             m.retain(|_, (_, start)| now - *start < WINDOW_MS);
@@ -126,7 +126,7 @@ impl FailureLimiter {
     }
 }
 
-fn bearer(req: &Request) -> Option<String> {
+pub(crate) fn bearer(req: &Request) -> Option<String> {
     if let Some(h) = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()) {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
@@ -140,7 +140,7 @@ fn bearer(req: &Request) -> Option<String> {
     None
 }
 
-fn unauthorized(msg: &str) -> Response {
+pub(crate) fn unauthorized(msg: &str) -> Response {
     let mut r = ApiError::Unauthorized(msg.into()).into_response();
     r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     r

@@ -115,7 +115,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
 }
 
 /// One unlabelled series.
-fn series(out: &mut String, name: &str, kind: &str, help: &str, v: f64) {
+pub(crate) fn series(out: &mut String, name: &str, kind: &str, help: &str, v: f64) {
     out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"));
 }
 
@@ -176,7 +176,7 @@ fn render_alert_metrics(st: &AppState, out: &mut String) {
 }
 
 /// Detector series: `tianwang_detector_*{detector="motion"|"plates"}`.
-fn render_detect_metrics(s: &crate::detect::service::DetectStats, out: &mut String) {
+pub(crate) fn render_detect_metrics(s: &crate::detect::service::DetectStats, out: &mut String) {
     type DSeries = (&'static str, &'static str, &'static str, fn(&crate::detect::service::DetectorStats) -> f64);
     let series: &[DSeries] = &[
         ("tianwang_detector_frames_total", "counter", "frames run through the detector", |d| d.frames as f64),
@@ -231,7 +231,7 @@ fn esc(s: &str) -> String {
 /// Metric name, type, help text, and how to read it from a camera's health.
 type Series = (&'static str, &'static str, &'static str, fn(&HealthSnapshot) -> f64);
 
-fn render_metrics(ingest: &Ingest, out: &mut String) {
+pub(crate) fn render_metrics(ingest: &Ingest, out: &mut String) {
     let all = ingest.all_health();
     let series: &[Series] = &[
         ("tianwang_camera_up", "gauge", "1 while the camera is streaming", |h| {

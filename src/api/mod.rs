@@ -11,6 +11,7 @@ pub mod geo;
 pub mod health;
 pub mod maintenance;
 pub mod media;
+pub mod worker;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;

@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod serve;
 pub mod sim;
 pub mod token;
+pub mod worker;
 
 use tianwang::clock::{Clock, SystemClock};
 

@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::config::{CameraConfig, Profile};
 use crate::events::{Event, EventLog, Motion, MotionBox, NewEvent};
 use crate::ingest::{Frame, FrameQueue, Ingest, PixelFormat};
-use crate::registry::{NewPassage, Registry};
+use crate::registry::{NewPassage, Registry, RegistryError};
 
 /// Timing and load of one detector.
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
@@ -60,6 +60,9 @@ pub struct DetectStats {
     pub vehicles_in_view: u64,
     /// Write attempts that failed (each is tried again until it is stored).
     pub write_errors: u64,
+    /// Writes refused because this worker no longer held the camera's lease (dropped: the
+    /// camera's new holder detects for itself).
+    pub fenced: u64,
 }
 
 #[derive(Default)]
@@ -131,6 +134,7 @@ struct Inner {
     /// Per plate thread: vehicles it tracks now.
     in_view: Vec<AtomicU64>,
     write_errors: AtomicU64,
+    fenced: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     clock: Arc<dyn Clock>,
@@ -175,6 +179,7 @@ impl DetectService {
             passages_read: AtomicU64::new(0),
             in_view: (0..readers.len()).map(|_| AtomicU64::new(0)).collect(),
             write_errors: AtomicU64::new(0),
+            fenced: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             writer: Mutex::new(None),
             clock,
@@ -252,6 +257,7 @@ impl DetectService {
             passages_read: i.passages_read.load(Ordering::Relaxed),
             vehicles_in_view: i.in_view.iter().map(|v| v.load(Ordering::Relaxed)).sum(),
             write_errors: i.write_errors.load(Ordering::Relaxed),
+            fenced: i.fenced.load(Ordering::Relaxed),
         }
     }
 
@@ -487,38 +493,75 @@ async fn writer(
                 }
                 Output::Passage { camera, bearing_deg, p } => {
                     let np = passage_of(&inner, &camera, bearing_deg, &p).await;
-                    retry(&inner, "a passage", || async {
+                    let stored = retry(&inner, "a passage", || async {
                         crate::detect::passages::record(&registry, inner.clock.now_ms(), &np, "detect")
                             .await
                             .map(|_| ())
+                            .map_err(|e| match e {
+                                RegistryError::Fenced { camera, .. } => Failed::Fenced(camera),
+                                e => Failed::Other(e.to_string()),
+                            })
                     })
                     .await;
-                    inner.passages.fetch_add(1, Ordering::Relaxed);
+                    if stored.is_ok() {
+                        inner.passages.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
-        if !motion.is_empty() {
+        while !motion.is_empty() {
             let n = motion.len() as u64;
-            retry(&inner, "motion events", || async { log.append(&motion).await.map(|_| ()) }).await;
-            inner.motion_events.fetch_add(n, Ordering::Relaxed);
+            let stored = retry(&inner, "motion events", || async {
+                log.append(&motion).await.map(|_| ()).map_err(|e| match e.fenced() {
+                    Some(camera) => Failed::Fenced(camera.to_string()),
+                    None => Failed::Other(e.to_string()),
+                })
+            })
+            .await;
+            match stored {
+                Ok(()) => {
+                    inner.motion_events.fetch_add(n, Ordering::Relaxed);
+                    break;
+                }
+                // The rest of the batch is still this worker's to store.
+                Err(camera) => motion.retain(|e| e.event.camera_id() != Some(camera.as_str())),
+            }
         }
     }
 }
 
+/// Why a write failed.
+enum Failed {
+    /// This worker no longer holds the camera's lease: the write is not its to make, and no
+    /// retry can make it (the camera's new holder detects for itself).
+    Fenced(String),
+    Other(String),
+}
+
 /// Runs a write until it succeeds, backing off from 100 ms to 5 s (the keys make a write that
-/// did land but was not acknowledged harmless to repeat).
-async fn retry<F, Fut, E>(inner: &Inner, what: &str, mut write: F)
+/// did land but was not acknowledged harmless to repeat); gives up only on a write fenced off
+/// (answers the camera).
+async fn retry<F, Fut>(inner: &Inner, what: &str, mut write: F) -> Result<(), String>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
+    Fut: std::future::Future<Output = Result<(), Failed>>,
 {
     let mut wait = Duration::from_millis(100);
-    while let Err(e) = write().await {
-        inner.write_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(error = %e, "cannot store {what}; trying again in {} ms", wait.as_millis());
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
+    loop {
+        match write().await {
+            Ok(()) => return Ok(()),
+            Err(Failed::Fenced(camera)) => {
+                inner.fenced.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(camera = %camera, "{what} not stored: this worker no longer holds the camera");
+                return Err(camera);
+            }
+            Err(Failed::Other(e)) => {
+                inner.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "cannot store {what}; trying again in {} ms", wait.as_millis());
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 

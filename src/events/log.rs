@@ -101,6 +101,17 @@ pub enum LogError {
     Store(#[from] RegistryError),
 }
 
+impl LogError {
+    /// The camera whose write was refused because this worker does not hold its lease (a write
+    /// that no retry can make succeed).
+    pub fn fenced(&self) -> Option<&str> {
+        match self {
+            LogError::Store(RegistryError::Fenced { camera, .. }) => Some(camera),
+            _ => None,
+        }
+    }
+}
+
 /// See the module documentation.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {

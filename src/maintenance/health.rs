@@ -212,6 +212,19 @@ impl HealthKeeper {
         }
     }
 
+    /// Forgets cameras this process no longer runs (a worker that lost their leases): what it
+    /// knew of them is its new holder's to know, and a camera gained back starts afresh.
+    pub async fn forget(&self, cameras: &[String]) {
+        if cameras.is_empty() {
+            return;
+        }
+        let mut g = self.inner.lock().await;
+        for c in cameras {
+            g.cams.remove(c);
+            g.unwritten.remove(c);
+        }
+    }
+
     /// Every camera's current problems (what work orders are opened for).
     pub async fn problems(&self) -> HashMap<String, Vec<Problem>> {
         let g = self.inner.lock().await;
@@ -267,6 +280,13 @@ impl HealthKeeper {
         }
         let ev = status_event(&row, row.status.parse().ok(), to, &reason, at);
         if let Err(e) = self.registry.set_status_reason(camera, to, &reason, at, Some(&ev)).await {
+            if e.is_fenced() {
+                // Not this worker's camera (any more): its holder reports its status.
+                tracing::warn!(camera, "status change not stored: this worker no longer holds the camera");
+                g.unwritten.remove(camera);
+                g.cams.remove(camera);
+                return None;
+            }
             tracing::error!(camera, error = %e, "cannot record a status change; trying again");
             g.unwritten.insert(camera.to_string());
             return None;

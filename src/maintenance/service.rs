@@ -113,14 +113,23 @@ impl QualityService {
                             if raised { "raised" } else { "cleared" }
                         );
                         let ev = NewEvent::new(at, Some(key), event);
-                        // Never dropped: tried again until the log takes it (the key makes a retry harmless).
+                        // Never dropped while this worker holds the camera: tried again until
+                        // the log takes it (the key makes a retry harmless).
                         let mut wait = Duration::from_millis(100);
+                        let mut fenced = false;
                         while let Err(e) = log.append(std::slice::from_ref(&ev)).await {
+                            if e.fenced().is_some() {
+                                tracing::warn!(camera = %camera, "quality event not stored: this worker no longer holds the camera");
+                                fenced = true;
+                                break;
+                            }
                             tracing::error!(camera = %camera, error = %e, "cannot store a quality event; trying again");
                             tokio::time::sleep(wait).await;
                             wait = (wait * 2).min(Duration::from_secs(5));
                         }
-                        health.quality(&camera, check.as_str(), raised, &detail, at).await;
+                        if !fenced {
+                            health.quality(&camera, check.as_str(), raised, &detail, at).await;
+                        }
                     }
                     Report::LowFps { camera, at, low } => {
                         health.low_fps(&camera, low, at).await;

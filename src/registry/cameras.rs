@@ -230,6 +230,7 @@ impl Registry {
         event: Option<&super::RawEvent>,
     ) -> Result<bool, RegistryError> {
         let mut tx = self.begin().await?;
+        tx.fence(id).await?;
         let changed = set_status_tx(&mut tx, id, to, reason, now).await?;
         let ids = match event {
             Some(e) if changed => super::events::append_tx(&mut tx, self.backend(), std::slice::from_ref(e)).await?,
@@ -251,6 +252,7 @@ impl Registry {
         event: Option<&super::RawEvent>,
     ) -> Result<bool, RegistryError> {
         let mut tx = self.begin().await?;
+        tx.fence(id).await?;
         let changed = set_status_tx(&mut tx, id, to, reason, now).await?;
         let mut ids = Vec::new();
         if changed {
@@ -346,6 +348,7 @@ impl Registry {
         at: Millis,
     ) -> Result<(), RegistryError> {
         let mut tx = self.begin().await?;
+        tx.fence(id).await?;
         sqlx::query("INSERT INTO camera_ingest_history (camera_id, at_ms, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)")
             .bind(id)
             .bind(at)

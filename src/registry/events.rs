@@ -66,6 +66,11 @@ pub(crate) async fn append_tx(
     if events.is_empty() {
         return Ok(Vec::new());
     }
+    for e in events {
+        if let Some(camera) = &e.camera_id {
+            tx.fence(camera).await?;
+        }
+    }
     lock_event_order(tx, backend, EVENT_ORDER_LOCK).await?;
     let mut out = Vec::with_capacity(events.len());
     for e in events {
@@ -296,6 +301,7 @@ impl Registry {
             return Ok(done);
         }
         let mut tx = self.begin().await?;
+        tx.fence(&p.camera_id).await?;
         let Some(row) = insert_passage(&mut tx, p, &key, source, now).await? else {
             // Stored meanwhile by a concurrent retry of the same passage (PostgreSQL).
             tx.rollback().await?;

@@ -22,11 +22,12 @@
 //! TTL, which JetStream leases would want.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use sqlx::Row;
 
 use super::{Backend, Registry, RegistryError, WriteTx};
-use crate::clock::Millis;
+use crate::clock::{Clock, Millis};
 use crate::config::Profile;
 
 /// A worker as it announces itself on every heartbeat.
@@ -57,13 +58,26 @@ pub struct Placement {
     /// A worker releases cameras only when over its share by more than this fraction of it (and
     /// by more than one camera), so that rounding never moves cameras back and forth.
     pub slack: f64,
+    /// A camera a round takes from a worker to move it is claimable only this long after: the
+    /// worker hears of the release at its next heartbeat and stops the pipeline first, so that a
+    /// camera moved on purpose never streams on two workers at once. A heartbeat period and a
+    /// little more.
+    pub handoff_ms: Millis,
 }
 
 impl Default for Placement {
     /// Weights from BENCHMARKS.md (ingest, per stream): health ~0.002 core, street ~0.045 plus
     /// motion, checkpoint ~0.065 plus plate reading.
     fn default() -> Self {
-        Self { ttl_ms: 15_000, batch: 50, weight_health: 2, weight_street: 60, weight_checkpoint: 150, slack: 0.1 }
+        Self {
+            ttl_ms: 15_000,
+            batch: 50,
+            weight_health: 2,
+            weight_street: 60,
+            weight_checkpoint: 150,
+            slack: 0.1,
+            handoff_ms: 5_500,
+        }
     }
 }
 
@@ -83,6 +97,60 @@ pub struct Lease {
     pub camera_id: String,
     pub epoch: i64,
     pub expires_ms: Millis,
+}
+
+/// What a worker process holds: the epoch of each camera whose lease it holds, by its own last
+/// look. Installed with `Registry::fence_writes`, it is what every write for a camera is checked
+/// against; the worker updates it as it gains and loses leases (a camera is taken out before its
+/// pipeline stops, and put in before its pipeline starts).
+pub struct LeaseBook {
+    worker: String,
+    clock: Arc<dyn Clock>,
+    held: RwLock<HashMap<String, i64>>,
+}
+
+impl LeaseBook {
+    pub fn new(worker: &str, clock: Arc<dyn Clock>) -> Arc<LeaseBook> {
+        Arc::new(LeaseBook { worker: worker.to_string(), clock, held: RwLock::new(HashMap::new()) })
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    pub(crate) fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// The epoch this worker holds `camera` at, by its last look.
+    pub fn epoch(&self, camera: &str) -> Option<i64> {
+        self.held.read().unwrap_or_else(|e| e.into_inner()).get(camera).copied()
+    }
+
+    /// Replaces what the worker holds.
+    pub fn set(&self, leases: &[Lease]) {
+        let mut g = self.held.write().unwrap_or_else(|e| e.into_inner());
+        g.clear();
+        g.extend(leases.iter().map(|l| (l.camera_id.clone(), l.epoch)));
+    }
+
+    /// Takes cameras out: their writes are refused from now on.
+    pub fn forget(&self, cameras: &[String]) {
+        let mut g = self.held.write().unwrap_or_else(|e| e.into_inner());
+        for c in cameras {
+            g.remove(c);
+        }
+    }
+
+    /// The worker holds nothing (its heartbeat lapsed).
+    pub fn clear(&self) {
+        self.held.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Every camera held, with its epoch.
+    pub fn held(&self) -> BTreeMap<String, i64> {
+        self.held.read().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
 }
 
 /// What one placement round did for one worker.
@@ -319,7 +387,7 @@ async fn place_tx(
             expires_ms: l.expires_ms,
         })
         .collect();
-    let mut unheld = snap.unheld.clone();
+    let unheld = snap.unheld.clone();
 
     // Releases: a worker over its share by the slack and its costliest camera, or over its share
     // at all while another worker is starved (below its share by more than half the slack, as a
@@ -364,7 +432,7 @@ async fn place_tx(
                 "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
                  WHERE camera_id = $2 AND worker_id = $3 AND epoch = $4",
             )
-            .bind(now)
+            .bind(now.saturating_add(p.handoff_ms.max(0)))
             .bind(&camera)
             .bind(&ws[i].id)
             .bind(epoch)
@@ -377,9 +445,7 @@ async fn place_tx(
                 w.count = w.count.saturating_sub(1);
                 w.moved += 1;
                 intake = intake.saturating_sub(1);
-                if let Some(pr) = profile {
-                    *unheld.entry(pr).or_default() += 1;
-                }
+                // Claimed in a later round, after the hand-off time (see `Placement::handoff_ms`).
                 out.entry(w.id.clone()).or_default().released.push(camera);
             }
         }
@@ -392,7 +458,8 @@ async fn place_tx(
         let lock = if backend == Backend::Postgres { " FOR UPDATE OF l SKIP LOCKED" } else { "" };
         let free = sqlx::query(&format!(
             "SELECT l.camera_id, c.profile FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
-             WHERE (l.worker_id IS NULL OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = l.worker_id AND w.expires_ms > $1)) AND {PLACEABLE}
+             WHERE ((l.worker_id IS NULL AND l.expires_ms <= $1)
+                    OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = l.worker_id AND w.expires_ms > $1)) AND {PLACEABLE}
              ORDER BY l.camera_id LIMIT $2{lock}"
         ))
         .bind(now)
@@ -416,7 +483,7 @@ async fn place_tx(
             let camera: String = r.get(0);
             let claimed: Option<i64> = sqlx::query_scalar(
                 "UPDATE camera_leases SET worker_id = $1, epoch = epoch + 1, acquired_ms = $2, expires_ms = $3
-                 WHERE camera_id = $4 AND (worker_id IS NULL OR NOT EXISTS
+                 WHERE camera_id = $4 AND ((worker_id IS NULL AND expires_ms <= $2) OR NOT EXISTS
                      (SELECT 1 FROM workers w WHERE w.id = camera_leases.worker_id AND w.expires_ms > $2))
                  RETURNING epoch",
             )

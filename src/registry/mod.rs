@@ -32,7 +32,7 @@ pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay};
-pub use leases::{Lease, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
+pub use leases::{Lease, LeaseBook, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
@@ -61,6 +61,14 @@ pub enum RegistryError {
     Fenced { camera: String, worker: String, epoch: i64 },
 }
 
+impl RegistryError {
+    /// The write was refused because this worker does not hold the camera: trying it again
+    /// cannot succeed, so writers drop it instead of retrying.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, RegistryError::Fenced { .. })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -80,6 +88,10 @@ pub struct Registry {
     /// How a work-order change becomes an event (installed by the app: the event contract sits
     /// above the registry).
     order_events: std::sync::Arc<std::sync::OnceLock<OrderEncoder>>,
+    /// On a worker: the leases it holds. Every write for a camera then checks, in its own
+    /// transaction, that this worker still holds the camera at the epoch it knows (see
+    /// `Registry::fence_writes`).
+    fence: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<LeaseBook>>>,
 }
 
 /// Turns a work-order change into its event (`None`: no event for it).
@@ -90,9 +102,35 @@ pub type OrderEncoder = fn(&OrderLogged) -> Option<RawEvent>;
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    backend: Backend,
+    /// The worker's leases, when writes are fenced; the cameras already checked in this
+    /// transaction.
+    fence: Option<std::sync::Arc<LeaseBook>>,
+    checked: Vec<String>,
 }
 
 impl WriteTx {
+    /// On a worker (`Registry::fence_writes`): refuses the transaction's writes for `camera`
+    /// unless this worker holds its lease at the epoch it knows, the lease row locked until the
+    /// transaction ends (see `check_lease`). Elsewhere it checks nothing.
+    pub(crate) async fn fence(&mut self, camera: &str) -> Result<(), RegistryError> {
+        let Some(book) = self.fence.clone() else { return Ok(()) };
+        if self.checked.iter().any(|c| c == camera) {
+            return Ok(());
+        }
+        let Some(epoch) = book.epoch(camera) else {
+            return Err(RegistryError::Fenced {
+                camera: camera.to_string(),
+                worker: book.worker().to_string(),
+                epoch: 0,
+            });
+        };
+        let backend = self.backend;
+        check_lease(self, backend, camera, book.worker(), epoch, book.now()).await?;
+        self.checked.push(camera.to_string());
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
@@ -178,6 +216,7 @@ impl Registry {
             appended: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
             write_turn: Default::default(),
             order_events: Default::default(),
+            fence: Default::default(),
         })
     }
 
@@ -220,10 +259,26 @@ impl Registry {
         match self.backend {
             Backend::Sqlite => {
                 let turn = self.write_turn.clone().lock_owned().await;
-                Ok(WriteTx { tx: self.pool.begin_with("BEGIN IMMEDIATE").await?, _turn: Some(turn) })
+                Ok(self.write_tx(self.pool.begin_with("BEGIN IMMEDIATE").await?, Some(turn)))
             }
-            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _turn: None }),
+            Backend::Postgres => Ok(self.write_tx(self.pool.begin().await?, None)),
         }
+    }
+
+    fn write_tx(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> WriteTx {
+        WriteTx { tx, _turn: turn, backend: self.backend, fence: self.fence.get().cloned(), checked: Vec::new() }
+    }
+
+    /// Makes this process a worker that writes only for the cameras it holds: from now on every
+    /// write for a camera (its events, status, ingest history, passages) checks in its own
+    /// transaction that `book`'s worker holds the camera's lease at the epoch in `book`, and is
+    /// refused with [`RegistryError::Fenced`] otherwise. Set once; later calls change nothing.
+    pub fn fence_writes(&self, book: std::sync::Arc<LeaseBook>) {
+        let _ = self.fence.set(book);
     }
 
     /// Installs the encoder of work-order events: from then on every change of a work order
