@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-const LEASE_S: f64 = 8.0;
+const LEASE_S: f64 = 10.0;
 const WORKERS: usize = 3;
 const BATCH: usize = 50;
 
@@ -225,7 +225,10 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
     let db = TestDb::new(common::Engine::Postgres).await;
     let (site, cams) = site(n, &sim, paths);
     let cfg = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
-    let logs = tempfile::tempdir().unwrap();
+    // Kept after the run (each run starts it afresh): what every process logged.
+    let logs = std::env::temp_dir().join("tianwang-cluster-test-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
 
     // The serve node syncs the cameras into the registry (no pipelines of its own).
     let serve_port = free_port();
@@ -241,7 +244,7 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
             "--listen".into(),
             format!("127.0.0.1:{serve_port}"),
         ],
-        logs.path(),
+        &logs,
     );
     let plain = reqwest::Client::new();
     let t = Instant::now();
@@ -279,7 +282,7 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
         ]
     };
     let mut workers: Vec<Proc> =
-        (0..WORKERS).map(|i| Proc::start(&format!("w{}", i + 1), &worker_args(i), logs.path())).collect();
+        (0..WORKERS).map(|i| Proc::start(&format!("w{}", i + 1), &worker_args(i), &logs)).collect();
     let cluster = Cluster { client, ports: ports.clone() };
     let all = [0, 1, 2];
     let report = |workers: &[Proc]| workers.iter().map(Proc::tail).collect::<Vec<_>>().join("\n");
@@ -315,7 +318,7 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
     }
 
     // 3. Restarted, worker 1 takes cameras back a batch per round at most, until even again.
-    workers[0] = Proc::start("w1-again", &worker_args(0), logs.path());
+    workers[0] = Proc::start("w1-again", &worker_args(0), &logs);
     let t = Instant::now();
     let mut last = 0usize;
     let mut steps = 0;

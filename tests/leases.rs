@@ -82,11 +82,18 @@ async fn counts(reg: &Registry, now: i64) -> BTreeMap<String, usize> {
 
 /// Ticks until a tick moves nothing (at most `max` ticks); answers the time after the last.
 async fn settle(reg: &Registry, workers: &[&WorkerSpec], mut now: i64, max: usize) -> i64 {
+    // Quiet for longer than a hand-off: cameras released in a round are claimed only after it.
+    let mut quiet = 0;
     for _ in 0..max {
         let moved = tick(reg, workers, now).await;
         now += TICK;
         if moved.values().all(|&(c, r)| c == 0 && r == 0) {
-            return now;
+            quiet += TICK;
+            if quiet > placement().handoff_ms {
+                return now;
+            }
+        } else {
+            quiet = 0;
         }
     }
     panic!("placement did not settle in {max} ticks: {:?}", counts(reg, now).await);
@@ -185,6 +192,35 @@ async fn a_returning_worker_takes_cameras_back_a_batch_at_a_time(engine: Engine)
     assert_eq!(reg.holders(now).await.unwrap().len(), 300 - freed);
     let now = settle(&reg, &[&a, &b], now, 20).await;
     within_10_percent(&counts(&reg, now).await, 300);
+}
+
+async fn a_moved_camera_is_claimable_only_after_the_hand_off(engine: Engine) {
+    let (reg, _db) = registry(engine, 100, 0).await;
+    let (a, b) = (worker("w-a"), worker("w-b"));
+    let now = settle(&reg, &[&a], 1_000, 5).await;
+    assert_eq!(counts(&reg, now).await["w-a"], 100);
+    // w-b joins: w-a gives cameras up, and nobody may take them in the same round.
+    reg.heartbeat(&a, now, &placement()).await.unwrap();
+    reg.heartbeat(&b, now, &placement()).await.unwrap();
+    let round = reg.place_all(now, &placement()).await.unwrap();
+    let released = round["w-a"].released.clone();
+    assert!(!released.is_empty(), "w-a over its share gives cameras up");
+    assert!(round.get("w-b").is_none_or(|r| r.claimed.is_empty()), "claimed in the round that released them");
+    // Still not before the hand-off time, however often rounds run.
+    let early = now + placement().handoff_ms - 1;
+    reg.heartbeat(&a, early, &placement()).await.unwrap();
+    reg.heartbeat(&b, early, &placement()).await.unwrap();
+    let round = reg.place_all(early, &placement()).await.unwrap();
+    assert!(round.get("w-b").is_none_or(|r| r.claimed.is_empty()), "claimed before the hand-off time");
+    let holders = reg.holders(early).await.unwrap();
+    assert!(released.iter().all(|c| !holders.contains_key(c)), "a released camera held during its hand-off");
+    // After it, they go to w-b, each with a higher epoch.
+    let later = now + placement().handoff_ms;
+    reg.heartbeat(&a, later, &placement()).await.unwrap();
+    reg.heartbeat(&b, later, &placement()).await.unwrap();
+    let round = reg.place_all(later, &placement()).await.unwrap();
+    let claimed: BTreeSet<String> = round["w-b"].claimed.iter().map(|l| l.camera_id.clone()).collect();
+    assert_eq!(claimed, released.iter().cloned().collect::<BTreeSet<_>>());
 }
 
 async fn an_expired_lease_is_not_revived_and_fences_at_once(engine: Engine) {
@@ -379,6 +415,7 @@ on_both_engines!(
     a_dead_workers_cameras_move_within_two_lease_times_and_its_writes_are_fenced,
     a_returning_worker_takes_cameras_back_a_batch_at_a_time,
     an_expired_lease_is_not_revived_and_fences_at_once,
+    a_moved_camera_is_claimable_only_after_the_hand_off,
     a_worker_s_registry_writes_only_for_the_cameras_it_holds,
     limits_and_profiles_bound_what_a_worker_takes,
     concurrent_rounds_never_give_a_camera_to_two_workers,

@@ -26,10 +26,12 @@ pub struct WorkerView {
     pub cameras: Vec<HeldCamera>,
 }
 
-/// How long a token the registry accepted is accepted again without asking it: a worker cut off
-/// from the registry still shows a maintainer what it is doing (a revoked token keeps reading a
-/// worker's status for up to this long).
+/// A token the registry accepted is accepted again without asking it for this long; after that
+/// the registry is asked again, and while the registry cannot be reached the last answer stands
+/// for up to `TOKEN_STALE_MS`: a worker cut off from the registry still shows a maintainer what it
+/// is doing (a token revoked meanwhile is refused as soon as the registry answers again).
 const TOKEN_CACHE_MS: i64 = 60_000;
+const TOKEN_STALE_MS: i64 = 24 * 3_600_000;
 
 #[derive(Clone)]
 struct Guarded {
@@ -71,16 +73,33 @@ async fn require(State(g): State<Guarded>, req: Request, next: Next) -> Response
     let hash = crate::registry::token_hash(&token);
     let cached = {
         let mut m = g.accepted.lock().unwrap_or_else(|e| e.into_inner());
-        m.retain(|_, (_, at)| now - *at < TOKEN_CACHE_MS);
-        m.get(&hash).map(|(role, _)| role.clone())
+        m.retain(|_, (_, at)| now - *at < TOKEN_STALE_MS);
+        m.get(&hash).cloned()
     };
     let checked = match cached {
-        Some(role) => Ok(Some((String::new(), role))),
-        None => g.st.registry.check_token(&token).await,
+        Some((role, at)) if now - at < TOKEN_CACHE_MS => Ok(Some((String::new(), role))),
+        cached => match g.st.registry.check_token(&token).await {
+            Err(e) => match cached {
+                Some((role, _)) => {
+                    tracing::debug!(error = %e, "the registry does not answer: a token it accepted before stands");
+                    Ok(Some((String::new(), role)))
+                }
+                None => Err(e),
+            },
+            Ok(answer) => {
+                let mut m = g.accepted.lock().unwrap_or_else(|e| e.into_inner());
+                match &answer {
+                    Some((_, role)) => {
+                        m.insert(hash, (role.clone(), now));
+                    }
+                    None => {
+                        m.remove(&hash);
+                    }
+                }
+                Ok(answer)
+            }
+        },
     };
-    if let Ok(Some((_, role))) = &checked {
-        g.accepted.lock().unwrap_or_else(|e| e.into_inner()).entry(hash).or_insert((role.clone(), now));
-    }
     match checked {
         Ok(Some((_, role))) => match Role::parse(&role) {
             Some(Role::Maintainer | Role::Admin) => next.run(req).await,

@@ -69,11 +69,13 @@ impl WorkerOptions {
 
     /// Sets the lease time, and with it the heartbeat (a quarter of it: a dead worker's cameras
     /// are claimed at most a period after its lease lapses, and seen by their new holders at most
-    /// a period after that) and the hand-off time (a period and a little more).
+    /// a period after that) and the hand-off time (two periods: the releasing worker hears of the
+    /// release at its next heartbeat and stops the pipeline before anyone may claim it, even with
+    /// that heartbeat a period late).
     pub fn set_lease_ms(&mut self, ttl_ms: Millis) {
         self.placement.ttl_ms = ttl_ms;
         self.heartbeat_ms = (ttl_ms / 4).max(100);
-        self.placement.handoff_ms = self.heartbeat_ms + 500;
+        self.placement.handoff_ms = 2 * self.heartbeat_ms;
     }
 
     fn spec(&self, cpu_share: f64) -> WorkerSpec {
@@ -326,8 +328,9 @@ async fn lease_loop(st: WorkerState, stop: CancellationToken) {
                 });
             }
         }
-        // Wake at the next heartbeat, or when the leases lapse if that comes first.
-        let next = st.clock.now_ms().saturating_add(every);
+        // Wake at the next heartbeat (a fixed cadence from this one's start, however long it and
+        // the pipeline changes took), or when the leases lapse if that comes first.
+        let next = now.saturating_add(every).max(st.clock.now_ms());
         let lapse = if st.book.held().is_empty() { next } else { expires };
         tokio::select! {
             _ = stop.cancelled() => return,

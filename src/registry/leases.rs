@@ -459,7 +459,9 @@ async fn place_tx(
         let free = sqlx::query(&format!(
             "SELECT l.camera_id, c.profile FROM camera_leases l JOIN cameras c ON c.id = l.camera_id
              WHERE ((l.worker_id IS NULL AND l.expires_ms <= $1)
-                    OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = l.worker_id AND w.expires_ms > $1)) AND {PLACEABLE}
+                    OR (l.worker_id IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = l.worker_id AND w.expires_ms > $1)))
+                   AND {PLACEABLE}
              ORDER BY l.camera_id LIMIT $2{lock}"
         ))
         .bind(now)
@@ -483,8 +485,9 @@ async fn place_tx(
             let camera: String = r.get(0);
             let claimed: Option<i64> = sqlx::query_scalar(
                 "UPDATE camera_leases SET worker_id = $1, epoch = epoch + 1, acquired_ms = $2, expires_ms = $3
-                 WHERE camera_id = $4 AND ((worker_id IS NULL AND expires_ms <= $2) OR NOT EXISTS
-                     (SELECT 1 FROM workers w WHERE w.id = camera_leases.worker_id AND w.expires_ms > $2))
+                 WHERE camera_id = $4 AND ((worker_id IS NULL AND expires_ms <= $2)
+                     OR (worker_id IS NOT NULL AND NOT EXISTS
+                         (SELECT 1 FROM workers w WHERE w.id = camera_leases.worker_id AND w.expires_ms > $2)))
                  RETURNING epoch",
             )
             .bind(&ws[i].id)
