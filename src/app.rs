@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::alerts::engine::EngineConfig;
 use crate::alerts::mqtt::MqttState;
-use crate::alerts::service::AlertService;
+use crate::alerts::service::{AlertService, WriterRole};
 use crate::alerts::webhooks::Webhooks;
 use crate::city::{self, CityConfig};
 use crate::clock::Clock;
@@ -50,11 +50,15 @@ pub enum AppError {
 pub struct AppOptions {
     /// Run a pipeline for every enabled camera. Off for an API-only node (and API tests).
     pub ingest: bool,
+    /// This node's id and its hold on the alert writer's role: on PostgreSQL several serve
+    /// nodes may run, one writes alerts and the others stand by. On SQLite the node is always
+    /// `embedded` (one process owns the file).
+    pub writer: WriterRole,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { ingest: true }
+        Self { ingest: true, writer: WriterRole::default() }
     }
 }
 
@@ -162,16 +166,22 @@ impl App {
         let root = CancellationToken::new();
 
         let alerts_stop = root.child_token();
+        let mut writer = opts.writer.clone();
+        if registry.backend() == crate::registry::Backend::Sqlite {
+            writer.node = WriterRole::default().node;
+        }
         let (alerts, alerts_task) = AlertService::start(
             registry.clone(),
             log.clone(),
             clock.clone(),
             engine_config(&config),
+            writer,
             alerts_stop.clone(),
         )
         .await?;
         let rings_stop = root.child_token();
-        let (rings, rings_task) = RingWatcher::spawn(geo.clone(), log.clone(), clock.clone(), rings_stop.clone());
+        let (rings, rings_task) =
+            RingWatcher::spawn(geo.clone(), log.clone(), clock.clone(), alerts.active(), rings_stop.clone());
         let health = HealthKeeper::start(registry.clone()).await?;
         Task::start(&mut tasks, &root, "health retry", |stop| {
             tokio::spawn(retry_statuses(health.clone(), clock.clone(), stop))
@@ -182,6 +192,7 @@ impl App {
             alerts.feed(),
             clock.clone(),
             webhooks(&config),
+            alerts.active(),
             webhooks_stop.clone(),
         );
         let mut mqtt = None;
@@ -195,7 +206,7 @@ impl App {
                 client_id: m.client_id.clone(),
             };
             let (state, handle) =
-                crate::alerts::mqtt::spawn(registry.clone(), alerts.feed(), target, mqtt_stop.clone());
+                crate::alerts::mqtt::spawn(registry.clone(), alerts.feed(), target, alerts.active(), mqtt_stop.clone());
             mqtt = Some(state);
             mqtt_task = Some(handle);
         }

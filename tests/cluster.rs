@@ -4,6 +4,10 @@
 //! two lease times; restarted, it takes cameras back a batch per round; a worker cut off from the
 //! registry stops its pipelines when its lease time passes and gets cameras again when it is back.
 //!
+//! Two serve nodes: one writes alerts, the other stands by; SSE on the standby sees every alert
+//! change; an operator's change on the standby is applied by the writer; SIGKILL the writer → the
+//! standby takes over within its lease time and every alarm is raised exactly once.
+//!
 //! `TIANWANG_CLUSTER_CAMERAS` sets the number of cameras (default 300; `make test` runs the
 //! default).
 
@@ -17,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::ingest::SimProcess;
+use common::sse::Sse;
 use common::{TestDb, authed_client, config_dir};
 use serde_json::Value;
 use tianwang::registry::Registry;
@@ -414,4 +419,172 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
 
 fn common_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn serve_args(cfg: &Path, db: &str, node: &str, port: u16) -> Vec<String> {
+    [
+        "serve",
+        "--config",
+        &cfg.display().to_string(),
+        "--db",
+        db,
+        "--no-ingest",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--node-id",
+        node,
+        "--writer-lease-s",
+        &WRITER_LEASE_S.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+const WRITER_LEASE_S: f64 = 4.0;
+
+async fn up(port: u16, p: &Proc) {
+    let plain = reqwest::Client::new();
+    let t = Instant::now();
+    while plain.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
+        assert!(t.elapsed() < Duration::from_secs(60), "{} did not start\n{}", p.name, p.tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    let r = client.get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Posts `n` alarms from distinct alarm points (`prefix`-0 …) to a node; each is stored in the
+/// event log before the node answers (201 raised by this node, 202 accepted for the writer).
+async fn alarms(client: &reqwest::Client, base: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let r = client
+            .post(format!("{base}/api/v1/alarms"))
+            .json(
+                &serde_json::json!({"alarm_id": format!("{prefix}-{i}"), "name": format!("alarm point {prefix} {i}")}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        assert!(st == 201 || st == 202, "alarm {prefix}-{i}: {st} {}", r.text().await.unwrap_or_default());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() {
+    let db = TestDb::new(common::Engine::Postgres).await;
+    let cfg = config_dir(&[(
+        "site.toml",
+        "[site]\nname = \"Two serve nodes\"\ntimezone = \"Asia/Shanghai\"\n[defaults]\nhfov_deg = 90\nresolution = \"1920x1080\"\nmounting_height_m = 6\nowner = \"public\"\n",
+    )]);
+    let logs = std::env::temp_dir().join("tianwang-cluster-serve-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = Proc::start("serve-a", &serve_args(cfg.path(), &db.url, "a", pa), &logs);
+    up(pa, &a).await;
+    let mut b = Proc::start("serve-b", &serve_args(cfg.path(), &db.url, "b", pb), &logs);
+    up(pb, &b).await;
+    let registry = Registry::open(&db.url).await.unwrap();
+    let token = registry.create_token("cluster-operator", "admin", false, common_now()).await.unwrap();
+    let client = authed_client(&token);
+    let (base_a, base_b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
+
+    // One writer: the node that started first; the other stands by.
+    let va = get_json(&client, &format!("{base_a}/api/v1/cluster")).await;
+    let vb = get_json(&client, &format!("{base_b}/api/v1/cluster")).await;
+    assert_eq!(va["alert_writer"]["node"], "a", "{va}");
+    assert_eq!(va["this_node"]["active"], true);
+    assert_eq!(vb["this_node"]["active"], false, "{vb}");
+
+    // SSE on the standby sees every alert the writer raises, alarms posted to either node.
+    let mut sse = Sse::open_at(&client, &base_b, Some(0)).await;
+    alarms(&client, &base_b, "before", 10).await;
+    alarms(&client, &base_a, "at-writer", 5).await;
+    let mut raised = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raised.len() < 15 {
+        let Some((_, ev)) = sse.next(deadline).await else {
+            panic!("SSE on the standby saw {} of 15 alerts\n{}\n{}", raised.len(), a.tail(), b.tail());
+        };
+        if ev["change"] == "raised" {
+            raised.insert(ev["alert"]["dedupe_key"].as_str().unwrap().to_string());
+        }
+    }
+
+    // An operator's change on the standby is applied by the writer and answered.
+    let list = get_json(&client, &format!("{base_b}/api/v1/alerts?status=new&limit=100")).await;
+    let first = list["items"].as_array().unwrap()[0]["id"].as_i64().unwrap();
+    let r = client.post(format!("{base_b}/api/v1/alerts/{first}/acknowledge")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "acknowledge on the standby: {}", r.text().await.unwrap_or_default());
+    let acked: Value = r.json().await.unwrap();
+    assert_eq!(acked["status"], "acknowledged");
+    // A change the writer refuses is refused on the standby the same way.
+    let r = client.post(format!("{base_b}/api/v1/alerts/{first}/acknowledge")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409, "acknowledging twice");
+
+    // SIGKILL the writer with alarms still arriving: the standby takes over within its lease
+    // time, and every alarm is raised exactly once.
+    alarms(&client, &base_b, "racing", 10).await;
+    a.kill();
+    let killed = Instant::now();
+    alarms(&client, &base_b, "after", 10).await;
+    loop {
+        let v = get_json(&client, &format!("{base_b}/api/v1/cluster")).await;
+        if v["this_node"]["active"] == true {
+            println!("the standby writes alerts {:.1} s after the writer was killed", killed.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs_f64(2.0 * WRITER_LEASE_S),
+            "the standby did not take over within 2 lease times: {v}\n{}",
+            b.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raised.len() < 35 {
+        let Some((_, ev)) = sse.next(deadline).await else {
+            panic!("SSE on the standby saw {} of 35 alerts\n{}", raised.len(), b.tail());
+        };
+        if ev["change"] == "raised" {
+            assert!(
+                raised.insert(ev["alert"]["dedupe_key"].as_str().unwrap().to_string()),
+                "an alert raised twice: {ev}"
+            );
+        }
+    }
+    // Exactly once in the store too: 35 alarm points, 35 alerts, one each.
+    let all = get_json(&client, &format!("{base_b}/api/v1/alerts?limit=200")).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 35, "{all}");
+    assert!(items.iter().all(|a| a["count"] == 1), "an alarm counted twice: {all}");
+
+    // The old writer restarted under its id stands by: the role stays with the new writer.
+    let mut a = Proc::start("serve-a-again", &serve_args(cfg.path(), &db.url, "a", pa), &logs);
+    up(pa, &a).await;
+    let va = get_json(&client, &format!("{base_a}/api/v1/cluster")).await;
+    assert_eq!(va["this_node"]["active"], false, "{va}");
+    assert_eq!(va["alert_writer"]["node"], "b", "{va}");
+    // Stopped with SIGTERM, the writer gives the role up at once: the other takes it well
+    // before the lease time would have passed.
+    let status = b.terminate();
+    assert!(status.success(), "serve b did not stop cleanly: {status}\n{}", b.tail());
+    let left = Instant::now();
+    loop {
+        let v = get_json(&client, &format!("{base_a}/api/v1/cluster")).await;
+        if v["this_node"]["active"] == true {
+            println!("node a writes alerts {:.1} s after node b stopped", left.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(left.elapsed() < Duration::from_secs_f64(WRITER_LEASE_S), "node a did not take over: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.kill();
+    registry.close().await;
 }

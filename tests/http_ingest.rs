@@ -50,7 +50,9 @@ async fn health_snapshot_metrics_and_reload() {
         ("cams.toml", &(cam("a", &a, "") + &cam("b", &b, "profile = \"checkpoint\""))),
     ]);
     let db = TestDb::new(Engine::Sqlite).await;
-    let app = App::build(dir.path(), &db.url, Arc::new(SystemClock), AppOptions { ingest: true }).await.unwrap();
+    let app = App::build(dir.path(), &db.url, Arc::new(SystemClock), AppOptions { ingest: true, ..Default::default() })
+        .await
+        .unwrap();
     let registry = app.state.registry.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -56,10 +56,11 @@ pub fn spawn(
     registry: Registry,
     feed: &tokio::sync::broadcast::Sender<FeedRow>,
     target: MqttTarget,
+    active: crate::events::Active,
     cancel: CancellationToken,
 ) -> (Arc<Mutex<MqttState>>, tokio::task::JoinHandle<()>) {
     let state = Arc::new(Mutex::new(MqttState::default()));
-    let p = Publisher { registry, target, cancel, state: state.clone() };
+    let p = Publisher { registry, target, cancel, active, state: state.clone() };
     (state, tokio::spawn(p.run(feed.subscribe())))
 }
 
@@ -67,6 +68,8 @@ struct Publisher {
     registry: Registry,
     target: MqttTarget,
     cancel: CancellationToken,
+    /// Publishes only on the node that writes alerts.
+    active: crate::events::Active,
     state: Arc<Mutex<MqttState>>,
 }
 
@@ -87,7 +90,12 @@ impl Publisher {
 
     async fn run(self, mut feed: tokio::sync::broadcast::Receiver<FeedRow>) {
         let broker = format!("{}:{}", self.target.host, self.target.port);
+        let mut active = self.active.clone();
         loop {
+            // Another node publishes while this one stands by; it resumes from the store.
+            if !crate::events::until_active(&mut active, &self.cancel).await {
+                return;
+            }
             let position = match self.registry.acked("mqtt").await {
                 Ok(p) => p.unwrap_or(0),
                 Err(e) => {
@@ -101,6 +109,11 @@ impl Publisher {
             self.set(|s| s.position = position);
             match self.connection(position, &mut feed).await {
                 Ok(()) => return,
+                Err(_) if !*active.borrow() => {
+                    self.set(|s| s.connected = false);
+                    tracing::info!(%broker, "MQTT: another node writes alerts now; this one stops publishing");
+                    continue;
+                }
                 Err(e) => {
                     self.set(|s| {
                         s.connected = false;
@@ -141,6 +154,7 @@ impl Publisher {
         let mut connected = false;
         let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let mut sent = position;
+        let mut active = self.active.clone();
         loop {
             if connected && inflight.len() < WINDOW {
                 let rows = self
@@ -163,6 +177,7 @@ impl Publisher {
             let room = connected && inflight.len() < WINDOW;
             tokio::select! {
                 _ = self.cancel.cancelled() => return Ok(()),
+                _ = crate::events::until_inactive(&mut active) => return Err("standing by".into()),
                 ev = events.recv() => match ev {
                     None => return Err("the MQTT event loop ended".into()),
                     Some(Err(e)) => return Err(e),

@@ -92,6 +92,7 @@ pub fn spawn(
     feed: &tokio::sync::broadcast::Sender<crate::registry::FeedRow>,
     clock: Arc<dyn Clock>,
     hooks: Vec<Webhook>,
+    active: crate::events::Active,
     cancel: CancellationToken,
 ) -> (Webhooks, Vec<tokio::task::JoinHandle<()>>) {
     let states = Webhooks::default();
@@ -114,6 +115,7 @@ pub fn spawn(
                 clock: clock.clone(),
                 states: states.clone(),
                 cancel: cancel.clone(),
+                active: active.clone(),
                 hook: h,
             };
             tokio::spawn(r.run(feed.subscribe()))
@@ -128,14 +130,32 @@ struct Receiver {
     clock: Arc<dyn Clock>,
     states: Webhooks,
     cancel: CancellationToken,
+    /// Deliveries run only on the node that writes alerts.
+    active: crate::events::Active,
     hook: Webhook,
 }
 
 impl Receiver {
     async fn run(self, mut feed: tokio::sync::broadcast::Receiver<crate::registry::FeedRow>) {
         let consumer = format!("webhook:{}", self.hook.name);
-        let Some(mut position) = self.start_position(&consumer).await else { return };
+        let mut active = self.active.clone();
+        let mut resume = None;
         loop {
+            if !*active.borrow_and_update() {
+                // Another node delivers; when this one takes over it resumes from the store.
+                if !crate::events::until_active(&mut active, &self.cancel).await {
+                    return;
+                }
+                resume = None;
+            }
+            let mut position = match resume {
+                Some(p) => p,
+                None => match self.start_position(&consumer).await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            resume = Some(position);
             let rows = match self.registry.feed_after(position, 100).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -154,6 +174,7 @@ impl Receiver {
                 tokio::select! {
                     _ = self.cancel.cancelled() => return,
                     _ = feed.recv() => {}
+                    _ = active.changed() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 continue;
@@ -170,6 +191,7 @@ impl Receiver {
                     // Delivered but not recorded: it may be delivered again (at least once).
                     tracing::error!(webhook = %self.hook.name, error = %e, "webhooks: cannot record a delivery");
                 }
+                resume = Some(position);
                 self.states.update(&self.hook.name, |s| {
                     s.position = position;
                     s.delivered += 1;

@@ -9,9 +9,10 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use crate::alerts::service::WriterState;
 use crate::alerts::service::consumer;
 use crate::events::Lane;
-use crate::registry::{Placement, WorkerLoad};
+use crate::registry::{ALERT_WRITER, Placement, RoleHolder, WorkerLoad};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/cluster", get(cluster))
@@ -41,6 +42,11 @@ pub struct ClusterView {
     /// embedded default) no worker holds leases and this is every placeable camera.
     pub cameras_unheld: u64,
     pub consumers: Vec<ConsumerLag>,
+    /// The node that writes alerts now (`None` while nobody holds the role).
+    pub alert_writer: Option<RoleHolder>,
+    /// This node: whether it writes alerts, and the changes it queued for the writer or applied
+    /// for others.
+    pub this_node: WriterState,
 }
 
 /// Workers, their cameras and load, and each consumer's lag.
@@ -77,5 +83,6 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<ClusterView>, Ap
             }
         })
         .collect();
-    Ok(Json(ClusterView { workers, cameras_unheld, consumers }))
+    let alert_writer = st.registry.role_holder(ALERT_WRITER, now).await?;
+    Ok(Json(ClusterView { workers, cameras_unheld, consumers, alert_writer, this_node: st.alerts.writer() }))
 }

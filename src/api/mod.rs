@@ -88,6 +88,8 @@ use error::ApiError;
         cluster::ClusterView,
         cluster::ConsumerLag,
         crate::registry::WorkerLoad,
+        crate::registry::RoleHolder,
+        crate::alerts::service::WriterState,
         crate::config::Profile,
         cameras::CameraPage,
         cameras::Position,

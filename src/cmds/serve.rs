@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tianwang::alerts::service::WriterRole;
 use tianwang::app::{App, AppError, AppOptions, shutdown_signal};
 use tianwang::clock::SystemClock;
 
@@ -22,13 +23,39 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "TIANWANG_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Serve the registry and API only; run no camera pipelines.
+    /// Serve the registry and API only; run no camera pipelines (a serve node of a cluster,
+    /// whose cameras run on `tianwang worker`s).
     #[arg(long)]
     no_ingest: bool,
+    /// This node's id among the serve nodes of a cluster (PostgreSQL): one of them writes alerts,
+    /// the others stand by. A node restarted under its id takes its role back at once. Default:
+    /// the host name and the port it listens on.
+    #[arg(long, env = "TIANWANG_NODE_ID")]
+    node_id: Option<String>,
+    /// How long the alert writer's hold lasts unless renewed (seconds): a standby takes over
+    /// this long after the writer died. The same on every serve node.
+    #[arg(long, default_value_t = 15.0)]
+    writer_lease_s: f64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    serve(&args.config, &args.db.url, args.listen, AppOptions { ingest: !args.no_ingest }).await
+    anyhow::ensure!(
+        args.writer_lease_s.is_finite() && (1.0..=3600.0).contains(&args.writer_lease_s),
+        "--writer-lease-s: 1 to 3600 seconds"
+    );
+    let node = match args.node_id {
+        Some(n) => {
+            anyhow::ensure!(!n.trim().is_empty() && n.len() <= 128, "--node-id: 1 to 128 characters");
+            n
+        }
+        None => {
+            let host =
+                std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+            format!("{}:{}", if host.is_empty() { "tianwang" } else { host.as_str() }, args.listen.port())
+        }
+    };
+    let writer = WriterRole { node, ttl_ms: (args.writer_lease_s * 1000.0) as i64 };
+    serve(&args.config, &args.db.url, args.listen, AppOptions { ingest: !args.no_ingest, writer }).await
 }
 
 async fn serve(config: &Path, db: &str, listen: SocketAddr, opts: AppOptions) -> anyhow::Result<ExitCode> {

@@ -8,5 +8,38 @@
 pub mod contract;
 pub mod log;
 
+/// Whether this node runs the consumers that one node of a city runs at a time (the alert
+/// service's writer role decides: webhooks, MQTT and the ring watcher follow it).
+pub type Active = tokio::sync::watch::Receiver<bool>;
+
+/// Waits until this node is active (at once when it is); false when `cancel` fired first.
+pub async fn until_active(active: &mut Active, cancel: &tokio_util::sync::CancellationToken) -> bool {
+    loop {
+        if *active.borrow_and_update() {
+            return true;
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            changed = active.changed() => if changed.is_err() {
+                // The sender is gone (the alert service stopped): nothing will change any more.
+                cancel.cancelled().await;
+                return false;
+            },
+        }
+    }
+}
+
+/// Completes when this node stops being active (never while it is).
+pub async fn until_inactive(active: &mut Active) {
+    loop {
+        if !*active.borrow_and_update() {
+            return;
+        }
+        if active.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 pub use contract::*;
 pub use log::{EventLog, LogError, NewEvent, Position, Read, SqlLog, Stored, Undecodable, work_order_event};

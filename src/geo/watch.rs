@@ -31,11 +31,12 @@ impl RingWatcher {
         geo: GeoService,
         log: Arc<dyn EventLog>,
         clock: Arc<dyn Clock>,
+        active: crate::events::Active,
         cancel: CancellationToken,
     ) -> (RingWatcher, tokio::task::JoinHandle<()>) {
         let poke = Arc::new(Notify::new());
         let (checked, checks) = tokio::sync::watch::channel(0);
-        let w = Watch { geo, log, clock, cancel, poke: poke.clone(), checked };
+        let w = Watch { geo, log, clock, cancel, active, poke: poke.clone(), checked };
         (RingWatcher { poke, checks }, tokio::spawn(w.run()))
     }
 
@@ -55,12 +56,28 @@ struct Watch {
     log: Arc<dyn EventLog>,
     clock: Arc<dyn Clock>,
     cancel: CancellationToken,
+    /// Checks run only on the node that writes alerts (one node appends the rings' events).
+    active: crate::events::Active,
     poke: Arc<Notify>,
     checked: tokio::sync::watch::Sender<u64>,
 }
 
 impl Watch {
     async fn run(self) {
+        let mut active = self.active.clone();
+        loop {
+            if !crate::events::until_active(&mut active, &self.cancel).await {
+                return;
+            }
+            if !self.follow(&mut active).await {
+                return;
+            }
+            // Another node writes alerts now: it checks the rings until this one takes over.
+        }
+    }
+
+    /// Follows the log while this node is active; false when stopped.
+    async fn follow(&self, active: &mut crate::events::Active) -> bool {
         let mut appended = self.log.appended();
         // Where to follow from: the acknowledged position, or (the first time) the live edge,
         // since the first check covers what came before.
@@ -75,19 +92,22 @@ impl Watch {
                 Err(e) => {
                     tracing::error!(error = %e, "ring watcher: cannot read its position");
                     if self.pause().await {
-                        return;
+                        return false;
                     }
                 }
             }
         };
         let mut due = true;
         loop {
+            if !*active.borrow() {
+                return true;
+            }
             let batch = match self.log.read(Lane::Normal, position, 1000).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "ring watcher: cannot read the event log");
                     if self.pause().await {
-                        return;
+                        return false;
                     }
                     continue;
                 }
@@ -106,7 +126,7 @@ impl Watch {
                     Err(e) => {
                         tracing::error!(error = %e, "ring watcher: cannot check the checkpoint rings; retrying");
                         if self.pause().await {
-                            return;
+                            return false;
                         }
                         continue;
                     }
@@ -120,7 +140,8 @@ impl Watch {
                 continue;
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return false,
+                _ = crate::events::until_inactive(active) => return true,
                 _ = self.poke.notified() => due = true,
                 _ = appended.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}

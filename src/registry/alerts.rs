@@ -388,6 +388,7 @@ impl Registry {
         writes: &[AlertWrite],
         acks: &[(String, i64)],
         now: Millis,
+        fence: Option<&super::RoleFence>,
     ) -> Result<Vec<Written>, RegistryError> {
         let mut last_quiet_repeat = std::collections::HashMap::new();
         for (i, w) in writes.iter().enumerate() {
@@ -396,6 +397,9 @@ impl Registry {
             }
         }
         let mut tx = self.begin().await?;
+        if let Some(f) = fence {
+            super::roles::check_role(&mut tx, self.backend(), f, now).await?;
+        }
         let mut out = Vec::with_capacity(writes.len());
         for (index, w) in writes.iter().enumerate() {
             let done = match w {
@@ -573,8 +577,13 @@ impl Registry {
         op: &AlertOp,
         actor: &str,
         now: Millis,
+        fence: Option<&super::RoleFence>,
+        command: Option<i64>,
     ) -> Result<(AlertRow, FeedRow), AlertChangeError> {
         let mut tx = self.begin().await?;
+        if let Some(f) = fence {
+            super::roles::check_role(&mut tx, self.backend(), f, now).await?;
+        }
         let current = load(&mut tx, id).await?.ok_or(AlertChangeError::NotFound(id))?;
         let (set, vals, guard, refusal, change, detail): (&str, Vec<Val>, &str, &str, FeedChange, serde_json::Value) =
             match op {
@@ -610,6 +619,15 @@ impl Registry {
             return Err(AlertChangeError::Conflict { id, status: current.status, what: refusal.into() });
         };
         let feed = record(&mut tx, self.backend(), &row, actor, change, &detail, now).await?;
+        if let Some(c) = command
+            && !super::roles::finish_tx(&mut tx, c, &super::CommandOutcome::Done, now).await?
+        {
+            // Its node stopped waiting and cancelled it: nothing is changed.
+            tx.rollback().await?;
+            return Err(AlertChangeError::Registry(RegistryError::Invalid(format!(
+                "the queued change {c} was cancelled"
+            ))));
+        }
         tx.commit().await?;
         Ok((row, feed))
     }

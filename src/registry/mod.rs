@@ -13,6 +13,7 @@ mod geo;
 mod geo_inputs;
 mod leases;
 mod orders;
+mod roles;
 mod schema;
 mod sync;
 mod tokens;
@@ -34,6 +35,7 @@ pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay};
 pub use leases::{Lease, LeaseBook, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
+pub use roles::{ALERT_WRITER, CommandOutcome, QueuedCommand, RoleFence, RoleHolder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenRow, new_token, token_hash};
@@ -59,6 +61,9 @@ pub enum RegistryError {
     /// A write from a worker that no longer holds the camera's lease at that epoch.
     #[error("camera {camera}: worker {worker} does not hold its lease at epoch {epoch}; the write is refused")]
     Fenced { camera: String, worker: String, epoch: i64 },
+    /// A write of a role's holder (the alert writer) from a node that no longer holds it.
+    #[error("node {node} does not hold the role {role} at epoch {epoch}; the write is refused")]
+    NotHolder { role: String, node: String, epoch: i64 },
 }
 
 impl RegistryError {

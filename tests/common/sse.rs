@@ -23,6 +23,17 @@ impl Sse {
         Sse { resp, buf: String::new() }
     }
 
+    /// The stream of any node: `client` sends its token.
+    pub async fn open_at(client: &reqwest::Client, base: &str, last_event_id: Option<i64>) -> Sse {
+        let mut req = client.get(format!("{base}/api/v1/alerts/stream"));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        Sse { resp, buf: String::new() }
+    }
+
     pub async fn next(&mut self, deadline: Instant) -> Option<(i64, Value)> {
         loop {
             if let Some(end) = self.buf.find("\n\n") {

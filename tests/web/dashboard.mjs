@@ -167,6 +167,16 @@ try {
   const row = page.locator(`#mt-orders tr[data-order="${order.id}"]`);
   await row.waitFor({ timeout: 20_000 });
   step(`maintenance: order ${order.id} (${order.cause}, P${order.priority}, crew ${order.crew ?? '-'}) listed`);
+  // The cluster panel: on the embedded default this node writes alerts, runs every camera, and
+  // lists each consumer with its position.
+  await page.waitForFunction(() => document.querySelector('#mt-cluster #mt-writer'), null, { timeout: 20_000 });
+  const writer = await page.locator('#mt-writer').textContent();
+  if (writer !== 'embedded') throw new Error(`cluster panel: the alert writer shown is ${writer}, expected embedded`);
+  const consumers = await page.locator('#mt-cluster tr[data-consumer]').count();
+  if (!(await page.locator('#mt-cluster tr[data-consumer="alerts.urgent"]').count())) {
+    throw new Error(`cluster panel: no alerts.urgent consumer among ${consumers}`);
+  }
+  step(`maintenance: cluster panel (alert writer ${writer}, ${consumers} consumers)`);
   await shot('maintenance');
   await row.locator('input[name=by]').fill('crew test');
   await row.locator('input[name=note]').fill('housing replaced');

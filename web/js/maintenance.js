@@ -1,4 +1,5 @@
-// Maintenance: work orders (open, closed, overdue) and the video-quality faults now.
+// Maintenance: work orders (open, closed, overdue), the video-quality faults now, and the cluster
+// (workers and their cameras, the alert writer, each consumer's lag).
 
 import { getJson, postJson } from './api.js';
 import { cameras } from './store.js';
@@ -19,7 +20,8 @@ export class MaintenanceView {
       <div class="grid2">
         <div class="panel"><h3>Work orders</h3><div id="mt-orders"></div></div>
         <div class="panel"><h3>Quality faults now</h3><div id="mt-quality"></div></div>
-      </div>`,
+      </div>
+      <div class="panel below"><h3>Cluster</h3><div id="mt-cluster"></div></div>`,
     );
     el.querySelector('#mt-state').addEventListener('change', (e) => {
       this.state = e.target.value;
@@ -89,6 +91,9 @@ export class MaintenanceView {
           );
         })
         .catch((e) => setHtml($('#mt-quality'), failure(e, 'video quality'))),
+      getJson('/api/v1/cluster')
+        .then((c) => setHtml($('#mt-cluster'), clusterHtml(c)))
+        .catch((e) => setHtml($('#mt-cluster'), failure(e, 'the cluster'))),
     ]);
   }
 
@@ -101,4 +106,24 @@ export class MaintenanceView {
       toast(`work order ${id}: ${e.message}`);
     }
   }
+}
+
+/** Workers with their cameras and load, the alert writer, and how far behind each consumer is. */
+function clusterHtml(c) {
+  const writer = c.alert_writer
+    ? html`alerts written by <b id="mt-writer">${c.alert_writer.node}</b> (epoch ${c.alert_writer.epoch})${c.this_node.active ? ' — this node' : html`; this node (${c.this_node.node}) stands by`}`
+    : html`<span class="overdue" id="mt-writer">no node writes alerts now</span>`;
+  const workers = c.workers.length
+    ? html`<table><thead><tr><th>worker</th><th>cameras</th><th>load</th><th>cores</th><th>CPU</th><th>heartbeat</th></tr></thead><tbody>${c.workers.map(
+        (w) => html`<tr data-worker="${w.id}"><td>${w.id}<div class="dim">${w.profiles.join(', ')}</div></td><td>${w.cameras} / ${w.max_cameras}</td>
+          <td>${(w.weight / 1000).toFixed(2)} cores</td><td>${w.cores}</td><td>${(w.cpu_share * 100).toFixed(0)} %</td><td>${fmtAgo(w.heartbeat_ms)}</td></tr>`,
+      )}</tbody></table>`
+    : html`<p class="na">No worker: this node runs every camera itself.</p>`;
+  const unheld = c.workers.length && c.cameras_unheld
+    ? html`<p class="overdue" id="mt-unheld">${c.cameras_unheld} cameras held by no worker</p>`
+    : '';
+  const consumers = html`<table><thead><tr><th>consumer</th><th>reads</th><th>position</th><th>behind</th></tr></thead><tbody>${c.consumers.map(
+    (k) => html`<tr data-consumer="${k.consumer}" class="${k.behind > 1000 ? 'overdue' : ''}"><td>${k.consumer}</td><td>${k.reads.replace('_', ' ')}</td><td>${k.position}</td><td>${k.behind}</td></tr>`,
+  )}</tbody></table>`;
+  return html`<p>${writer}</p>${workers}${unheld}<h4>Consumers</h4>${consumers}`;
 }
