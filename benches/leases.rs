@@ -90,16 +90,19 @@ async fn run(engine: &str) {
     let mut now = 1_000_000;
 
     // 1. Cold start.
-    let (mut rounds, mut secs) = (0, 0.0);
+    let (mut rounds, mut secs, mut quiet) = (0, 0.0, 0);
     loop {
         let (moved, _, s, _) = round(&reg, &workers, now, &p).await;
         now += tick;
         rounds += 1;
         secs += s;
-        if moved == 0 || rounds > 200 {
+        // Settled once quiet for longer than a hand-off (a released camera is claimed after it).
+        quiet = if moved == 0 { quiet + tick } else { 0 };
+        if quiet > p.handoff_ms || rounds > 200 {
             break;
         }
     }
+    rounds -= (quiet / tick) as usize;
     let (loads, unheld) = reg.cluster_load(now, &p).await.unwrap();
     let range = |f: fn(&tianwang::registry::WorkerLoad) -> u64| {
         (loads.iter().map(f).min().unwrap_or(0), loads.iter().map(f).max().unwrap_or(0))
@@ -174,17 +177,19 @@ async fn run(engine: &str) {
     // 4. It comes back: the others give cameras back a batch at a time.
     workers.push(dead);
     let back_id = workers.last().unwrap().id.clone();
-    let (mut rounds, mut secs, mut most) = (0, 0.0, 0);
+    let (mut rounds, mut secs, mut most, mut quiet) = (0, 0.0, 0, 0);
     loop {
         let (moved, m, s, _) = round(&reg, &workers, now, &p).await;
         now += tick;
         rounds += 1;
         secs += s;
         most = most.max(m);
-        if moved == 0 || rounds > 200 {
+        quiet = if moved == 0 { quiet + tick } else { 0 };
+        if quiet > p.handoff_ms || rounds > 200 {
             break;
         }
     }
+    rounds -= (quiet / tick) as usize;
     let (loads, _) = reg.cluster_load(now, &p).await.unwrap();
     let back = loads.iter().find(|l| l.id == back_id).map(|l| l.cameras).unwrap_or(0);
     let (lo, hi) = (

@@ -103,7 +103,37 @@ struct Task {
     handle: JoinHandle<()>,
 }
 
+/// Stops the producers of events, in order: camera pipelines, quality sampling, detection (whose
+/// writer stores every passage it was handed).
+async fn stop_producers(
+    ingest: Option<Arc<Ingest>>,
+    quality: Option<&crate::maintenance::service::QualityService>,
+    detect: Option<&crate::detect::service::DetectService>,
+) {
+    if let Some(ingest) = ingest {
+        let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
+    }
+    if let Some(q) = quality {
+        q.shutdown();
+    }
+    if let Some(d) = detect {
+        d.shutdown().await;
+    }
+}
+
 impl Task {
+    /// Stops each task in turn (its own signal, then up to 10 s for it to end).
+    async fn stop_all(tasks: Vec<Task>) {
+        for t in tasks {
+            t.stop.cancel();
+            match tokio::time::timeout(Duration::from_secs(10), t.handle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(task = t.name, error = %e, "a background task failed"),
+                Err(_) => tracing::error!(task = t.name, "a background task did not stop within 10 s"),
+            }
+        }
+    }
+
     /// Starts a task with a stop signal of its own (a child of `root`) and adds it to `tasks`.
     fn start(
         tasks: &mut Vec<Task>,
@@ -260,6 +290,13 @@ impl App {
             config.maintenance.as_ref(),
             &config.crews,
         );
+        if ingest.is_none() {
+            // A serve node of a cluster: cameras no worker runs any more are shown offline.
+            let (h, r, c, active) = (health.clone(), registry.clone(), clock.clone(), alerts.active());
+            Task::start(&mut tasks, &root, "unheld cameras", |stop| {
+                tokio::spawn(unheld_cameras(h, r, c, active, stop))
+            });
+        }
         if ingest.is_some() && config.maintenance.is_some() {
             // Rounds run on their own only with live cameras; a test on a simulated clock runs
             // them itself.
@@ -316,23 +353,8 @@ impl App {
     pub async fn shutdown(self) {
         let state = self.state;
         state.closing.cancel();
-        if let Some(ingest) = state.ingest.clone() {
-            let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
-        }
-        if let Some(q) = &state.quality {
-            q.shutdown();
-        }
-        if let Some(detect) = &state.detect {
-            detect.shutdown().await;
-        }
-        for t in self.tasks {
-            t.stop.cancel();
-            match tokio::time::timeout(Duration::from_secs(10), t.handle).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(task = t.name, error = %e, "a background task failed"),
-                Err(_) => tracing::error!(task = t.name, "a background task did not stop within 10 s"),
-            }
-        }
+        stop_producers(state.ingest.clone(), state.quality.as_ref(), state.detect.as_ref()).await;
+        Task::stop_all(self.tasks).await;
         self.root.cancel();
         state.registry.close().await;
     }
@@ -421,6 +443,43 @@ async fn write_statuses(
         }
         if let Some(status) = ev.status {
             health.stream(&ev.camera, status == crate::config::CameraStatus::Online, &ev.reason, ev.at_ms).await;
+        }
+    }
+}
+
+/// How long a camera may go without a live worker before a serve node shows it offline: a dead
+/// worker's cameras are claimed by the others within a heartbeat period of its lease lapsing.
+pub const UNHELD_GRACE_MS: i64 = 15_000;
+
+/// On the node that writes alerts, every 5 s: cameras that should stream and that no live worker
+/// has held for `UNHELD_GRACE_MS` go offline (with their event, so the monitoring room hears of a
+/// city whose workers are gone).
+async fn unheld_cameras(
+    health: HealthKeeper,
+    registry: Registry,
+    clock: Arc<dyn Clock>,
+    mut active: crate::events::Active,
+    stop: CancellationToken,
+) {
+    loop {
+        if !crate::events::until_active(&mut active, &stop).await {
+            return;
+        }
+        let now = clock.now_ms();
+        match registry.unheld_streaming(now, UNHELD_GRACE_MS).await {
+            Ok(cams) => {
+                if !cams.is_empty() {
+                    tracing::warn!(cameras = cams.len(), "cameras no live worker runs: shown offline");
+                }
+                for c in cams {
+                    health.unheld(&c, "no live worker runs this camera", now).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for cameras no worker runs"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
     }
 }

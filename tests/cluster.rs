@@ -30,6 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 const LEASE_S: f64 = 10.0;
+
+/// One cluster at a time on this box: the timings each test checks are the cluster's own.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const WORKERS: usize = 3;
 const BATCH: usize = 50;
 
@@ -223,6 +226,7 @@ fn within_tenth_of_even(per: &[usize], on: &[usize], n: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let n = cameras();
     let paths = 6;
     let streams: Vec<String> = (0..paths).map(|i| format!("s{i}:320x180@5:kf=5")).collect();
@@ -410,8 +414,36 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
     let holders = registry.holders(common_now()).await.unwrap();
     assert_eq!(holders.len(), n);
     assert!(holders.values().all(|(w, _)| w != "w2"), "worker 2 still holds cameras after leaving");
+
+    // 7. Every worker gone: the serve node shows each camera offline once no live worker has run
+    //    it for the grace time.
+    let online = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cameras WHERE status = 'online'")
+            .fetch_one(registry.pool())
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(online().await, n as i64, "every camera online before the workers go");
     for w in &mut workers {
         w.kill();
+    }
+    let gone = Instant::now();
+    let bound = Duration::from_secs_f64(LEASE_S)
+        + Duration::from_millis(tianwang::app::UNHELD_GRACE_MS as u64)
+        + Duration::from_secs(10);
+    loop {
+        let left = online().await;
+        if left == 0 {
+            println!("every worker killed: all {n} cameras offline after {:.1} s", gone.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(
+            gone.elapsed() < bound,
+            "{left} cameras still online {bound:?} after the last worker died\n{}",
+            serve.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     serve.kill();
     registry.close().await;
@@ -477,6 +509,7 @@ async fn alarms(client: &reqwest::Client, base: &str, prefix: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let db = TestDb::new(common::Engine::Postgres).await;
     let cfg = config_dir(&[(
         "site.toml",

@@ -304,6 +304,69 @@ async fn a_worker_s_registry_writes_only_for_the_cameras_it_holds(engine: Engine
     fenced.close().await;
 }
 
+async fn a_camera_disabled_while_held_is_given_up(engine: Engine) {
+    let (reg, _db) = registry(engine, 10, 0).await;
+    let a = worker("w-a");
+    let now = settle(&reg, &[&a], 1_000, 5).await;
+    assert_eq!(reg.holders(now).await.unwrap().len(), 10);
+    for (id, sql) in [
+        ("cam-0003", "UPDATE cameras SET enabled = 0 WHERE id = $1"),
+        ("cam-0007", "UPDATE cameras SET status = 'decommissioned' WHERE id = $1"),
+    ] {
+        sqlx::query(sql).bind(id).execute(reg.pool()).await.unwrap();
+    }
+    tick(&reg, &[&a], now).await;
+    let holders = reg.holders(now).await.unwrap();
+    assert_eq!(holders.len(), 8);
+    assert!(!holders.contains_key("cam-0003") && !holders.contains_key("cam-0007"));
+    assert_eq!(reg.leases_of("w-a", now).await.unwrap().len(), 8, "the worker stops them at its next heartbeat");
+}
+
+async fn cameras_no_live_worker_runs_are_found_after_a_grace(engine: Engine) {
+    use tianwang::config::CameraStatus::Online;
+    let (reg, _db) = registry(engine, 6, 0).await;
+    // No camera ever placed (a single process runs its cameras): nothing is reported.
+    for i in 0..6 {
+        reg.set_status(&format!("cam-{i:04}"), Online, "streaming", 500, None).await.unwrap();
+    }
+    assert!(reg.unheld_streaming(100_000, 15_000).await.unwrap().is_empty());
+    let a = worker("w-a");
+    let now = settle(&reg, &[&a], 1_000, 5).await;
+    assert!(reg.unheld_streaming(now, 15_000).await.unwrap().is_empty(), "held cameras are run");
+    // The worker dies: nothing within the grace after its lease lapsed, every camera after it.
+    let lapsed = reg.leases_of("w-a", now).await.unwrap()[0].expires_ms;
+    assert!(reg.unheld_streaming(lapsed + 14_000, 15_000).await.unwrap().is_empty());
+    let found = reg.unheld_streaming(lapsed + 15_000, 15_000).await.unwrap();
+    assert_eq!(found.len(), 6, "{found:?}");
+    // One that is already offline is not reported again.
+    reg.set_status("cam-0000", tianwang::config::CameraStatus::Offline, "x", lapsed, None).await.unwrap();
+    assert_eq!(reg.unheld_streaming(lapsed + 15_000, 15_000).await.unwrap().len(), 5);
+}
+
+async fn a_worker_keeps_a_crews_maintenance_set_elsewhere(engine: Engine) {
+    use tianwang::config::CameraStatus;
+    use tianwang::maintenance::health::HealthKeeper;
+    let (reg, _db) = registry(engine, 2, 0).await;
+    let serve = HealthKeeper::start(reg.clone()).await.unwrap();
+    let worker = HealthKeeper::start(reg.clone()).await.unwrap();
+    let status = |id: &'static str| {
+        let reg = reg.clone();
+        async move { reg.get_camera(id).await.unwrap().unwrap().status }
+    };
+    worker.stream("cam-0000", true, "first frame", 1_000).await;
+    assert_eq!(status("cam-0000").await, "online");
+    // A crew puts it in maintenance on a serve node; the worker reads it at its next heartbeat
+    // and its stream changes no longer show.
+    serve.set_maintenance("cam-0000", true, "lens cleaning", 2_000).await.unwrap();
+    worker.sync_maintenance(3_000).await.unwrap();
+    worker.stream("cam-0000", false, "connection refused", 4_000).await;
+    assert_eq!(status("cam-0000").await, CameraStatus::Maintenance.as_str());
+    // Taken out of it on the serve node: the worker shows what its stream says.
+    serve.set_maintenance("cam-0000", false, "done", 5_000).await.unwrap();
+    worker.sync_maintenance(6_000).await.unwrap();
+    assert_eq!(status("cam-0000").await, "offline");
+}
+
 async fn limits_and_profiles_bound_what_a_worker_takes(engine: Engine) {
     let (reg, _db) = registry(engine, 100, 20).await;
     let small = WorkerSpec { max_cameras: 30, ..worker("w-small") };
@@ -416,6 +479,9 @@ on_both_engines!(
     a_returning_worker_takes_cameras_back_a_batch_at_a_time,
     an_expired_lease_is_not_revived_and_fences_at_once,
     a_moved_camera_is_claimable_only_after_the_hand_off,
+    a_camera_disabled_while_held_is_given_up,
+    cameras_no_live_worker_runs_are_found_after_a_grace,
+    a_worker_keeps_a_crews_maintenance_set_elsewhere,
     a_worker_s_registry_writes_only_for_the_cameras_it_holds,
     limits_and_profiles_bound_what_a_worker_takes,
     concurrent_rounds_never_give_a_camera_to_two_workers,

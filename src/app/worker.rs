@@ -261,22 +261,8 @@ impl Worker {
         let lease_loop = self.tasks.remove(0);
         lease_loop.stop.cancel();
         let _ = lease_loop.handle.await;
-        let ingest = state.ingest.clone();
-        let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
-        if let Some(q) = &state.quality {
-            q.shutdown();
-        }
-        if let Some(d) = &state.detect {
-            d.shutdown().await;
-        }
-        for t in self.tasks {
-            t.stop.cancel();
-            match tokio::time::timeout(Duration::from_secs(10), t.handle).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(task = t.name, error = %e, "a background task failed"),
-                Err(_) => tracing::error!(task = t.name, "a background task did not stop within 10 s"),
-            }
-        }
+        super::stop_producers(Some(state.ingest.clone()), state.quality.as_ref(), state.detect.as_ref()).await;
+        Task::stop_all(self.tasks).await;
         state.book.clear();
         match state.registry.leave(&state.opts.id, state.clock.now_ms()).await {
             Ok(n) => tracing::info!(worker = %state.opts.id, cameras = n, "left the cluster; its cameras are free"),
@@ -315,6 +301,10 @@ async fn lease_loop(st: WorkerState, stop: CancellationToken) {
                 });
                 run_held(&st, &leases, forced).await;
                 forced = false;
+                // Crews put cameras in and out of maintenance through the serve nodes.
+                if let Err(e) = st.health.sync_maintenance(now).await {
+                    tracing::warn!(worker = %st.opts.id, error = %e, "cannot read which cameras are in maintenance");
+                }
             }
             failed => {
                 let why = match failed {

@@ -212,6 +212,48 @@ impl HealthKeeper {
         }
     }
 
+    /// Reads again which cameras crews put in maintenance (on a worker, whose crews act through a
+    /// serve node): a camera put in maintenance elsewhere is held there, and one taken out of it
+    /// gets the status its stream and faults give (when this process knows them).
+    pub async fn sync_maintenance(&self, at: Millis) -> Result<(), RegistryError> {
+        let now_in: std::collections::HashSet<String> =
+            self.registry.cameras_with_status(CameraStatus::Maintenance).await?.into_iter().collect();
+        let mut g = self.inner.lock().await;
+        for id in &now_in {
+            let c = g.cams.entry(id.clone()).or_default();
+            c.maintenance = true;
+            c.shown = Some(CameraStatus::Maintenance);
+        }
+        let lifted: Vec<String> =
+            g.cams.iter().filter(|(id, c)| c.maintenance && !now_in.contains(*id)).map(|(id, _)| id.clone()).collect();
+        for id in lifted {
+            if let Some(c) = g.cams.get_mut(&id) {
+                c.maintenance = false;
+                // What the store shows now (set by whoever lifted it) is compared afresh.
+                c.shown = None;
+            }
+            self.apply(&mut g, &id, at).await;
+        }
+        Ok(())
+    }
+
+    /// A camera no live worker has run for a while (a cluster's serve node finds it): offline,
+    /// with the reason and its event, unless a crew holds it in maintenance. Nothing is kept of
+    /// it here: the worker that takes it reports its stream.
+    pub async fn unheld(&self, camera: &str, reason: &str, at: Millis) -> Option<CameraStatus> {
+        let mut g = self.inner.lock().await;
+        let c = g.cams.entry(camera.to_string()).or_default();
+        c.streaming = Some(false);
+        c.stream_since_ms = at;
+        c.stream_reason = reason.to_string();
+        c.shown = None;
+        let shown = self.apply(&mut g, camera, at).await;
+        if !g.unwritten.contains(camera) {
+            g.cams.remove(camera);
+        }
+        shown
+    }
+
     /// Forgets cameras this process no longer runs (a worker that lost their leases): what it
     /// knew of them is its new holder's to know, and a camera gained back starts afresh.
     pub async fn forget(&self, cameras: &[String]) {

@@ -303,6 +303,28 @@ impl Registry {
         Ok((snap.live, snap.unheld.values().sum()))
     }
 
+    /// Cameras that should be ingested and that no live worker has held for at least `grace_ms`
+    /// (let go that long ago, their worker's heartbeat lapsed that long ago, or never placed),
+    /// among those whose status says they stream (`online`, `degraded`): a cluster whose workers
+    /// are all gone, or that cannot place them, shows them offline. Empty where no camera was
+    /// ever placed (a single process runs its cameras itself).
+    pub async fn unheld_streaming(&self, now: Millis, grace_ms: Millis) -> Result<Vec<String>, RegistryError> {
+        let before = now.saturating_sub(grace_ms);
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT c.id FROM cameras c LEFT JOIN camera_leases l ON l.camera_id = c.id
+                 LEFT JOIN workers w ON w.id = l.worker_id
+             WHERE {PLACEABLE} AND c.status IN ('online', 'degraded')
+               AND EXISTS (SELECT 1 FROM camera_leases)
+               AND (l.camera_id IS NULL
+                    OR (l.worker_id IS NULL AND l.expires_ms <= $1)
+                    OR (l.worker_id IS NOT NULL AND COALESCE(w.expires_ms, 0) <= $1))
+             ORDER BY c.id"
+        ))
+        .bind(before)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// Which live worker holds each camera (cameras no live worker holds are absent).
     pub async fn holders(&self, now: Millis) -> Result<BTreeMap<String, (String, i64)>, RegistryError> {
         let rows = sqlx::query(
@@ -354,6 +376,15 @@ async fn place_tx(
     now: Millis,
     p: &Placement,
 ) -> Result<BTreeMap<String, PlacementRound>, RegistryError> {
+    // A camera disabled or decommissioned while held is given up: its worker stops it at its next
+    // heartbeat, and it counts toward nobody's load.
+    sqlx::query(&format!(
+        "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
+         WHERE worker_id IS NOT NULL AND camera_id NOT IN (SELECT c.id FROM cameras c WHERE {PLACEABLE})"
+    ))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     let snap = snapshot(tx, now, p).await?;
     if snap.without_row > 0 {
         // Every camera to place has a lease row to lock and to count epochs on (a concurrent round
