@@ -39,6 +39,17 @@ pub trait Clock: Send + Sync + 'static {
         stop.wait_real(Duration::from_millis(left as u64))
     }
 
+    /// `wait_until`, but a nudge of `stop` (its `waker`) also ends the wait (with `false`): for a
+    /// thread that serves many cameras and is told when one of them needs it.
+    fn park_until(&self, deadline: Millis, stop: &Stop) -> bool {
+        let left = deadline.saturating_sub(self.now_ms());
+        if left <= 0 {
+            return stop.is_requested();
+        }
+        // A far deadline (`Millis::MAX`: nothing due) is a wait for the nudge, an hour at a time.
+        stop.park_real(Duration::from_millis(left.min(3_600_000) as u64))
+    }
+
     /// `wait_until(now + d)`.
     fn wait(&self, d: Duration, stop: &Stop) -> bool {
         self.wait_until(self.now_ms().saturating_add(millis(d)), stop)
@@ -131,6 +142,16 @@ impl Stop {
     fn park(&self) -> bool {
         let g = self.0.lock();
         let mut g = self.0.cv.wait_while(g, |s| !s.stopped && !s.nudged).unwrap_or_else(|e| e.into_inner());
+        g.nudged = false;
+        g.stopped
+    }
+
+    /// Blocks for `d` of real time unless stopped (`true`) or nudged (`false`; the nudge is
+    /// consumed) meanwhile.
+    pub fn park_real(&self, d: Duration) -> bool {
+        let g = self.0.lock();
+        let (mut g, _) =
+            self.0.cv.wait_timeout_while(g, d, |s| !s.stopped && !s.nudged).unwrap_or_else(|e| e.into_inner());
         g.nudged = false;
         g.stopped
     }
@@ -244,6 +265,17 @@ impl Clock for SimClock {
                 break true;
             }
         };
+        self.0.unregister(id);
+        stopped
+    }
+
+    fn park_until(&self, deadline: Millis, stop: &Stop) -> bool {
+        if deadline == Millis::MAX {
+            // Nothing due: not a wait on the clock (`wait_parked` does not count it).
+            return stop.is_requested() || stop.park();
+        }
+        let id = self.0.register(None, deadline, stop.waker());
+        let stopped = stop.is_requested() || (self.now_ms() < deadline && stop.park());
         self.0.unregister(id);
         stopped
     }

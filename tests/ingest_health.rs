@@ -202,3 +202,79 @@ async fn a_udp_health_camera_goes_through_rtspsrc() {
     assert_eq!((f.width, f.height, f.format), (160, 90, PixelFormat::Rgb24));
     shutdown(ing).await;
 }
+
+/// Health cameras share a few threads: 48 cameras stream on the runners (one per core) and the
+/// openers, none has a thread of its own, and the process gains far fewer threads than cameras;
+/// cameras stopped, restarted and removed on the pool are torn down (the server sees the
+/// sessions end) while the others keep streaming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_cameras_share_a_few_threads() {
+    const N: usize = 48;
+    let sim = SimServer::start().unwrap();
+    let (ing, mut ev) = ingest();
+    let urls: Vec<String> = (0..4).map(|i| sim.add(small(&format!("p{i}"), 10))).collect();
+    // Ingest's threads, by name (the simulator serves from this process too, on threads of its
+    // own).
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("ingest-"))
+            .count()
+    };
+    let before = threads();
+    let specs: Vec<IngestSpec> = (0..N).map(|i| health(&format!("c{i:02}"), &urls[i % 4], 2)).collect();
+    let ing2 = ing.clone();
+    let report = tokio::task::spawn_blocking(move || ing2.apply(specs)).await.unwrap();
+    assert_eq!(report.started.len(), N);
+    for i in 0..N {
+        ev.wait(&format!("c{i:02}"), "online", Duration::from_secs(60)).await;
+    }
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let t = ing.pool_threads();
+    assert_eq!(t.runners, cores.min(8), "{t:?}");
+    assert_eq!(t.own, 0, "{t:?}");
+    // One opener per runner: a start-up burst on a loopback server needs no more.
+    assert!(t.openers >= 1 && t.openers <= t.runners + 2, "{t:?}");
+    // Other tests of this binary run beside this one: the bound leaves them room, and is still
+    // far below a thread per camera.
+    let gained = threads().saturating_sub(before);
+    assert!(gained <= t.runners + t.openers + 4, "{gained} ingest threads for {N} cameras ({t:?})");
+    // Every camera decodes its keyframes on the runners.
+    let q = ing.subscribe("c07").unwrap();
+    let f = q.pop_timeout(Duration::from_secs(10)).expect("a keyframe from a pooled camera");
+    assert_eq!((f.width, f.height, f.format), (160, 90, PixelFormat::Rgb24));
+    let sessions = sim.clients();
+    assert!(sessions >= N, "{sessions} sessions for {N} cameras");
+
+    // Half removed, one restarted with a new spec: their sessions end, the rest stream on.
+    let keep: Vec<IngestSpec> = (0..N)
+        .filter(|i| i % 2 == 0)
+        .map(|i| {
+            let mut s = health(&format!("c{i:02}"), &urls[i % 4], 2);
+            if i == 0 {
+                s.sample_every = Duration::from_secs(3);
+            }
+            s
+        })
+        .collect();
+    let ing2 = ing.clone();
+    let report = tokio::task::spawn_blocking(move || ing2.apply(keep)).await.unwrap();
+    assert_eq!((report.stopped.len(), report.restarted, report.unchanged), (N / 2, vec!["c00".to_string()], N / 2 - 1));
+    assert_eq!(ing.ids().len(), N / 2);
+    ev.wait("c00", "online", Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.clients() > N / 2 {
+        assert!(Instant::now() < deadline, "{} sessions left for {} cameras", sim.clients(), N / 2);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let q = ing.subscribe("c10").unwrap();
+    q.pop_timeout(Duration::from_secs(10)).expect("a kept camera goes on");
+    shutdown(ing.clone()).await;
+    assert!(ing.ids().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.clients() > 0 {
+        assert!(Instant::now() < deadline, "{} sessions left after the shutdown", sim.clients());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -85,6 +85,8 @@ async fn ingests_a_vlc_rtsp_server_over_udp() {
     // VLC needs a moment to open its RTSP port; the supervisor retries until it answers.
     ev.wait("vlc", "online", Duration::from_secs(40)).await;
     ev.wait("vlc-health", "online", Duration::from_secs(40)).await;
+    // Refused by the keyframe client, the camera left the shared threads for one of its own.
+    assert_eq!(ing.pool_threads().own, 1, "{:?}", ing.pool_threads());
     let q = ing.subscribe("vlc-health").unwrap();
     let f = q.pop_timeout(Duration::from_secs(6)).expect("a keyframe from VLC over UDP");
     assert_eq!((f.width, f.height, f.format), (160, 120, PixelFormat::Rgb24));

@@ -284,4 +284,12 @@ pub(crate) fn render_metrics(ingest: &Ingest, out: &mut String) {
         "# HELP tianwang_status_events_dropped_total status changes that could not be queued for the registry\n# TYPE tianwang_status_events_dropped_total counter\ntianwang_status_events_dropped_total {}",
         ingest.status_events_dropped()
     );
+    let t = ingest.pool_threads();
+    let _ = writeln!(
+        out,
+        "# HELP tianwang_ingest_threads threads that run health cameras read by the keyframe client: runners (each steps hundreds of cameras), openers (connecting; they grow while all are busy), own (cameras that need a thread of their own)\n# TYPE tianwang_ingest_threads gauge"
+    );
+    for (kind, n) in [("runner", t.runners), ("opener", t.openers), ("own", t.own)] {
+        let _ = writeln!(out, "tianwang_ingest_threads{{kind=\"{kind}\"}} {n}");
+    }
 }

@@ -138,20 +138,33 @@ impl KeyframeSource {
 impl FrameSource for KeyframeSource {
     fn next(&mut self, deadline: Millis, stop: &Stop) -> Event {
         loop {
-            if let Some(ev) = self.pending.pop_front() {
+            if let Some(ev) = self.try_next(self.clock.now_ms()) {
                 return ev;
             }
             if self.clock.wait_until(self.next_poll.min(deadline), stop) {
                 return Event::Stopped;
             }
             let now = self.clock.now_ms();
-            if now >= self.next_poll {
-                self.next_poll = now + POLL_MS;
-                self.read(now);
-            } else if now >= deadline {
+            if now < self.next_poll && now >= deadline {
                 return Event::Idle;
             }
         }
+    }
+
+    fn try_next(&mut self, now: Millis) -> Option<Event> {
+        if let Some(ev) = self.pending.pop_front() {
+            return Some(ev);
+        }
+        if now < self.next_poll {
+            return None;
+        }
+        self.next_poll = now + POLL_MS;
+        self.read(now);
+        self.pending.pop_front()
+    }
+
+    fn wake_at(&self) -> Option<Millis> {
+        Some(if self.pending.is_empty() { self.next_poll } else { Millis::MIN })
     }
 }
 

@@ -1,7 +1,8 @@
 //! Ingest: one supervised RTSP source per enabled camera, delivering decoded frames.
 //!
-//! `supervisor` owns a thread per camera running one loop for every source: open → pull events →
-//! (watchdog | end | error) → back-off → reconnect. `source` is the seam: a `FrameSource` trait
+//! `supervisor` runs one loop for every source: open → pull events → (watchdog | end | error) →
+//! back-off → reconnect; on a thread per camera for GStreamer pipelines, and stepped on a few
+//! shared threads for `health` cameras read by the keyframe client (`supervisor::pool`). `source` is the seam: a `FrameSource` trait
 //! that `pipeline` (GStreamer: rtspsrc → … → appsink, every profile) and `keyframe` (our RTSP
 //! client, `rtsp` + `rtp`, for `health` cameras) implement, and `choose`, which says which one
 //! reads a camera. `health` holds what the API and `/metrics` show; `queue` is the bounded
@@ -22,7 +23,7 @@ mod supervisor;
 pub use health::{CameraHealth, HealthSnapshot, IngestState, Transition};
 pub use queue::FrameQueue;
 pub use spec::{IngestSpec, PixelFormat};
-pub use supervisor::{ApplyReport, Ingest, StatusEvent};
+pub use supervisor::{ApplyReport, Ingest, PoolThreads, StatusEvent};
 
 use std::sync::Arc;
 

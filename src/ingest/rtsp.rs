@@ -57,15 +57,27 @@ pub struct Demux {
 }
 
 const MAX_HEADER: usize = 64 * 1024;
+/// A demultiplexer's buffer bigger than this is given back once parsed.
+const KEEP_CAPACITY: usize = 32 * 1024;
 const MAX_SKIP: usize = 256 * 1024;
 
 impl Demux {
     pub fn push(&mut self, bytes: &[u8]) {
         if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+            self.compact();
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Drops what was parsed. A buffer grown past `KEEP_CAPACITY` by a burst is given back: a
+    /// camera on a shared thread holds between reads only what it has not parsed yet.
+    pub fn compact(&mut self) {
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = self.buf[self.pos..].to_vec();
+        } else {
+            self.buf.drain(..self.pos);
+        }
+        self.pos = 0;
     }
 
     /// The next complete unit, `Ok(None)` when more bytes are needed, or an error when the
@@ -424,7 +436,6 @@ pub struct Client {
     /// RTP channel of the video stream.
     channel: u8,
     pub track: VideoTrack,
-    chunk: Vec<u8>,
     /// After PLAY the socket is non-blocking.
     playing: bool,
 }
@@ -475,7 +486,6 @@ impl Client {
                 control: String::new(),
                 parameter_sets: vec![],
             },
-            chunk: vec![0; 256 * 1024],
             playing: false,
         };
         let r = c.request("DESCRIBE", url, &[("Accept", "application/sdp".into())], timeout)?;
@@ -578,16 +588,12 @@ impl Client {
                 }
                 return Err(failed(format!("no answer to RTSP {method} within {} s", timeout.as_secs_f64())));
             }
-            match self.stream.read(&mut self.chunk) {
+            match read_chunk(&mut self.stream, &mut self.demux) {
                 Ok(0) if received > 0 => {
                     return Err(failed(format!("{}, then closed the connection", not_rtsp(received))));
                 }
                 Ok(0) => return Err(failed(format!("the server closed the connection before answering {method}"))),
-                Ok(n) => {
-                    received += n;
-                    let (chunk, demux) = (&self.chunk, &mut self.demux);
-                    demux.push(&chunk[..n]);
-                }
+                Ok(n) => received += n,
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
                     if received > 0 {
                         return Err(failed(not_rtsp(received)));
@@ -606,13 +612,11 @@ impl Client {
     pub fn poll(&mut self, now: i64, mut on_packet: impl FnMut(&[u8])) -> Result<usize, RtspError> {
         let mut total = 0;
         loop {
-            match self.stream.read(&mut self.chunk) {
+            match read_chunk(&mut self.stream, &mut self.demux) {
                 Ok(0) => return Err(failed("the server closed the connection")),
                 Ok(n) => {
                     total += n;
-                    let (chunk, demux) = (&self.chunk, &mut self.demux);
-                    demux.push(&chunk[..n]);
-                    if n < self.chunk.len() {
+                    if n < CHUNK {
                         break;
                     }
                 }
@@ -648,6 +652,7 @@ impl Client {
                 }
             }
         }
+        self.demux.compact();
         let last = *self.last_keepalive.get_or_insert(now);
         if now - last >= self.keepalive_every_ms {
             self.last_keepalive = Some(now);
@@ -663,6 +668,25 @@ impl Client {
         let _ = self.send("TEARDOWN", &url, &[]);
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+/// The most one socket read takes.
+const CHUNK: usize = 256 * 1024;
+
+thread_local! {
+    /// One read buffer per thread, shared by every connection the thread reads (a runner of the
+    /// ingest pool reads hundreds): what was read is copied into the connection's `Demux`.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One read of the socket into `demux`; the bytes read.
+fn read_chunk(stream: &mut TcpStream, demux: &mut Demux) -> std::io::Result<usize> {
+    READ_BUF.with_borrow_mut(|buf| {
+        buf.resize(CHUNK, 0);
+        let n = stream.read(buf)?;
+        demux.push(&buf[..n]);
+        Ok(n)
+    })
 }
 
 /// Host and port of an `rtsp://` URL (554 by default).

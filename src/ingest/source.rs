@@ -140,6 +140,18 @@ pub(crate) trait FrameSource: Send {
     /// Waits until something arrives, the camera's clock reaches `deadline` (`Event::Idle`) or
     /// `stop` is requested (`Event::Stopped`), and says what happened.
     fn next(&mut self, deadline: Millis, stop: &Stop) -> Event;
+
+    /// For a source that never blocks (it can share a thread with many others): what it has at
+    /// `now`, reading it if it is due; `None`: nothing yet (ask again at `wake_at`).
+    fn try_next(&mut self, _now: Millis) -> Option<Event> {
+        None
+    }
+
+    /// When `try_next` has something to do next; `None` for a source that only `next` reads
+    /// (it needs a thread of its own).
+    fn wake_at(&self) -> Option<Millis> {
+        None
+    }
 }
 
 /// The real sources, over the network.

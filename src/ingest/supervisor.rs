@@ -1,10 +1,13 @@
-//! One thread per camera, one loop for every source (moonfire-nvr's long-lived `run()` of
-//! `run_once()`): open the camera's source → pull its events → classify how it ended → back off
-//! (exponential, capped, jittered) → stop check. The GStreamer pipeline and the keyframe client
-//! share this loop's watchdog, first-frame transition, rate sampling and back-off; which of them
-//! reads a camera is `source::choose`'s decision. Every time read and every wait goes through the
-//! camera's `Clock`, so the tests (`supervisor/tests.rs`) drive the loop with scripted sources on
-//! a simulated clock. Runtime changes start or stop only the cameras that changed.
+//! One loop for every source (moonfire-nvr's long-lived `run()` of `run_once()`): open the
+//! camera's source → pull its events → classify how it ended → back off (exponential, capped,
+//! jittered) → stop check. The loop is a state machine (`Phase`) run two ways: on a thread of
+//! the camera's own (`Worker::run_from`: the GStreamer pipeline, which blocks on its appsink), or
+//! stepped on the shared threads of `pool` (`Worker::step`, which never blocks: `health` cameras
+//! read by the keyframe client, hundreds per thread). The GStreamer pipeline and the keyframe
+//! client share this loop's watchdog, first-frame transition, rate sampling and back-off; which of
+//! them reads a camera is `source::choose`'s decision. Every time read and every wait goes through
+//! the camera's `Clock`, so the tests (`supervisor/tests.rs`) drive the loop with scripted sources
+//! on a simulated clock. Runtime changes start or stop only the cameras that changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,6 +54,28 @@ struct Running {
     queue: Arc<FrameQueue>,
     stop: Stop,
     thread: Option<JoinHandle<()>>,
+    /// A camera on the shared threads (`pool`).
+    pooled: Option<pool::Pooled>,
+}
+
+impl Running {
+    /// Asks the camera to stop (it stops on its own thread or runner; `wait` for it).
+    fn request_stop(&self) {
+        self.stop.request();
+        if let Some(p) = &self.pooled {
+            p.nudge();
+        }
+    }
+
+    /// Waits until the camera's source is torn down.
+    fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(p) = &self.pooled {
+            p.wait();
+        }
+    }
 }
 
 /// All running cameras.
@@ -60,12 +85,16 @@ pub struct Ingest {
     clock: Arc<dyn Clock>,
     status_dropped: Arc<AtomicU64>,
     opener: Arc<dyn Opener>,
+    /// Where `health` cameras read by the keyframe client run (`None`: a thread per camera).
+    pool: Option<pool::Pool>,
 }
 
 impl Ingest {
     /// `status_tx` receives registry status changes (online/offline); `None` to not record them.
     pub fn new(clock: Arc<dyn Clock>, status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>) -> Self {
-        Self::with_opener(clock, status_tx, Arc::new(RtspOpener))
+        let mut ing = Self::with_opener(clock.clone(), status_tx, Arc::new(RtspOpener));
+        ing.pool = Some(pool::Pool::new(clock));
+        ing
     }
 
     /// Cameras read through `opener` instead of the network (tests: scripted sources).
@@ -80,6 +109,7 @@ impl Ingest {
             clock,
             status_dropped: Arc::new(AtomicU64::new(0)),
             opener,
+            pool: None,
         }
     }
 
@@ -93,20 +123,24 @@ impl Ingest {
         let mut report = ApplyReport::default();
         let wanted: BTreeMap<String, IngestSpec> = specs.into_iter().map(|s| (s.id.clone(), s)).collect();
         let current: Vec<(String, IngestSpec)> = self.lock().iter().map(|(k, r)| (k.clone(), r.spec.clone())).collect();
+        let mut gone = Vec::new();
+        let mut restart = Vec::new();
         for (id, spec) in &current {
             match wanted.get(id) {
                 None => {
-                    self.stop(id);
+                    gone.push(id.clone());
                     report.stopped.push(id.clone());
                 }
                 Some(w) if w != spec => {
-                    self.stop(id);
-                    self.start(w.clone());
+                    gone.push(id.clone());
+                    restart.push(w.clone());
                     report.restarted.push(id.clone());
                 }
                 Some(_) => report.unchanged += 1,
             }
         }
+        self.stop_all(&gone);
+        restart.into_iter().for_each(|s| self.start(s));
         for (id, spec) in wanted {
             if !current.iter().any(|(c, _)| *c == id) {
                 self.start(spec);
@@ -135,33 +169,54 @@ impl Ingest {
             last_status: None,
             last_failure: None,
             refused: None,
+            failures: 0,
+            rng: seed(&spec.id, now),
         };
-        let thread = std::thread::Builder::new().name(format!("ingest-{}", spec.id)).spawn(move || worker.run());
-        let thread = match thread {
-            Ok(t) => Some(t),
-            Err(e) => {
-                health.record_error(&format!("cannot start a thread: {e}"));
-                None
+        let pool = self.pool.as_ref().filter(|_| source::choose(&spec, None) == Ok(SourceKind::Keyframes));
+        let (thread, pooled) = match pool {
+            Some(p) => (None, Some(p.start(worker))),
+            None => {
+                let thread =
+                    std::thread::Builder::new().name(format!("ingest-{}", spec.id)).spawn(move || worker.run());
+                match thread {
+                    Ok(t) => (Some(t), None),
+                    Err(e) => {
+                        health.record_error(&format!("cannot start a thread: {e}"));
+                        (None, None)
+                    }
+                }
             }
         };
-        self.lock().insert(spec.id.clone(), Running { spec, health, queue, stop, thread });
+        self.lock().insert(spec.id.clone(), Running { spec, health, queue, stop, thread, pooled });
     }
 
     /// Stops one camera and waits for its pipeline to be torn down.
     pub fn stop(&self, id: &str) -> bool {
-        let Some(mut r) = self.lock().remove(id) else { return false };
-        r.stop.request();
-        if let Some(t) = r.thread.take() {
-            let _ = t.join();
-        }
+        let Some(r) = self.lock().remove(id) else { return false };
+        r.request_stop();
+        r.wait();
         true
+    }
+
+    /// Stops cameras all at once (each tears down on its own thread or runner) and waits for
+    /// all of them.
+    fn stop_all(&self, ids: &[String]) {
+        let stopping: Vec<Running> = {
+            let mut cams = self.lock();
+            ids.iter().filter_map(|id| cams.remove(id)).collect()
+        };
+        stopping.iter().for_each(Running::request_stop);
+        stopping.into_iter().for_each(Running::wait);
     }
 
     /// Stops every camera.
     pub fn shutdown(&self) {
-        for id in self.ids() {
-            self.stop(&id);
-        }
+        self.stop_all(&self.ids());
+    }
+
+    /// The threads the shared pool runs (for `/metrics`).
+    pub fn pool_threads(&self) -> PoolThreads {
+        self.pool.as_ref().map(pool::Pool::threads).unwrap_or_default()
     }
 
     pub fn ids(&self) -> Vec<String> {
@@ -209,16 +264,6 @@ impl Drop for Ingest {
     }
 }
 
-/// How one connection ended.
-enum Outcome {
-    Stopped,
-    /// `failure.text` explained and scrubbed; `streamed`: the camera had reached `Streaming`.
-    Failed {
-        failure: Failure,
-        streamed: bool,
-    },
-}
-
 /// What keeps a camera alive for the watchdog: a named policy per profile. `health` cameras
 /// decode a keyframe only now and then (one per GOP, late with B-frames), so every packet of their
 /// video stream counts; the other profiles must deliver frames.
@@ -263,6 +308,9 @@ struct Worker {
     /// Why the keyframe client cannot read this camera's server, once it said so: from then on
     /// `source::choose` picks rtspsrc.
     refused: Option<Refusal>,
+    /// Failed connections since the last healthy run (the back-off's exponent).
+    failures: u32,
+    rng: u64,
 }
 
 impl Worker {
@@ -318,60 +366,134 @@ impl Worker {
         }
     }
 
-    /// Connects, streams and reconnects until stopped.
-    fn run(mut self) {
-        let mut failures: u32 = 0;
-        let mut rng = seed(&self.spec.id, self.now());
-        while !self.stop.is_requested() {
-            self.transition(IngestState::Connecting, "connecting");
-            let Outcome::Failed { failure, streamed } = self.run_once() else { break };
-            if streamed {
-                // A healthy run: the back-off starts over.
-                failures = 0;
-                self.health.record_reconnect(self.now());
-                self.transition(IngestState::Stalled, &failure.text);
-            }
-            failures += 1;
-            if self.back_off(failures, &failure.text, &mut rng) {
-                break;
-            }
+    /// Connects, streams and reconnects until stopped, on this thread.
+    fn run(self) {
+        self.run_from(Phase::Connect);
+    }
+
+    /// The loop on a thread of its own, from `phase` on (a pooled camera whose source needs a
+    /// thread goes on here).
+    fn run_from(mut self, mut phase: Phase) {
+        loop {
+            phase = match phase {
+                Phase::Connect if self.stop.is_requested() => Phase::Done,
+                Phase::Connect => {
+                    self.transition(IngestState::Connecting, "connecting");
+                    self.connect()
+                }
+                Phase::Pump(mut p) => {
+                    let deadline = p.deadline(millis(self.spec.watchdog));
+                    let event = p.source.next(deadline, &self.stop);
+                    let now = self.now();
+                    match self.handle(&mut p, event, now) {
+                        None => Phase::Pump(p),
+                        Some(end) => self.ended(*p, end),
+                    }
+                }
+                Phase::Backoff { until } => {
+                    if self.clock.wait_until(until, &self.stop) {
+                        Phase::Done
+                    } else {
+                        Phase::Connect
+                    }
+                }
+                Phase::Done => break,
+            };
         }
         self.transition(IngestState::Disabled, "stopped");
     }
 
-    /// Records the failure and waits out the back-off; true when asked to stop meanwhile.
-    fn back_off(&mut self, failures: u32, reason: &str, rng: &mut u64) -> bool {
-        let d = backoff_delay(self.spec.backoff_initial, self.spec.backoff_max, failures, rng);
-        let until = self.now().saturating_add(millis(d));
-        self.health.record_error(reason);
-        self.health.record_failure(until);
-        self.transition(IngestState::Backoff, reason);
-        self.clock.wait_until(until, &self.stop)
+    /// One step that never blocks, for a camera on a shared thread: what the camera wants next.
+    /// Opening is left to the caller (`Want::Open`: it blocks, on a connection's time).
+    fn step(&mut self, phase: &mut Phase) -> Want {
+        loop {
+            let now = self.now();
+            match std::mem::replace(phase, Phase::Done) {
+                Phase::Done => return Want::Done,
+                Phase::Connect if self.stop.is_requested() => return Want::Done,
+                Phase::Connect => {
+                    self.transition(IngestState::Connecting, "connecting");
+                    *phase = Phase::Connect;
+                    return Want::Open;
+                }
+                Phase::Backoff { until } if self.stop.is_requested() => {
+                    let _ = until;
+                    return Want::Done;
+                }
+                Phase::Backoff { until } if now < until => {
+                    *phase = Phase::Backoff { until };
+                    return Want::Wake(until);
+                }
+                Phase::Backoff { .. } => *phase = Phase::Connect,
+                Phase::Pump(mut p) => {
+                    let deadline = p.deadline(millis(self.spec.watchdog));
+                    let event = match p.source.try_next(now) {
+                        Some(e) => e,
+                        None if now >= deadline => Event::Idle,
+                        None => {
+                            let wake = p.source.wake_at().unwrap_or(deadline).min(deadline);
+                            *phase = Phase::Pump(p);
+                            return Want::Wake(wake);
+                        }
+                    };
+                    *phase = match self.handle(&mut p, event, now) {
+                        None => Phase::Pump(p),
+                        Some(end) => self.ended(*p, end),
+                    };
+                }
+            }
+        }
     }
 
-    /// One connection: open the source, pump it, and say how it ended in words fit to show.
-    fn run_once(&mut self) -> Outcome {
+    /// Opens the camera's source (blocking: every step within the watchdog time); the phase
+    /// that follows.
+    fn connect(&mut self) -> Phase {
         let started = self.now();
         let password = match self.spec.password.as_ref().map(|s| s.resolve()) {
             None => None,
             Some(Ok(s)) => Some(s),
-            Some(Err(e)) => {
-                return Outcome::Failed { failure: Failure::new(format!("password: {e}")), streamed: false };
-            }
+            Some(Err(e)) => return self.fail(Failure::new(format!("password: {e}")), false, None),
         };
-        let password = password.as_ref().map(|s| s.expose());
-        let outcome = match self.open(password) {
-            // The source is torn down when dropped, at the end of this arm.
-            Ok(mut source) => self.pump(source.as_mut(), started),
-            Err(failure) => Outcome::Failed { failure, streamed: false },
-        };
-        match outcome {
-            Outcome::Stopped => Outcome::Stopped,
-            Outcome::Failed { failure, streamed } => {
-                let text = scrub(&explain(&failure, &self.spec.url), password);
-                Outcome::Failed { failure: Failure { status: failure.status, text }, streamed }
-            }
+        match self.open(password.as_ref().map(|s| s.expose())) {
+            Ok(source) => Phase::Pump(Box::new(Pumping {
+                source,
+                password,
+                started,
+                last_live: started,
+                streaming: false,
+                next_sample: started,
+            })),
+            Err(failure) => self.fail(failure, false, password.as_ref().map(|s| s.expose())),
         }
+    }
+
+    /// The source has ended (it is torn down here, first): back off, or stop.
+    fn ended(&mut self, p: Pumping, end: Ended) -> Phase {
+        let Pumping { source, password, streaming, .. } = p;
+        drop(source);
+        match end {
+            Ended::Stopped => Phase::Done,
+            Ended::Failed(failure) => self.fail(failure, streaming, password.as_ref().map(|s| s.expose())),
+        }
+    }
+
+    /// A connection failed (`streamed`: after reaching `Streaming`): its text explained and
+    /// scrubbed, the failure recorded, and the back-off to wait out.
+    fn fail(&mut self, failure: Failure, streamed: bool, password: Option<&str>) -> Phase {
+        let text = scrub(&explain(&failure, &self.spec.url), password);
+        if streamed {
+            // A healthy run: the back-off starts over.
+            self.failures = 0;
+            self.health.record_reconnect(self.now());
+            self.transition(IngestState::Stalled, &text);
+        }
+        self.failures += 1;
+        let d = backoff_delay(self.spec.backoff_initial, self.spec.backoff_max, self.failures, &mut self.rng);
+        let until = self.now().saturating_add(millis(d));
+        self.health.record_error(&text);
+        self.health.record_failure(until);
+        self.transition(IngestState::Backoff, &text);
+        Phase::Backoff { until }
     }
 
     /// Opens the source `source::choose` names; when the keyframe client is refused, remembers
@@ -394,53 +516,94 @@ impl Worker {
         }
     }
 
-    /// Pulls the source's events until it ends, the watchdog gives up on it, or the camera is
-    /// stopped: liveness, the first-frame transition, delivery and rate samples for every source.
-    fn pump(&mut self, source: &mut dyn FrameSource, started: Millis) -> Outcome {
+    /// What one event of an open source means: liveness, the first-frame transition, delivery,
+    /// rate samples and the watchdog, for every source; `Some` when the source is done with.
+    fn handle(&mut self, p: &mut Pumping, event: Event, now: Millis) -> Option<Ended> {
         let watchdog = millis(self.spec.watchdog);
         let liveness = Liveness::of(&self.spec);
-        let (mut last_live, mut streaming, mut next_sample) = (started, false, started);
-        loop {
-            let event = source.next(last_live.saturating_add(watchdog).min(next_sample), &self.stop);
-            let now = self.now();
-            // What kept the camera alive, if anything did.
-            let live = match event {
-                Event::Stopped => return Outcome::Stopped,
-                Event::Ended(failure) => return Outcome::Failed { failure, streamed: streaming },
-                Event::Idle => None,
-                Event::Packets { count, bytes } => {
-                    self.health.bytes_received.fetch_add(bytes, Ordering::Relaxed);
-                    if count > 0 {
-                        self.health.last_packet_ms.store(now.max(0) as u64, Ordering::Relaxed);
-                    }
-                    (count > 0 && liveness == Liveness::Packets).then_some("packet")
+        // What kept the camera alive, if anything did.
+        let live = match event {
+            Event::Stopped => return Some(Ended::Stopped),
+            Event::Ended(failure) => return Some(Ended::Failed(failure)),
+            Event::Idle => None,
+            Event::Packets { count, bytes } => {
+                self.health.bytes_received.fetch_add(bytes, Ordering::Relaxed);
+                if count > 0 {
+                    self.health.last_packet_ms.store(now.max(0) as u64, Ordering::Relaxed);
                 }
-                Event::Frame(frame) => {
-                    deliver(&self.health, &self.queue, frame);
-                    Some("frame")
-                }
-            };
-            if self.stop.is_requested() {
-                return Outcome::Stopped;
+                (count > 0 && liveness == Liveness::Packets).then_some("packet")
             }
-            if let Some(what) = live {
-                last_live = now;
-                if !streaming {
-                    streaming = true;
-                    let why = format!("first {what} {} ms after connecting", now - started);
-                    self.transition(IngestState::Streaming, &why);
-                }
+            Event::Frame(frame) => {
+                deliver(&self.health, &self.queue, frame);
+                Some("frame")
             }
-            if now >= next_sample {
-                self.health.sample(now);
-                next_sample = now + SAMPLE_MS;
-            }
-            if now >= last_live.saturating_add(watchdog) {
-                let failure = Failure::new(liveness.watchdog(streaming, watchdog));
-                return Outcome::Failed { failure, streamed: streaming };
+        };
+        if self.stop.is_requested() {
+            return Some(Ended::Stopped);
+        }
+        if let Some(what) = live {
+            p.last_live = now;
+            if !p.streaming {
+                p.streaming = true;
+                let why = format!("first {what} {} ms after connecting", now - p.started);
+                self.transition(IngestState::Streaming, &why);
             }
         }
+        if now >= p.next_sample {
+            self.health.sample(now);
+            p.next_sample = now + SAMPLE_MS;
+        }
+        if now >= p.last_live.saturating_add(watchdog) {
+            return Some(Ended::Failed(Failure::new(liveness.watchdog(p.streaming, watchdog))));
+        }
+        None
     }
+}
+
+/// Where a camera's loop stands between two steps.
+enum Phase {
+    /// About to connect: after starting, and after each back-off.
+    Connect,
+    /// A source is open.
+    Pump(Box<Pumping>),
+    /// Waiting out the back-off.
+    Backoff { until: Millis },
+    /// Stopped.
+    Done,
+}
+
+/// An open source and what the watchdog knows of it.
+struct Pumping {
+    source: Box<dyn FrameSource>,
+    /// The resolved password, scrubbed from the failure's text.
+    password: Option<crate::config::Secret>,
+    started: Millis,
+    last_live: Millis,
+    streaming: bool,
+    next_sample: Millis,
+}
+
+impl Pumping {
+    /// When the source must have said something: the watchdog's time or the next rate sample.
+    fn deadline(&self, watchdog: Millis) -> Millis {
+        self.last_live.saturating_add(watchdog).min(self.next_sample)
+    }
+}
+
+/// How an open source ended.
+enum Ended {
+    Stopped,
+    Failed(Failure),
+}
+
+/// What a camera on a shared thread wants after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// To be stepped again at this time (or when stopped).
+    Wake(Millis),
+    /// Its source opened (blocking; `connect`).
+    Open,
+    Done,
 }
 
 /// Hands a frame on: counted, queued for a subscriber (drop-oldest, drops counted) and kept as
@@ -514,6 +677,9 @@ pub(crate) fn backoff_delay(initial: Duration, max: Duration, failures: u32, rng
     let unit = (*rng >> 11) as f64 / (1u64 << 53) as f64;
     base.mul_f64(0.5 + unit / 2.0)
 }
+
+mod pool;
+pub use pool::PoolThreads;
 
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,8 @@ type Log = Arc<Mutex<Vec<(Millis, String)>>>;
 
 struct ScriptOpener {
     clock: SimClock,
+    /// Its sources never block (`try_next`): cameras on the pool step them.
+    pollable: bool,
     attempts: Mutex<VecDeque<(SourceKind, Attempt)>>,
     log: Log,
 }
@@ -56,7 +58,13 @@ impl Opener for ScriptOpener {
         };
         let steps = steps.into_iter().map(|(at, s)| (now + at, s)).collect();
         let camera = camera.spec.id.as_str().into();
-        Ok(Box::new(Scripted { clock: self.clock.clone(), steps, log: self.log.clone(), camera }))
+        Ok(Box::new(Scripted {
+            clock: self.clock.clone(),
+            steps,
+            log: self.log.clone(),
+            camera,
+            pollable: self.pollable,
+        }))
     }
 }
 
@@ -65,15 +73,11 @@ struct Scripted {
     steps: VecDeque<(Millis, Step)>,
     log: Log,
     camera: Arc<str>,
+    pollable: bool,
 }
 
-impl FrameSource for Scripted {
-    fn next(&mut self, deadline: Millis, stop: &Stop) -> Event {
-        let at = self.steps.front().map(|s| s.0).filter(|at| *at <= deadline);
-        if self.clock.wait_until(at.unwrap_or(deadline), stop) {
-            return Event::Stopped;
-        }
-        let Some((_, step)) = at.and_then(|_| self.steps.pop_front()) else { return Event::Idle };
+impl Scripted {
+    fn event(&self, step: Step) -> Event {
         match step {
             Step::Packets => Event::Packets { count: 10, bytes: 10_000 },
             Step::Frame => Event::Frame(Frame {
@@ -87,6 +91,29 @@ impl FrameSource for Scripted {
             }),
             Step::End(text) => Event::Ended(Failure::new(text)),
         }
+    }
+}
+
+impl FrameSource for Scripted {
+    fn next(&mut self, deadline: Millis, stop: &Stop) -> Event {
+        let at = self.steps.front().map(|s| s.0).filter(|at| *at <= deadline);
+        if self.clock.wait_until(at.unwrap_or(deadline), stop) {
+            return Event::Stopped;
+        }
+        let Some((_, step)) = at.and_then(|_| self.steps.pop_front()) else { return Event::Idle };
+        self.event(step)
+    }
+
+    fn try_next(&mut self, now: Millis) -> Option<Event> {
+        if self.steps.front().is_none_or(|(at, _)| *at > now) {
+            return None;
+        }
+        let (_, step) = self.steps.pop_front()?;
+        Some(self.event(step))
+    }
+
+    fn wake_at(&self) -> Option<Millis> {
+        self.pollable.then(|| self.steps.front().map_or(Millis::MAX, |s| s.0))
     }
 }
 
@@ -112,13 +139,28 @@ fn spec(profile: Profile, transport: Transport) -> IngestSpec {
     s
 }
 
-/// Starts the camera on a clock at `T0` with `attempts` scripted.
+/// Starts the camera on a clock at `T0` with `attempts` scripted, on a thread of its own.
 fn rig(spec: IngestSpec, attempts: Vec<(SourceKind, Attempt)>) -> Rig {
+    rig_on(spec, attempts, false)
+}
+
+/// Starts the camera with `attempts` scripted; `pooled`: on the shared threads (a `health`
+/// camera on TCP), its sources stepped without blocking.
+fn rig_on(spec: IngestSpec, attempts: Vec<(SourceKind, Attempt)>, pooled: bool) -> Rig {
     let clock = SimClock::at(T0);
     let log = Log::default();
-    let opener = ScriptOpener { clock: clock.clone(), attempts: Mutex::new(attempts.into()), log: log.clone() };
+    let opener = ScriptOpener {
+        clock: clock.clone(),
+        pollable: pooled,
+        attempts: Mutex::new(attempts.into()),
+        log: log.clone(),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let ing = Arc::new(Ingest::with_opener(Arc::new(clock.clone()), Some(tx), Arc::new(opener)));
+    let mut ing = Ingest::with_opener(Arc::new(clock.clone()), Some(tx), Arc::new(opener));
+    if pooled {
+        ing.pool = Some(pool::Pool::new(Arc::new(clock.clone())));
+    }
+    let ing = Arc::new(ing);
     ing.start(spec);
     Rig { clock, ing, rx, log }
 }
@@ -429,4 +471,61 @@ fn errors_are_explained_on_the_status_and_shown_without_paths_or_secrets() {
     assert!(explain(&Failure::new(d), &url).starts_with("the server has no stream at this path"));
     let port = Failure::new("connection refused by 10.0.0.1:4040: nothing listens there");
     assert_eq!(explain(&port, &url), port.text);
+}
+
+#[test]
+fn a_camera_on_the_shared_threads_runs_the_same_loop() {
+    let packets = |n: Millis| (1..=n).map(|s| (s * 1000, Step::Packets)).collect::<Vec<_>>();
+    let attempts = vec![
+        (SourceKind::Keyframes, Attempt::Open(packets(30))),
+        (SourceKind::Keyframes, Attempt::Fail("connection refused by 10.0.0.1:554: nothing listens there")),
+        (SourceKind::Keyframes, Attempt::Open(vec![(100, Step::Packets), (200, Step::Frame)])),
+    ];
+    let mut r = rig_on(spec(Profile::Health, Transport::Tcp), attempts, true);
+    assert_eq!(r.ing.pool_threads().own, 0);
+    // Packets for 30 s, then silence: the watchdog fires at exactly last packet + watchdog.
+    let until = r.run_until("back-off", |h| h.state == IngestState::Backoff);
+    let e = r.events();
+    assert_eq!(e[0].reason, "streaming: first packet 1000 ms after connecting");
+    assert_eq!((e[1].reason.as_str(), e[1].at_ms - T0), ("stalled: no data for 10 s (watchdog)", 30_000 + WATCHDOG));
+    assert_eq!(r.log()[1], (30_000 + WATCHDOG, "closed".to_string()));
+    // The refused connection backs off; the next one streams and delivers its frame.
+    r.clock.set(until);
+    let (d, h) = r.back_off();
+    assert!((1000..2000).contains(&d), "{d} ms");
+    assert_eq!(h.consecutive_failures, 2, "{h:?}");
+    let opened = r.clock.now_ms();
+    r.run_until("streaming", |h| h.frames_delivered == 1);
+    assert_eq!(r.ing.last_frame(CAM).unwrap().captured_ms, opened + 200);
+    assert_eq!(r.state(), IngestState::Streaming);
+    let t = r.ing.pool_threads();
+    assert_eq!((t.runners, t.own), (std::thread::available_parallelism().unwrap().get().min(8), 0), "{t:?}");
+    // Stopped on the runner: the source closed, the state disabled.
+    r.stop();
+    assert_eq!(r.log().last().unwrap().1, "closed");
+    assert!(r.ing.health(CAM).is_none());
+    let last = r.events().pop().unwrap();
+    assert_eq!((last.from, last.to), (IngestState::Streaming, IngestState::Disabled));
+}
+
+#[test]
+fn a_pooled_camera_whose_source_blocks_moves_to_a_thread_of_its_own() {
+    // The opener's sources cannot be stepped (rtspsrc after a refusal, say): the camera leaves the
+    // runners and goes on, on its own thread, with the same loop.
+    let clock = SimClock::at(T0);
+    let log = Log::default();
+    let attempts = vec![(SourceKind::Keyframes, Attempt::Open(vec![(100, Step::Packets)]))];
+    let opener =
+        ScriptOpener { clock: clock.clone(), pollable: false, attempts: Mutex::new(attempts.into()), log: log.clone() };
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let mut ing = Ingest::with_opener(Arc::new(clock.clone()), Some(tx), Arc::new(opener));
+    ing.pool = Some(pool::Pool::new(Arc::new(clock.clone())));
+    let ing = Arc::new(ing);
+    ing.start(spec(Profile::Health, Transport::Tcp));
+    let r = Rig { clock, ing, rx, log };
+    r.run_until("streaming", |h| h.state == IngestState::Streaming);
+    assert_eq!(r.ing.pool_threads().own, 1);
+    r.stop();
+    assert_eq!(r.ing.pool_threads().own, 0);
+    assert_eq!(r.log().last().unwrap().1, "closed");
 }
