@@ -54,11 +54,14 @@ pub struct AppOptions {
     /// nodes may run, one writes alerts and the others stand by. On SQLite the node is always
     /// `embedded` (one process owns the file).
     pub writer: WriterRole,
+    /// Run the work-order rounds on the clock (on the alert writer's node). Off for a test on a
+    /// simulated clock, which runs them itself.
+    pub order_rounds: bool,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { ingest: true, writer: WriterRole::default() }
+        Self { ingest: true, writer: WriterRole::default(), order_rounds: true }
     }
 }
 
@@ -282,6 +285,8 @@ impl App {
             )),
             _ => None,
         };
+        // A serve node of a cluster runs no cameras: the problems its workers report are what its
+        // rounds open orders from (a camera no worker runs is shown offline, and opens no order).
         let orders = OrderService::new(
             registry.clone(),
             geo.clone(),
@@ -289,7 +294,8 @@ impl App {
             clock.clone(),
             config.maintenance.as_ref(),
             &config.crews,
-        );
+        )
+        .with_reported(ingest.is_none());
         if ingest.is_none() {
             // A serve node of a cluster: cameras no worker runs any more are shown offline.
             let (h, r, c, active) = (health.clone(), registry.clone(), clock.clone(), alerts.active());
@@ -297,10 +303,11 @@ impl App {
                 tokio::spawn(unheld_cameras(h, r, c, active, stop))
             });
         }
-        if ingest.is_some() && config.maintenance.is_some() {
-            // Rounds run on their own only with live cameras; a test on a simulated clock runs
-            // them itself.
-            Task::start(&mut tasks, &root, "work orders", |stop| orders.spawn(stop));
+        if opts.order_rounds && config.maintenance.is_some() {
+            // On the node that writes alerts (every node of one process is): one round at a time
+            // in a city, whichever serve node holds the role.
+            let active = alerts.active();
+            Task::start(&mut tasks, &root, "work orders", |stop| orders.spawn(stop, active));
         }
         // The consumers stop after the producers above them (ingest, detection, quality have
         // their own shutdown): the alert service last but the feed's readers, so that what the

@@ -8,6 +8,8 @@
 //! change; an operator's change on the standby is applied by the writer; SIGKILL the writer → the
 //! standby takes over within its lease time and every alarm is raised exactly once.
 //!
+//! Work orders: the serve node that writes alerts opens them from the problems workers report.
+//!
 //! `TIANWANG_CLUSTER_CAMERAS` sets the number of cameras (default 300; `make test` runs the
 //! default).
 
@@ -504,8 +506,10 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Value {
 }
 
 /// Posts `n` alarms from distinct alarm points (`prefix`-0 …) to a node; each is stored in the
-/// event log before the node answers (201 raised by this node, 202 accepted for the writer).
-async fn alarms(client: &reqwest::Client, base: &str, prefix: &str, n: usize) {
+/// event log before the node answers (201 with the alert raised, by this node or by the writer;
+/// 202 accepted when no writer raised it within the node's wait). Returns the statuses.
+async fn alarms(client: &reqwest::Client, base: &str, prefix: &str, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
     for i in 0..n {
         let r = client
             .post(format!("{base}/api/v1/alarms"))
@@ -516,8 +520,15 @@ async fn alarms(client: &reqwest::Client, base: &str, prefix: &str, n: usize) {
             .await
             .unwrap();
         let st = r.status().as_u16();
-        assert!(st == 201 || st == 202, "alarm {prefix}-{i}: {st} {}", r.text().await.unwrap_or_default());
+        let body = r.text().await.unwrap_or_default();
+        assert!(st == 201 || st == 202, "alarm {prefix}-{i}: {st} {body}");
+        if st == 201 {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["dedupe_key"].as_str(), Some(format!("alarm:{prefix}-{i}").as_str()), "{body}");
+        }
+        out.push(st);
     }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,7 +561,8 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
 
     // SSE on the standby sees every alert the writer raises, alarms posted to either node.
     let mut sse = Sse::open_at(&client, &base_b, Some(0)).await;
-    alarms(&client, &base_b, "before", 10).await;
+    // Posted to the standby while the writer is up: each answered with the alert the writer raised.
+    assert_eq!(alarms(&client, &base_b, "before", 10).await, [201; 10]);
     alarms(&client, &base_a, "at-writer", 5).await;
     let mut raised = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -632,5 +644,102 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     a.kill();
+    registry.close().await;
+}
+
+/// Work orders in a cluster: the worker stores the problems of the cameras it holds, and the serve
+/// node that writes alerts (it runs no camera) opens the orders from them: a camera whose server
+/// refuses the connection gets its `offline` order, naming why; the streaming one gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_opens_work_orders_for_its_workers_cameras() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let sim = SimProcess::start(&["s0:320x180@5:kf=5"]);
+    let db = TestDb::new(common::Engine::Postgres).await;
+    let dead = format!("rtsp://127.0.0.1:{}/gone", free_port());
+    let site = "[site]\nname = \"Orders city\"\ntimezone = \"Asia/Shanghai\"\n[defaults]\nhfov_deg = 90\n\
+        resolution = \"1920x1080\"\nmounting_height_m = 6\nowner = \"public\"\ningest_size = \"320x180\"\n\
+        [maintenance]\noffline_order_after_min = 0\norders_interval_s = 0.5\n";
+    let mut cams = String::new();
+    for (id, url) in [("live", sim.url("s0")), ("dark", dead)] {
+        cams.push_str(&format!(
+            "[[camera]]\nid = \"{id}\"\nname = \"{id}\"\nurl = \"{url}\"\nlon = 113.6\nlat = 34.7\nbearing_deg = 0\n\
+             kind = \"street\"\nprofile = \"health\"\n"
+        ));
+    }
+    let cfg = config_dir(&[("site.toml", site), ("cams.toml", &cams)]);
+    let logs = std::env::temp_dir().join("tianwang-cluster-orders-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    let port = free_port();
+    let mut serve = Proc::start("serve", &serve_args(cfg.path(), &db.url, "api-1", port), &logs);
+    let plain = reqwest::Client::new();
+    let t = Instant::now();
+    while plain.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
+        assert!(t.elapsed() < Duration::from_secs(60), "serve did not start\n{}", serve.tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let registry = Registry::open(&db.url).await.unwrap();
+    let token = registry.create_token("orders-test", "maintainer", false, common_now()).await.unwrap();
+    let client = authed_client(&token);
+    let wport = free_port();
+    let args: Vec<String> = [
+        "worker",
+        "--config",
+        &cfg.path().display().to_string(),
+        "--db",
+        &db.url,
+        "--id",
+        "w1",
+        "--listen",
+        &format!("127.0.0.1:{wport}"),
+        "--lease-s",
+        &LEASE_S.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut worker = Proc::start("w1", &args, &logs);
+    let t = Instant::now();
+    let open = loop {
+        let r = client.get(format!("http://127.0.0.1:{port}/api/v1/maintenance/orders?state=open")).send().await;
+        if let Ok(r) = r {
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            if v.as_array().is_some_and(|a| !a.is_empty()) {
+                break v;
+            }
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no work order for the dark camera\nserve:\n{}\nworker:\n{}",
+            serve.tail(),
+            worker.tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let o = &open.as_array().unwrap()[0];
+    assert_eq!((o["camera_id"].as_str(), o["cause"].as_str()), (Some("dark"), Some("offline")), "{open}");
+    assert!(o["detail"].as_str().unwrap().contains("connection refused"), "{open}");
+    // The live camera streams on the worker and has no order.
+    let t = Instant::now();
+    loop {
+        let s = registry.get_camera("live").await.unwrap().unwrap().status;
+        if s == "online" {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the live camera is {s}\n{}", worker.tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let v: Value = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/maintenance/orders?state=open"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = v.as_array().unwrap().iter().map(|o| o["camera_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["dark"], "{v}");
+    worker.kill();
+    serve.kill();
     registry.close().await;
 }

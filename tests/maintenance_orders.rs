@@ -361,4 +361,93 @@ async fn maintenance_mode_and_availability(engine: Engine) {
     app.stop().await;
 }
 
-on_both_engines!(work_orders_from_open_to_verified, maintenance_mode_and_availability);
+/// A serve node of a cluster runs no cameras: its rounds open orders from the problems the
+/// workers report for the cameras they hold (fenced like every worker write), ignore what a dead
+/// worker last said, and leave out cameras a crew has in maintenance.
+async fn a_cluster_serve_node_opens_orders_from_what_workers_report(engine: Engine) {
+    use tianwang::config::Profile;
+    use tianwang::registry::{LeaseBook, Placement, ProblemRow, Registry, RegistryError, WorkerSpec};
+    let db = TestDb::new(engine).await;
+    let dir = config_dir(&[("site.toml", SITE)]);
+    let app = TestApp::spawn(dir.path(), &db).await;
+    let t0 = app.clock.now_ms();
+    let p = Placement { ttl_ms: 10 * MIN, ..Placement::default() };
+    let spec = |id: &str| WorkerSpec {
+        id: id.into(),
+        cores: 2,
+        max_cameras: 100,
+        profiles: vec![Profile::Health, Profile::Street, Profile::Checkpoint],
+        cpu_share: 0.0,
+    };
+    let beat = |at: i64| {
+        let (reg, p, w) = (app.registry.clone(), p.clone(), spec("w-a"));
+        async move {
+            reg.heartbeat(&w, at, &p).await.unwrap();
+            reg.place_all(at, &p).await.unwrap();
+        }
+    };
+    beat(t0).await;
+    // The worker's own handle on the registry, fenced with its leases.
+    let worker = Registry::open(&db.url).await.unwrap();
+    let book = LeaseBook::new("w-a", std::sync::Arc::new(app.clock.clone()));
+    worker.fence_writes(book.clone());
+    book.set(&app.registry.leases_of("w-a", t0).await.unwrap());
+    assert_eq!(book.held().len(), 5, "{:?}", book.held());
+    let offline = ProblemRow { cause: "offline".into(), since_ms: t0, detail: "stalled: no frame for 10 s".into() };
+    worker.report_problems("cp-1", std::slice::from_ref(&offline), t0).await.unwrap();
+    let blur = ProblemRow { cause: "quality:blur".into(), since_ms: t0, detail: "sharpness 12 of baseline 80".into() };
+    worker.report_problems("st-1", std::slice::from_ref(&blur), t0).await.unwrap();
+    // Another process that holds no lease cannot report.
+    let stranger = Registry::open(&db.url).await.unwrap();
+    stranger.fence_writes(LeaseBook::new("w-b", std::sync::Arc::new(app.clock.clone())));
+    let refused = stranger.report_problems("cmp-1", std::slice::from_ref(&offline), t0).await;
+    assert!(matches!(refused, Err(RegistryError::Fenced { .. })), "{refused:?}");
+
+    // At 16 minutes (the worker heartbeating all along): the offline checkpoint's order, with its
+    // ring priority and crew; the blur is not an hour old yet.
+    for m in 1..=16 {
+        beat(t0 + m * MIN).await;
+    }
+    app.clock.set(t0 + 16 * MIN);
+    let r = app.orders.round().await.unwrap();
+    assert_eq!(r.opened.len(), 1, "{r:?}");
+    let open = orders(&app, "?state=open").await;
+    assert_eq!(
+        (
+            open[0]["camera_id"].as_str(),
+            open[0]["cause"].as_str(),
+            open[0]["priority"].as_i64(),
+            open[0]["crew"].as_str()
+        ),
+        (Some("cp-1"), Some("offline"), Some(1), Some("crew-north")),
+        "{open:?}"
+    );
+    assert!(open[0]["detail"].as_str().unwrap().contains("stalled: no frame"), "{open:?}");
+    assert!(app.orders.round().await.unwrap().opened.is_empty(), "one order per camera and cause");
+
+    // A crew puts the street camera in maintenance: its blur opens nothing, even past the hour.
+    let (s, _, body) =
+        app.post("/api/v1/maintenance/cameras/st-1/mode", &json!({"mode": "maintenance", "reason": "lens"})).await;
+    assert_eq!(s, 200, "{body}");
+    for m in 17..=62 {
+        beat(t0 + m * MIN).await;
+    }
+    app.clock.set(t0 + 62 * MIN);
+    assert!(app.orders.round().await.unwrap().opened.is_empty());
+    let (s, _, body) =
+        app.post("/api/v1/maintenance/cameras/st-1/mode", &json!({"mode": "service", "reason": "done"})).await;
+    assert_eq!(s, 200, "{body}");
+
+    // The worker dies: what it last said is not news (the serve node shows its cameras offline
+    // itself once no worker runs them).
+    app.clock.set(t0 + 62 * MIN + p.ttl_ms + 1);
+    assert!(app.registry.reported_problems(app.clock.now_ms()).await.unwrap().is_empty());
+    assert!(app.orders.round().await.unwrap().opened.is_empty());
+    app.stop().await;
+}
+
+on_both_engines!(
+    work_orders_from_open_to_verified,
+    maintenance_mode_and_availability,
+    a_cluster_serve_node_opens_orders_from_what_workers_report
+);

@@ -100,6 +100,34 @@ pub async fn intake(geo: &GeoService, clock: &dyn Clock, a: &AlarmInput) -> Resu
 /// Appends the alarm to the log and waits up to `wait` for its alert. `idempotency_key` (the
 /// caller's, e.g. an `Idempotency-Key` header) makes a retried request the same alarm; without
 /// it an alarm with its own `at_ms` is keyed by point and time.
+/// The open alert of `key` once the writer has applied an alarm of `at_ms` to it (its last
+/// occurrence at or after it), within `wait`; `None` when it has not by then (or raised nothing:
+/// a standby cannot tell, and answers that the alarm is accepted).
+async fn raised_by_writer(
+    alerts: &AlertService,
+    feed: &mut tokio::sync::broadcast::Receiver<crate::registry::FeedRow>,
+    key: &str,
+    at_ms: crate::clock::Millis,
+    wait: Duration,
+) -> Result<Option<AlertRow>, RegistryError> {
+    use tokio::sync::broadcast::error::RecvError;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(r) = alerts.registry().open_alert_by_key(key).await?.filter(|r| r.last_at_ms >= at_ms) {
+            return Ok(Some(r));
+        }
+        // The next change of this alert (any change when changes were missed).
+        loop {
+            match tokio::time::timeout_at(deadline, feed.recv()).await {
+                Err(_) | Ok(Err(RecvError::Closed)) => return Ok(None),
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Ok(row)) if row.alert.get("dedupe_key").and_then(|k| k.as_str()) == Some(key) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}
+
 pub async fn raise(
     alerts: &AlertService,
     geo: &GeoService,
@@ -116,10 +144,19 @@ pub async fn raise(
     };
     let alarm_id = alarm.alarm_id.clone();
     let event = NewEvent::new(at_ms, key, Event::Alarm(alarm));
+    // On a standby node the writer (another node) raises the alert: watched for on the change
+    // feed this node follows, subscribed before the alarm is stored so that nothing is missed.
+    let standby = (!*alerts.active().borrow()).then(|| alerts.subscribe());
     let positions = alerts.log().append(std::slice::from_ref(&event)).await.map_err(|e| match e {
         crate::events::LogError::Store(r) => AlarmError::Store(r),
     })?;
     let position = positions.first().copied().unwrap_or(0);
+    if let Some(mut feed) = standby {
+        return Ok(match raised_by_writer(alerts, &mut feed, &format!("alarm:{alarm_id}"), at_ms, wait).await? {
+            Some(r) => AlarmOutcome::Raised(Box::new(r)),
+            None => AlarmOutcome::Accepted { position },
+        });
+    }
     Ok(match alerts.await_event(position, Lane::Urgent, wait).await {
         Some(EventOutcome::Alerts(rows)) => match rows.into_iter().next() {
             Some(r) => AlarmOutcome::Raised(Box::new(r)),

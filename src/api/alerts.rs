@@ -253,9 +253,10 @@ pub struct AlarmAccepted {
 }
 
 /// Raises an alarm alert linked to the cameras that see the place (finest DORI level first).
-/// The alarm is stored in the event log first; the answer is its alert (201), or 202 when the
-/// alert cannot be stored yet (it follows), or 409 when it raised nothing (every camera that
-/// sees the place is in maintenance). An `Idempotency-Key` header makes a retried request the
+/// The alarm is stored in the event log first; the answer is its alert (201; on a standby node of
+/// a cluster, once the node that writes alerts has raised it), or 202 when the alert cannot be
+/// stored within 5 s (it follows), or 409 when it raised nothing (every camera that sees the place
+/// is in maintenance; a standby cannot tell and answers 202). An `Idempotency-Key` header makes a retried request the
 /// same alarm.
 #[utoipa::path(post, path = "/api/v1/alarms", tag = "alerts", request_body = AlarmInput,
     responses((status = 201, body = AlertRow), (status = 202, body = AlarmAccepted), (status = 400, body = ErrorBody),

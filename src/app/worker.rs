@@ -33,7 +33,7 @@ use crate::events::{EventLog, SqlLog};
 use crate::ingest::{self, Ingest, IngestSpec};
 use crate::maintenance::health::HealthKeeper;
 use crate::maintenance::service::QualityService;
-use crate::registry::{Lease, LeaseBook, Placement, Registry, RegistryError, WorkerSpec};
+use crate::registry::{Lease, LeaseBook, Placement, ProblemRow, Registry, RegistryError, WorkerSpec};
 
 /// How a worker announces itself and keeps its leases.
 #[derive(Debug, Clone)]
@@ -137,7 +137,12 @@ pub struct WorkerState {
     /// The configuration as last read (SIGHUP reads it again).
     pub config: Arc<RwLock<Arc<CityConfig>>>,
     pub closing: CancellationToken,
+    /// What this worker last stored of each held camera's problems (cause, since when).
+    reported: Arc<tokio::sync::Mutex<Reported>>,
 }
+
+/// Camera → the causes and start times of its problems, as last stored.
+type Reported = BTreeMap<String, Vec<(String, Millis)>>;
 
 impl WorkerState {
     pub fn lease_status(&self) -> LeaseStatus {
@@ -231,6 +236,7 @@ impl Worker {
             config_dir: Arc::new(config_dir.to_path_buf()),
             config: Arc::new(RwLock::new(Arc::new(config))),
             closing: root.child_token(),
+            reported: Arc::default(),
         };
         let st = state.clone();
         Task::start(&mut tasks, &root, "lease loop", |stop| tokio::spawn(lease_loop(st, stop)));
@@ -305,6 +311,7 @@ async fn lease_loop(st: WorkerState, stop: CancellationToken) {
                 if let Err(e) = st.health.sync_maintenance(now).await {
                     tracing::warn!(worker = %st.opts.id, error = %e, "cannot read which cameras are in maintenance");
                 }
+                report_problems(&st, now).await;
             }
             failed => {
                 let why = match failed {
@@ -334,6 +341,41 @@ async fn lease_loop(st: WorkerState, stop: CancellationToken) {
             st.status(|s| s.cut_off += 1);
             run_held(&st, &[], true).await;
             forced = true;
+        }
+    }
+}
+
+/// Stores the problems of every held camera whose set changed since this worker last stored it
+/// (a camera just gained is stored once, healthy or not: what its previous holder left is
+/// replaced), for the work-order rounds of the serve node that writes alerts.
+async fn report_problems(st: &WorkerState, now: Millis) {
+    let held = st.book.held();
+    let problems = st.health.problems().await;
+    let mut reported = st.reported.lock().await;
+    reported.retain(|cam, _| held.contains_key(cam));
+    for cam in held.keys() {
+        let rows: Vec<ProblemRow> = problems
+            .get(cam)
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| ProblemRow { cause: p.cause.clone(), since_ms: p.since_ms, detail: p.detail.clone() })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let key: Vec<(String, Millis)> = rows.iter().map(|p| (p.cause.clone(), p.since_ms)).collect();
+        if reported.get(cam) == Some(&key) {
+            continue;
+        }
+        match st.registry.report_problems(cam, &rows, now).await {
+            Ok(()) => {
+                reported.insert(cam.clone(), key);
+            }
+            // Not this worker's camera any more: its new holder reports it.
+            Err(e) if e.is_fenced() => {}
+            Err(e) => {
+                tracing::warn!(worker = %st.opts.id, error = %e, "cannot store the cameras' problems; trying again at the next heartbeat");
+                return;
+            }
         }
     }
 }

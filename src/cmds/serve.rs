@@ -55,7 +55,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let writer = WriterRole { node, ttl_ms: (args.writer_lease_s * 1000.0) as i64 };
-    serve(&args.config, &args.db.url, args.listen, AppOptions { ingest: !args.no_ingest, writer }).await
+    serve(&args.config, &args.db.url, args.listen, AppOptions { ingest: !args.no_ingest, writer, order_rounds: true })
+        .await
 }
 
 async fn serve(config: &Path, db: &str, listen: SocketAddr, opts: AppOptions) -> anyhow::Result<ExitCode> {

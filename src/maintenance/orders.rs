@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 
 use super::config::{CrewConfig, MaintenanceConfig};
-use super::health::HealthKeeper;
+use super::health::{HealthKeeper, Problem};
 use crate::clock::{Clock, Millis};
 use crate::config::{CameraKind, Owner};
 use crate::geo::model::GeoModel;
@@ -77,6 +77,8 @@ pub struct OrderService {
     clock: Arc<dyn Clock>,
     policy: Arc<RwLock<Policy>>,
     round: Arc<tokio::sync::Mutex<()>>,
+    /// Also open orders from the problems workers report (a serve node of a cluster).
+    reported: bool,
 }
 
 impl OrderService {
@@ -95,7 +97,32 @@ impl OrderService {
             clock,
             policy: Arc::new(RwLock::new(policy(maintenance, crews))),
             round: Arc::new(tokio::sync::Mutex::new(())),
+            reported: false,
         }
+    }
+
+    /// Rounds also read the problems the cluster's workers report into the registry
+    /// (`Registry::report_problems`), for the cameras this process does not run.
+    pub fn with_reported(mut self, on: bool) -> Self {
+        self.reported = on;
+        self
+    }
+
+    /// Every camera's problems: the health keeper's, and with `with_reported` those the workers
+    /// report for cameras the keeper knows no problem of by that cause.
+    async fn problems(&self, now: Millis) -> Result<HashMap<String, Vec<Problem>>, RegistryError> {
+        let mut problems = self.health.problems().await;
+        if self.reported {
+            for (cam, rows) in self.registry.reported_problems(now).await? {
+                let own = problems.entry(cam).or_default();
+                for r in rows {
+                    if !own.iter().any(|p| p.cause == r.cause) {
+                        own.push(Problem { cause: r.cause, since_ms: r.since_ms, detail: r.detail });
+                    }
+                }
+            }
+        }
+        Ok(problems)
     }
 
     /// A reloaded configuration's thresholds and crews.
@@ -120,8 +147,13 @@ impl OrderService {
         Ok((prio, crew, due))
     }
 
-    /// Runs rounds every `orders_interval_s` until the app stops.
-    pub fn spawn(&self, cancel: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+    /// Runs rounds every `orders_interval_s` until the app stops, while `active` (this node
+    /// writes alerts).
+    pub fn spawn(
+        &self,
+        cancel: tokio_util::sync::CancellationToken,
+        mut active: crate::events::Active,
+    ) -> tokio::task::JoinHandle<()> {
         let svc = self.clone();
         tokio::spawn(async move {
             loop {
@@ -129,6 +161,9 @@ impl OrderService {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(every) => {}
+                }
+                if !crate::events::until_active(&mut active, &cancel).await {
+                    return;
                 }
                 if let Err(e) = svc.round().await {
                     tracing::error!(error = %e, "work-order round failed");
@@ -142,7 +177,7 @@ impl OrderService {
         let _one_at_a_time = self.round.lock().await;
         let now = self.clock.now_ms();
         let mut report = RoundReport::default();
-        let problems = self.health.problems().await;
+        let problems = self.problems(now).await?;
         let cfg = self.config();
         let mut ids: Vec<&String> = problems.keys().collect();
         ids.sort();

@@ -134,9 +134,10 @@ impl TestApp {
         clock: SimClock,
         ingest: bool,
     ) -> Self {
-        let app = App::build(config, &db.url, app_clock, AppOptions { ingest, ..Default::default() })
-            .await
-            .expect("app builds");
+        let app =
+            App::build(config, &db.url, app_clock, AppOptions { ingest, order_rounds: ingest, ..Default::default() })
+                .await
+                .expect("app builds");
         let registry = app.state.registry.clone();
         let geo = app.state.geo.clone();
         let (health, orders) = (app.state.health.clone(), app.state.orders.clone());
