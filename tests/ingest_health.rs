@@ -278,3 +278,40 @@ async fn health_cameras_share_a_few_threads() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Cameras that accept the connection and never answer block an opener each for their watchdog
+/// time; the pool starts more openers once cameras have waited behind them, so the cameras that
+/// answer stream long before those time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cameras_that_never_answer_do_not_hold_up_the_others() {
+    let sim = SimServer::start().unwrap();
+    let (ing, mut ev) = ingest();
+    // A listener nobody accepts from: the connection is made (the kernel's backlog) and DESCRIBE
+    // is never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("rtsp://127.0.0.1:{}/never", silent.local_addr().unwrap().port());
+    let mut specs: Vec<IngestSpec> = (0..6)
+        .map(|i| {
+            let mut s = health(&format!("mute{i}"), &silent_url, 2);
+            s.watchdog = Duration::from_secs(12);
+            s
+        })
+        .collect();
+    let url = sim.add(small("talk", 10));
+    specs.extend((0..6).map(|i| health(&format!("talk{i}"), &url, 2)));
+    let ing2 = ing.clone();
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || ing2.apply(specs)).await.unwrap();
+    for i in 0..6 {
+        ev.wait(&format!("talk{i}"), "online", Duration::from_secs(30)).await;
+    }
+    let took = started.elapsed();
+    // Without more openers they would wait out a silent camera's 12 s first.
+    assert!(took < Duration::from_secs(9), "the answering cameras waited {took:?} behind the silent ones");
+    let t = ing.pool_threads();
+    assert!(t.openers > t.runners, "{t:?}");
+    for i in 0..6 {
+        assert_eq!(ing.health(&format!("mute{i}")).unwrap().state, IngestState::Connecting);
+    }
+    shutdown(ing).await;
+}

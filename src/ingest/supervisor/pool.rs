@@ -9,7 +9,8 @@
 //! - **openers** do what blocks on the network (resolve, connect, DESCRIBE/SETUP/PLAY, each
 //!   bounded by the camera's watchdog): one per runner, more while cameras have waited
 //!   `OPEN_WAIT` with every opener busy (up to `MAX_OPENERS`, so that unreachable cameras do not
-//!   hold up the others), fewer again after `OPENER_IDLE` without work;
+//!   hold up the others; a watcher thread looks every `OPEN_WAIT` while cameras wait), fewer
+//!   again after `OPENER_IDLE` without work;
 //! - a camera whose source can only be read blocking (the keyframe client refused, rtspsrc
 //!   chosen) leaves the pool for a thread of its own, where the same loop goes on.
 //!
@@ -73,6 +74,7 @@ impl Pool {
             openers: Arc::new(Openers {
                 state: Mutex::default(),
                 cv: Condvar::new(),
+                watch_cv: Condvar::new(),
                 base: cores.clamp(1, MAX_RUNNERS),
             }),
             own: Arc::new(AtomicUsize::new(0)),
@@ -132,6 +134,7 @@ impl Drop for Pool {
         let mut o = self.openers.lock();
         o.shutdown = true;
         self.openers.cv.notify_all();
+        self.openers.watch_cv.notify_all();
     }
 }
 
@@ -213,6 +216,8 @@ fn finish(mut slot: Slot) {
 struct Openers {
     state: Mutex<OpenState>,
     cv: Condvar,
+    /// Wakes the watcher (cameras queued, or shutting down).
+    watch_cv: Condvar,
     /// Openers kept up to without waiting (one per runner).
     base: usize,
 }
@@ -224,6 +229,8 @@ struct OpenState {
     threads: usize,
     idle: usize,
     shutdown: bool,
+    /// The watcher thread runs (started with the first camera queued).
+    watching: bool,
 }
 
 impl Openers {
@@ -236,8 +243,31 @@ impl Openers {
         let mut st = self.lock();
         st.queue.push_back((slot, std::time::Instant::now()));
         self.grow(&mut st, me, own);
+        if !st.watching {
+            let (me, own) = (me.clone(), own.clone());
+            match std::thread::Builder::new().name("ingest-open-watch".into()).spawn(move || me.watch(own)) {
+                Ok(_) => st.watching = true,
+                Err(e) => tracing::error!(error = %e, "cannot start the ingest openers' watcher"),
+            }
+        }
         drop(st);
         self.cv.notify_one();
+        self.watch_cv.notify_one();
+    }
+
+    /// While cameras wait to be opened, looks every `OPEN_WAIT` whether they are stuck behind
+    /// openers that block (cameras that do not answer) and starts one more opener if so: with no
+    /// camera queued later, nothing else would look. Real time, like the blocking it watches.
+    fn watch(self: Arc<Self>, own: Arc<AtomicUsize>) {
+        let mut st = self.lock();
+        while !st.shutdown {
+            st = if st.queue.is_empty() {
+                self.watch_cv.wait(st).unwrap_or_else(|e| e.into_inner())
+            } else {
+                self.watch_cv.wait_timeout(st, OPEN_WAIT).unwrap_or_else(|e| e.into_inner()).0
+            };
+            self.grow(&mut st, &self, &own);
+        }
     }
 
     /// Starts an opener while fewer than `base` run and cameras wait, or when every opener is
