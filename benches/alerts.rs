@@ -11,6 +11,9 @@
 //!    listen: the time from sending each POST to each client receiving its alert, p50 and p99.
 //! 3. Floor: bare single-row INSERT transactions into the same kind of database, one after
 //!    another (the least a durable write costs).
+//! 4. The event log over NATS JetStream (`--nats`, a private `nats-server` the bench starts): the
+//!    throughput and the latency with one client again, against the registry-only log of the
+//!    same build in the same run (the ratio). `TIANWANG_BENCH_NATS=0` skips it.
 //!
 //! Both engines: SQLite (a file) and PostgreSQL (a fresh database on 127.0.0.1:5432; set
 //! `TIANWANG_BENCH_ENGINES=sqlite` to skip it). Run: `cargo bench --bench alerts`.
@@ -58,7 +61,7 @@ struct Conn {
 }
 
 impl Server {
-    async fn start(bin: &str, engine: &str) -> Server {
+    async fn start(bin: &str, engine: &str, nats: Option<&str>) -> Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("site.toml"), "[site]\nname = \"bench\"\ntimezone = \"Asia/Shanghai\"\n")
             .unwrap();
@@ -86,15 +89,17 @@ impl Server {
         assert!(out.status.success(), "token: {}", String::from_utf8_lossy(&out.stderr));
         let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new(bin)
-            .args(["serve", "--no-ingest", "--config"])
-            .arg(dir.path())
-            .args(["--db", &db, "--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(bin);
+        cmd.args(["serve", "--no-ingest", "--config"]).arg(dir.path()).args([
+            "--db",
+            &db,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        if let Some(url) = nats {
+            cmd.args(["--nats", url, "--nats-stream", &format!("BENCH{}_EVENTS", rand::random::<u32>())]);
+        }
+        let mut child = cmd.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (up_tx, up_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -210,8 +215,8 @@ async fn clients(c: &Conn, clients: usize) -> tokio::sync::mpsc::UnboundedReceiv
 }
 
 /// Passages from 64 concurrent clients; (events per second to the last alert, alerts arrived).
-async fn throughput(bin: &str, engine: &str, n: usize) -> (f64, usize) {
-    let s = Server::start(bin, engine).await;
+async fn throughput(bin: &str, engine: &str, n: usize, nats: Option<&str>) -> (f64, usize) {
+    let s = Server::start(bin, engine, nats).await;
     let mut got = clients(&s.conn, 1).await;
     let base_ms = now_ms();
     let t0 = Instant::now();
@@ -250,8 +255,8 @@ async fn throughput(bin: &str, engine: &str, n: usize) -> (f64, usize) {
 }
 
 /// POST-to-SSE latencies (ms) of 100 hits at 20 per second with `n` clients listening.
-async fn latency(bin: &str, engine: &str, n: usize) -> Vec<f64> {
-    let s = Server::start(bin, engine).await;
+async fn latency(bin: &str, engine: &str, n: usize, nats: Option<&str>) -> Vec<f64> {
+    let s = Server::start(bin, engine, nats).await;
     let mut got = clients(&s.conn, n).await;
     let mut sent = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
@@ -316,29 +321,92 @@ fn main() {
         .split(',')
         .map(str::to_string)
         .collect();
+    let nats = (std::env::var("TIANWANG_BENCH_NATS").as_deref() != Ok("0")).then(NatsServer::start);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
         for engine in &engines {
             let fl = floor(engine, 2000).await;
             println!("{engine}: floor: bare INSERT transactions {fl:.0}/s");
-            let (ev, arrived) = throughput(&ours, engine, 2000).await;
+            let (ev, arrived) = throughput(&ours, engine, 2000, None).await;
             print!("{engine}: throughput: 2,000 watchlist hits from 64 clients, append to committed alert on SSE: ours {ev:.0} events/s ({arrived} of 2000 arrived)");
             if let Some(b) = &baseline {
-                let (bev, barrived) = throughput(b, engine, 2000).await;
+                let (bev, barrived) = throughput(b, engine, 2000, None).await;
                 print!("; baseline {bev:.0} events/s ({barrived} of 2000 arrived); ratio ours/baseline {:.2}", ev / bev);
             }
             println!("; floor ratio {:.2}", ev / fl);
             for n in [1, 100, 1000] {
-                let mut l = latency(&ours, engine, n).await;
+                let mut l = latency(&ours, engine, n, None).await;
                 let (p50, p99, k) = (pct(&mut l, 0.5), pct(&mut l, 0.99), l.len());
                 print!("{engine}: append-to-SSE, {n} client(s): ours p50 {p50:.1} ms p99 {p99:.1} ms ({k} deliveries)");
                 if let Some(b) = &baseline {
-                    let mut bl = latency(b, engine, n).await;
+                    let mut bl = latency(b, engine, n, None).await;
                     let (b50, b99) = (pct(&mut bl, 0.5), pct(&mut bl, 0.99));
                     print!("; baseline p50 {b50:.1} ms p99 {b99:.1} ms; ratio p99 ours/baseline {:.2}", p99 / b99);
                 }
                 println!();
             }
+            if let Some(nats) = &nats {
+                let url = nats.url();
+                let (jev, jarrived) = throughput(&ours, engine, 2000, Some(&url)).await;
+                let (rev, rarrived) = throughput(&ours, engine, 2000, None).await;
+                println!(
+                    "{engine}: throughput through NATS JetStream: {jev:.0} events/s ({jarrived} of 2000 arrived); \
+                     registry log in the same run {rev:.0} events/s ({rarrived} of 2000); ratio jetstream/registry {:.2}",
+                    jev / rev
+                );
+                let mut jl = latency(&ours, engine, 1, Some(&url)).await;
+                let mut rl = latency(&ours, engine, 1, None).await;
+                let (j50, j99) = (pct(&mut jl, 0.5), pct(&mut jl, 0.99));
+                let (r50, r99) = (pct(&mut rl, 0.5), pct(&mut rl, 0.99));
+                println!(
+                    "{engine}: append-to-SSE through NATS JetStream, 1 client: p50 {j50:.1} ms p99 {j99:.1} ms; \
+                     registry log p50 {r50:.1} ms p99 {r99:.1} ms; ratio p99 jetstream/registry {:.2}",
+                    j99 / r99
+                );
+            }
         }
     });
+}
+
+/// A private `nats-server` with JetStream on a free port, stopped when dropped.
+struct NatsServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    fn start() -> NatsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nats-server (scripts/setup.sh installs it)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("Server is ready") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30)).expect("nats-server did not start");
+        NatsServer { child, port, _dir: dir }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -31,6 +31,17 @@ tw_sim() {
   tw_sim_url=$(sed -n 's/^sim: //p' "$dir/sim.out")
 }
 
+# tw_nats DIR: starts a private nats-server with JetStream (store in DIR/nats) on a free port and
+# sets tw_nats_url.
+tw_nats() {
+  local dir=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/nats" 2>"$dir/nats.log" &
+  tw_pids+=($!)
+  for _ in $(seq 100); do grep -q 'Server is ready' "$dir/nats.log" && break; sleep 0.1; done
+  tw_nats_url="nats://127.0.0.1:$port"
+}
+
 # tw_start LOG COMMAND...: starts a process in the background, stopped by tw_stop.
 tw_start() {
   local log=$1

@@ -57,11 +57,15 @@ pub struct AppOptions {
     /// Run the work-order rounds on the clock (on the alert writer's node). Off for a test on a
     /// simulated clock, which runs them itself.
     pub order_rounds: bool,
+    /// Carry the event log over NATS JetStream (a cluster's serve nodes): the registry stays its
+    /// outbox, the node that writes alerts relays it, the log's readers read through durable
+    /// consumers (`events::jetstream`). `None`: the log is the registry alone.
+    pub nats: Option<crate::events::jetstream::JetStreamOptions>,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { ingest: true, writer: WriterRole::default(), order_rounds: true }
+        Self { ingest: true, writer: WriterRole::default(), order_rounds: true, nats: None }
     }
 }
 
@@ -193,7 +197,18 @@ impl App {
         let sync = registry.sync_config(&config, clock.now_ms()).await?;
         tracing::info!(site = %config.site.name, cameras = config.cameras.len(), "{}", sync.summary());
         import_map(&registry, &config, clock.now_ms()).await?;
-        let log: Arc<dyn EventLog> = Arc::new(SqlLog::new(registry.clone()));
+        let jetstream = match &opts.nats {
+            Some(o) => Some(
+                crate::events::jetstream::JetStreamLog::connect(registry.clone(), o.clone())
+                    .await
+                    .map_err(AppError::Task)?,
+            ),
+            None => None,
+        };
+        let log: Arc<dyn EventLog> = match &jetstream {
+            Some(js) => js.clone(),
+            None => Arc::new(SqlLog::new(registry.clone())),
+        };
         let geo = GeoService::new(registry.clone(), config.site.dori_table);
         let mut tasks = Vec::new();
         let root = CancellationToken::new();
@@ -215,6 +230,15 @@ impl App {
         let rings_stop = root.child_token();
         let (rings, rings_task) =
             RingWatcher::spawn(geo.clone(), log.clone(), clock.clone(), alerts.active(), rings_stop.clone());
+        let mut relay = None;
+        if let Some(js) = jetstream {
+            let mut readers: Vec<String> =
+                crate::events::Lane::ALL.into_iter().map(crate::alerts::service::consumer).collect();
+            readers.push(crate::geo::watch::CONSUMER.to_string());
+            let stop = root.child_token();
+            let handle = tokio::spawn(js.relay(readers, alerts.active(), stop.clone()));
+            relay = Some(Task { name: "jetstream relay", stop, handle });
+        }
         let health = HealthKeeper::start(registry.clone()).await?;
         Task::start(&mut tasks, &root, "health retry", |stop| {
             tokio::spawn(retry_statuses(health.clone(), clock.clone(), stop))
@@ -314,6 +338,8 @@ impl App {
         // others stored is applied while they stop.
         tasks.push(Task { name: "ring watcher", stop: rings_stop, handle: rings_task });
         tasks.push(Task { name: "alert service", stop: alerts_stop, handle: alerts_task });
+        // The relay after the alert service: what was stored while stopping still reaches the stream.
+        tasks.extend(relay);
         for h in webhook_tasks {
             tasks.push(Task { name: "webhook", stop: webhooks_stop.clone(), handle: h });
         }

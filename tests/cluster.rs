@@ -6,7 +6,9 @@
 //!
 //! Two serve nodes: one writes alerts, the other stands by; SSE on the standby sees every alert
 //! change; an operator's change on the standby is applied by the writer; SIGKILL the writer → the
-//! standby takes over within its lease time and every alarm is raised exactly once.
+//! standby takes over within its lease time and every alarm is raised exactly once. Both carry
+//! the event log over a private NATS JetStream: NATS killed for 20 s → alarms still raised exactly
+//! once (reads from the registry), the relay catches up and the stream holds every event once.
 //!
 //! Work orders: the serve node that writes alerts opens them from the problems workers report.
 //!
@@ -543,9 +545,16 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).unwrap();
     let (pa, pb) = (free_port(), free_port());
-    let mut a = Proc::start("serve-a", &serve_args(cfg.path(), &db.url, "a", pa), &logs);
+    let mut nats = common::nats::Nats::start();
+    let stream = format!("CLUSTER{}_EVENTS", rand::random::<u32>());
+    let nats_url = nats.url();
+    let with_nats = |mut args: Vec<String>| {
+        args.extend(["--nats".to_string(), nats_url.clone(), "--nats-stream".to_string(), stream.clone()]);
+        args
+    };
+    let mut a = Proc::start("serve-a", &with_nats(serve_args(cfg.path(), &db.url, "a", pa)), &logs);
     up(pa, &a).await;
-    let mut b = Proc::start("serve-b", &serve_args(cfg.path(), &db.url, "b", pb), &logs);
+    let mut b = Proc::start("serve-b", &with_nats(serve_args(cfg.path(), &db.url, "b", pb)), &logs);
     up(pb, &b).await;
     let registry = Registry::open(&db.url).await.unwrap();
     let token = registry.create_token("cluster-operator", "admin", false, common_now()).await.unwrap();
@@ -558,6 +567,8 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
     assert_eq!(va["alert_writer"]["node"], "a", "{va}");
     assert_eq!(va["this_node"]["active"], true);
     assert_eq!(vb["this_node"]["active"], false, "{vb}");
+    assert_eq!(va["jetstream"]["relay_running"], true, "{va}");
+    assert_eq!(vb["jetstream"]["relay_running"], false, "{vb}");
 
     // SSE on the standby sees every alert the writer raises, alarms posted to either node.
     let mut sse = Sse::open_at(&client, &base_b, Some(0)).await;
@@ -622,9 +633,57 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
     let items = all["items"].as_array().unwrap();
     assert_eq!(items.len(), 35, "{all}");
     assert!(items.iter().all(|a| a["count"] == 1), "an alarm counted twice: {all}");
+    let vb = get_json(&client, &format!("{base_b}/api/v1/cluster")).await;
+    assert_eq!(vb["jetstream"]["relay_running"], true, "the new writer relays: {vb}");
+    assert!(vb["jetstream"]["reads_jetstream"].as_u64().unwrap_or(0) > 0, "{vb}");
+
+    // NATS killed for 20 s with alarms arriving (one a second): each answered and raised once,
+    // the log read from the registry meanwhile.
+    nats.kill();
+    let stopped = Instant::now();
+    let mut down = 0;
+    while stopped.elapsed() < Duration::from_secs(20) {
+        alarms(&client, &base_b, &format!("nats-down-{down}"), 1).await;
+        down += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    nats.resume();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raised.len() < 35 + down {
+        let Some((_, ev)) = sse.next(deadline).await else {
+            panic!("SSE saw {} of {} alerts after NATS stopped\n{}", raised.len(), 35 + down, b.tail());
+        };
+        if ev["change"] == "raised" {
+            assert!(
+                raised.insert(ev["alert"]["dedupe_key"].as_str().unwrap().to_string()),
+                "an alert raised twice: {ev}"
+            );
+        }
+    }
+    let all = get_json(&client, &format!("{base_b}/api/v1/alerts?limit=500")).await;
+    let items = all["items"].as_array().unwrap();
+    assert_eq!(items.len(), 35 + down, "{all}");
+    assert!(items.iter().all(|a| a["count"] == 1), "an alarm counted twice: {all}");
+    // The relay catches up; the stream holds every event of the log once (two relays wrote it).
+    let events = registry.events(None, 0, 10_000).await.unwrap().len() as u64;
+    let head = registry.last_event_position().await.unwrap();
+    let caught_up = Instant::now();
+    loop {
+        let vb = get_json(&client, &format!("{base_b}/api/v1/cluster")).await;
+        if vb["jetstream"]["relayed_position"].as_i64() == Some(head) {
+            println!("the relay caught up {:.1} s after NATS was back", caught_up.elapsed().as_secs_f64());
+            assert!(vb["jetstream"]["reads_registry"].as_u64().unwrap_or(0) > 0, "{vb}");
+            break;
+        }
+        assert!(caught_up.elapsed() < Duration::from_secs(30), "the relay did not catch up to {head}: {vb}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut s = js.get_stream(&stream).await.unwrap();
+    assert_eq!(s.info().await.unwrap().state.messages, events, "each event once in the stream");
 
     // The old writer restarted under its id stands by: the role stays with the new writer.
-    let mut a = Proc::start("serve-a-again", &serve_args(cfg.path(), &db.url, "a", pa), &logs);
+    let mut a = Proc::start("serve-a-again", &with_nats(serve_args(cfg.path(), &db.url, "a", pa)), &logs);
     up(pa, &a).await;
     let va = get_json(&client, &format!("{base_a}/api/v1/cluster")).await;
     assert_eq!(va["this_node"]["active"], false, "{va}");

@@ -647,7 +647,7 @@ impl Task {
             let after = self.cursors.get(&lane).copied().unwrap_or(0);
             let full = if lane == Lane::Bulk { BULK_BATCH } else { BATCH };
             let limit = self.limit.get(&lane).copied().unwrap_or(full);
-            let reads = match self.svc.log.read(lane, after, limit).await {
+            let reads = match self.svc.log.read(&consumer(lane), lane, after, limit).await {
                 Ok(r) => r,
                 Err(e) => {
                     self.failed(&e.to_string());

@@ -47,6 +47,9 @@ pub struct ClusterView {
     /// This node: whether it writes alerts, and the changes it queued for the writer or applied
     /// for others.
     pub this_node: WriterState,
+    /// The event log on NATS JetStream, when this node carries it there (`--nats`): the relay
+    /// (it runs on the node that writes alerts) and where this node's reads came from.
+    pub jetstream: Option<crate::events::jetstream::JetStreamStats>,
 }
 
 /// Workers, their cameras and load, and each consumer's lag.
@@ -84,5 +87,12 @@ pub async fn cluster(State(st): State<AppState>) -> Result<Json<ClusterView>, Ap
         })
         .collect();
     let alert_writer = st.registry.role_holder(ALERT_WRITER, now).await?;
-    Ok(Json(ClusterView { workers, cameras_unheld, consumers, alert_writer, this_node: st.alerts.writer() }))
+    Ok(Json(ClusterView {
+        workers,
+        cameras_unheld,
+        consumers,
+        alert_writer,
+        this_node: st.alerts.writer(),
+        jetstream: st.log.jetstream(),
+    }))
 }

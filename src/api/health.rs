@@ -125,6 +125,21 @@ fn render_alert_metrics(st: &AppState, out: &mut String) {
     let s = st.alerts.stats();
     let help = "stored events that cannot be read (unknown kind, malformed payload): skipped and kept in the log";
     series(out, "tianwang_events_undecodable_total", "counter", help, st.log.undecodable() as f64);
+    if let Some(j) = st.log.jetstream() {
+        let help = "events the relay published to NATS JetStream (acknowledged by it)";
+        series(out, "tianwang_jetstream_relayed_total", "counter", help, j.relayed_events as f64);
+        let help = "the last event-log position JetStream acknowledged from this node's relay";
+        series(out, "tianwang_jetstream_relayed_position", "gauge", help, j.relayed_position as f64);
+        let help = "failed relay rounds (NATS down or refusing; tried again)";
+        series(out, "tianwang_jetstream_relay_failures_total", "counter", help, j.relay_failures as f64);
+        let name = "tianwang_jetstream_reads_total";
+        out.push_str(&format!(
+            "# HELP {name} reads of the event log, by where they came from (the registry while NATS is down)\n# TYPE {name} counter\n{name}{{source=\"jetstream\"}} {}\n{name}{{source=\"registry\"}} {}\n",
+            j.reads_jetstream, j.reads_registry
+        ));
+        let help = "messages that did not follow what a reader had (read from the registry instead)";
+        series(out, "tianwang_jetstream_gaps_total", "counter", help, j.gaps as f64);
+    }
     let help = "failed writes of alert changes (each tried again until stored)";
     series(out, "tianwang_alert_write_failures_total", "counter", help, s.write_failures as f64);
     series(

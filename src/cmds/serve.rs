@@ -36,6 +36,14 @@ pub struct Args {
     /// this long after the writer died. The same on every serve node.
     #[arg(long, default_value_t = 15.0)]
     writer_lease_s: f64,
+    /// Carry the event log over NATS JetStream at this URL (`nats://host:4222`; a cluster's serve
+    /// nodes): the node that writes alerts relays the registry's log to the stream, and reads it
+    /// back through durable consumers. Reads fall back to the registry while NATS is down.
+    #[arg(long, env = "TIANWANG_NATS")]
+    nats: Option<String>,
+    /// The JetStream stream (its subjects are its name in lower case, `_` as `.`).
+    #[arg(long, env = "TIANWANG_NATS_STREAM", default_value = "TIANWANG_EVENTS")]
+    nats_stream: String,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -55,8 +63,17 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let writer = WriterRole { node, ttl_ms: (args.writer_lease_s * 1000.0) as i64 };
-    serve(&args.config, &args.db.url, args.listen, AppOptions { ingest: !args.no_ingest, writer, order_rounds: true })
-        .await
+    let nats = match args.nats {
+        Some(url) => {
+            let mut o = tianwang::events::jetstream::JetStreamOptions::new(&url);
+            o.stream = args.nats_stream;
+            o.validate().map_err(|e| anyhow::anyhow!("--nats-stream: {e}"))?;
+            Some(o)
+        }
+        None => None,
+    };
+    let opts = AppOptions { ingest: !args.no_ingest, writer, order_rounds: true, nats };
+    serve(&args.config, &args.db.url, args.listen, opts).await
 }
 
 async fn serve(config: &Path, db: &str, listen: SocketAddr, opts: AppOptions) -> anyhow::Result<ExitCode> {

@@ -120,7 +120,8 @@ pub trait EventLog: Send + Sync + 'static {
     async fn append(&self, events: &[NewEvent]) -> Result<Vec<Position>, LogError>;
     /// Up to `limit` events of `lane` after `after`, oldest first. A reader never passes a
     /// position that could still appear.
-    async fn read(&self, lane: Lane, after: Position, limit: u32) -> Result<Vec<Read>, LogError>;
+    /// `consumer` names the reader (one that reads through a broker keeps its place there).
+    async fn read(&self, consumer: &str, lane: Lane, after: Position, limit: u32) -> Result<Vec<Read>, LogError>;
     /// How many events of `lane` lie after `after` (a consumer's backlog).
     async fn backlog(&self, lane: Lane, after: Position) -> Result<i64, LogError>;
     /// The consumer's acknowledged position (`None`: it never acknowledged).
@@ -136,6 +137,10 @@ pub trait EventLog: Send + Sync + 'static {
     fn undecodable(&self) -> u64;
     /// Counts an undecodable event a consumer met (and reports it in the log).
     fn count_undecodable(&self, consumer: &str, u: &Undecodable);
+    /// What the log on JetStream did (`None`: the log is the registry alone).
+    fn jetstream(&self) -> Option<super::jetstream::JetStreamStats> {
+        None
+    }
 }
 
 /// The log in the registry.
@@ -162,7 +167,7 @@ impl EventLog for SqlLog {
         Ok(self.registry.append_events(&raw).await?)
     }
 
-    async fn read(&self, lane: Lane, after: Position, limit: u32) -> Result<Vec<Read>, LogError> {
+    async fn read(&self, _consumer: &str, lane: Lane, after: Position, limit: u32) -> Result<Vec<Read>, LogError> {
         let rows = self.registry.read_lane(lane.code(), after, limit).await?;
         Ok(rows
             .into_iter()

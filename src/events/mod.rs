@@ -3,9 +3,11 @@
 //! append with an idempotency key, read a lane after a position, acknowledge per consumer),
 //! kept in the registry by [`SqlLog`]. Producers (the health keeper, quality sampling,
 //! detection, passages, rings, alarms) append; consumers (the alert service, the ring watcher)
-//! read and acknowledge. See docs/EVENTS.md.
+//! read and acknowledge. [`jetstream::JetStreamLog`] carries the same log over NATS JetStream for
+//! a cluster (the registry stays its outbox). See docs/EVENTS.md.
 
 pub mod contract;
+pub mod jetstream;
 pub mod log;
 
 /// Whether this node runs the consumers that one node of a city runs at a time (the alert

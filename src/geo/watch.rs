@@ -102,7 +102,7 @@ impl Watch {
             if !*active.borrow() {
                 return true;
             }
-            let batch = match self.log.read(Lane::Normal, position, 1000).await {
+            let batch = match self.log.read(CONSUMER, Lane::Normal, position, 1000).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!(error = %e, "ring watcher: cannot read the event log");

@@ -211,6 +211,39 @@ impl Registry {
             .collect()
     }
 
+    /// Events of every lane after `after`, oldest first, with their lanes (what the JetStream
+    /// relay publishes).
+    pub async fn read_all(&self, after: i64, limit: u32) -> Result<Vec<(i64, RawStored)>, RegistryError> {
+        let rows = sqlx::query("SELECT id, at_ms, kind, lane, payload FROM events WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("lane")?,
+                    RawStored {
+                        position: r.try_get("id")?,
+                        at_ms: r.try_get("at_ms")?,
+                        kind: r.try_get("kind")?,
+                        payload: r.try_get("payload")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The last position of a lane at or before `at` (0 when none).
+    pub async fn lane_position_at(&self, lane: i64, at: i64) -> Result<i64, RegistryError> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events WHERE lane = $1 AND id <= $2")
+            .bind(lane)
+            .bind(at)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
     /// How many events of a lane lie after `after`.
     pub async fn lane_backlog(&self, lane: i64, after: i64) -> Result<i64, RegistryError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE lane = $1 AND id > $2")

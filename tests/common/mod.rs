@@ -4,6 +4,7 @@
 pub mod city;
 pub mod ingest;
 pub mod mqtt;
+pub mod nats;
 pub mod pg;
 pub mod sse;
 
@@ -127,6 +128,17 @@ impl TestApp {
         Self::spawn_with(config, db, Arc::new(sys), SimClock::at(sys.now_ms()), true).await
     }
 
+    /// As [`TestApp::spawn`], the event log carried over NATS JetStream.
+    pub async fn spawn_with_nats(
+        config: &Path,
+        db: &TestDb,
+        nats: tianwang::events::jetstream::JetStreamOptions,
+    ) -> Self {
+        let clock = SimClock::at(1_780_000_000_000);
+        let opts = AppOptions { ingest: false, order_rounds: false, nats: Some(nats), ..Default::default() };
+        Self::spawn_opts(config, db, Arc::new(clock.clone()), clock, opts).await
+    }
+
     async fn spawn_with(
         config: &Path,
         db: &TestDb,
@@ -134,10 +146,18 @@ impl TestApp {
         clock: SimClock,
         ingest: bool,
     ) -> Self {
-        let app =
-            App::build(config, &db.url, app_clock, AppOptions { ingest, order_rounds: ingest, ..Default::default() })
-                .await
-                .expect("app builds");
+        let opts = AppOptions { ingest, order_rounds: ingest, ..Default::default() };
+        Self::spawn_opts(config, db, app_clock, clock, opts).await
+    }
+
+    async fn spawn_opts(
+        config: &Path,
+        db: &TestDb,
+        app_clock: Arc<dyn tianwang::clock::Clock>,
+        clock: SimClock,
+        opts: AppOptions,
+    ) -> Self {
+        let app = App::build(config, &db.url, app_clock, opts).await.expect("app builds");
         let registry = app.state.registry.clone();
         let geo = app.state.geo.clone();
         let (health, orders) = (app.state.health.clone(), app.state.orders.clone());
