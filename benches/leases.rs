@@ -151,6 +151,37 @@ async fn run(engine: &str) {
         tick / 1000
     );
 
+    // 2b. The same steady heartbeats naming the lease generation each worker last heard (what a
+    // worker sends): nothing is read back while nothing changed. Against the heartbeats above,
+    // which read every held lease back (as every heartbeat did before the generation).
+    let mut gens = std::collections::HashMap::new();
+    for w in &workers {
+        let b = reg.heartbeat_since(w, now, &p, None).await.unwrap();
+        gens.insert(w.id.clone(), b.generation);
+    }
+    let mut since = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        for w in &workers {
+            let b = reg.heartbeat_since(w, now, &p, gens.get(&w.id).copied()).await.unwrap();
+            assert!(b.leases.is_none(), "nothing changed in the steady state");
+            gens.insert(w.id.clone(), b.generation);
+        }
+        since.push(t.elapsed().as_secs_f64());
+        let moved: usize =
+            reg.place_all(now, &p).await.unwrap().values().map(|r| r.claimed.len() + r.released.len()).sum();
+        assert_eq!(moved, 0);
+        now += tick;
+    }
+    since.sort_by(f64::total_cmp);
+    let (full, by_gen) = (beats[beats.len() / 2], since[since.len() / 2]);
+    println!(
+        "{engine}: steady heartbeat naming the lease generation: {:.2} ms per worker (median of 5 rounds); reading every held lease back (the heartbeats above, same run): {:.2} ms; ratio {:.2}",
+        by_gen * 1000.0 / WORKERS as f64,
+        full * 1000.0 / WORKERS as f64,
+        by_gen / full
+    );
+
     // 3. A worker dies.
     let dead = workers.pop().unwrap();
     // Its last heartbeat was the steady rounds' last.

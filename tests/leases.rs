@@ -472,7 +472,92 @@ async fn the_cluster_view_shows_workers_their_load_and_unheld_cameras(engine: En
     app.stop().await;
 }
 
+/// A heartbeat naming the lease generation the worker knew reads nothing back while nothing
+/// changed, and the full set whenever anything did: whatever the worker makes of the answers is
+/// at every step what a full read gives (a dead worker's cameras claimed, the worker back,
+/// rebalancing, a camera disabled).
+#[derive(Default)]
+struct Known {
+    /// Each worker's generation and leases (camera → epoch), as its heartbeats told it.
+    by_worker: BTreeMap<String, (Option<i64>, BTreeMap<String, i64>)>,
+    unchanged: usize,
+    read_back: usize,
+}
+
+/// A heartbeat as the worker makes it: naming the generation it knew, keeping its leases when the
+/// answer is "unchanged". Checks what it then knows against a full read; answers how many it holds.
+async fn beat(reg: &Registry, w: &WorkerSpec, now: i64, known: &mut Known) -> usize {
+    let k = known.by_worker.entry(w.id.clone()).or_default();
+    let answer = reg.heartbeat_since(w, now, &placement(), k.0).await.unwrap();
+    match answer.leases {
+        Some(l) => {
+            known.read_back += 1;
+            k.1 = l.iter().map(|l| (l.camera_id.clone(), l.epoch)).collect();
+        }
+        None => {
+            assert_eq!(k.0, Some(answer.generation));
+            known.unchanged += 1;
+        }
+    }
+    k.0 = Some(answer.generation);
+    let truth: BTreeMap<String, i64> =
+        reg.leases_of(&w.id, now).await.unwrap().iter().map(|l| (l.camera_id.clone(), l.epoch)).collect();
+    assert_eq!(k.1, truth, "{} at {now}", w.id);
+    k.1.len()
+}
+
+async fn a_heartbeat_reads_the_leases_back_only_when_they_changed(engine: Engine) {
+    let (reg, _db) = registry(engine, 40, 0).await;
+    let p = placement();
+    let (a, b) = (worker("w-a"), worker("w-b"));
+    let mut known = Known::default();
+    let mut now = 1_000;
+    // Both start and share the cameras.
+    for _ in 0..12 {
+        beat(&reg, &a, now, &mut known).await;
+        beat(&reg, &b, now, &mut known).await;
+        reg.place_all(now, &p).await.unwrap();
+        now += TICK;
+    }
+    assert_eq!(beat(&reg, &a, now, &mut known).await + beat(&reg, &b, now, &mut known).await, 40);
+    // Settled: nothing is read back.
+    let before = known.unchanged;
+    for _ in 0..3 {
+        reg.place_all(now, &p).await.unwrap();
+        now += TICK;
+        beat(&reg, &a, now, &mut known).await;
+        beat(&reg, &b, now, &mut known).await;
+    }
+    assert_eq!(known.unchanged - before, 6, "a settled heartbeat reads nothing back");
+    // b dies: a takes its cameras once its lease lapses.
+    for _ in 0..8 {
+        beat(&reg, &a, now, &mut known).await;
+        reg.place_all(now, &p).await.unwrap();
+        now += TICK;
+    }
+    assert_eq!(beat(&reg, &a, now, &mut known).await, 40);
+    // b comes back: its old leases are gone (read back, empty), then it is given cameras again.
+    assert_eq!(beat(&reg, &b, now, &mut known).await, 0);
+    for _ in 0..12 {
+        beat(&reg, &a, now, &mut known).await;
+        beat(&reg, &b, now, &mut known).await;
+        reg.place_all(now, &p).await.unwrap();
+        now += TICK;
+    }
+    assert!(beat(&reg, &b, now, &mut known).await > 0);
+    // A camera disabled is given up by the next round: its holder hears of it.
+    let holder = reg.holders(now).await.unwrap()["cam-0005"].0.clone();
+    sqlx::query("UPDATE cameras SET enabled = 0 WHERE id = 'cam-0005'").execute(reg.pool()).await.unwrap();
+    reg.place_all(now, &p).await.unwrap();
+    now += TICK;
+    let w = if holder == "w-a" { &a } else { &b };
+    beat(&reg, w, now, &mut known).await;
+    assert!(!known.by_worker[&holder].1.contains_key("cam-0005"));
+    assert!(known.read_back >= 6, "{}", known.read_back);
+}
+
 on_both_engines!(
+    a_heartbeat_reads_the_leases_back_only_when_they_changed,
     the_cluster_view_shows_workers_their_load_and_unheld_cameras,
     three_workers_share_300_cameras_evenly,
     a_dead_workers_cameras_move_within_two_lease_times_and_its_writes_are_fenced,

@@ -156,6 +156,13 @@ async fn metrics(State(st): State<WorkerState>) -> Response {
     series(&mut out, "tianwang_worker_heartbeats_total", "counter", "heartbeats stored", l.heartbeats as f64);
     series(
         &mut out,
+        "tianwang_worker_heartbeats_unchanged_total",
+        "counter",
+        "heartbeats answered with the lease generation the worker knew (no leases read back)",
+        l.heartbeats_unchanged as f64,
+    );
+    series(
+        &mut out,
         "tianwang_worker_heartbeat_failures_total",
         "counter",
         "heartbeats that failed or timed out",

@@ -98,6 +98,8 @@ pub struct LeaseStatus {
     /// When its leases lapse unless it heartbeats again (ms since the epoch; 0 before the first).
     pub expires_ms: Millis,
     pub heartbeats: u64,
+    /// Heartbeats whose answer was "your leases are unchanged" (nothing read back).
+    pub heartbeats_unchanged: u64,
     pub heartbeat_failures: u64,
     pub last_error: Option<String>,
     /// Placement rounds this worker ran (any node may run the period's round).
@@ -291,11 +293,12 @@ async fn lease_loop(st: WorkerState, stop: CancellationToken) {
     let patience = Duration::from_millis(every as u64);
     let mut expires: Millis = 0;
     let mut forced = true;
+    let mut known = Known::default();
     loop {
         let now = st.clock.now_ms();
         let beat = tokio::select! {
             _ = stop.cancelled() => return,
-            r = tokio::time::timeout(patience, beat(&st, now)) => r,
+            r = tokio::time::timeout(patience, beat(&st, now, &mut known)) => r,
         };
         match beat {
             Ok(Ok(leases)) => {
@@ -380,16 +383,40 @@ async fn report_problems(st: &WorkerState, now: Millis) {
     }
 }
 
-/// One heartbeat and, when due, one placement round; answers the leases held after both.
-async fn beat(st: &WorkerState, now: Millis) -> Result<Vec<Lease>, RegistryError> {
+/// Every this many heartbeats the leases are read back even when the generation says nothing
+/// changed (a safety net: the generation is kept by triggers, which an operator could disable).
+const FULL_READ_EVERY: u64 = 10;
+
+/// What the worker last heard of its leases: the generation and the leases of that generation.
+#[derive(Default)]
+struct Known {
+    generation: Option<i64>,
+    leases: Vec<Lease>,
+    beats: u64,
+}
+
+/// One heartbeat and, when due, one placement round; answers the leases held after both. The
+/// heartbeat reads the leases back only when their generation moved since `known`'s.
+async fn beat(st: &WorkerState, now: Millis, known: &mut Known) -> Result<Vec<Lease>, RegistryError> {
     let spec = st.opts.spec(cpu_share());
     let p = &st.opts.placement;
-    let leases = st.registry.heartbeat(&spec, now, p).await?;
+    known.beats += 1;
+    let ask = if known.beats.is_multiple_of(FULL_READ_EVERY) { None } else { known.generation };
+    let b = st.registry.heartbeat_since(&spec, now, p, ask).await?;
+    let leases = match b.leases {
+        Some(l) => l,
+        None => known.leases.iter().map(|l| Lease { expires_ms: b.expires_ms, ..l.clone() }).collect(),
+    };
+    known.generation = Some(b.generation);
+    known.leases = leases.clone();
+    st.status(|s| s.heartbeats_unchanged += u64::from(ask == Some(b.generation)));
     match st.registry.place_if_due(now, st.opts.heartbeat_ms, p).await {
         Ok(Some(rounds)) => {
             st.status(|s| s.rounds += 1);
             let moved = rounds.values().any(|r| !r.claimed.is_empty() || !r.released.is_empty());
             if moved {
+                // The generation moved with them: the next heartbeat reads them back too.
+                known.generation = None;
                 return st.registry.leases_of(&st.opts.id, now).await;
             }
         }

@@ -153,7 +153,18 @@ impl LeaseBook {
     }
 }
 
-/// What one placement round did for one worker.
+/// What a heartbeat answered.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Beat {
+    /// The worker's lease generation after the heartbeat.
+    pub generation: i64,
+    /// The leases it holds; `None` when they are the ones it knew (the generation it named).
+    pub leases: Option<Vec<Lease>>,
+    /// Until when its leases live unless it heartbeats again.
+    pub expires_ms: Millis,
+}
+
+/// What a placement round did for one worker.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlacementRound {
     /// Cameras this worker took, with their new epochs.
@@ -198,6 +209,22 @@ impl Registry {
     /// are not revived, and each camera is claimed again with a new epoch. Answers the leases it
     /// holds.
     pub async fn heartbeat(&self, w: &WorkerSpec, now: Millis, p: &Placement) -> Result<Vec<Lease>, RegistryError> {
+        let beat = self.heartbeat_since(w, now, p, None).await?;
+        Ok(beat.leases.unwrap_or_default())
+    }
+
+    /// A heartbeat that reads the leases back only when they changed since the generation
+    /// `known` (the one the worker's last answer carried): each worker's lease generation rises,
+    /// by a trigger, whenever the set of leases it holds or the epoch of one changes, whoever
+    /// changes it. `leases` is `None` when nothing changed; every lease then lives until
+    /// `expires_ms`.
+    pub async fn heartbeat_since(
+        &self,
+        w: &WorkerSpec,
+        now: Millis,
+        p: &Placement,
+        known: Option<i64>,
+    ) -> Result<Beat, RegistryError> {
         let expires = now.saturating_add(p.ttl_ms);
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -208,14 +235,15 @@ impl Registry {
         .bind(&w.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        let generation: i64 = sqlx::query_scalar(
             "INSERT INTO workers (id, cores, max_cameras, profiles, cpu_share, started_ms, heartbeat_ms, expires_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
              ON CONFLICT (id) DO UPDATE SET cores = excluded.cores, max_cameras = excluded.max_cameras,
                  profiles = excluded.profiles, cpu_share = excluded.cpu_share,
                  started_ms = CASE WHEN workers.expires_ms <= excluded.heartbeat_ms
                                    THEN excluded.started_ms ELSE workers.started_ms END,
-                 heartbeat_ms = excluded.heartbeat_ms, expires_ms = excluded.expires_ms",
+                 heartbeat_ms = excluded.heartbeat_ms, expires_ms = excluded.expires_ms
+             RETURNING lease_gen",
         )
         .bind(&w.id)
         .bind(i64::from(w.cores))
@@ -224,11 +252,11 @@ impl Registry {
         .bind(if w.cpu_share.is_finite() { w.cpu_share.clamp(0.0, 1.0) } else { 0.0 })
         .bind(now)
         .bind(expires)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let leases = held(&mut tx, &w.id, now).await?;
+        let leases = if known == Some(generation) { None } else { Some(held(&mut tx, &w.id, now).await?) };
         tx.commit().await?;
-        Ok(leases)
+        Ok(Beat { generation, leases, expires_ms: expires })
     }
 
     /// The leases `worker` holds at `now`.

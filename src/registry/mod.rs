@@ -34,7 +34,7 @@ pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay};
-pub use leases::{Lease, LeaseBook, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
+pub use leases::{Beat, Lease, LeaseBook, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
 pub use problems::ProblemRow;
 pub use roles::{ALERT_WRITER, CommandOutcome, QueuedCommand, RoleFence, RoleHolder};

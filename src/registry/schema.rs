@@ -42,6 +42,13 @@ pub async fn schema_dump(reg: &Registry) -> Result<String, RegistryError> {
                 let sql: String = i.try_get(1)?;
                 lines.push(format!("index {name}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" ")));
             }
+            let triggers: Vec<(String, String)> =
+                sqlx::query_as("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+                    .fetch_all(reg.pool())
+                    .await?;
+            for (name, table) in triggers {
+                lines.push(format!("trigger {name} on {table}"));
+            }
         }
         Backend::Postgres => {
             let cols = sqlx::query(
@@ -68,6 +75,15 @@ pub async fn schema_dump(reg: &Registry) -> Result<String, RegistryError> {
                 let def: String = i.try_get(1)?;
                 let def = def.replace(&format!("{}.", current_schema(reg).await?), "");
                 lines.push(format!("index {name}: {def}"));
+            }
+            let triggers: Vec<(String, String)> = sqlx::query_as(
+                "SELECT DISTINCT trigger_name::text, event_object_table::text FROM information_schema.triggers \
+                 WHERE trigger_schema = current_schema() ORDER BY 1",
+            )
+            .fetch_all(reg.pool())
+            .await?;
+            for (name, table) in triggers {
+                lines.push(format!("trigger {name} on {table}"));
             }
         }
     }
