@@ -12,6 +12,9 @@
 //!
 //! Work orders: the serve node that writes alerts opens them from the problems workers report.
 //!
+//! Motion: street cameras detecting on two workers; SIGKILL one → every motion event in the log,
+//! the killed worker's included, is counted exactly once by its camera's alert.
+//!
 //! `TIANWANG_CLUSTER_CAMERAS` sets the number of cameras (default 300; `make test` runs the
 //! default).
 
@@ -800,5 +803,149 @@ async fn a_cluster_opens_work_orders_for_its_workers_cameras() {
     assert_eq!(ids, ["dark"], "{v}");
     worker.kill();
     serve.kill();
+    registry.close().await;
+}
+
+/// Motion seen by a worker that is then killed: every motion event it stored before the kill, and
+/// every one its cameras' new holder stores after (a motion episode is one event: the new holder's
+/// detector starts a new one), is applied to the cameras' alerts exactly once (each armed zone's
+/// alert counts its events: never more, and all of them in the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_workers_motion_events_become_alerts_exactly_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let sim = SimProcess::start(&["m:320x180@5:kf=5"]);
+    let db = TestDb::new(common::Engine::Postgres).await;
+    let cams = ["m0", "m1", "m2", "m3"];
+    let mut site = String::from(
+        "[site]\nname = \"Motion cluster\"\ntimezone = \"Asia/Shanghai\"\n[defaults]\nhfov_deg = 90\n\
+         resolution = \"1920x1080\"\nmounting_height_m = 6\nowner = \"public\"\ningest_size = \"320x180\"\n\
+         [detect]\nplates = false\n",
+    );
+    let mut cfg_cams = String::new();
+    for (i, c) in cams.iter().enumerate() {
+        site.push_str(&format!(
+            "[[motion_zone]]\ncamera = \"{c}\"\nname = \"yard\"\npoints = [[0, 0], [1, 0], [1, 1], [0, 1]]\n\
+             [[armed_zone]]\ncamera = \"{c}\"\nzone = \"yard\"\n"
+        ));
+        cfg_cams.push_str(&format!(
+            "[[camera]]\nid = \"{c}\"\nname = \"street {i}\"\nurl = \"{}\"\nlon = {}\nlat = 34.7\nbearing_deg = 0\n\
+             kind = \"street\"\nprofile = \"street\"\ningest_fps = 5\n",
+            sim.url("m"),
+            113.6 + i as f64 * 1e-4
+        ));
+    }
+    let cfg = config_dir(&[("site.toml", &site), ("cams.toml", &cfg_cams)]);
+    let logs = std::env::temp_dir().join("tianwang-cluster-motion-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).unwrap();
+    let serve_port = free_port();
+    let serve = Proc::start("serve", &serve_args(cfg.path(), &db.url, "api", serve_port), &logs);
+    up(serve_port, &serve).await;
+    let registry = Registry::open(&db.url).await.unwrap();
+    let token = registry.create_token("cluster-motion", "admin", false, common_now()).await.unwrap();
+    let client = authed_client(&token);
+    let ports = [free_port(), free_port()];
+    let worker = |i: usize| -> Vec<String> {
+        [
+            "worker",
+            "--config",
+            &cfg.path().display().to_string(),
+            "--db",
+            &db.url,
+            "--id",
+            &format!("mw{i}"),
+            "--listen",
+            &format!("127.0.0.1:{}", ports[i]),
+            "--cores",
+            "2",
+            "--lease-s",
+            &LEASE_S.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let mut workers = vec![Proc::start("mw0", &worker(0), &logs), Proc::start("mw1", &worker(1), &logs)];
+    let base = format!("http://127.0.0.1:{serve_port}");
+    let tails = |w: &[Proc]| w.iter().map(Proc::tail).collect::<Vec<_>>().join("\n");
+
+    // Motion events per camera in the log, and each camera's motion alert count; an alert never
+    // counts more events than the log holds.
+    let look = async || -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+        let mut events = BTreeMap::new();
+        for e in registry.events(Some("motion"), 0, 1_000_000).await.unwrap() {
+            *events.entry(e.camera_id.clone().unwrap_or_default()).or_insert(0) += 1;
+        }
+        let al = get_json(&client, &format!("{base}/api/v1/alerts?kind=motion&limit=100")).await;
+        let mut counts = BTreeMap::new();
+        for a in al["items"].as_array().unwrap() {
+            let cam = a["cameras"][0].as_str().unwrap_or("").to_string();
+            assert!(
+                counts.insert(cam.clone(), a["count"].as_u64().unwrap()).is_none(),
+                "two motion alerts for {cam}: {al}"
+            );
+        }
+        for (cam, &n) in &counts {
+            let stored = events.get(cam).copied().unwrap_or(0);
+            assert!(n <= stored, "{cam}: the alert counts {n} motion events, the log holds {stored}");
+        }
+        (events, counts)
+    };
+    // Every camera streams, detects motion and alerts.
+    let t = Instant::now();
+    loop {
+        let (events, counts) = look().await;
+        if cams.iter().all(|c| counts.get(*c).copied().unwrap_or(0) >= 1) {
+            println!(
+                "motion alerts on all {} cameras after {:.1} s: {events:?}",
+                cams.len(),
+                t.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "no motion alerts on every camera: {counts:?}\n{}",
+            tails(&workers)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // SIGKILL the worker that holds cameras (the first that does).
+    let views = [worker_view(&client, ports[0]).await, worker_view(&client, ports[1]).await];
+    let victim =
+        views.iter().position(|v| v.as_ref().is_some_and(|v| !v.held.is_empty())).expect("a worker holds cameras");
+    let moved: Vec<String> = views[victim].as_ref().unwrap().held.keys().cloned().collect();
+    let (before, _) = look().await;
+    workers[victim].kill();
+    let killed = Instant::now();
+    // Its cameras detect again on the other worker: a new motion event for each since the kill.
+    loop {
+        let (events, _) = look().await;
+        if moved.iter().all(|c| events.get(c).copied().unwrap_or(0) > before.get(c).copied().unwrap_or(0)) {
+            println!("{moved:?} detecting on the other worker {:.1} s after the kill", killed.elapsed().as_secs_f64());
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs_f64(2.0 * LEASE_S + 30.0),
+            "{moved:?} did not detect again: {events:?} (before {before:?})\n{}",
+            tails(&workers)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The survivor stops (SIGTERM: detection stores what it was handed): the log stops growing,
+    // and every event in it is counted once by its camera's alert.
+    let survivor = 1 - victim;
+    let status = workers[survivor].terminate();
+    assert!(status.success(), "{}", workers[survivor].tail());
+    let t = Instant::now();
+    loop {
+        let (events, counts) = look().await;
+        if cams.iter().all(|c| counts.get(*c) == events.get(*c)) {
+            println!("every motion event counted once: {counts:?}");
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "alerts {counts:?} against events {events:?}\n{}", serve.tail());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     registry.close().await;
 }

@@ -328,3 +328,45 @@ async fn the_app_raises_every_alarm_once_through_jetstream_and_while_nats_is_dow
     assert!(metrics.contains("tianwang_jetstream_relayed_position"), "{metrics}");
     app.stop().await;
 }
+
+/// A NATS that wants a user and password: given in the URL, they reach the server (the relay
+/// publishes and readers read through JetStream), and a wrong password reads from the registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_reach_nats() {
+    let nats = Nats::start_with(&["--user", "tw", "--pass", "s3cret-pass"]);
+    let db = TestDb::new(Engine::Sqlite).await;
+    let registry = Registry::open(&db.url).await.unwrap();
+    let mut opts = JetStreamOptions::new(&format!("nats://tw:s3cret-pass@127.0.0.1:{}", nats.port));
+    opts.stream = format!("AUTH{}_EVENTS", rand::random::<u32>());
+    let js = JetStreamLog::connect(registry.clone(), opts.clone()).await.unwrap();
+    let (_tx, active) = tokio::sync::watch::channel(true);
+    let stop = CancellationToken::new();
+    tokio::spawn(js.clone().relay(vec![], active, stop.clone()));
+    js.append(&mixed(0, 20)).await.unwrap();
+    let head = js.head().await.unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while js.stats().relayed_position < head {
+        assert!(Instant::now() < end, "nothing relayed with credentials: {:?}", js.stats());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = js.read("auth.urgent", Lane::Urgent, 0, 100).await.unwrap();
+    assert_eq!(got.len(), 5);
+    assert_eq!(js.stats().reads_registry, 0, "{:?}", js.stats());
+    stop.cancel();
+
+    // The wrong password: nothing reaches the stream, every read answers from the registry.
+    let mut wrong = opts.clone();
+    wrong.url = format!("nats://tw:wrong@127.0.0.1:{}", nats.port);
+    let other = TestDb::new(Engine::Sqlite).await;
+    let reg2 = Registry::open(&other.url).await.unwrap();
+    let js2 = JetStreamLog::connect(reg2, wrong).await.unwrap();
+    let (_tx2, active2) = tokio::sync::watch::channel(true);
+    let stop2 = CancellationToken::new();
+    tokio::spawn(js2.clone().relay(vec![], active2, stop2.clone()));
+    js2.append(&mixed(0, 20)).await.unwrap();
+    let got = js2.read("auth.urgent", Lane::Urgent, 0, 100).await.unwrap();
+    assert_eq!(got.len(), 5);
+    assert_eq!(js2.stats().relayed_position, 0);
+    assert!(js2.stats().reads_registry >= 1);
+    stop2.cancel();
+}

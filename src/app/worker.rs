@@ -384,7 +384,7 @@ async fn report_problems(st: &WorkerState, now: Millis) {
 }
 
 /// Every this many heartbeats the leases are read back even when the generation says nothing
-/// changed (a safety net: the generation is kept by triggers, which an operator could disable).
+/// changed (a safety net: a change made to the registry by hand raises no generation).
 const FULL_READ_EVERY: u64 = 10;
 
 /// What the worker last heard of its leases: the generation and the leases of that generation.

@@ -185,13 +185,23 @@ impl JetStreamLog {
     /// from the registry meanwhile).
     pub async fn connect(registry: Registry, opts: JetStreamOptions) -> Result<Arc<JetStreamLog>, String> {
         opts.validate()?;
-        let client = async_nats::ConnectOptions::new()
+        // Credentials in the URL are handed over apart from it, so that no log line of the
+        // client (it names the server it dials) can carry them.
+        let (servers, user) = split_credentials(&opts.url);
+        let mut connect = async_nats::ConnectOptions::new();
+        if let Some((user, pass)) = user {
+            connect = match pass {
+                Some(pass) => connect.user_and_password(user, pass),
+                None => connect.token(user),
+            };
+        }
+        let client = connect
             .retry_on_initial_connect()
             .max_reconnects(None)
             .connection_timeout(REQUEST_TIMEOUT)
             .request_timeout(Some(REQUEST_TIMEOUT))
             .name("tianwang")
-            .connect(opts.url.as_str())
+            .connect(servers.as_str())
             .await
             .map_err(|e| format!("NATS at {}: {e}", redact(&opts.url)))?;
         let mut js = jetstream::new(client.clone());
@@ -536,6 +546,33 @@ fn header_i64(h: &async_nats::HeaderMap, name: &str) -> Option<i64> {
     h.get(name).and_then(|v| v.as_str().parse().ok())
 }
 
+/// The servers without credentials, and the credentials of the first that had them (`user:pass`,
+/// or a token alone).
+fn split_credentials(urls: &str) -> (String, Option<(String, Option<String>)>) {
+    let mut creds = None;
+    let servers: Vec<String> = urls
+        .split(',')
+        .map(|u| {
+            let u = u.trim();
+            let (scheme, rest) = u.split_once("://").map_or(("", u), |(s, r)| (s, r));
+            let (auth, host) = match rest.rsplit_once('@') {
+                Some((a, h)) => (Some(a), h),
+                None => (None, rest),
+            };
+            if let Some(a) = auth
+                && creds.is_none()
+            {
+                creds = Some(match a.split_once(':') {
+                    Some((user, pass)) => (user.to_string(), Some(pass.to_string())),
+                    None => (a.to_string(), None),
+                });
+            }
+            if scheme.is_empty() { host.to_string() } else { format!("{scheme}://{host}") }
+        })
+        .collect();
+    (servers.join(","), creds)
+}
+
 /// The URL without its credentials (for messages).
 fn redact(url: &str) -> String {
     match url.split_once('@') {
@@ -629,5 +666,10 @@ mod tests {
         assert!(bad.validate().is_err());
         assert_eq!(redact("nats://user:secret@host:4222"), "nats://***@host:4222");
         assert_eq!(redact("nats://host:4222"), "nats://host:4222");
+        let (servers, creds) = split_credentials("nats://u:p@a:4222, nats://b:4222");
+        assert_eq!(servers, "nats://a:4222,nats://b:4222");
+        assert_eq!(creds, Some(("u".into(), Some("p".into()))));
+        assert_eq!(split_credentials("nats://tok@a:4222").1, Some(("tok".into(), None)));
+        assert_eq!(split_credentials("a:4222"), ("a:4222".into(), None));
     }
 }

@@ -214,9 +214,10 @@ impl Registry {
     }
 
     /// A heartbeat that reads the leases back only when they changed since the generation
-    /// `known` (the one the worker's last answer carried): each worker's lease generation rises,
-    /// by a trigger, whenever the set of leases it holds or the epoch of one changes, whoever
-    /// changes it. `leases` is `None` when nothing changed; every lease then lives until
+    /// `known` (the one the worker's last answer carried): each worker's lease generation rises
+    /// in the transaction of every placement round that gives it or takes from it a camera (the
+    /// only changes a live worker's leases see; a worker whose heartbeat lapsed reads them back
+    /// anyway). `leases` is `None` when nothing changed; every lease then lives until
     /// `expires_ms`.
     pub async fn heartbeat_since(
         &self,
@@ -227,6 +228,13 @@ impl Registry {
     ) -> Result<Beat, RegistryError> {
         let expires = now.saturating_add(p.ttl_ms);
         let mut tx = self.begin().await?;
+        // A worker new to the registry, or whose heartbeat had lapsed (its leases are given up
+        // below, and others may have claimed them), reads its leases back whatever it names.
+        let was: Option<i64> = sqlx::query_scalar("SELECT expires_ms FROM workers WHERE id = $1")
+            .bind(&w.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let fresh = was.is_none_or(|e| e <= now);
         sqlx::query(
             "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
              WHERE worker_id = $2 AND EXISTS (SELECT 1 FROM workers w WHERE w.id = $2 AND w.expires_ms <= $1)",
@@ -254,7 +262,7 @@ impl Registry {
         .bind(expires)
         .fetch_one(&mut *tx)
         .await?;
-        let leases = if known == Some(generation) { None } else { Some(held(&mut tx, &w.id, now).await?) };
+        let leases = if !fresh && known == Some(generation) { None } else { Some(held(&mut tx, &w.id, now).await?) };
         tx.commit().await?;
         Ok(Beat { generation, leases, expires_ms: expires })
     }
@@ -397,6 +405,17 @@ pub async fn check_lease(
     }
 }
 
+/// Raises the lease generation of each worker (their leases changed in this transaction).
+async fn bump_generations<'a>(
+    tx: &mut WriteTx,
+    workers: impl Iterator<Item = &'a String>,
+) -> Result<(), RegistryError> {
+    for w in workers {
+        sqlx::query("UPDATE workers SET lease_gen = lease_gen + 1 WHERE id = $1").bind(w).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// One placement round for every live worker, in `tx`.
 async fn place_tx(
     tx: &mut WriteTx,
@@ -406,6 +425,12 @@ async fn place_tx(
 ) -> Result<BTreeMap<String, PlacementRound>, RegistryError> {
     // A camera disabled or decommissioned while held is given up: its worker stops it at its next
     // heartbeat, and it counts toward nobody's load.
+    let gave_up: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT DISTINCT worker_id FROM camera_leases
+         WHERE worker_id IS NOT NULL AND camera_id NOT IN (SELECT c.id FROM cameras c WHERE {PLACEABLE})"
+    ))
+    .fetch_all(&mut **tx)
+    .await?;
     sqlx::query(&format!(
         "UPDATE camera_leases SET worker_id = NULL, expires_ms = $1
          WHERE worker_id IS NOT NULL AND camera_id NOT IN (SELECT c.id FROM cameras c WHERE {PLACEABLE})"
@@ -429,6 +454,7 @@ async fn place_tx(
     let mut out: BTreeMap<String, PlacementRound> = BTreeMap::new();
     let cores: u64 = snap.live.iter().map(|l| u64::from(l.cores)).sum();
     if cores == 0 {
+        bump_generations(tx, gave_up.iter()).await?;
         return Ok(out);
     }
     // Each live worker's share, and its load as the round changes it.
@@ -573,6 +599,15 @@ async fn place_tx(
         r.share = w.share;
         r.held = w.weight;
     }
+    // Every worker whose leases changed hears of it at its next heartbeat (one write per
+    // worker, in the order of their ids).
+    let changed: std::collections::BTreeSet<&String> = out
+        .iter()
+        .filter(|(_, r)| !r.claimed.is_empty() || !r.released.is_empty())
+        .map(|(id, _)| id)
+        .chain(gave_up.iter())
+        .collect();
+    bump_generations(tx, changed.into_iter()).await?;
     Ok(out)
 }
 

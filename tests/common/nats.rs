@@ -9,13 +9,20 @@ pub struct Nats {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    args: Vec<String>,
 }
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::start_with(&[])
+    }
+
+    /// With more arguments for nats-server (`--user`, `--pass`, …).
+    pub fn start_with(args: &[&str]) -> Nats {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut n = Nats { port, dir, child: None };
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut n = Nats { port, dir, child: None, args };
         n.resume();
         n
     }
@@ -37,6 +44,7 @@ impl Nats {
         let mut child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
