@@ -495,6 +495,18 @@ fn serve_args(cfg: &Path, db: &str, node: &str, port: u16) -> Vec<String> {
 
 const WRITER_LEASE_S: f64 = 4.0;
 
+/// A worker's arguments with the test's lease time, and `more`.
+fn worker_args(cfg: &Path, db: &str, id: &str, port: u16, more: &[&str]) -> Vec<String> {
+    let lease = LEASE_S.to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let cfg = cfg.display().to_string();
+    ["worker", "--config", &cfg, "--db", db, "--id", id, "--listen", &listen, "--lease-s", &lease]
+        .iter()
+        .chain(more)
+        .map(|s| s.to_string())
+        .collect()
+}
+
 async fn up(port: u16, p: &Proc) {
     let plain = reqwest::Client::new();
     let t = Instant::now();
@@ -534,6 +546,22 @@ async fn alarms(client: &reqwest::Client, base: &str, prefix: &str, n: usize) ->
         out.push(st);
     }
     out
+}
+
+/// Reads SSE until `raised` holds `n` alerts (30 s at most), each raised once.
+async fn raised_once(sse: &mut Sse, raised: &mut std::collections::BTreeSet<String>, n: usize, node: &Proc) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raised.len() < n {
+        let Some((_, ev)) = sse.next(deadline).await else {
+            panic!("SSE saw {} of {n} alerts\n{}", raised.len(), node.tail());
+        };
+        if ev["change"] == "raised" {
+            assert!(
+                raised.insert(ev["alert"]["dedupe_key"].as_str().unwrap().to_string()),
+                "an alert raised twice: {ev}"
+            );
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -619,18 +647,7 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while raised.len() < 35 {
-        let Some((_, ev)) = sse.next(deadline).await else {
-            panic!("SSE on the standby saw {} of 35 alerts\n{}", raised.len(), b.tail());
-        };
-        if ev["change"] == "raised" {
-            assert!(
-                raised.insert(ev["alert"]["dedupe_key"].as_str().unwrap().to_string()),
-                "an alert raised twice: {ev}"
-            );
-        }
-    }
+    raised_once(&mut sse, &mut raised, 35, &b).await;
     // Exactly once in the store too: 35 alarm points, 35 alerts, one each.
     let all = get_json(&client, &format!("{base_b}/api/v1/alerts?limit=200")).await;
     let items = all["items"].as_array().unwrap();
@@ -651,18 +668,7 @@ async fn two_serve_nodes_one_writes_alerts_the_other_stands_by_and_takes_over() 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     nats.resume();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while raised.len() < 35 + down {
-        let Some((_, ev)) = sse.next(deadline).await else {
-            panic!("SSE saw {} of {} alerts after NATS stopped\n{}", raised.len(), 35 + down, b.tail());
-        };
-        if ev["change"] == "raised" {
-            assert!(
-                raised.insert(ev["alert"]["dedupe_key"].as_str().unwrap().to_string()),
-                "an alert raised twice: {ev}"
-            );
-        }
-    }
+    raised_once(&mut sse, &mut raised, 35 + down, &b).await;
     let all = get_json(&client, &format!("{base_b}/api/v1/alerts?limit=500")).await;
     let items = all["items"].as_array().unwrap();
     assert_eq!(items.len(), 35 + down, "{all}");
@@ -744,23 +750,7 @@ async fn a_cluster_opens_work_orders_for_its_workers_cameras() {
     let token = registry.create_token("orders-test", "maintainer", false, common_now()).await.unwrap();
     let client = authed_client(&token);
     let wport = free_port();
-    let args: Vec<String> = [
-        "worker",
-        "--config",
-        &cfg.path().display().to_string(),
-        "--db",
-        &db.url,
-        "--id",
-        "w1",
-        "--listen",
-        &format!("127.0.0.1:{wport}"),
-        "--lease-s",
-        &LEASE_S.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut worker = Proc::start("w1", &args, &logs);
+    let mut worker = Proc::start("w1", &worker_args(cfg.path(), &db.url, "w1", wport, &[]), &logs);
     let t = Instant::now();
     let open = loop {
         let r = client.get(format!("http://127.0.0.1:{port}/api/v1/maintenance/orders?state=open")).send().await;
@@ -845,26 +835,7 @@ async fn a_killed_workers_motion_events_become_alerts_exactly_once() {
     let token = registry.create_token("cluster-motion", "admin", false, common_now()).await.unwrap();
     let client = authed_client(&token);
     let ports = [free_port(), free_port()];
-    let worker = |i: usize| -> Vec<String> {
-        [
-            "worker",
-            "--config",
-            &cfg.path().display().to_string(),
-            "--db",
-            &db.url,
-            "--id",
-            &format!("mw{i}"),
-            "--listen",
-            &format!("127.0.0.1:{}", ports[i]),
-            "--cores",
-            "2",
-            "--lease-s",
-            &LEASE_S.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let worker = |i: usize| worker_args(cfg.path(), &db.url, &format!("mw{i}"), ports[i], &["--cores", "2"]);
     let mut workers = vec![Proc::start("mw0", &worker(0), &logs), Proc::start("mw1", &worker(1), &logs)];
     let base = format!("http://127.0.0.1:{serve_port}");
     let tails = |w: &[Proc]| w.iter().map(Proc::tail).collect::<Vec<_>>().join("\n");

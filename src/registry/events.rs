@@ -48,6 +48,15 @@ pub struct RawStored {
     pub payload: String,
 }
 
+fn raw_stored(r: &sqlx::any::AnyRow) -> Result<RawStored, RegistryError> {
+    Ok(RawStored {
+        position: r.try_get("id")?,
+        at_ms: r.try_get("at_ms")?,
+        kind: r.try_get("kind")?,
+        payload: r.try_get("payload")?,
+    })
+}
+
 /// Takes the event-order lock for the rest of the transaction (PostgreSQL; a no-op on SQLite).
 pub(crate) async fn lock_event_order(tx: &mut super::WriteTx, backend: Backend, key: i64) -> Result<(), RegistryError> {
     if backend == Backend::Postgres {
@@ -199,16 +208,7 @@ impl Registry {
                 .bind(i64::from(limit))
                 .fetch_all(self.pool())
                 .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RawStored {
-                    position: r.try_get("id")?,
-                    at_ms: r.try_get("at_ms")?,
-                    kind: r.try_get("kind")?,
-                    payload: r.try_get("payload")?,
-                })
-            })
-            .collect()
+        rows.iter().map(raw_stored).collect()
     }
 
     /// Events of every lane after `after`, oldest first, with their lanes (what the JetStream
@@ -219,19 +219,7 @@ impl Registry {
             .bind(i64::from(limit))
             .fetch_all(self.pool())
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("lane")?,
-                    RawStored {
-                        position: r.try_get("id")?,
-                        at_ms: r.try_get("at_ms")?,
-                        kind: r.try_get("kind")?,
-                        payload: r.try_get("payload")?,
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("lane")?, raw_stored(r)?))).collect()
     }
 
     /// The last position of a lane at or before `at` (0 when none).
