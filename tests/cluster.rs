@@ -242,7 +242,7 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
     let n = cameras();
     let paths = 6;
     let streams: Vec<String> = (0..paths).map(|i| format!("s{i}:320x180@5:kf=5")).collect();
-    let sim = SimProcess::start(&streams.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut sim = SimProcess::start(&streams.iter().map(String::as_str).collect::<Vec<_>>());
     let db = TestDb::new(common::Engine::Postgres).await;
     let (site, cams) = site(n, &sim, paths);
     let cfg = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
@@ -309,7 +309,12 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
             println!("{n} cameras streaming on 3 workers after {:.1} s: {per:?}", t.elapsed().as_secs_f64());
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(180), "not all streaming: {total}/{n} {per:?}\n{}", report(&workers));
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "not all streaming: {total}/{n} {per:?}\n{}\n{}",
+            report(&workers),
+            sim.tail()
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 

@@ -139,8 +139,6 @@ struct Mount {
     garbage: bool,
     /// Valves of the media currently built for this mount.
     valves: Vec<glib::WeakRef<gst::Element>>,
-    /// The media currently built for this mount (one while shared).
-    medias: Vec<glib::WeakRef<rtsp::RTSPMedia>>,
 }
 
 struct Shared {
@@ -162,14 +160,6 @@ fn gst_err(e: impl std::fmt::Display) -> SimError {
     SimError::Gst(e.to_string())
 }
 
-/// The mount path of a request URI (`rtsp://host:port/a/b/` → `a/b`).
-fn mount_of(uri: &str) -> String {
-    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
-    let path = rest.split_once('/').map_or("", |(_, p)| p);
-    let path = path.split(['?', '#']).next().unwrap_or("");
-    path.trim_matches('/').to_string()
-}
-
 /// Whether every stream a client completed has carried data (what a PLAY's answer reads).
 fn rates_ready(media: &rtsp::RTSPMedia) -> bool {
     (0..media.n_streams())
@@ -189,28 +179,19 @@ impl SimServer {
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
-        let shared = Arc::new(Shared { mounts: Mutex::new(HashMap::new()) });
         // gst-rtsp-server 1.22 aborts the process (`gst_rtsp_media_get_rates: assertion failed`)
         // when a PLAY reaches a shared media whose stream another client completed but through
         // which no data has flowed yet (many clients joining one stream at once). Such a PLAY is
-        // answered 503 before the server gets there; the client tries again, as a camera's
-        // client does with a busy camera.
-        let weak = Arc::downgrade(&shared);
-        server.connect_client_connected(move |_, client| {
-            let weak = weak.clone();
-            client.connect_pre_play_request(move |_, ctx| {
-                let ready = weak.upgrade().is_none_or(|shared| {
-                    let path = ctx.uri().map(|u| mount_of(&u.request_uri())).unwrap_or_default();
-                    let medias: Vec<rtsp::RTSPMedia> = {
-                        let mounts = shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
-                        mounts
-                            .get(&path)
-                            .map(|m| m.medias.iter().filter_map(|w| w.upgrade()).collect())
-                            .unwrap_or_default()
-                    };
-                    medias.iter().all(rates_ready)
-                });
-                if ready {
+        // answered 503 before the server gets there, looking at exactly what it would (the
+        // media of this client's session); the client tries again, as a camera's client does
+        // with a busy camera.
+        server.connect_client_connected(|_, client| {
+            client.connect_pre_play_request(|_, ctx| {
+                let medias: Vec<rtsp::RTSPMedia> = ctx
+                    .session()
+                    .map(|s| s.filter(None).iter().filter_map(|sm| sm.media()).collect())
+                    .unwrap_or_default();
+                if medias.iter().all(rates_ready) {
                     rtsp::gst_rtsp::RTSPStatusCode::Ok
                 } else {
                     tracing::debug!("simulated camera: PLAY before the shared stream carried data; answered 503");
@@ -218,6 +199,7 @@ impl SimServer {
                 }
             });
         });
+        let shared = Arc::new(Shared { mounts: Mutex::new(HashMap::new()) });
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         // attach binds the socket: do it here so that a taken port is an error now.
@@ -305,13 +287,6 @@ impl SimServer {
         let p = spec_path.clone();
         factory.connect_media_configure(move |_, media| {
             let Some(shared) = shared.upgrade() else { return };
-            {
-                let mut mounts = shared.mounts.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(m) = mounts.get_mut(&p) {
-                    m.medias.retain(|w| w.upgrade().is_some());
-                    m.medias.push(media.downgrade());
-                }
-            }
             let Some(bin) = media.element().downcast::<gst::Bin>().ok() else { return };
             if let (Some((make, fps)), Some(src)) = (source.clone(), bin.by_name("traffic")) {
                 match make() {

@@ -56,10 +56,12 @@ impl Events {
     }
 }
 
-/// `tianwang sim` in a child process; killed on drop.
+/// `tianwang sim` in a child process; killed on drop. What it writes to stderr is kept in a
+/// file for a failure's report.
 pub struct SimProcess {
     child: Child,
     pub base: String,
+    log: tempfile::NamedTempFile,
 }
 
 impl SimProcess {
@@ -69,7 +71,9 @@ impl SimProcess {
         for s in streams {
             cmd.args(["--stream", s]);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start tianwang sim");
+        let log = tempfile::NamedTempFile::new().expect("temp file");
+        let err = log.reopen().expect("temp file");
+        let mut child = cmd.stdout(Stdio::piped()).stderr(err).spawn().expect("start tianwang sim");
         let out = child.stdout.take().unwrap();
         let mut base = String::new();
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -79,7 +83,18 @@ impl SimProcess {
             }
         }
         assert!(!base.is_empty(), "tianwang sim printed no URL");
-        Self { child, base }
+        Self { child, base, log }
+    }
+
+    /// Whether it still runs, and the last lines it wrote to stderr.
+    pub fn tail(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(Some(status)) => format!("exited: {status}"),
+            _ => "running".to_string(),
+        };
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!("--- tianwang sim ({state}; last lines) ---\n{}", lines[lines.len().saturating_sub(10)..].join("\n"))
     }
 
     pub fn url(&self, path: &str) -> String {
