@@ -160,13 +160,6 @@ fn gst_err(e: impl std::fmt::Display) -> SimError {
     SimError::Gst(e.to_string())
 }
 
-/// Whether every stream a client completed has carried data (what a PLAY's answer reads).
-fn rates_ready(media: &rtsp::RTSPMedia) -> bool {
-    (0..media.n_streams())
-        .filter_map(|i| media.stream(i))
-        .all(|s| !(s.is_complete() && s.is_sender()) || s.rates().is_some())
-}
-
 impl SimServer {
     /// Starts on a free port of 127.0.0.1.
     pub fn start() -> Result<Self, SimError> {
@@ -179,27 +172,6 @@ impl SimServer {
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
-        // gst-rtsp-server 1.22 aborts the process (`gst_rtsp_media_get_rates: assertion failed`)
-        // when a PLAY reaches a shared media whose stream another client completed but through
-        // which no data has flowed yet (many clients joining one stream at once). Such a PLAY is
-        // answered 503 before the server gets there, looking at exactly what it would (the
-        // media of this client's session); the client tries again, as a camera's client does
-        // with a busy camera.
-        server.connect_client_connected(|_, client| {
-            client.connect_pre_play_request(|_, ctx| {
-                let medias: Vec<rtsp::RTSPMedia> = ctx
-                    .session()
-                    .map(|s| s.filter(None).iter().filter_map(|sm| sm.media()).collect())
-                    .unwrap_or_default();
-                if medias.iter().all(rates_ready) {
-                    rtsp::gst_rtsp::RTSPStatusCode::Ok
-                } else {
-                    tracing::debug!("simulated camera: PLAY before the shared stream carried data; answered 503");
-                    rtsp::gst_rtsp::RTSPStatusCode::ServiceUnavailable
-                }
-            });
-        });
-        let shared = Arc::new(Shared { mounts: Mutex::new(HashMap::new()) });
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         // attach binds the socket: do it here so that a taken port is an error now.
@@ -220,7 +192,13 @@ impl SimServer {
                 }
             })
             .map_err(gst_err)?;
-        Ok(Self { server, main_loop, thread: Some(thread), port: bound as u16, shared })
+        Ok(Self {
+            server,
+            main_loop,
+            thread: Some(thread),
+            port: bound as u16,
+            shared: Arc::new(Shared { mounts: Mutex::new(HashMap::new()) }),
+        })
     }
 
     pub fn port(&self) -> u16 {
