@@ -95,10 +95,16 @@ impl JetStreamOptions {
         self.stream.to_ascii_lowercase().replace('_', ".").replace('-', "_")
     }
 
+    #[cfg(test)]
     fn subject(&self, lane: Lane, kind: &str) -> String {
-        let kind: String = kind.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-        format!("{}.{}.{}", self.prefix(), lane.as_str(), kind)
+        subject(&self.prefix(), lane, kind)
     }
+}
+
+/// The subject of an event of `lane` and `kind` under `prefix`.
+fn subject(prefix: &str, lane: Lane, kind: &str) -> String {
+    let kind: String = kind.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    format!("{prefix}.{}.{kind}", lane.as_str())
 }
 
 /// What the JetStream log did (for `/metrics` and `/api/v1/cluster`).
@@ -163,6 +169,8 @@ enum JsRead {
 pub struct JetStreamLog {
     sql: SqlLog,
     opts: JetStreamOptions,
+    /// `opts.prefix()`, worked out once (every event's subject starts with it).
+    prefix: String,
     client: async_nats::Client,
     js: jetstream::Context,
     stream: tokio::sync::Mutex<Option<stream::Stream>>,
@@ -209,6 +217,7 @@ impl JetStreamLog {
         let (hint, _) = tokio::sync::watch::channel(0);
         let log = Arc::new(JetStreamLog {
             sql: SqlLog::new(registry),
+            prefix: opts.prefix(),
             opts,
             client,
             js,
@@ -234,10 +243,6 @@ impl JetStreamLog {
         Ok(log)
     }
 
-    pub fn options(&self) -> &JetStreamOptions {
-        &self.opts
-    }
-
     pub fn stats(&self) -> JetStreamStats {
         let c = &self.counters;
         JetStreamStats {
@@ -261,7 +266,7 @@ impl JetStreamLog {
         }
         let cfg = stream::Config {
             name: self.opts.stream.clone(),
-            subjects: vec![format!("{}.>", self.opts.prefix())],
+            subjects: vec![format!("{}.>", self.prefix)],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,
@@ -341,7 +346,7 @@ impl JetStreamLog {
         let cfg = consumer::pull::Config {
             durable_name: Some(durable.clone()),
             description: Some(format!("tianwang reader {name}")),
-            filter_subject: format!("{}.{}.>", self.opts.prefix(), lane.as_str()),
+            filter_subject: format!("{}.{}.>", self.prefix, lane.as_str()),
             ack_policy: consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(30),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
@@ -504,9 +509,10 @@ impl JetStreamLog {
                 }
                 continue;
             }
-            let mut acks = Vec::with_capacity(rows.len());
-            for (code, r) in &rows {
-                let Some(lane) = Lane::ALL.into_iter().find(|l| l.code() == *code) else {
+            let (n, last) = (rows.len(), rows.last().map(|(_, r)| r.position).unwrap_or(at));
+            let mut acks = Vec::with_capacity(n);
+            for (code, r) in rows {
+                let Some(lane) = Lane::ALL.into_iter().find(|l| l.code() == code) else {
                     tracing::error!(position = r.position, lane = code, "an event of no known lane: not relayed");
                     continue;
                 };
@@ -517,18 +523,20 @@ impl JetStreamLog {
                     .header(H_PREV, before.to_string().as_str())
                     .header(H_AT, r.at_ms.to_string().as_str())
                     .header(H_KIND, r.kind.as_str())
-                    .payload(r.payload.clone().into_bytes().into());
-                let ack =
-                    self.js.send_publish(self.opts.subject(lane, &r.kind), publish).await.map_err(|e| e.to_string())?;
+                    .payload(r.payload.into_bytes().into());
+                let ack = self
+                    .js
+                    .send_publish(subject(&self.prefix, lane, &r.kind), publish)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 acks.push(ack);
             }
             for ack in acks {
                 ack.await.map_err(|e| e.to_string())?;
             }
-            let last = rows.last().map(|(_, r)| r.position).unwrap_or(at);
             reg.ack(RELAY, last).await.map_err(|e| e.to_string())?;
             at = last;
-            self.counters.relayed_events.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            self.counters.relayed_events.fetch_add(n as u64, Ordering::Relaxed);
             self.counters.relayed_position.store(at, Ordering::Relaxed);
             self.counters.relay_ok.store(true, Ordering::Relaxed);
             self.hint.send_replace(at);
