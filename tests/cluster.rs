@@ -1,5 +1,5 @@
-//! A city on many machines, on this box: PostgreSQL, a `tianwang serve` node and three
-//! `tianwang worker` processes, cameras from a `tianwang sim` process. Cameras are spread within
+//! A city on many machines, on this box: PostgreSQL, NATS JetStream, two `tianwang serve` nodes
+//! and three `tianwang worker` processes, cameras from a `tianwang sim` process. Cameras are spread within
 //! 10 % of even; a worker killed with SIGKILL has all its cameras streaming on the others within
 //! two lease times; restarted, it takes cameras back a batch per round; a worker cut off from the
 //! registry stops its pipelines when its lease time passes and gets cameras again when it is back.
@@ -251,12 +251,21 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).unwrap();
 
-    // The serve node syncs the cameras into the registry (no pipelines of its own). NATS and a
-    // second serve node are the two-serve test's (with all of them at once here, the start's
-    // load made the simulator's gst-rtsp-server abort: CLUSTER.md, "Found").
-    let serve_port = free_port();
-    let mut serve = Proc::start("serve", &serve_args(cfg.path(), &db.url, "api-1", serve_port), &logs);
+    // Two serve nodes sync the cameras into the registry (no pipelines of their own) and carry
+    // the event log over NATS JetStream: the first writes alerts and relays the log, the second
+    // stands by.
+    let nats = common::nats::Nats::start();
+    let stream = format!("CITY{}_EVENTS", rand::random::<u32>());
+    let serve_node = |node: &str, port: u16| {
+        let mut args = serve_args(cfg.path(), &db.url, node, port);
+        args.extend(["--nats".to_string(), nats.url(), "--nats-stream".to_string(), stream.clone()]);
+        args
+    };
+    let (serve_port, standby_port) = (free_port(), free_port());
+    let mut serve = Proc::start("serve", &serve_node("api-1", serve_port), &logs);
     up(serve_port, &serve).await;
+    let mut standby = Proc::start("serve-standby", &serve_node("api-2", standby_port), &logs);
+    up(standby_port, &standby).await;
     let registry = Registry::open(&db.url).await.unwrap();
     let token = registry.create_token("cluster-test", "maintainer", false, common_now()).await.unwrap();
     let client = authed_client(&token);
@@ -454,7 +463,30 @@ async fn a_city_on_three_workers_survives_a_killed_worker_and_one_cut_off() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The writer relayed the whole log (every camera's status changes) to JetStream, once each,
+    // and read it back through its durable consumers; the other node stood by.
+    let writer = get_json(&cluster.client, &format!("http://127.0.0.1:{serve_port}/api/v1/cluster")).await;
+    let other = get_json(&cluster.client, &format!("http://127.0.0.1:{standby_port}/api/v1/cluster")).await;
+    assert_eq!(writer["this_node"]["active"], true, "{writer}");
+    assert_eq!(other["this_node"]["active"], false, "{other}");
+    assert!(writer["jetstream"]["reads_jetstream"].as_u64().unwrap_or(0) > 0, "{writer}");
+    let t = Instant::now();
+    loop {
+        let head = registry.last_event_position().await.unwrap();
+        let v = get_json(&cluster.client, &format!("http://127.0.0.1:{serve_port}/api/v1/cluster")).await;
+        if v["jetstream"]["relayed_position"].as_i64() == Some(head) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "the relay did not reach {head}: {v}\n{}", serve.tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = registry.events(None, 0, 1_000_000).await.unwrap().len() as u64;
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut st = js.get_stream(&stream).await.unwrap();
+    assert_eq!(st.info().await.unwrap().state.messages, events, "each event once in the stream");
+    println!("{events} events relayed to JetStream once each");
     serve.kill();
+    standby.kill();
     registry.close().await;
 }
 

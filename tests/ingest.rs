@@ -222,3 +222,127 @@ async fn apply_starts_and_stops_only_what_changed() {
     let ing2 = ing.clone();
     tokio::task::spawn_blocking(move || ing2.shutdown()).await.unwrap();
 }
+
+/// One RTSP exchange on `s`: sends the request, skips interleaved data, returns the status line
+/// and headers (any body is read off).
+fn rtsp_exchange(s: &mut std::net::TcpStream, req: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    s.write_all(req.as_bytes())?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16384];
+    loop {
+        while buf.first() == Some(&b'$') && buf.len() >= 4 {
+            let n = 4 + usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+            if buf.len() < n {
+                break;
+            }
+            buf.drain(..n);
+        }
+        if buf.first() != Some(&b'$')
+            && let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let body = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut have = buf.len() - end - 4;
+            while have < body {
+                let n = s.read(&mut chunk)?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                have += n;
+            }
+            return Ok(head);
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// A client that plays `url` over TCP with `Range: npt=0.000-` (what most clients send), reads
+/// for `hold`, then hangs up. Returns the PLAY's status line.
+fn play_once(url: &str, hold: Duration) -> std::io::Result<String> {
+    use std::io::Read;
+    let addr = url.trim_start_matches("rtsp://").split('/').next().unwrap_or_default().to_string();
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let h = rtsp_exchange(&mut s, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n"))?;
+    if !h.starts_with("RTSP/1.0 200") {
+        return Ok(h.lines().next().unwrap_or_default().to_string());
+    }
+    let h = rtsp_exchange(
+        &mut s,
+        &format!("SETUP {url}/stream=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+    )?;
+    let session = h
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let h = rtsp_exchange(
+        &mut s,
+        &format!("PLAY {url}/ RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\nRange: npt=0.000-\r\n\r\n"),
+    )?;
+    let until = Instant::now() + hold;
+    let mut chunk = [0u8; 16384];
+    while Instant::now() < until {
+        if s.read(&mut chunk)? == 0 {
+            break;
+        }
+    }
+    Ok(h.lines().next().unwrap_or_default().to_string())
+}
+
+/// Clients joining and leaving the same shared streams all at once, each PLAY asking for the
+/// start (`Range: npt=0-`). gst-rtsp-server 1.22 used to flush the shared pipeline for such a
+/// PLAY and then abort on its own assertion (`gst_rtsp_media_get_rates`) when the next PLAY came
+/// before the stream's next frame: the whole simulator, and every camera on it, gone. A live
+/// simulated camera cannot seek, so nothing is flushed and every PLAY is answered.
+#[test]
+fn the_simulator_stays_up_while_many_clients_join_the_same_streams() {
+    let sim = SimServer::start().expect("sim");
+    let urls: Vec<String> = (0..6)
+        .map(|i| {
+            let mut cam = SimCamera::new(&format!("shared-{i}"), 320, 240, 10);
+            cam.keyframe_interval = 10;
+            sim.add(cam)
+        })
+        .collect();
+    let until = Instant::now() + Duration::from_secs(20);
+    let plays: Vec<_> = (0..24)
+        .map(|c| {
+            let urls = urls.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut other) = (0usize, Vec::new());
+                let mut i = c;
+                while Instant::now() < until {
+                    i += 7;
+                    let hold = Duration::from_millis((i % 5) as u64 * 80);
+                    match play_once(&urls[i % urls.len()], hold) {
+                        Ok(line) if line.starts_with("RTSP/1.0 200") => ok += 1,
+                        Ok(line) => other.push(line),
+                        Err(e) => other.push(e.to_string()),
+                    }
+                }
+                (ok, other)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed) = (0, Vec::new());
+    for p in plays {
+        let (o, f) = p.join().expect("client thread");
+        ok += o;
+        failed.extend(f);
+    }
+    println!("{ok} PLAYs answered 200 by one simulator, {} not", failed.len());
+    assert!(failed.is_empty(), "{} PLAYs failed, first: {:?}", failed.len(), failed.first());
+    assert!(ok > 200, "only {ok} PLAYs in 20 s");
+    // Still serving after the storm.
+    assert!(play_once(&urls[0], Duration::ZERO).unwrap().starts_with("RTSP/1.0 200"));
+}

@@ -266,6 +266,9 @@ impl SimServer {
         factory.connect_media_configure(move |_, media| {
             let Some(shared) = shared.upgrade() else { return };
             let Some(bin) = media.element().downcast::<gst::Bin>().ok() else { return };
+            if let Some(pad) = bin.by_name("pay0").and_then(|p| p.static_pad("src")) {
+                live_only(&pad);
+            }
             if let (Some((make, fps)), Some(src)) = (source.clone(), bin.by_name("traffic")) {
                 match make() {
                     Ok(scene) => feed_scene(src, scene, fps),
@@ -421,6 +424,31 @@ impl Drop for SimServer {
             let _ = t.join();
         }
     }
+}
+
+/// A simulated camera is live, like a real one: its stream answers that it cannot seek.
+///
+/// Without this, every PLAY carrying `Range: npt=0-` (what most clients send) made gst-rtsp-server
+/// 1.22 flush the shared pipeline with a seek to the start (videotestsrc and files say they can
+/// seek), which drops the stream's segment; a PLAY answered before the next frame brought it back
+/// found a sending stream without a rate, and the server's own assertion
+/// (`gst_rtsp_media_get_rates`) aborted the process. It also restarted the stream for everyone
+/// already watching the mount.
+fn live_only(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::QUERY_UPSTREAM, |_, info| {
+        let Some(gst::PadProbeData::Query(q)) = info.data.as_mut() else { return gst::PadProbeReturn::Ok };
+        match q.view_mut() {
+            gst::QueryViewMut::Seeking(s) => {
+                s.set(
+                    false,
+                    gst::GenericFormattedValue::from(gst::ClockTime::ZERO),
+                    gst::GenericFormattedValue::from(gst::ClockTime::NONE),
+                );
+                gst::PadProbeReturn::Handled
+            }
+            _ => gst::PadProbeReturn::Ok,
+        }
+    });
 }
 
 /// Builds a scene's frame source for each new media (a reconnecting client gets a fresh one).
