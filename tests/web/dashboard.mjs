@@ -176,7 +176,9 @@ try {
   if (!(await page.locator('#mt-cluster tr[data-consumer="alerts.urgent"]').count())) {
     throw new Error(`cluster panel: no alerts.urgent consumer among ${consumers}`);
   }
-  step(`maintenance: cluster panel (alert writer ${writer}, ${consumers} consumers)`);
+  const log = await page.locator('#mt-log').getAttribute('data-log');
+  if (log !== 'registry') throw new Error(`cluster panel: the event log is shown on ${log}, expected the registry (no NATS)`);
+  step(`maintenance: cluster panel (alert writer ${writer}, ${consumers} consumers, event log in the ${log})`);
   await shot('maintenance');
   await row.locator('input[name=by]').fill('crew test');
   await row.locator('input[name=note]').fill('housing replaced');

@@ -125,5 +125,20 @@ function clusterHtml(c) {
   const consumers = html`<table><thead><tr><th>consumer</th><th>reads</th><th>position</th><th>behind</th></tr></thead><tbody>${c.consumers.map(
     (k) => html`<tr data-consumer="${k.consumer}" class="${k.behind > 1000 ? 'overdue' : ''}"><td>${k.consumer}</td><td>${k.reads.replace('_', ' ')}</td><td>${k.position}</td><td>${k.behind}</td></tr>`,
   )}</tbody></table>`;
-  return html`<p>${writer}</p>${workers}${unheld}<h4>Consumers</h4>${consumers}`;
+  return html`<p>${writer}</p>${workers}${unheld}${logHtml(c)}<h4>Consumers</h4>${consumers}`;
+}
+
+/** Where the event log is carried: the registry alone, or NATS JetStream (relay and reads). */
+function logHtml(c) {
+  const js = c.jetstream;
+  if (!js) return html`<p id="mt-log" data-log="registry">Event log: in the registry (no NATS on this node).</p>`;
+  const head = c.consumers.filter((k) => k.reads === 'events').reduce((m, k) => Math.max(m, k.head), 0);
+  const behind = Math.max(0, head - js.relayed_position);
+  const relay = js.relay_running
+    ? html`relayed by this node to position ${js.relayed_position} of ${head}${behind ? html`, <span class="overdue">${behind} behind</span>` : ''}`
+    : html`relayed by the node that writes alerts`;
+  const failures = js.relay_failures ? html`; <span class="overdue">${js.relay_failures} relay failures</span>` : '';
+  const gaps = js.gaps ? html`; ${js.gaps} reads that did not follow (served from the registry)` : '';
+  return html`<p id="mt-log" data-log="jetstream">Event log: NATS JetStream stream <b>${js.stream}</b>, ${relay}${failures}.
+    Reads on this node: ${js.reads_jetstream} from JetStream, ${js.reads_registry} from the registry${gaps}; ${js.duplicates_skipped} duplicates skipped.</p>`;
 }
