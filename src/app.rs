@@ -17,7 +17,7 @@ use crate::alerts::service::{AlertService, WriterRole};
 use crate::alerts::webhooks::Webhooks;
 use crate::city::{self, CityConfig};
 use crate::clock::Clock;
-use crate::config::{self, ConfigErrors};
+use crate::config::ConfigErrors;
 use crate::events::{EventLog, SqlLog};
 use crate::geo::service::GeoService;
 use crate::geo::watch::RingWatcher;
@@ -540,9 +540,10 @@ async fn import_map(registry: &Registry, cfg: &CityConfig, now_ms: i64) -> Resul
 
 /// The engine's rules with the site's armed zones and time zone.
 fn engine_config(cfg: &CityConfig) -> EngineConfig {
-    let offset = config::utc_offset_min(&cfg.site.timezone).unwrap_or_else(|| {
-        tracing::warn!(timezone = %cfg.site.timezone, "cannot read the time zone's offset; arming schedules use UTC");
-        0
+    // The loader checked the zone; a database gone since then is the only way here.
+    let zone = crate::clock::SiteZone::parse(&cfg.site.timezone).unwrap_or_else(|e| {
+        tracing::warn!(timezone = %cfg.site.timezone, "arming schedules use UTC: {e}");
+        crate::clock::SiteZone::utc()
     });
     EngineConfig {
         armed_zones: cfg
@@ -554,7 +555,7 @@ fn engine_config(cfg: &CityConfig) -> EngineConfig {
                 windows: z.windows.clone(),
             })
             .collect(),
-        utc_offset_min: offset,
+        zone,
         ..EngineConfig::default()
     }
 }

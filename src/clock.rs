@@ -417,3 +417,88 @@ mod tests {
         SystemClock.sleep_until(0).await;
     }
 }
+
+/// A site's time zone: `UTC`, a fixed offset (`+08:00`) or an IANA name (`Europe/Helsinki`) with
+/// its daylight-saving rules, read from the system's time zone database (Debian's `tzdata`)
+/// through `jiff`. Local time is worked out for each instant: an arming window of 22:00–06:00 in
+/// Helsinki follows the clocks when they change.
+#[derive(Debug, Clone)]
+pub struct SiteZone {
+    name: String,
+    tz: jiff::tz::TimeZone,
+}
+
+impl SiteZone {
+    pub fn utc() -> Self {
+        Self { name: "UTC".into(), tz: jiff::tz::TimeZone::UTC }
+    }
+
+    /// `UTC`, `±HH:MM` (up to ±14:00) or an IANA name the time zone database knows.
+    pub fn parse(tz: &str) -> Result<Self, String> {
+        if tz == "UTC" {
+            return Ok(Self::utc());
+        }
+        let b = tz.as_bytes();
+        if b.first().is_some_and(|c| *c == b'+' || *c == b'-') {
+            let bad = || format!("{tz:?} is not a UTC offset; use ±HH:MM such as +08:00");
+            if b.len() != 6 || b[3] != b':' || !tz[1..3].bytes().chain(tz[4..6].bytes()).all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            let (h, m): (i32, i32) = (tz[1..3].parse().map_err(|_| bad())?, tz[4..6].parse().map_err(|_| bad())?);
+            if h > 14 || m >= 60 || h * 60 + m > 14 * 60 {
+                return Err(bad());
+            }
+            let secs = (h * 3600 + m * 60) * if b[0] == b'-' { -1 } else { 1 };
+            let offset = jiff::tz::Offset::from_seconds(secs).map_err(|_| bad())?;
+            return Ok(Self { name: tz.to_string(), tz: jiff::tz::TimeZone::fixed(offset) });
+        }
+        let well_formed = tz.len() <= 64
+            && tz.split('/').count() >= 2
+            && tz
+                .split('/')
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-+".contains(&c)));
+        if !well_formed {
+            return Err(format!("{tz:?} is not a time zone; use an IANA name such as Asia/Shanghai, UTC or +08:00"));
+        }
+        match jiff::tz::TimeZone::get(tz) {
+            Ok(z) => Ok(Self { name: tz.to_string(), tz: z }),
+            Err(_) if !std::path::Path::new("/usr/share/zoneinfo").is_dir() => Err(format!(
+                "{tz:?}: no time zone database on this machine (/usr/share/zoneinfo); install tzdata \
+                 (scripts/setup.sh does) or give a fixed offset such as +08:00"
+            )),
+            Err(_) => Err(format!("{tz:?} is not a known IANA time zone")),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The offset from UTC in minutes at `at_ms` (daylight saving included).
+    pub fn offset_min_at(&self, at_ms: Millis) -> i32 {
+        let ts = jiff::Timestamp::from_millisecond(at_ms).unwrap_or(if at_ms < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        self.tz.to_offset(ts).seconds() / 60
+    }
+
+    /// Minutes after local midnight at `at_ms`.
+    pub fn local_minute_of_day(&self, at_ms: Millis) -> u32 {
+        let local = at_ms.div_euclid(60_000).saturating_add(i64::from(self.offset_min_at(at_ms)));
+        local.rem_euclid(24 * 60) as u32
+    }
+}
+
+impl Default for SiteZone {
+    fn default() -> Self {
+        Self::utc()
+    }
+}
+
+impl PartialEq for SiteZone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}

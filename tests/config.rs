@@ -416,13 +416,71 @@ fn armed_zones_and_time_zone_offsets() {
     let dir = config_dir(&[("site.toml", &bad)]);
     let msg = load_dir(dir.path()).expect_err("bad window").0[0].to_string();
     assert!(msg.contains("armed_zone[1].schedule") && msg.contains("HH:MM-HH:MM"), "{msg}");
+}
 
-    use tianwang::config::utc_offset_min;
-    assert_eq!(utc_offset_min("UTC"), Some(0));
-    assert_eq!(utc_offset_min("+05:30"), Some(330));
-    assert_eq!(utc_offset_min("-03:00"), Some(-180));
-    assert_eq!(utc_offset_min("Asia/Shanghai"), Some(480));
-    assert_eq!(utc_offset_min("Europe/Helsinki"), Some(120), "standard time");
+/// Site time zones with their daylight-saving rules: each zone's offset in January and July 2026
+/// (from the IANA rules), then every hour of 2026 against glibc's own reading of the same database
+/// (`date`, an implementation independent of ours). The hand-made reader this replaced had
+/// Asia/Dubai at UTC−4, America/Sao_Paulo at +3 and no daylight saving at all.
+#[test]
+fn site_time_zones_follow_the_time_zone_database_across_daylight_saving() {
+    use tianwang::clock::SiteZone;
+    let jan = 1_768_478_400_000; // 2026-01-15 12:00 UTC
+    let jul = 1_784_116_800_000; // 2026-07-15 12:00 UTC
+    let zones: [(&str, i32, i32); 12] = [
+        ("Asia/Shanghai", 480, 480),
+        ("Asia/Urumqi", 360, 360),
+        ("Asia/Dubai", 240, 240),
+        ("America/Sao_Paulo", -180, -180),
+        ("Europe/Helsinki", 120, 180),
+        ("Europe/London", 0, 60),
+        ("America/New_York", -300, -240),
+        ("America/St_Johns", -210, -150),
+        ("Australia/Sydney", 660, 600),
+        ("Asia/Kolkata", 330, 330),
+        ("Asia/Kathmandu", 345, 345),
+        ("Pacific/Chatham", 825, 765),
+    ];
+    let hours: Vec<i64> = (0..365 * 24).map(|h| 1_767_225_600_000 + h * 3_600_000).collect(); // 2026, hourly
+    let list = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(list.path(), hours.iter().map(|t| format!("@{}\n", t / 1000)).collect::<String>()).unwrap();
+    for (name, winter, summer) in zones {
+        let z = SiteZone::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((z.offset_min_at(jan), z.offset_min_at(jul)), (winter, summer), "{name}");
+        let out = std::process::Command::new("date")
+            .env("TZ", name)
+            .arg("-f")
+            .arg(list.path())
+            .arg("+%z")
+            .output()
+            .expect("date (coreutils)");
+        assert!(out.status.success(), "date: {}", String::from_utf8_lossy(&out.stderr));
+        let glibc: Vec<i32> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let sign = if l.starts_with('-') { -1 } else { 1 };
+                sign * (l[1..3].parse::<i32>().unwrap() * 60 + l[3..5].parse::<i32>().unwrap())
+            })
+            .collect();
+        assert_eq!(glibc.len(), hours.len(), "{name}");
+        for (t, g) in hours.iter().zip(&glibc) {
+            assert_eq!(z.offset_min_at(*t), *g, "{name} at {t}");
+        }
+    }
+    // The change itself: Helsinki goes from +02:00 to +03:00 at 01:00 UTC on 29 March 2026.
+    let z = SiteZone::parse("Europe/Helsinki").unwrap();
+    let change = 1_774_746_000_000;
+    assert_eq!((z.offset_min_at(change - 60_000), z.offset_min_at(change)), (120, 180));
+    assert_eq!(z.local_minute_of_day(change - 60_000), 2 * 60 + 59);
+    assert_eq!(z.local_minute_of_day(change), 4 * 60);
+    // Fixed offsets and UTC; what is not a zone is refused with the reason.
+    assert_eq!(SiteZone::parse("+05:30").unwrap().offset_min_at(jul), 330);
+    assert_eq!(SiteZone::parse("-03:00").unwrap().offset_min_at(jan), -180);
+    assert_eq!(SiteZone::parse("UTC").unwrap().offset_min_at(jul), 0);
+    for bad in ["Asia/Nowhere", "Beijing", "+15:00", "+8:00", "", "../../etc/passwd"] {
+        assert!(SiteZone::parse(bad).is_err(), "{bad:?}");
+    }
 }
 
 #[test]

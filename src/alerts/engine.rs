@@ -44,8 +44,8 @@ pub struct EngineConfig {
     pub group_min: usize,
     /// Zones whose motion raises alerts, and when. Motion anywhere else raises nothing.
     pub armed_zones: Vec<ArmedZone>,
-    /// The site's offset from UTC in minutes (for arming schedules).
-    pub utc_offset_min: i32,
+    /// The site's time zone (arming schedules are in its local time, daylight saving included).
+    pub zone: crate::clock::SiteZone,
 }
 
 /// A camera's zone armed for motion: always (no windows) or in daily windows of local time.
@@ -59,12 +59,12 @@ pub struct ArmedZone {
 }
 
 impl ArmedZone {
-    /// Whether the zone is armed at `at_ms` for a site `utc_offset_min` from UTC.
-    pub fn armed_at(&self, at_ms: Millis, utc_offset_min: i32) -> bool {
+    /// Whether the zone is armed at `at_ms` in the site's time zone.
+    pub fn armed_at(&self, at_ms: Millis, zone: &crate::clock::SiteZone) -> bool {
         if self.windows.is_empty() {
             return true;
         }
-        let local_min = ((at_ms / 60_000) + i64::from(utc_offset_min)).rem_euclid(24 * 60) as u32;
+        let local_min = zone.local_minute_of_day(at_ms);
         self.windows
             .iter()
             .any(|&(a, b)| if a <= b { (a..b).contains(&local_min) } else { local_min >= a || local_min < b })
@@ -99,7 +99,7 @@ impl Default for EngineConfig {
             offline_grace_ms: MIN,
             group_min: 5,
             armed_zones: Vec::new(),
-            utc_offset_min: 0,
+            zone: crate::clock::SiteZone::utc(),
         }
     }
 }
@@ -381,9 +381,10 @@ impl Engine {
         if o.kind == AlertKind::Motion {
             let cam = o.cameras.first().map(String::as_str).unwrap_or("");
             let zone = o.zone.as_deref().unwrap_or("*");
-            let armed = self.cfg.armed_zones.iter().any(|z| {
-                z.camera == cam && (z.zone == "*" || z.zone == zone) && z.armed_at(o.at_ms, self.cfg.utc_offset_min)
-            });
+            let armed =
+                self.cfg.armed_zones.iter().any(|z| {
+                    z.camera == cam && (z.zone == "*" || z.zone == zone) && z.armed_at(o.at_ms, &self.cfg.zone)
+                });
             if !armed {
                 self.stats.motion_disarmed += 1;
                 return Vec::new();

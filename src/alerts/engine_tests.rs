@@ -165,7 +165,7 @@ fn motion_alerts_only_in_armed_zones_during_their_schedule() {
             ArmedZone { camera: "bank".into(), zone: "vault".into(), windows: vec![(22 * 60, 6 * 60)] },
             ArmedZone { camera: "yard".into(), zone: "*".into(), windows: vec![] },
         ],
-        utc_offset_min: 8 * 60,
+        zone: crate::clock::SiteZone::parse("+08:00").unwrap(),
         ..EngineConfig::default()
     };
     let mut e = Engine::new(cfg);
@@ -183,6 +183,28 @@ fn motion_alerts_only_in_armed_zones_during_their_schedule() {
     // Armed always, any zone.
     assert_eq!(raised(&e.signal(motion("yard", "gate", noon))).len(), 1);
     assert_eq!(e.stats.motion_disarmed, 3);
+}
+
+/// A schedule in local time follows the clocks when they change: 22:00–06:00 in Helsinki starts
+/// at 20:00 UTC in winter and at 19:00 UTC in summer (the standard offset alone was an hour off
+/// for half the year).
+#[test]
+fn arming_windows_follow_daylight_saving() {
+    let cfg = EngineConfig {
+        armed_zones: vec![ArmedZone { camera: "bank".into(), zone: "*".into(), windows: vec![(22 * 60, 6 * 60)] }],
+        zone: crate::clock::SiteZone::parse("Europe/Helsinki").unwrap(),
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(cfg);
+    let winter = 1_768_435_200_000; // 2026-01-15 00:00 UTC
+    let summer = 1_784_073_600_000; // 2026-07-15 00:00 UTC
+    let h = 3_600_000;
+    // Winter (+02:00): 19:30 UTC is 21:30 local, 20:30 UTC is 22:30.
+    assert!(e.signal(motion("bank", "vault", winter + 19 * h + h / 2)).is_empty());
+    assert_eq!(raised(&e.signal(motion("bank", "vault", winter + 20 * h + h / 2))).len(), 1);
+    // Summer (+03:00): 19:30 UTC is already 22:30 local; 03:30 UTC is 06:30, disarmed.
+    assert!(!e.signal(motion("bank", "vault", summer + 19 * h + h / 2)).is_empty(), "armed (the open alert again)");
+    assert!(e.signal(motion("bank", "vault", summer + 24 * h + 3 * h + h / 2)).is_empty());
 }
 
 #[test]

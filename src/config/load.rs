@@ -169,6 +169,28 @@ impl ConfigFiles {
     pub fn read(dir: &Path, errs: &mut Vec<ConfigError>) -> Result<Self, ConfigError> {
         let files = toml_files(dir)?;
         let site_path = dir.join("site.toml");
+        // A folder that holds sites (each a folder with its own site.toml) rather than one site:
+        // say so, instead of reading every site's files as cameras of one.
+        let sites: Vec<&Path> = files
+            .iter()
+            .filter(|f| f.file_name().is_some_and(|n| n == "site.toml") && f.as_path() != site_path)
+            .filter_map(|f| f.parent())
+            .collect();
+        if !files.contains(&site_path) && !sites.is_empty() {
+            let names: Vec<String> =
+                sites.iter().map(|p| p.strip_prefix(dir).unwrap_or(p).display().to_string()).collect();
+            return Err(ConfigError::new(
+                &site_path,
+                1,
+                "site",
+                format!(
+                    "{} holds site folders, not one site: {}; give one of them (e.g. {})",
+                    dir.display(),
+                    names.join(", "),
+                    sites[0].display()
+                ),
+            ));
+        }
         if !files.contains(&site_path) {
             errs.push(ConfigError::new(
                 &site_path,
@@ -365,37 +387,6 @@ pub(crate) fn parse_window(w: &str) -> Option<(u32, u32)> {
     (a != b).then_some((a, b % (24 * 60)))
 }
 
-/// The site's offset from UTC in minutes: `UTC`, `+HH:MM`, or an IANA name read from the system's
-/// zoneinfo (its standard offset; arming schedules ignore daylight saving).
-pub fn utc_offset_min(tz: &str) -> Option<i32> {
-    if tz == "UTC" {
-        return Some(0);
-    }
-    if let (Some(sign), Some((h, m))) = (tz.chars().next(), tz.get(1..).and_then(|r| r.split_once(':'))) {
-        let v = h.parse::<i32>().ok()? * 60 + m.parse::<i32>().ok()?;
-        return match sign {
-            '+' => Some(v),
-            '-' => Some(-v),
-            _ => None,
-        };
-    }
-    // TZif files end with a POSIX TZ string, e.g. "CST-8" or "EET-2EEST,M3.5.0/3,…".
-    let bytes = std::fs::read(Path::new("/usr/share/zoneinfo").join(tz)).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let footer = text.trim_end_matches('\n').rsplit('\n').next()?;
-    let rest = footer.trim_start_matches(|c: char| c.is_ascii_alphabetic() || c == '<' || c == '>');
-    let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || "+-:".contains(*c)).collect();
-    let (sign, body) = match num.chars().next()? {
-        '-' => (1, &num[1..]),
-        '+' => (-1, &num[1..]),
-        _ => (-1, num.as_str()),
-    };
-    let mut parts = body.split(':');
-    let h: i32 = parts.next()?.parse().ok()?;
-    let m: i32 = parts.next().map(|m| m.parse().unwrap_or(0)).unwrap_or(0);
-    Some(sign * (h * 60 + m))
-}
-
 fn read_defaults<'a>(src: &'a Source, errs: &mut Vec<ConfigError>) -> Option<&'a dyn TableLike> {
     let item = src.doc.get("defaults")?;
     let Some(t) = item.as_table_like() else {
@@ -416,27 +407,9 @@ fn read_defaults<'a>(src: &'a Source, errs: &mut Vec<ConfigError>) -> Option<&'a
     Some(t)
 }
 
-/// Accepts `UTC`, fixed offsets (`+08:00`) and IANA names (checked against the system's zoneinfo where present).
+/// Accepts `UTC`, fixed offsets (`+08:00`) and IANA names the time zone database knows.
 fn check_timezone(tz: &str) -> Result<(), String> {
-    if tz == "UTC" {
-        return Ok(());
-    }
-    let b = tz.as_bytes();
-    if b.len() == 6 && (b[0] == b'+' || b[0] == b'-') && b[3] == b':' {
-        let h: u8 = tz[1..3].parse().map_err(|_| format!("{tz:?}: bad hour"))?;
-        let m: u8 = tz[4..6].parse().map_err(|_| format!("{tz:?}: bad minute"))?;
-        return if h <= 14 && m < 60 { Ok(()) } else { Err(format!("{tz:?} is not a UTC offset")) };
-    }
-    let well_formed = tz.split('/').count() >= 2
-        && tz.split('/').all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || b"_-+".contains(&c)));
-    if !well_formed {
-        return Err(format!("{tz:?} is not a time zone; use an IANA name such as Asia/Shanghai, UTC or +08:00"));
-    }
-    let zoneinfo = Path::new("/usr/share/zoneinfo");
-    if zoneinfo.is_dir() && !zoneinfo.join(tz).is_file() {
-        return Err(format!("{tz:?} is not a known IANA time zone"));
-    }
-    Ok(())
+    crate::clock::SiteZone::parse(tz).map(|_| ())
 }
 
 /// `[[ring]]` tables: members must be configured checkpoints, each listed once.
@@ -769,6 +742,9 @@ mod tests {
         assert!(check_timezone("+08:00").is_ok());
         assert!(check_timezone("Asia/Shanghai").is_ok());
         assert!(check_timezone("Beijing").is_err());
-        assert!(check_timezone("Asia/Nowhere").is_err() || !Path::new("/usr/share/zoneinfo").is_dir());
+        assert!(check_timezone("Asia/Nowhere").is_err());
+        assert!(check_timezone("+15:00").is_err());
+        assert!(check_timezone("+8:00").is_err());
+        assert!(check_timezone("-03:30").is_ok());
     }
 }
