@@ -207,6 +207,9 @@ async fn bad_parameters_are_400_with_a_reason(engine: Engine) {
         ("bbox=114,34,113,35", "bbox"),
         ("bbox=113,95,114,96", "bbox"),
         ("cursor=zz", "cursor"),
+        // Not on a character boundary: it used to panic the request.
+        ("cursor=a%C3%A9b", "cursor"),
+        ("cursor=%2Bf", "cursor"),
         ("grid_cell=g9", "grid_cell"),
         ("colour=red", "colour"),
     ];
@@ -219,6 +222,14 @@ async fn bad_parameters_are_400_with_a_reason(engine: Engine) {
     }
     let (st, _, _) = app.get("/api/v1/cameras/a-street/status-history?limit=0").await;
     assert_eq!(st, 400);
+    // A long list of one value is one filter (it was a query with a parameter per value: 500);
+    // too many values are refused.
+    let (st, body, text) = app.get(&format!("/api/v1/cameras?kind={}", vec!["street"; 200].join(","))).await;
+    assert_eq!(st, 200, "{text}");
+    assert!(body["items"].as_array().unwrap().iter().all(|c| c["kind"] == "street"), "{text}");
+    let (st, body, text) = app.get(&format!("/api/v1/cameras?kind={}", vec!["street"; 5000].join(","))).await;
+    assert_eq!(st, 400, "{text}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("at most 256"), "{text}");
     app.stop().await;
 }
 
@@ -285,3 +296,51 @@ on_both_engines!(
     no_credentials_in_any_response,
     health_and_openapi,
 );
+
+/// One role table decides who may use what, and docs/ROLES.md is that table: every route of the
+/// OpenAPI document is named by a rule (none falls through to admin-only by accident), a rule's
+/// route is a route that exists, and the page says what the code does.
+#[test]
+fn the_role_table_covers_every_route_and_is_the_documented_one() {
+    use tianwang::api::auth::{Access, ROLE_TABLE, admitted, roles_markdown, route_matches};
+    use utoipa::OpenApi;
+    let spec = serde_json::to_value(tianwang::api::ApiDoc::openapi()).unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    let mut routes = Vec::new();
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            routes.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    // Routes served outside the OpenAPI document.
+    for extra in ["/metrics", "/api/v1/worker", "/api/v1/openapi.json"] {
+        routes.push(("GET".to_string(), extra.to_string()));
+    }
+    for (method, path) in &routes {
+        if path == "/healthz" {
+            continue;
+        }
+        let m: axum::http::Method = method.parse().unwrap();
+        let write = m != axum::http::Method::GET && m != axum::http::Method::HEAD;
+        let named = ROLE_TABLE
+            .iter()
+            .any(|r| (r.access == Access::Any || (r.access == Access::Write) == write) && route_matches(r.route, path));
+        assert!(named, "{method} {path}: no rule of the role table names it");
+        assert!(admitted(&m, path).is_some());
+    }
+    for r in ROLE_TABLE {
+        if r.route.contains("{*") {
+            continue;
+        }
+        assert!(routes.iter().any(|(_, p)| p == r.route), "rule for {} names no route", r.route);
+    }
+    // A ring named like an endpoint is still a ring (suffix matching sent it to maintainers).
+    let roles = admitted(&axum::http::Method::GET, "/api/v1/rings/health").unwrap();
+    assert_eq!(roles, &[tianwang::api::auth::Role::Operator, tianwang::api::auth::Role::Planner]);
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/ROLES.md");
+    if std::env::var("TIANWANG_BLESS").is_ok() {
+        std::fs::write(&page, roles_markdown()).unwrap();
+    }
+    let text = std::fs::read_to_string(&page).unwrap_or_default();
+    assert!(text == roles_markdown(), "docs/ROLES.md differs from the role table; TIANWANG_BLESS=1 rewrites it");
+}

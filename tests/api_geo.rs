@@ -144,6 +144,28 @@ async fn bad_geo_requests_are_400_or_404_with_a_reason(engine: Engine) {
         ("/api/v1/interceptions", json!({"lon": 113.0, "lat": 34.0, "colour": "red"}), 400, "colour"),
         ("/api/v1/passages", json!({"camera_id": "nope", "pass_time_ms": 1}), 404, "nope"),
         ("/api/v1/passages", json!({"camera_id": "mid-e-0"}), 400, "pass_time_ms"),
+        // Times no clock gives: near i64::MAX they overflowed the engine's windows.
+        (
+            "/api/v1/passages",
+            json!({"camera_id": "mid-e-0", "pass_time_ms": i64::MAX, "plate_no": "豫A12345"}),
+            400,
+            "pass_time_ms",
+        ),
+        ("/api/v1/passages", json!({"camera_id": "mid-e-0", "pass_time_ms": i64::MIN}), 400, "pass_time_ms"),
+        (
+            "/api/v1/interceptions",
+            json!({"lon": 113.0, "lat": 34.0, "incident_at_ms": i64::MIN}),
+            400,
+            "incident_at_ms",
+        ),
+        (
+            "/api/v1/interceptions",
+            json!({"lon": 113.0, "lat": 34.0, "incident_at_ms": i64::MAX}),
+            400,
+            "incident_at_ms",
+        ),
+        ("/api/v1/interceptions", json!({"lon": 113.0, "lat": 34.0, "ttl_min": i64::MAX}), 400, "ttl_min"),
+        ("/api/v1/alarms", json!({"alarm_id": "a-1", "at_ms": i64::MAX}), 400, "at_ms"),
     ];
     for (path, body, want, says) in cases {
         let (s, r, text) = app.post(path, &body).await;

@@ -40,6 +40,27 @@ fn check_config_accepts_the_demo_city() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
 }
 
+/// The folder that holds the site folders (like `camera-configs`) is named as such, with the
+/// sites it holds, instead of one error per table of every site read as cameras of one.
+#[test]
+fn check_config_on_a_folder_of_sites_names_the_sites() {
+    let dir = tempfile::tempdir().unwrap();
+    for site in ["north", "south"] {
+        let d = dir.path().join(site);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in std::fs::read_dir(common::demo_config()).unwrap().flatten() {
+            if f.path().is_file() {
+                std::fs::copy(f.path(), d.join(f.file_name())).unwrap();
+            }
+        }
+    }
+    let out = Command::new(BIN).arg("check-config").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "one error: {text}");
+    assert!(text.contains("holds site folders") && text.contains("north") && text.contains("south"), "{text}");
+}
+
 #[test]
 fn migrate_applies_and_lists_migrations() {
     let tmp = tempfile::tempdir().unwrap();

@@ -16,9 +16,27 @@ fn is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
 }
 
+/// A child started in a process group of its own; dropping it kills the whole group (`runuser`
+/// forks VLC and waits: killing `runuser` alone left VLC serving after the suite).
 struct Kill(Child);
+impl Kill {
+    fn spawn(mut cmd: Command) -> std::io::Result<Self> {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        cmd.spawn().map(Kill)
+    }
+    /// Whether any process of the group is still there.
+    fn group_alive(pgid: u32) -> bool {
+        Command::new("kill")
+            .args(["-0", "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
 impl Drop for Kill {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).stderr(Stdio::null()).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -61,9 +79,9 @@ async fn ingests_a_vlc_rtsp_server_over_udp() {
         Command::new("cvlc")
     };
     cmd.args(["-q", "--intf", "dummy", "--loop"]).arg(&clip).args(["--sout", &sout, "--sout-keep"]);
-    let _vlc = Kill(
-        cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("cvlc (scripts/setup.sh installs vlc-bin)"),
-    );
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let vlc = Kill::spawn(cmd).expect("cvlc (scripts/setup.sh installs vlc-bin)");
+    let vlc_group = vlc.0.id();
 
     tianwang::ingest::init_gstreamer().unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -108,6 +126,14 @@ async fn ingests_a_vlc_rtsp_server_over_udp() {
     assert_eq!(h.resolution_seen.as_deref(), Some("320x240"));
     let ing2 = ing.clone();
     tokio::task::spawn_blocking(move || ing2.shutdown()).await.unwrap();
+    // Nothing of VLC outlives the test.
+    drop(vlc);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while Kill::group_alive(vlc_group) {
+        // A killed process stays until its parent (init, for VLC under runuser) reaps it.
+        assert!(std::time::Instant::now() < deadline, "VLC still runs after the test");
+        std::thread::yield_now();
+    }
 }
 
 #[test]

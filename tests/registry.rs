@@ -220,3 +220,26 @@ on_both_engines!(
     status_changes_are_recorded_once,
     a_sync_is_all_or_nothing,
 );
+
+/// What the API answered as stored survives a power cut, not only a crash: every SQLite
+/// connection of the pool syncs its log at each commit (`synchronous = FULL`; NORMAL, in WAL
+/// mode, may lose the last commits).
+#[tokio::test]
+async fn sqlite_commits_are_synced_to_disk() {
+    use sqlx::Row;
+    let db = TestDb::new(Engine::Sqlite).await;
+    let reg = Registry::open(&db.url).await.unwrap();
+    // More connections than one: each is set up on connect.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(reg.pool().acquire().await.unwrap());
+    }
+    for c in conns.iter_mut() {
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(&mut **c).await.unwrap();
+        assert_eq!(row.try_get::<i64, _>(0).unwrap(), 2, "synchronous = FULL");
+        let row = sqlx::query("PRAGMA journal_mode").fetch_one(&mut **c).await.unwrap();
+        assert_eq!(row.try_get::<String, _>(0).unwrap(), "wal");
+    }
+    drop(conns);
+    reg.close().await;
+}

@@ -1,8 +1,9 @@
 //! Access control: every endpoint but `/healthz` needs `Authorization: Bearer <token>`. A token
-//! has one role; each endpoint family admits some roles (admin: all). 401 when the token is
-//! missing, unknown or revoked (with `WWW-Authenticate: Bearer`), 403 when the role does not
-//! reach the endpoint, 429 after too many failed attempts from one address. Tokens never appear
-//! in logs: only the token's name is attached to the request.
+//! has one role; one table (`ROLE_TABLE`, docs/ROLES.md) says which roles each route admits
+//! (admin: all). 401 when the token is missing, unknown or revoked (with `WWW-Authenticate:
+//! Bearer`), 403 when the role does not reach the endpoint, 429 for wrong tokens after too many
+//! from one address (a valid token always passes). Tokens never appear in logs: only the token's
+//! name is attached to the request.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -49,59 +50,161 @@ impl Role {
 pub struct Caller {
     pub name: String,
     pub role: Role,
+    /// The hash of the token the request carried (a live stream ends when it is no longer valid).
+    pub token_hash: String,
 }
 
 use Role::*;
 
+/// Which requests a rule covers: reads (GET, HEAD), writes (every other method), or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Any,
+}
+
+/// One line of the role table: a route (as the router writes it, `{id}` for one segment) and
+/// the roles that may use it besides admin.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    pub access: Access,
+    pub route: &'static str,
+    pub roles: &'static [Role],
+    /// Why these roles, in a few words (docs/ROLES.md is generated from this table).
+    pub why: &'static str,
+}
+
+const fn rule(access: Access, route: &'static str, roles: &'static [Role], why: &'static str) -> Rule {
+    Rule { access, route, roles, why }
+}
+
+use Access::{Any, Read, Write};
+
+const OP: &[Role] = &[Operator];
+const MT: &[Role] = &[Maintainer];
+const PL: &[Role] = &[Planner];
+const OP_PL: &[Role] = &[Operator, Planner];
+const OP_MT: &[Role] = &[Operator, Maintainer];
+const MT_PL: &[Role] = &[Maintainer, Planner];
+const ALL3: &[Role] = &[Operator, Maintainer, Planner];
+const ADMIN: &[Role] = &[];
+
+/// Who may use what: the one role table. The first rule whose route and access match decides;
+/// a path no rule names is admin's alone. docs/ROLES.md is generated from it (and tested
+/// against it), README and the other docs point there.
+pub const ROLE_TABLE: &[Rule] = &[
+    rule(Any, "/api/v1/admin/{*rest}", ADMIN, "configuration"),
+    rule(Read, "/api/v1/alerts", OP, "the monitoring room's alerts"),
+    rule(Read, "/api/v1/alerts/stream", OP, "live alerts (SSE)"),
+    rule(Read, "/api/v1/alerts/stats", OP, "the alert service's figures"),
+    rule(Read, "/api/v1/alerts/{id}", OP, "one alert with its history"),
+    rule(Write, "/api/v1/alerts/{id}/acknowledge", OP, "handling alerts"),
+    rule(Write, "/api/v1/alerts/{id}/resolve", OP, "handling alerts"),
+    rule(Write, "/api/v1/alerts/{id}/assign", OP, "handling alerts"),
+    rule(Write, "/api/v1/alerts/{id}/comments", OP, "handling alerts"),
+    rule(Write, "/api/v1/alarms", OP, "alarm systems post alarms"),
+    rule(Read, "/api/v1/events", OP, "ring and interception events"),
+    rule(Read, "/api/v1/interceptions", OP, "interceptions"),
+    rule(Write, "/api/v1/interceptions", OP, "starting an interception"),
+    rule(Read, "/api/v1/interceptions/{id}", OP, "interceptions"),
+    rule(Write, "/api/v1/interceptions/{id}/close", OP, "closing an interception"),
+    rule(Read, "/api/v1/watchlists", OP_PL, "planners may read the watchlists"),
+    rule(Write, "/api/v1/watchlists", OP, "only the monitoring room changes them"),
+    rule(Read, "/api/v1/watchlists/{id}", OP_PL, "planners may read the watchlists"),
+    rule(Write, "/api/v1/watchlists/{id}", OP, "only the monitoring room changes them"),
+    rule(Read, "/api/v1/passages", OP_PL, "planners study traffic"),
+    rule(Write, "/api/v1/passages", OP, "checkpoints report passages"),
+    rule(Read, "/api/v1/passages/{id}/{picture}", OP, "plate crops and scene pictures are evidence"),
+    rule(Read, "/api/v1/vehicles/{plate}/trajectory", OP_PL, "planners study traffic"),
+    rule(Read, "/api/v1/rings", OP_PL, "ring states"),
+    rule(Read, "/api/v1/rings/{id}", OP_PL, "one ring"),
+    rule(Read, "/api/v1/geo/seeing", OP_PL, "what cameras see a place"),
+    rule(Read, "/api/v1/geo/layers/{layer}", OP_PL, "map layers"),
+    rule(Read, "/api/v1/coverage/{*rest}", PL, "coverage reports"),
+    rule(Read, "/api/v1/maintenance/replacements", MT_PL, "planners decide replacements"),
+    rule(Read, "/api/v1/maintenance/availability", MT_PL, "how reliable the network is"),
+    rule(Any, "/api/v1/maintenance/{*rest}", MT, "work orders, quality, maintenance mode"),
+    rule(Read, "/api/v1/cameras/{id}/snapshot.jpg", OP_MT, "what a camera sees now"),
+    rule(Read, "/api/v1/cameras/{id}/health", MT, "a camera's health"),
+    rule(Read, "/api/v1/health/cameras", MT, "every camera's health"),
+    rule(Read, "/api/v1/cluster", MT, "workers, leases, consumers"),
+    rule(Read, "/api/v1/worker", MT, "a worker's own view"),
+    rule(Read, "/metrics", MT, "Prometheus metrics"),
+    rule(Read, "/api/v1/cameras", ALL3, "the camera registry"),
+    rule(Read, "/api/v1/cameras/{id}", ALL3, "the camera registry"),
+    rule(Read, "/api/v1/cameras/{id}/status-history", ALL3, "the camera registry"),
+    rule(Read, "/api/v1/cameras/{id}/ingest-history", ALL3, "the camera registry"),
+    rule(Read, "/api/v1/stats", ALL3, "the server's figures"),
+    rule(Read, "/api/v1/openapi.json", ALL3, "the API's description"),
+];
+
+/// docs/ROLES.md: the role table as a page (tests/api.rs checks the file is this).
+pub fn roles_markdown() -> String {
+    let mut out = String::from(
+        "# Who may use what\n\n\
+         Generated from `ROLE_TABLE` in `src/api/auth.rs` (the code that decides); `tests/api.rs` fails when this \
+         page and the table differ (`TIANWANG_BLESS=1` rewrites it). `admin` may use everything; `/healthz` and \
+         the dashboard's files need no token. A path no rule names is admin's alone. Reads are GET and HEAD, \
+         writes every other method. The first rule that matches decides; `{x}` is one path segment, \
+         `{*x}` the rest.\n\n\
+         | access | route | operator | maintainer | planner | why |\n|---|---|---|---|---|---|\n",
+    );
+    for r in ROLE_TABLE {
+        let access = match r.access {
+            Access::Read => "read",
+            Access::Write => "write",
+            Access::Any => "any",
+        };
+        let mark = |role| if r.roles.contains(&role) { "yes" } else { "" };
+        out.push_str(&format!(
+            "| {access} | `{}` | {} | {} | {} | {} |\n",
+            r.route,
+            mark(Operator),
+            mark(Maintainer),
+            mark(Planner),
+            r.why
+        ));
+    }
+    out
+}
+
+/// Whether `path` is an instance of `route`: literal segments equal, `{x}` one non-empty
+/// segment, `{*x}` the rest (one segment or more).
+pub fn route_matches(route: &str, path: &str) -> bool {
+    let mut r = route.trim_end_matches('/').split('/');
+    let mut p = path.trim_end_matches('/').split('/');
+    loop {
+        match (r.next(), p.next()) {
+            (None, None) => return true,
+            (Some(t), Some(s)) if t.starts_with("{*") => return !s.is_empty(),
+            (Some(t), Some(s)) if t.starts_with('{') && t.ends_with('}') => {
+                if s.is_empty() {
+                    return false;
+                }
+            }
+            (Some(t), Some(s)) if t == s => {}
+            _ => return false,
+        }
+    }
+}
+
 /// The roles an endpoint admits (admin always); `None` for public endpoints.
 pub fn admitted(method: &Method, path: &str) -> Option<&'static [Role]> {
-    let p = path.trim_end_matches('/');
-    if p == "/healthz" || crate::web::is_public(path) {
+    if path.trim_end_matches('/') == "/healthz" || crate::web::is_public(path) {
         // The dashboard's files hold no data; what they show comes from the API with a token.
         return None;
     }
-    let writes = method != Method::GET && method != Method::HEAD;
-    Some(if p.starts_with("/api/v1/admin") || p.starts_with("/api/v1/tokens") {
-        &[]
-    } else if ["/api/v1/watchlists", "/api/v1/passages", "/api/v1/vehicles"].iter().any(|f| p.starts_with(f)) {
-        // Planners study traffic (passages, trajectories) and may read the watchlists; only the
-        // monitoring room changes them or reports passages.
-        if writes { &[Operator] } else { &[Operator, Planner] }
-    } else if ["/api/v1/alerts", "/api/v1/alarms", "/api/v1/events", "/api/v1/interceptions"]
-        .iter()
-        .any(|f| p.starts_with(f))
-    {
-        &[Operator]
-    } else if !writes
-        && ["/api/v1/maintenance/replacements", "/api/v1/maintenance/availability"].iter().any(|f| p.starts_with(f))
-    {
-        // Planners decide which cameras to replace and read how reliable the network is.
-        &[Maintainer, Planner]
-    } else if p.ends_with("/snapshot.jpg") {
-        &[Operator, Maintainer]
-    } else if p.ends_with("/health")
-        || p.starts_with("/api/v1/health")
-        || p == "/metrics"
-        || p == "/api/v1/cluster"
-        || p.starts_with("/api/v1/maintenance")
-    {
-        &[Maintainer]
-    } else if p.starts_with("/api/v1/rings") || p.starts_with("/api/v1/geo") {
-        &[Operator, Planner]
-    } else if p.starts_with("/api/v1/coverage") {
-        &[Planner]
-    } else if (p.starts_with("/api/v1/cameras") && !writes)
-        || p == "/api/v1/openapi.json"
-        || p.starts_with("/api/v1/stats")
-    {
-        &[Operator, Maintainer, Planner]
-    } else {
-        &[]
-    })
+    let write = method != Method::GET && method != Method::HEAD;
+    let rule =
+        ROLE_TABLE.iter().find(|r| (r.access == Any || (r.access == Write) == write) && route_matches(r.route, path));
+    Some(rule.map_or(ADMIN, |r| r.roles))
 }
 
-/// Failed attempts per address: more than `MAX_FAILURES` within `WINDOW_MS` → 429 until the
-/// window ends.
+/// Wrong tokens per address: after `MAX_FAILURES` within `WINDOW_MS`, further wrong tokens from
+/// it get 429 until the window ends. A valid token always passes (tokens carry 160 random bits:
+/// the limit spares the registry and the log a flood of guesses; it is not what keeps a token
+/// secret).
 #[derive(Clone, Default)]
 pub struct FailureLimiter(Arc<Mutex<HashMap<IpAddr, (u32, i64)>>>);
 
@@ -167,16 +270,24 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
     let ip =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let now = st.clock.now_ms();
-    if auth.failures.blocked(ip, now) {
-        return ApiError::TooManyRequests("too many failed attempts from this address; try again in a minute".into())
-            .into_response();
-    }
+    // The token is looked at first: a valid one is never turned away, whatever else came from
+    // its address (a reverse proxy puts every client behind one; a browser asks for things
+    // before its token is set). A request without a token guesses nothing and is not counted.
     let Some(token) = bearer(&req) else {
-        auth.failures.fail(ip, now);
         return unauthorized("missing bearer token (Authorization: Bearer <token>)");
     };
     let caller = match st.registry.check_token(&token).await {
-        Ok(Some((name, role))) => Caller { name, role: Role::parse(&role).unwrap_or(Operator) },
+        Ok(Some((name, role))) => Caller {
+            name,
+            role: Role::parse(&role).unwrap_or(Operator),
+            token_hash: crate::registry::token_hash(&token),
+        },
+        Ok(None) if auth.failures.blocked(ip, now) => {
+            return ApiError::TooManyRequests(
+                "too many failed attempts from this address; try again in a minute".into(),
+            )
+            .into_response();
+        }
         Ok(None) => {
             auth.failures.fail(ip, now);
             tracing::warn!(%ip, "rejected an unknown or revoked token");

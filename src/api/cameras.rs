@@ -131,9 +131,27 @@ pub struct CameraPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_list<T: std::str::FromStr<Err = String>>(param: &str, value: &Option<String>) -> Result<Vec<T>, ApiError> {
+/// A comma list of enum values, each kept once (a long list of repeats is one filter, not a
+/// query with thousands of parameters).
+fn parse_list<T: std::str::FromStr<Err = String> + PartialEq>(
+    param: &str,
+    value: &Option<String>,
+) -> Result<Vec<T>, ApiError> {
     let Some(v) = value else { return Ok(Vec::new()) };
-    v.split(',').map(|s| s.trim().parse::<T>().map_err(|e| ApiError::BadRequest(format!("{param}: {e}")))).collect()
+    let mut out: Vec<T> = Vec::new();
+    for (i, s) in v.split(',').enumerate() {
+        if i >= 256 {
+            return Err(ApiError::BadRequest(format!("{param}: at most 256 values")));
+        }
+        let x = s
+            .trim()
+            .parse::<T>()
+            .map_err(|e| ApiError::BadRequest(format!("{param}: {}", e.chars().take(200).collect::<String>())))?;
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    Ok(out)
 }
 
 fn parse_bbox(v: &str) -> Result<[f64; 4], ApiError> {
@@ -176,11 +194,14 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
     if !c.len().is_multiple_of(2) || c.len() > 512 {
         return Err(bad());
     }
-    let bytes = (0..c.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&c[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad())?;
+    // Byte pairs, not string slices: a cursor is client input and may hold any UTF-8.
+    let nibble = |b: u8| (b as char).to_digit(16);
+    let bytes = c
+        .as_bytes()
+        .chunks(2)
+        .map(|p| Some((nibble(p[0])? << 4 | nibble(p[1])?) as u8))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
     String::from_utf8(bytes).map_err(|_| bad())
 }
 
@@ -316,6 +337,10 @@ mod tests {
         assert_eq!(decode_cursor(&c).unwrap(), "豫A-cam_01");
         assert!(decode_cursor("zz").is_err());
         assert!(decode_cursor("abc").is_err());
+        // Not on a character boundary, a sign, multi-byte input: refused, never a panic.
+        assert!(decode_cursor("aéb").is_err());
+        assert!(decode_cursor("+f").is_err());
+        assert!(decode_cursor("éé").is_err());
     }
 
     #[test]

@@ -213,8 +213,13 @@ pub async fn trajectory(
 
 /// Checks what a plate reader adds to a passage (per-character confidences, pictures, track,
 /// frames, lane); the error names the field.
-pub fn check_passage_details(p: &NewPassage) -> Result<(), ApiError> {
+pub fn check_passage_details(p: &NewPassage, now_ms: i64) -> Result<(), ApiError> {
     let bad = |m: String| Err(ApiError::BadRequest(m));
+    // A checkpoint's clock may run a little ahead; anything else is not a time (and near
+    // i64::MAX it would overflow the engine's windows).
+    if !(0..=now_ms.saturating_add(24 * 3_600_000)).contains(&p.pass_time_ms) {
+        return bad(format!("pass_time_ms: {} is not a time between 1970 and a day from now", p.pass_time_ms));
+    }
     if let Some(r) = &p.plate_reliabilities {
         if r.len() > 16 {
             return bad(format!("plate_reliabilities: {} values; a plate has at most 16 characters", r.len()));

@@ -334,7 +334,13 @@ pub async fn start_interception(
     if req.ttl_min.is_some_and(|t| !(1..=7 * 24 * 60).contains(&t)) {
         return Err(ApiError::BadRequest("ttl_min: between 1 and 10080 minutes".into()));
     }
-    let (id, rings) = st.geo.start_interception(st.clock.now_ms(), &req).await?;
+    let now = st.clock.now_ms();
+    if let Some(t) = req.incident_at_ms
+        && !(0..=now.saturating_add(24 * 3_600_000)).contains(&t)
+    {
+        return Err(ApiError::BadRequest(format!("incident_at_ms: {t} is not a time between 1970 and a day from now")));
+    }
+    let (id, rings) = st.geo.start_interception(now, &req).await?;
     if rings.is_empty() {
         tracing::warn!(interception = id, "interception started outside every checkpoint ring");
     }
@@ -423,8 +429,9 @@ pub async fn post_passage(
     if p.reliability.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
         return Err(ApiError::BadRequest("reliability: between 0 and 1".into()));
     }
-    super::detect::check_passage_details(&p)?;
-    let stored = crate::detect::passages::record(&st.registry, st.clock.now_ms(), &p, "api").await?;
+    let now = st.clock.now_ms();
+    super::detect::check_passage_details(&p, now)?;
+    let stored = crate::detect::passages::record(&st.registry, now, &p, "api").await?;
     // A passage sent again (same key) was stored before: 200 with what the first one did.
     let code = if stored.created { axum::http::StatusCode::CREATED } else { axum::http::StatusCode::OK };
     Ok((code, Json(PassageRecorded { passage: stored.passage, events: stored.events })))

@@ -62,12 +62,9 @@ async fn require(State(g): State<Guarded>, req: Request, next: Next) -> Response
     let ip =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let now = g.st.clock.now_ms();
-    if g.failures.blocked(ip, now) {
-        return ApiError::TooManyRequests("too many failed attempts from this address; try again in a minute".into())
-            .into_response();
-    }
+    // As on the serve nodes: a valid token always passes, a request without one is not counted,
+    // only wrong tokens are (see auth::FailureLimiter).
     let Some(token) = auth::bearer(&req) else {
-        g.failures.fail(ip, now);
         return auth::unauthorized("missing bearer token (Authorization: Bearer <token>)");
     };
     let hash = crate::registry::token_hash(&token);
@@ -106,6 +103,10 @@ async fn require(State(g): State<Guarded>, req: Request, next: Next) -> Response
             _ => ApiError::Forbidden(format!("role {role} may not use this endpoint; it needs maintainer or admin"))
                 .into_response(),
         },
+        Ok(None) if g.failures.blocked(ip, now) => {
+            ApiError::TooManyRequests("too many failed attempts from this address; try again in a minute".into())
+                .into_response()
+        }
         Ok(None) => {
             g.failures.fail(ip, now);
             tracing::warn!(%ip, "rejected an unknown or revoked token");

@@ -194,11 +194,25 @@ impl PlateReader {
         let e = onnx::run_err("clp_det");
         let t = Tensor::from_array(([1i64, 3, h as i64, w as i64], x)).map_err(&e)?;
         let out = self.det.run(ort::inputs!["image" => t]).map_err(&e)?;
-        let (_, loc) = out["loc"].try_extract_tensor::<f32>().map_err(&e)?;
-        let (_, conf) = out["conf"].try_extract_tensor::<f32>().map_err(&e)?;
-        let (_, landms) = out["landms"].try_extract_tensor::<f32>().map_err(&e)?;
+        // A model of another shape is a clear error, never an index out of range.
+        let shape_err = |message: String| OnnxError::Run { model: "clp_det".into(), message };
+        let output = |name: &str| {
+            let v = out.get(name).ok_or_else(|| shape_err(format!("the model has no output {name:?}")))?;
+            Ok::<_, OnnxError>(v.try_extract_tensor::<f32>().map_err(&e)?.1)
+        };
         let priors = priors(h, w);
-        let n = priors.len().min(conf.len() / 2);
+        let (loc, conf, landms) = (output("loc")?, output("conf")?, output("landms")?);
+        for (name, data, per) in [("loc", loc, 4), ("conf", conf, 2), ("landms", landms, 8)] {
+            if data.len() != priors.len() * per {
+                return Err(shape_err(format!(
+                    "output {name:?} holds {} values, {per} per prior expected for {} priors at {w}×{h}: not the \
+                     detector this reader was written for",
+                    data.len(),
+                    priors.len()
+                )));
+            }
+        }
+        let n = priors.len();
         let mut cands: Vec<Detection> = Vec::new();
         for i in 0..n {
             let score = conf[i * 2 + 1];

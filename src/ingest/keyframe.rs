@@ -85,7 +85,7 @@ impl KeyframeSource {
     fn read(&mut self, now: Millis) {
         let Some(client) = self.client.as_mut() else { return };
         let want = now >= self.next_decode;
-        let (mut packets, mut keyframe, mut saw_key) = (0u64, None, false);
+        let (mut packets, mut keyframe, mut saw_key, mut oversized) = (0u64, None, false, false);
         let asm = &mut self.asm;
         let polled = client.poll(now, |pkt| {
             let (info, au) = asm.push(pkt, want);
@@ -93,6 +93,7 @@ impl KeyframeSource {
                 packets += 1;
             }
             saw_key |= info.keyframe_started;
+            oversized |= info.oversized;
             if keyframe.is_none() {
                 keyframe = au;
             }
@@ -103,6 +104,15 @@ impl KeyframeSource {
         };
         if packets > 0 || bytes > 0 {
             self.pending.push_back(Event::Packets { count: packets, bytes });
+        }
+        if oversized {
+            // What it holds was dropped at the bound; a camera that sends this is not a video
+            // stream to keep reading (the supervisor reconnects with its back-off).
+            let text = format!(
+                "the camera sent one picture of more than {} MiB (fragments without end): not a stream that decodes",
+                super::rtp::MAX_ACCESS_UNIT >> 20
+            );
+            return self.pending.push_back(Event::Ended(Failure::new(text)));
         }
         self.seen_packets |= packets > 0;
         if saw_key {
@@ -301,9 +311,86 @@ mod tests {
         (url, t)
     }
 
+    /// A server that answers DESCRIBE, SETUP and PLAY, then sends fragments of one H.264 picture
+    /// (one RTP timestamp, no end) for as long as the client reads.
+    fn endless_fragments() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("rtsp://127.0.0.1:{}/cam", listener.local_addr().unwrap().port());
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            for _ in 0..3 {
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    head.push(line);
+                }
+                let method = head[0].split(' ').next().unwrap().to_string();
+                let cseq = head.iter().find_map(|l| l.strip_prefix("CSeq: ")).unwrap().trim().to_string();
+                let (extra, body) = match method.as_str() {
+                    "DESCRIBE" => ("", SDP),
+                    "SETUP" => ("Session: 1;timeout=60\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n", ""),
+                    _ => ("Session: 1\r\n", ""),
+                };
+                let reply =
+                    format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\n{extra}Content-Length: {}\r\n\r\n{body}", body.len());
+                s.write_all(reply.as_bytes()).unwrap();
+            }
+            let packet = |seq: u16, fu: u8| {
+                let mut p = vec![0x80, 96];
+                p.extend_from_slice(&seq.to_be_bytes());
+                p.extend_from_slice(&7u32.to_be_bytes());
+                p.extend_from_slice(&[0, 0, 0, 1, 0x7c, fu]);
+                p.extend_from_slice(&[0x42; 8192]);
+                let mut framed = vec![b'$', 0];
+                framed.extend_from_slice(&(p.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&p);
+                framed
+            };
+            let mut seq = 0u16;
+            while s.write_all(&packet(seq, if seq == 0 { 0x85 } else { 0x05 })).is_ok() {
+                seq = seq.wrapping_add(1);
+            }
+        });
+        url
+    }
+
+    /// A camera that sends one picture without end fails with a reason, holding at most the bound.
+    #[test]
+    fn endless_fragments_fail_the_camera_with_a_reason_at_a_bounded_size() {
+        let url = endless_fragments();
+        // The real clock: the source reads the socket at its own pace, as in production.
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let mut src = open_with(&url, clock.clone()).expect("the server answers");
+        let (stop, started) = (Stop::new(), std::time::Instant::now());
+        let mut most = 0;
+        let failure = loop {
+            match src.next(clock.now_ms() + 1_000, &stop) {
+                Event::Ended(f) => break f,
+                _ => most = most.max(src.asm.held()),
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no failure within 60 s");
+        };
+        assert!(failure.text.contains("more than 8 MiB"), "{}", failure.text);
+        assert!(most <= rtp_bound(), "{most} bytes held");
+    }
+
+    fn rtp_bound() -> usize {
+        crate::ingest::rtp::MAX_ACCESS_UNIT
+    }
+
     fn open(url: &str) -> Result<KeyframeSource, OpenError> {
+        open_with(url, Arc::new(SimClock::at(0)))
+    }
+
+    fn open_with(url: &str, clock: Arc<dyn Clock>) -> Result<KeyframeSource, OpenError> {
         let spec = IngestSpec::with_defaults("k", url.parse().unwrap(), Profile::Health);
-        let clock: Arc<dyn Clock> = Arc::new(SimClock::at(0));
         let health = Arc::new(CameraHealth::new("k", "health", 0.0, 0));
         KeyframeSource::open(&Camera { spec: &spec, password: None, clock: &clock, health: &health })
     }

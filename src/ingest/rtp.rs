@@ -14,7 +14,14 @@ pub struct PacketInfo {
     pub video: bool,
     /// A keyframe access unit started in this packet.
     pub keyframe_started: bool,
+    /// What was being collected grew past `MAX_ACCESS_UNIT` and was dropped: fragments of one
+    /// picture without end, from a broken or hostile camera.
+    pub oversized: bool,
 }
+
+/// The most bytes one access unit (or one parameter set being reassembled) may take: a 4K
+/// keyframe at a high bit rate is a few MiB.
+pub const MAX_ACCESS_UNIT: usize = 8 << 20;
 
 #[derive(Debug)]
 pub struct KeyframeAssembler {
@@ -31,6 +38,9 @@ pub struct KeyframeAssembler {
     nals: Vec<Vec<u8>>,
     /// A fragmented NAL unit in progress.
     fragment: Option<Vec<u8>>,
+    /// Bytes held in `nals` and `fragment`.
+    held: usize,
+    oversized: bool,
 }
 
 impl KeyframeAssembler {
@@ -46,6 +56,8 @@ impl KeyframeAssembler {
             intact: true,
             nals: Vec::new(),
             fragment: None,
+            held: 0,
+            oversized: false,
         };
         for p in parameter_sets {
             a.remember(p);
@@ -72,17 +84,19 @@ impl KeyframeAssembler {
             self.intact = true;
             self.nals.clear();
             self.fragment = None;
+            self.held = 0;
         }
         if let Some(n) = self.next_seq
             && n != p.seq
         {
             self.intact = false;
-            self.fragment = None;
+            self.drop_fragment();
         }
         self.next_seq = Some(p.seq.wrapping_add(1));
         let was_key = self.key;
         self.depacketize(p.payload);
         info.keyframe_started = self.key && !was_key;
+        info.oversized = std::mem::take(&mut self.oversized);
         if p.marker {
             out = out.or_else(|| self.finish());
             self.ts = None;
@@ -94,6 +108,8 @@ impl KeyframeAssembler {
     fn finish(&mut self) -> Option<Vec<u8>> {
         let done = self.key && self.collecting && self.intact && !self.nals.is_empty();
         self.collecting = false;
+        self.held = 0;
+        self.fragment = None;
         let nals = std::mem::take(&mut self.nals);
         if !done {
             return None;
@@ -149,9 +165,34 @@ impl KeyframeAssembler {
         self.remember(nal);
         let ty = self.nal_type(nal);
         self.key |= self.is_key(ty);
-        if self.collecting {
+        if self.collecting && self.hold(nal.len()) {
             self.nals.push(nal.to_vec());
         }
+    }
+
+    /// Counts `n` more bytes held; past the bound everything held is dropped, the access unit
+    /// spoilt, and the packet reported oversized.
+    fn hold(&mut self, n: usize) -> bool {
+        self.held = self.held.saturating_add(n);
+        if self.held <= MAX_ACCESS_UNIT {
+            return true;
+        }
+        self.nals = Vec::new();
+        self.fragment = None;
+        self.held = 0;
+        self.collecting = false;
+        self.intact = false;
+        self.oversized = true;
+        false
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        debug_assert_eq!(
+            self.held,
+            self.nals.iter().map(Vec::len).sum::<usize>() + self.fragment.as_ref().map_or(0, Vec::len)
+        );
+        self.held
     }
 
     /// The start of a fragmented NAL unit: only its type is needed unless collecting.
@@ -159,7 +200,10 @@ impl KeyframeAssembler {
         let ty = self.nal_type(header);
         self.key |= self.is_key(ty);
         let params = self.param_slot(header).is_some();
-        self.fragment = (self.collecting || params).then(|| [header, body].concat());
+        self.drop_fragment();
+        if (self.collecting || params) && self.hold(header.len() + body.len()) {
+            self.fragment = Some([header, body].concat());
+        }
     }
 
     fn fragment_end(&mut self) {
@@ -167,7 +211,16 @@ impl KeyframeAssembler {
             self.remember(&n);
             if self.collecting {
                 self.nals.push(n);
+            } else {
+                self.held -= n.len();
             }
+        }
+    }
+
+    /// Forgets the fragment in progress (and the bytes it held).
+    fn drop_fragment(&mut self) {
+        if let Some(f) = self.fragment.take() {
+            self.held -= f.len();
         }
     }
 
@@ -186,7 +239,10 @@ impl KeyframeAssembler {
     fn fragment(&mut self, fu: u8, header: &[u8], body: &[u8]) {
         if fu & 0x80 != 0 {
             self.fragment_start(header, body);
-        } else if let Some(f) = self.fragment.as_mut() {
+        } else if self.fragment.is_some()
+            && self.hold(body.len())
+            && let Some(f) = self.fragment.as_mut()
+        {
             f.extend_from_slice(body);
         }
         if fu & 0x40 != 0 {
@@ -321,6 +377,35 @@ mod tests {
         // TRAIL_R (1) is not a keyframe.
         let (i, out) = a.push(&rtp(4, 20, true, &[1 << 1, 1, 5]), true);
         assert!(!i.keyframe_started && out.is_none());
+    }
+
+    #[test]
+    fn fragments_of_one_picture_without_end_are_dropped_at_the_bound() {
+        let mut a = KeyframeAssembler::new(VideoCodec::H264, 96, &[]);
+        let body = vec![0x42u8; 16 * 1024];
+        // FU-A start of an IDR slice, then middle fragments for ever, one timestamp, no marker.
+        let mut start = vec![0x7c, 0x85];
+        start.extend_from_slice(&body);
+        let (info, _) = a.push(&rtp(0, 7, false, &start), true);
+        assert!(info.keyframe_started && !info.oversized);
+        let mut mid = vec![0x7c, 0x05];
+        mid.extend_from_slice(&body);
+        let mut oversized_at = None;
+        for seq in 1..2_000u16 {
+            let (info, au) = a.push(&rtp(seq, 7, false, &mid), true);
+            assert!(au.is_none());
+            assert!(a.held() <= MAX_ACCESS_UNIT, "{} bytes held", a.held());
+            if info.oversized && oversized_at.is_none() {
+                oversized_at = Some(seq);
+            }
+        }
+        // Reported once, when the bound was passed: 8 MiB is 512 fragments of 16 KiB, and the
+        // 512th (the start and 511 more) carries one byte of NAL header on top.
+        assert_eq!(oversized_at, Some(511));
+        assert_eq!(a.held(), 0, "nothing collected after the drop");
+        // The next picture is collected again.
+        let (_, au) = a.push(&rtp(2_000, 8, true, &[0x65, 1, 2, 3]), true);
+        assert!(au.is_some());
     }
 
     #[test]

@@ -151,6 +151,21 @@ fn starts_message(b: &[u8]) -> bool {
     word >= 3 && b.get(word) == Some(&b' ')
 }
 
+/// The most of a camera's reason phrase kept: it ends up in errors, status history and alert
+/// titles, and a camera may send anything up to the header limit there.
+pub const MAX_REASON: usize = 80;
+
+/// A reason phrase as kept: control characters dropped, at most `MAX_REASON` characters (`…`
+/// marks a cut).
+fn reason_phrase(raw: &str) -> String {
+    let mut out: String = raw.chars().filter(|c| !c.is_control()).take(MAX_REASON + 1).collect();
+    if out.chars().count() > MAX_REASON {
+        out = out.chars().take(MAX_REASON).collect();
+        out.push('…');
+    }
+    out.trim().to_string()
+}
+
 fn parse_head(head: &[u8]) -> Result<Message, String> {
     let text = String::from_utf8_lossy(head);
     let mut lines = text.split("\r\n");
@@ -163,7 +178,7 @@ fn parse_head(head: &[u8]) -> Result<Message, String> {
             .next()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("malformed RTSP status line {:?}", first.chars().take(80).collect::<String>()))?;
-        msg.reason = parts.next().unwrap_or("").to_string();
+        msg.reason = reason_phrase(parts.next().unwrap_or(""));
     } else {
         msg.method = first.split(' ').next().unwrap_or("").to_string();
     }
@@ -616,7 +631,9 @@ impl Client {
                 Ok(0) => return Err(failed("the server closed the connection")),
                 Ok(n) => {
                     total += n;
-                    if n < CHUNK {
+                    // At most MAX_POLL bytes a poll: a server that sends faster than we read
+                    // waits in TCP, instead of growing our buffer without end.
+                    if n < CHUNK || total >= MAX_POLL {
                         break;
                     }
                 }
@@ -672,6 +689,8 @@ impl Client {
 
 /// The most one socket read takes.
 const CHUNK: usize = 256 * 1024;
+/// The most one poll reads (a few times a second: far above any camera's bit rate).
+const MAX_POLL: usize = 4 << 20;
 
 thread_local! {
     /// One read buffer per thread, shared by every connection the thread reads (a runner of the
@@ -721,6 +740,19 @@ mod tests {
         let Item::Message(m) = &items[1] else { panic!("{items:?}") };
         assert_eq!((m.status, m.header("cseq"), m.body.as_slice()), (200, Some("7"), &b"body"[..]));
         assert_eq!(items[2], Item::Packet { channel: 1, data: b"z".to_vec() });
+    }
+
+    #[test]
+    fn a_long_or_odd_reason_phrase_is_cut_and_cleaned() {
+        let long = format!("RTSP/1.0 503 {}\r\nCSeq: 1", "x".repeat(60_000));
+        let m = parse_head(long.as_bytes()).unwrap();
+        assert_eq!(m.status, 503);
+        assert_eq!(m.reason.chars().count(), MAX_REASON + 1);
+        assert!(m.reason.ends_with('…'));
+        let m = parse_head("RTSP/1.0 404 Not\x1b[31m Found\x07".as_bytes()).unwrap();
+        assert_eq!(m.reason, "Not[31m Found");
+        let m = parse_head("RTSP/1.0 200 OK".as_bytes()).unwrap();
+        assert_eq!(m.reason, "OK");
     }
 
     #[test]

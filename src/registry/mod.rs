@@ -204,10 +204,12 @@ impl Registry {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers (the API) run while a writer commits; the rest are
-                        // per-connection safety settings.
+                        // WAL lets readers (the API) run while a writer commits. FULL syncs
+                        // the log at every commit: what was answered 201/202 survives a power
+                        // cut, not only a crash of the process (NORMAL may lose the last
+                        // commits). The rest are per-connection safety settings.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                     }
