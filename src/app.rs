@@ -61,11 +61,22 @@ pub struct AppOptions {
     /// outbox, the node that writes alerts relays it, the log's readers read through durable
     /// consumers (`events::jetstream`). `None`: the log is the registry alone.
     pub nats: Option<crate::events::jetstream::JetStreamOptions>,
+    /// Live alert streams (SSE) this node serves at once; more get a 503.
+    pub max_streams: usize,
+    /// The most changes a live stream replays before going live.
+    pub max_replay: i64,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { ingest: true, writer: WriterRole::default(), order_rounds: true, nats: None }
+        Self {
+            ingest: true,
+            writer: WriterRole::default(),
+            order_rounds: true,
+            nats: None,
+            max_streams: crate::alerts::streams::DEFAULT_MAX_STREAMS,
+            max_replay: crate::alerts::streams::DEFAULT_MAX_REPLAY,
+        }
     }
 }
 
@@ -101,6 +112,8 @@ pub struct AppState {
     pub orders: OrderService,
     /// Fires when the app stops serving: live streams end so that connections can close.
     pub closing: CancellationToken,
+    /// How many live streams may be open, and the end of those whose token goes.
+    pub streams: crate::alerts::streams::StreamGate,
 }
 
 /// A background task the app owns: its name (for the log), its own stop signal, its handle.
@@ -346,6 +359,8 @@ impl App {
         if let Some(h) = mqtt_task {
             tasks.push(Task { name: "mqtt", stop: mqtt_stop, handle: h });
         }
+        let closing = root.child_token();
+        let registry_for_streams = registry.clone();
         let state = AppState {
             registry,
             log,
@@ -362,7 +377,13 @@ impl App {
             quality,
             health,
             orders,
-            closing: root.child_token(),
+            closing: closing.clone(),
+            streams: crate::alerts::streams::StreamGate::new(
+                registry_for_streams,
+                opts.max_streams,
+                opts.max_replay,
+                closing,
+            ),
         };
         #[cfg(unix)]
         {

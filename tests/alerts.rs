@@ -145,6 +145,13 @@ async fn every_role_against_every_endpoint_family(engine: Engine) {
         ("GET", "/api/v1/events", &["operator"]),
         ("GET", "/api/v1/interceptions", &["operator"]),
         ("GET", "/api/v1/rings", &["operator", "planner"]),
+        // A ring id that reads like an endpoint is a ring: 404 for those who may, 403 for others.
+        ("GET", "/api/v1/rings/health", &["operator", "planner"]),
+        // Plate crops and scene pictures are evidence: the monitoring room's.
+        ("GET", "/api/v1/passages/1/plate.jpg", &["operator"]),
+        ("GET", "/api/v1/passages?limit=1", &["operator", "planner"]),
+        ("GET", "/api/v1/cameras/x/snapshot.jpg", &["operator", "maintainer"]),
+        ("GET", "/api/v1/maintenance/replacements", &["maintainer", "planner"]),
         ("GET", "/api/v1/geo/seeing?lon=113.665&lat=34.757", &["operator", "planner"]),
         ("GET", "/api/v1/coverage/summary", &["planner"]),
         ("GET", "/api/v1/cameras", &["operator", "maintainer", "planner"]),
@@ -174,8 +181,13 @@ async fn every_role_against_every_endpoint_family(engine: Engine) {
     assert_eq!(authed_client(&t).get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 200);
     assert!(app.registry.revoke_token("leaver", now).await.unwrap());
     assert_eq!(authed_client(&t).get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 401);
-    // Guessing is throttled: after 10 failures in a minute, 429 even for a good token.
-    // Two failures so far (no token, revoked); eight more guesses are 401, then 429.
+    // Requests without a token (a browser's favicon, a page before sign-in, many clients
+    // behind one proxy) guess nothing: never counted, never 429.
+    for _ in 0..20 {
+        assert_eq!(anon.get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 401);
+    }
+    // Guessing is throttled: after 10 wrong tokens in a minute, further wrong ones get 429. One so
+    // far (the revoked token); nine more guesses are 401, then 429.
     let mut codes = Vec::new();
     for i in 0..12 {
         codes.push(
@@ -188,10 +200,14 @@ async fn every_role_against_every_endpoint_family(engine: Engine) {
                 .as_u16(),
         );
     }
-    assert_eq!(codes.iter().position(|c| *c == 429), Some(8), "{codes:?}");
-    assert!(codes[..8].iter().all(|c| *c == 401) && codes[8..].iter().all(|c| *c == 429), "{codes:?}");
-    assert_eq!(app.client.get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 429);
+    assert_eq!(codes.iter().position(|c| *c == 429), Some(9), "{codes:?}");
+    assert!(codes[..9].iter().all(|c| *c == 401) && codes[9..].iter().all(|c| *c == 429), "{codes:?}");
+    // A valid token from the same address is never turned away; no token is still a plain 401.
+    assert_eq!(app.client.get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(anon.get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 401);
+    assert_eq!(authed_client(&t).get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 429);
     app.clock.advance(61_000);
+    assert_eq!(authed_client(&t).get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 401);
     assert_eq!(app.client.get(app.url("/api/v1/alerts")).send().await.unwrap().status().as_u16(), 200);
     app.stop().await;
 }
@@ -312,5 +328,162 @@ async fn motion_from_the_event_log_alerts_only_in_armed_zones(engine: Engine) {
     assert_eq!(ev["alert"]["title"], "motion in vault at bank-cam");
     let (_, st, _) = app.get("/api/v1/alerts/stats").await;
     assert_eq!(st["engine"]["motion_disarmed"], 1);
+    app.stop().await;
+}
+
+/// Live streams have limits a monitoring room can rely on: 2,000 clients asking at once get
+/// 1,000 streams and 1,000 clear 503s; a client that leaves gives its place back; a client far
+/// behind replays at most the bound, told so by a `gap` event; a revoked token's stream ends
+/// within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_are_capped_bounded_and_end_with_their_token() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let dir = config_dir(&[("site.toml", SITE)]);
+    let clock = tianwang::clock::SimClock::at(1_780_000_000_000);
+    let opts = tianwang::app::AppOptions { ingest: false, order_rounds: false, max_replay: 20, ..Default::default() };
+    let app = TestApp::spawn_opts(dir.path(), &db, std::sync::Arc::new(clock.clone()), clock, opts).await;
+    assert_eq!(tianwang::alerts::streams::DEFAULT_MAX_STREAMS, 1_000);
+    let url = app.url("/api/v1/alerts/stream");
+    let asks = (0..2_000).map(|_| {
+        let (c, url) = (app.client.clone(), url.clone());
+        tokio::spawn(async move { c.get(url).send().await.unwrap() })
+    });
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for a in asks {
+        let r = a.await.unwrap();
+        match r.status().as_u16() {
+            200 => open.push(r),
+            503 => {
+                let body: Value = r.json().await.unwrap();
+                let msg = body["error"]["message"].as_str().unwrap_or_default().to_string();
+                assert!(msg.contains("1000 live streams") && msg.contains("(1000)"), "{msg}");
+                refused += 1;
+            }
+            s => panic!("stream answered {s}"),
+        }
+    }
+    assert_eq!((open.len(), refused), (1_000, 1_000));
+    // Clients that leave give their places back (noticed at the latest at the next keep-alive
+    // comment, every 5 s; not at the next change, which may be hours away).
+    open.truncate(990);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut again = Vec::new();
+    while again.len() < 10 {
+        let r = app.client.get(&url).send().await.unwrap();
+        match r.status().as_u16() {
+            200 => again.push(r),
+            503 => assert!(Instant::now() < deadline, "places not given back"),
+            s => panic!("stream answered {s}"),
+        }
+    }
+    assert_eq!(app.client.get(&url).send().await.unwrap().status().as_u16(), 503);
+    drop(open);
+    drop(again);
+
+    // Far behind: 30 changes stored, a client from the start replays the last 20 after a gap.
+    for i in 0..30 {
+        alarm(&app, &format!("far-{i}")).await;
+    }
+    let head = app.registry.latest_feed_seq().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut resp = loop {
+        let r = app.client.get(format!("{url}?after=0")).send().await.unwrap();
+        if r.status().as_u16() == 200 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no place for a stream: {}", r.status());
+    };
+    let ids_of = |text: &str| -> Vec<i64> {
+        text.lines().filter_map(|l| l.strip_prefix("id:")).map(|v| v.trim().parse().unwrap()).collect()
+    };
+    let mut text = String::new();
+    while !ids_of(&text).contains(&head) {
+        let c = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
+        text.push_str(&String::from_utf8_lossy(&c));
+    }
+    let first = text.lines().find(|l| !l.trim().is_empty() && !l.starts_with(':')).unwrap_or_default();
+    assert!(first.starts_with("event:") && first.contains("gap"), "{text}");
+    assert!(text.contains(&format!("\"resumed_after\":{}", head - 20)), "{text}");
+    assert_eq!(ids_of(&text), ((head - 19)..=head).collect::<Vec<_>>());
+
+    // A revoked token's stream ends within a second.
+    let t = app.registry.create_token("leaver", "operator", false, 0).await.unwrap();
+    let mut sse = Sse::open_at(&authed_client(&t), &format!("http://{}", app.addr), None).await;
+    // The stream lives past the node's next reads of the valid tokens (it was made after the
+    // last one) and carries alerts.
+    let (lived, mut i) = (Instant::now(), 0);
+    while lived.elapsed() < Duration::from_secs(1) {
+        alarm(&app, &format!("still-{i}")).await;
+        let (_, d) = sse.next(Instant::now() + Duration::from_secs(5)).await.expect("the stream carries alerts");
+        assert_eq!(d["alert"]["title"], format!("anti-robbery alarm: still-{i}"));
+        i += 1;
+    }
+    assert!(app.registry.revoke_token("leaver", 0).await.unwrap());
+    let revoked = Instant::now();
+    assert!(sse.next(Instant::now() + Duration::from_secs(5)).await.is_none());
+    let ended = revoked.elapsed();
+    println!("a revoked token's stream ended {ended:?} after the revocation");
+    assert!(ended < Duration::from_secs(1), "{ended:?}");
+    app.stop().await;
+}
+
+/// A dead receiver (it takes the connection and never answers) and a slow one (200 ms an answer)
+/// beside a healthy one: the healthy one gets every alert at once, each receiver in feed order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_and_a_slow_webhook_receiver_do_not_delay_a_healthy_one() {
+    type Got = tokio::sync::mpsc::UnboundedSender<(i64, Instant)>;
+    async fn receiver(delay: Duration, tx: Got) -> u16 {
+        let recv = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let tx = tx.clone();
+                async move {
+                    tokio::time::sleep(delay).await;
+                    let v: Value = serde_json::from_str(&body).unwrap();
+                    let _ = tx.send((v["seq"].as_i64().unwrap(), Instant::now()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, recv).await.unwrap() });
+        port
+    }
+    // Dead: accepts connections and never answers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    let (htx, mut healthy) = tokio::sync::mpsc::unbounded_channel();
+    let (stx, mut slow) = tokio::sync::mpsc::unbounded_channel();
+    let healthy_port = receiver(Duration::ZERO, htx).await;
+    let slow_port = receiver(Duration::from_millis(200), stx).await;
+    let mut site = SITE.to_string();
+    for (name, port) in [("dead", dead_port), ("slow", slow_port), ("healthy", healthy_port)] {
+        site.push_str(&format!("\n[[webhook]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:{port}/hook\"\n"));
+    }
+    let (app, _db, _dir) = app(Engine::Sqlite, &site).await;
+    let mut raised = Vec::new();
+    let mut latencies = Vec::new();
+    for i in 0..40 {
+        let a = alarm(&app, &format!("h-{i}")).await;
+        let t = Instant::now();
+        raised.push((a["id"].as_i64().unwrap(), t));
+        // The healthy receiver has it before the next alarm is raised.
+        let (_, at) = tokio::time::timeout(Duration::from_secs(10), healthy.recv()).await.unwrap().unwrap();
+        latencies.push(at.saturating_duration_since(t));
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100 - 1];
+    println!("healthy receiver beside a dead and a slow one: p99 {p99:?}, worst {:?}", latencies.last().unwrap());
+    assert!(p99 < Duration::from_secs(1), "{latencies:?}");
+    // The slow one gets them all, in feed order, one at a time.
+    let mut seqs = Vec::new();
+    while seqs.len() < 40 {
+        let (s, _) = tokio::time::timeout(Duration::from_secs(30), slow.recv()).await.unwrap().unwrap();
+        seqs.push(s);
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "slow receiver out of order: {seqs:?}");
+    drop(dead);
     app.stop().await;
 }

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod mqtt;
 pub mod service;
 pub mod signals;
+pub mod streams;
 pub mod webhooks;
 
 pub use engine::{Action, Engine, EngineConfig, Occurrence, Severity, Signal};

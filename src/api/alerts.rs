@@ -309,31 +309,50 @@ fn event_of(row: &FeedRow) -> Event {
     responses((status = 200, description = "text/event-stream", content_type = "text/event-stream")))]
 pub async fn stream(
     State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<StreamParams>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // A place among the streams this node serves, held until the stream's task ends.
+    let slot = st.streams.admit().map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let from_header =
         headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|s| s.trim().parse::<i64>().ok());
     // Subscribe first, then read the store: nothing committed in between is lost.
     let mut live = st.alerts.subscribe();
     let registry = st.registry.clone();
-    // A client without a position starts at the live edge.
-    let last = match from_header.or(p.after) {
-        Some(n) => n.max(0),
-        None => registry.latest_feed_seq().await?,
-    };
-    let (tx, rx) = tokio::sync::mpsc::channel::<FeedRow>(256);
+    let head = registry.latest_feed_seq().await?;
+    // A client without a position starts at the live edge; one further back than the replay
+    // bound resumes at the bound, told so by a first `gap` event.
+    let asked = from_header.or(p.after).map_or(head, |n| n.max(0));
+    let max_replay = st.streams.max_replay();
+    let last = asked.max(head - max_replay);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
+    if last > asked {
+        let gap = serde_json::json!({"after": asked, "resumed_after": last, "max_replay": max_replay});
+        let _ = tx.try_send(Event::default().event("gap").data(gap.to_string()));
+    }
     let closing = st.closing.clone();
+    let gate = st.streams.clone();
+    let token = caller.map(|c| c.token_hash.clone());
     tokio::spawn(async move {
+        let _slot = slot;
+        let revoked = async {
+            match token {
+                Some(t) => gate.revoked(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = closing.cancelled() => {}
+            _ = revoked => {}
             _ = feed_client(registry, &mut live, last, tx) => {}
         }
     });
-    let events = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|r| (Ok::<_, Infallible>(event_of(&r)), rx))
-    });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let events =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx)) });
+    // A comment every 5 s keeps proxies from closing an idle stream, and is how the server
+    // notices a client that left without a word (a write fails): its place is given back.
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(5))))
 }
 
 /// Sends one client every feed row after `last`: from the store, then live; back to the store
@@ -342,7 +361,7 @@ async fn feed_client(
     registry: crate::registry::Registry,
     live: &mut tokio::sync::broadcast::Receiver<FeedRow>,
     mut last: i64,
-    tx: tokio::sync::mpsc::Sender<FeedRow>,
+    tx: tokio::sync::mpsc::Sender<Event>,
 ) {
     {
         loop {
@@ -358,7 +377,7 @@ async fn feed_client(
                 let n = rows.len();
                 for r in rows {
                     last = r.seq;
-                    if tx.send(r).await.is_err() {
+                    if tx.send(event_of(&r)).await.is_err() {
                         return;
                     }
                 }
@@ -368,11 +387,16 @@ async fn feed_client(
             }
             // Live, until a gap (lagged) sends us back to the store.
             loop {
-                match live.recv().await {
+                // A client that went away ends its task now, not at the next change.
+                let next = tokio::select! {
+                    r = live.recv() => r,
+                    _ = tx.closed() => return,
+                };
+                match next {
                     Ok(r) if r.seq <= last => continue,
                     Ok(r) if r.seq == last + 1 => {
                         last = r.seq;
-                        if tx.send(r).await.is_err() {
+                        if tx.send(event_of(&r)).await.is_err() {
                             return;
                         }
                     }

@@ -44,6 +44,9 @@ pub struct Args {
     /// The JetStream stream (its subjects are its name in lower case, `_` as `.`).
     #[arg(long, env = "TIANWANG_NATS_STREAM", default_value = "TIANWANG_EVENTS")]
     nats_stream: String,
+    /// Live alert streams (SSE) this node serves at once; one more is answered 503.
+    #[arg(long, env = "TIANWANG_MAX_STREAMS", default_value_t = tianwang::alerts::streams::DEFAULT_MAX_STREAMS)]
+    max_streams: usize,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -72,7 +75,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let opts = AppOptions { ingest: !args.no_ingest, writer, order_rounds: true, nats };
+    let opts = AppOptions {
+        ingest: !args.no_ingest,
+        writer,
+        order_rounds: true,
+        nats,
+        max_streams: args.max_streams,
+        ..AppOptions::default()
+    };
     serve(&args.config, &args.db.url, args.listen, opts).await
 }
 

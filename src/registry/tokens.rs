@@ -65,6 +65,23 @@ impl Registry {
     }
 
     /// Revokes a token by name; false when there is none active of that name.
+    /// The hashes of every token valid now (live streams end when theirs leaves the set).
+    pub async fn valid_token_hashes(&self) -> Result<std::collections::HashSet<String>, RegistryError> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT hash FROM api_tokens WHERE revoked_at_ms IS NULL")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Whether the token with this hash is valid now.
+    pub async fn token_hash_valid(&self, hash: &str) -> Result<bool, RegistryError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE hash = $1 AND revoked_at_ms IS NULL")
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(n.is_some())
+    }
+
     pub async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, RegistryError> {
         let mut tx = self.begin().await?;
         let r = sqlx::query("UPDATE api_tokens SET revoked_at_ms = $2 WHERE name = $1 AND revoked_at_ms IS NULL")

@@ -150,7 +150,7 @@ impl TestApp {
         Self::spawn_opts(config, db, app_clock, clock, opts).await
     }
 
-    async fn spawn_opts(
+    pub async fn spawn_opts(
         config: &Path,
         db: &TestDb,
         app_clock: Arc<dyn tianwang::clock::Clock>,
