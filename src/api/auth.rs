@@ -195,10 +195,13 @@ pub fn admitted(method: &Method, path: &str) -> Option<&'static [Role]> {
         // The dashboard's files hold no data; what they show comes from the API with a token.
         return None;
     }
+    Some(rule_for(method, path).map_or(ADMIN, |r| r.roles))
+}
+
+/// The rule of the role table that decides for `method` on `path`, if any names it.
+pub fn rule_for(method: &Method, path: &str) -> Option<&'static Rule> {
     let write = method != Method::GET && method != Method::HEAD;
-    let rule =
-        ROLE_TABLE.iter().find(|r| (r.access == Any || (r.access == Write) == write) && route_matches(r.route, path));
-    Some(rule.map_or(ADMIN, |r| r.roles))
+    ROLE_TABLE.iter().find(|r| (r.access == Any || (r.access == Write) == write) && route_matches(r.route, path))
 }
 
 /// Wrong tokens per address: after `MAX_FAILURES` within `WINDOW_MS`, further wrong tokens from
