@@ -114,6 +114,8 @@ pub struct AppState {
     pub closing: CancellationToken,
     /// How many live streams may be open, and the end of those whose token goes.
     pub streams: crate::alerts::streams::StreamGate,
+    /// What is kept and for how long; the last sweep.
+    pub retention: crate::retention::Retention,
 }
 
 /// A background task the app owns: its name (for the log), its own stop signal, its handle.
@@ -359,6 +361,30 @@ impl App {
         if let Some(h) = mqtt_task {
             tasks.push(Task { name: "mqtt", stop: mqtt_stop, handle: h });
         }
+        // Retention: the tables on the node that writes alerts, bounded by every consumer this
+        // node knows; the pictures where detection keeps them.
+        let mut readers: Vec<String> =
+            crate::events::Lane::ALL.into_iter().map(crate::alerts::service::consumer).collect();
+        readers.push(crate::geo::watch::CONSUMER.to_string());
+        if opts.nats.is_some() {
+            readers.push(crate::events::jetstream::RELAY.to_string());
+        }
+        let feed_readers = webhooks
+            .states()
+            .into_iter()
+            .map(|w| format!("webhook:{}", w.name))
+            .chain(mqtt.as_ref().map(|_| "mqtt".to_string()))
+            .collect();
+        let retention = crate::retention::Retention::new(
+            registry.clone(),
+            config.retention.clone(),
+            Some(crate::retention::Consumers { events: readers, feed: feed_readers }),
+            detect.as_ref().map(|d| d.media_dir().to_path_buf()),
+            clock.clone(),
+        )
+        .when_active(alerts.active());
+        let r = retention.clone();
+        Task::start(&mut tasks, &root, "retention", |stop| r.spawn(stop));
         let closing = root.child_token();
         let registry_for_streams = registry.clone();
         let state = AppState {
@@ -384,6 +410,7 @@ impl App {
                 opts.max_replay,
                 closing,
             ),
+            retention,
         };
         #[cfg(unix)]
         {

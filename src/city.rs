@@ -12,6 +12,7 @@ use crate::maintenance::config::{
     CrewConfig, MaintenanceConfig, QualityOverride, check_crews, check_overrides, read_crews, read_maintenance,
     read_quality_overrides,
 };
+use crate::retention::{RetentionConfig, read_retention};
 
 /// A whole configuration directory, valid.
 ///
@@ -35,6 +36,9 @@ pub struct CityConfig {
     pub crews: Vec<CrewConfig>,
     /// `[[quality_override]]`: per-camera quality-check thresholds and checks turned off.
     pub quality_overrides: Vec<QualityOverride>,
+    /// `[retention]`: how long events, alert changes, passages, pictures and history are kept
+    /// (the defaults when the table is absent).
+    pub retention: RetentionConfig,
 }
 
 impl std::ops::Deref for CityConfig {
@@ -63,6 +67,7 @@ const SITE_FILE_KEYS: &[&str] = &[
     "maintenance",
     "crew",
     "quality_override",
+    "retention",
 ];
 
 /// Reads and validates every `*.toml` under `dir` (recursively). All problems are reported at once.
@@ -81,6 +86,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let maintenance = site.and_then(|s| read_maintenance(s, &mut errs));
     let crews = site.map(|s| read_crews(s, &mut errs)).unwrap_or_default();
     let quality_overrides = site.map(|s| read_quality_overrides(s, &mut errs)).unwrap_or_default();
+    let retention = site.map(|s| read_retention(s, &mut errs)).unwrap_or_default();
 
     let shared = read_shared(&files, &mut errs);
     check_crews(&crews, &shared.grid, !map.cells.is_empty(), &mut errs);
@@ -101,6 +107,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
             maintenance,
             crews,
             quality_overrides,
+            retention,
         }),
         _ => Err(ConfigErrors(errs)),
     }

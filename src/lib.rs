@@ -14,6 +14,7 @@ pub mod logging;
 pub mod maintenance;
 pub mod plate;
 pub mod registry;
+pub mod retention;
 pub mod server;
 pub mod sim;
 pub mod web;

@@ -15,7 +15,16 @@ use crate::events::Lane;
 use crate::registry::{ALERT_WRITER, Placement, RoleHolder, WorkerLoad};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/cluster", get(cluster))
+    Router::new().route("/api/v1/cluster", get(cluster)).route("/api/v1/retention", get(retention))
+}
+
+/// What is kept and for how long (`[retention]`), and what the last sweep deleted: rows by table,
+/// pictures by age and for the disk's free-space floor, and the consumer that holds old events
+/// or alert changes back when one does.
+#[utoipa::path(get, path = "/api/v1/retention", tag = "health",
+    responses((status = 200, body = crate::retention::RetentionStatus)))]
+pub async fn retention(State(st): State<AppState>) -> Json<crate::retention::RetentionStatus> {
+    Json(st.retention.status())
 }
 
 /// A consumer of the event log or of the alert change feed, and how far behind it is.

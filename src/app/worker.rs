@@ -248,6 +248,19 @@ impl Worker {
         Task::start(&mut tasks, &root, "health retry", |stop| {
             tokio::spawn(retry_statuses(health.clone(), clock.clone(), stop))
         });
+        if let Some(d) = &state.detect {
+            // The pictures this worker keeps: by age and by the disk's free-space floor (the
+            // tables are swept by the serve node that writes alerts).
+            let cfg = state.config.read().map(|c| c.retention.clone()).unwrap_or_default();
+            let r = crate::retention::Retention::new(
+                state.registry.clone(),
+                cfg,
+                None,
+                Some(d.media_dir().to_path_buf()),
+                clock.clone(),
+            );
+            Task::start(&mut tasks, &root, "retention", |stop| r.spawn(stop));
+        }
         #[cfg(unix)]
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(hup) => {

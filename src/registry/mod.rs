@@ -14,6 +14,7 @@ mod geo_inputs;
 mod leases;
 mod orders;
 mod problems;
+mod retention;
 mod roles;
 mod schema;
 mod sync;
@@ -37,6 +38,7 @@ pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, O
 pub use leases::{Beat, Lease, LeaseBook, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};
 pub use orders::{NewOrder, OrderChangeError, OrderFilter, OrderLogEntry, OrderLogged, OrderState, WorkOrder};
 pub use problems::ProblemRow;
+pub use retention::{DeletedPassage, OpenRefs};
 pub use roles::{ALERT_WRITER, CommandOutcome, QueuedCommand, RoleFence, RoleHolder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
