@@ -65,6 +65,8 @@ pub struct AppOptions {
     pub max_streams: usize,
     /// The most changes a live stream replays before going live.
     pub max_replay: i64,
+    /// How long a request may take to be answered (`server::layers`).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for AppOptions {
@@ -76,6 +78,7 @@ impl Default for AppOptions {
             nats: None,
             max_streams: crate::alerts::streams::DEFAULT_MAX_STREAMS,
             max_replay: crate::alerts::streams::DEFAULT_MAX_REPLAY,
+            request_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -116,6 +119,8 @@ pub struct AppState {
     pub streams: crate::alerts::streams::StreamGate,
     /// What is kept and for how long; the last sweep.
     pub retention: crate::retention::Retention,
+    /// How long a request may take to be answered.
+    pub request_timeout: std::time::Duration,
 }
 
 /// A background task the app owns: its name (for the log), its own stop signal, its handle.
@@ -411,6 +416,7 @@ impl App {
                 closing,
             ),
             retention,
+            request_timeout: opts.request_timeout,
         };
         #[cfg(unix)]
         {

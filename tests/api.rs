@@ -340,3 +340,50 @@ fn the_role_table_covers_every_route_and_is_the_documented_one() {
     let text = std::fs::read_to_string(&page).unwrap_or_default();
     assert!(text == roles_markdown(), "docs/ROLES.md differs from the role table; TIANWANG_BLESS=1 rewrites it");
 }
+
+/// The HTTP layers: gzip for a client that accepts it (never for a live stream), and a request
+/// that cannot be answered in time (the database held by a long write) abandoned with a 503, its
+/// write not made, the next request served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_are_compressed_and_a_stuck_request_times_out() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let clock = tianwang::clock::SimClock::at(1_780_000_000_000);
+    let opts = tianwang::app::AppOptions {
+        ingest: false,
+        order_rounds: false,
+        request_timeout: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_opts(&common::demo_config(), &db, std::sync::Arc::new(clock.clone()), clock, opts).await;
+
+    let plain = app.client.get(app.url("/api/v1/cameras?limit=500")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: Value = plain.json().await.unwrap();
+    let gz =
+        app.client.get(app.url("/api/v1/cameras?limit=500")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(gz.headers().get("content-encoding").and_then(|v| v.to_str().ok()), Some("gzip"));
+    let bytes = gz.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
+    assert!(bytes.len() * 3 < text.len(), "{} bytes for {} of JSON", bytes.len(), text.len());
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), plain);
+    let sse = app.client.get(app.url("/api/v1/alerts/stream")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    assert!(sse.headers().get("content-encoding").is_none(), "a live stream compressed: {:?}", sse.headers());
+    drop(sse);
+
+    // A long write holds the database: the watchlist entry waits, and is abandoned after 1 s.
+    let hold = app.registry.begin().await.unwrap();
+    let entry = serde_json::json!({"pattern": "豫A12345", "reason": "stolen"});
+    let (status, body, text) = app.post("/api/v1/watchlists", &entry).await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(body["error"]["kind"], "unavailable", "{text}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("took longer than 1 s"), "{text}");
+    hold.rollback().await.unwrap();
+    let (status, list, _) = app.get("/api/v1/watchlists").await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "the abandoned request's write was made: {list}");
+    let (status, _, text) = app.post("/api/v1/watchlists", &entry).await;
+    assert_eq!(status, 201, "{text}");
+    app.stop().await;
+}

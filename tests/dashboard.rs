@@ -111,6 +111,18 @@ fn the_dashboard_in_headless_chromium_against_the_demo_city() {
     assert!(status.success(), "tests/web/dashboard.mjs failed ({status}); the demo's log ends:\n{}", tail(&log, 40));
     // The token went to the browser in a header only: never into the server's log.
     assert!(!log.contains(&token), "the token appears in the demo's log");
+    // The access log has a line per request with its caller and status, and no query (a live
+    // stream's query may carry its token).
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("tianwang::access")).collect();
+    assert!(
+        access.iter().any(|l| l.contains("method=GET")
+            && l.contains("path=/api/v1/alerts")
+            && l.contains("status=200")
+            && l.contains("role=admin")),
+        "no access-log line for the alerts the dashboard read:\n{}",
+        tail(&log, 40)
+    );
+    assert!(access.iter().all(|l| !l.contains("access_token") && !l.contains('?')), "a query in the access log");
     for view in ["alerts", "cameras", "map", "planning", "maintenance", "interception", "alerts-laptop"] {
         let png = std::fs::read(shots.join(format!("{view}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{view}.png");

@@ -309,6 +309,17 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
         .into_response();
     }
     let mut req = req;
+    let who = Signed { name: caller.name.clone(), role: caller.role };
     req.extensions_mut().insert(caller);
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    // For the access log (outside this layer): who asked, never the token.
+    resp.extensions_mut().insert(who);
+    resp
+}
+
+/// The caller a response answered (its token's name and role), for the access log.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub name: String,
+    pub role: Role,
 }

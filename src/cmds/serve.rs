@@ -47,6 +47,10 @@ pub struct Args {
     /// Live alert streams (SSE) this node serves at once; one more is answered 503.
     #[arg(long, env = "TIANWANG_MAX_STREAMS", default_value_t = tianwang::alerts::streams::DEFAULT_MAX_STREAMS)]
     max_streams: usize,
+    /// Seconds a request may take to be answered (a live stream's body is not bounded); a slower
+    /// one is abandoned with a 503.
+    #[arg(long, env = "TIANWANG_REQUEST_TIMEOUT_S", default_value_t = 60)]
+    request_timeout_s: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -65,6 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             format!("{}:{}", if host.is_empty() { "tianwang" } else { host.as_str() }, args.listen.port())
         }
     };
+    anyhow::ensure!((1..=3600).contains(&args.request_timeout_s), "--request-timeout-s: 1 to 3600 seconds");
     let writer = WriterRole { node, ttl_ms: (args.writer_lease_s * 1000.0) as i64 };
     let nats = match args.nats {
         Some(url) => {
@@ -81,6 +86,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         order_rounds: true,
         nats,
         max_streams: args.max_streams,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_s),
         ..AppOptions::default()
     };
     serve(&args.config, &args.db.url, args.listen, opts).await
