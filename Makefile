@@ -3,7 +3,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tianwang/target
 export CARGO_TARGET_DIR
 
-.PHONY: setup demo test bench check-config
+.PHONY: setup demo test fuzz bench check-config
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,10 @@ demo: setup
 
 test: setup
 	@bash scripts/test.sh
+
+# The longer property runs: schemathesis with many more examples per operation and role.
+fuzz: setup
+	TIANWANG_SCHEMATHESIS_EXAMPLES=$${TIANWANG_SCHEMATHESIS_EXAMPLES:-500} cargo test --locked --test schemathesis -- --nocapture
 
 bench: setup
 	cargo bench --locked

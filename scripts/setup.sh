@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Debian packages the build, the demo and the tests need.
 PACKAGES=(
-  build-essential pkg-config curl ca-certificates python3 python3-pip
+  build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
@@ -50,4 +50,15 @@ python3 scripts/fetch_models.py --manifest models/MODELS.toml --root .
 if [ ! -d tests/web/node_modules/playwright-core ] || [ tests/web/package-lock.json -nt tests/web/node_modules/.package-lock.json ]; then
   echo "setup: installing the browser test's npm packages (tests/web)" >&2
   (cd tests/web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# Schemathesis (PyPI) for tests/schemathesis.rs, in a virtualenv of its own. Pinned: 4.x reads
+# OpenAPI 3.1 (what utoipa 5 writes) natively, where 3.x needs `--experimental=openapi-3.1` and
+# checks 3.1 documents only partly; 4.32.5 runs on Debian 12's Python 3.11.
+SCHEMATHESIS_VERSION=4.32.5
+VENV="${TIANWANG_VENV:-$HOME/.cache/tianwang/venv}"
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, version $SCHEMATHESIS_VERSION"; then
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
