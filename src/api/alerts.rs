@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::alerts::alarm::{AlarmError, AlarmInput, AlarmOutcome};
 use crate::registry::{
     AlertChangeError, AlertFilter, AlertKind, AlertOp, AlertRow, AlertStatus, AuditRow, FeedRow, Severity,
@@ -132,7 +132,7 @@ pub struct AlertDetail {
 /// One alert with its audit trail (every change: who, when, what).
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
     responses((status = 200, body = AlertDetail), (status = 404, body = ErrorBody)))]
-pub async fn one(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<AlertDetail>, ApiError> {
+pub async fn one(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<AlertDetail>, ApiError> {
     let alert = st.registry.get_alert(id).await?.ok_or_else(|| ApiError::NotFound(format!("alert {id} not found")))?;
     Ok(Json(AlertDetail { audit: st.registry.alert_audit(id).await?, alert }))
 }
@@ -153,7 +153,7 @@ async fn operate(st: &AppState, caller: &Caller, id: i64, op: AlertOp) -> Result
 pub async fn acknowledge(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AlertRow>, ApiError> {
     operate(&st, &caller, id, AlertOp::Acknowledge).await
 }
@@ -171,7 +171,7 @@ pub struct ResolveBody {
 pub async fn resolve(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<ResolveBody>,
 ) -> Result<Json<AlertRow>, ApiError> {
     operate(&st, &caller, id, AlertOp::Resolve { note: b.note }).await
@@ -189,7 +189,7 @@ pub struct AssignBody {
 pub async fn assign(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<AssignBody>,
 ) -> Result<Json<AlertRow>, ApiError> {
     if b.to.trim().is_empty() {
@@ -210,7 +210,7 @@ pub struct CommentBody {
 pub async fn comment(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<CommentBody>,
 ) -> Result<Json<AlertRow>, ApiError> {
     if b.text.trim().is_empty() {

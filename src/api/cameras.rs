@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::ApiQuery;
+use super::extract::{ApiPath, ApiQuery};
 use crate::clock::rfc3339;
 use crate::config::{CameraKind, CameraStatus, Gb28181Code, Owner};
 use crate::registry::{CameraFilter, CameraRow, StatusChange};
@@ -241,7 +241,10 @@ pub async fn list_cameras(
 #[utoipa::path(get, path = "/api/v1/cameras/{id}", tag = "cameras",
     params(("id" = String, Path, description = "camera id")),
     responses((status = 200, body = CameraView), (status = 404, body = ErrorBody)))]
-pub async fn get_camera(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<CameraView>, ApiError> {
+pub async fn get_camera(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CameraView>, ApiError> {
     match st.registry.get_camera(&id).await? {
         Some(c) => Ok(Json(c.into())),
         None => Err(ApiError::NotFound(format!("camera {id:?} not found"))),
@@ -288,7 +291,7 @@ async fn history_limit(st: &AppState, id: &str, p: &HistoryParams) -> Result<u32
     responses((status = 200, body = [StatusChangeView]), (status = 404, body = ErrorBody)))]
 pub async fn status_history(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<StatusChangeView>>, ApiError> {
     let limit = history_limit(&st, &id, &p).await?;
@@ -310,7 +313,7 @@ pub struct IngestTransitionView {
     responses((status = 200, body = [IngestTransitionView]), (status = 404, body = ErrorBody)))]
 pub async fn ingest_history(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(p): ApiQuery<HistoryParams>,
 ) -> Result<Json<Vec<IngestTransitionView>>, ApiError> {
     let limit = history_limit(&st, &id, &p).await?;

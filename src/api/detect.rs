@@ -2,7 +2,7 @@
 //! checkpoints (by plate, wildcard, camera, time) and one vehicle's trajectory.
 //! `GET /api/v1/passages` is routed in `geo.rs`, beside the `POST` on the same path.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::detect::watchlist::{WatchlistEntry, WatchlistError, WatchlistInput, WatchlistPatch, plate_query};
 use crate::registry::{NewPassage, PassageFilter, PassageRow, TrajectoryPoint, WatchlistChangeError};
 
@@ -85,7 +85,10 @@ pub async fn create_watchlist(
 /// One watchlist entry, revoked or not.
 #[utoipa::path(get, path = "/api/v1/watchlists/{id}", tag = "watchlists", params(("id" = i64, Path, description = "id")),
     responses((status = 200, body = WatchlistEntry), (status = 404, body = ErrorBody)))]
-pub async fn get_watchlist(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<WatchlistEntry>, ApiError> {
+pub async fn get_watchlist(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<WatchlistEntry>, ApiError> {
     st.registry
         .watchlist(id)
         .await?
@@ -100,7 +103,7 @@ pub async fn get_watchlist(State(st): State<AppState>, Path(id): Path<i64>) -> R
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update_watchlist(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     caller: Option<Extension<Caller>>,
     ApiJson(patch): ApiJson<WatchlistPatch>,
 ) -> Result<Json<WatchlistEntry>, ApiError> {
@@ -112,7 +115,7 @@ pub async fn update_watchlist(
     responses((status = 200, body = WatchlistEntry), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn revoke_watchlist(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     caller: Option<Extension<Caller>>,
 ) -> Result<Json<WatchlistEntry>, ApiError> {
     let entry = st.registry.revoke_watchlist(id, caller_name(&caller), st.clock.now_ms()).await?;
@@ -203,7 +206,7 @@ pub struct TrajectoryParams {
     responses((status = 200, body = [TrajectoryPoint]), (status = 400, body = ErrorBody)))]
 pub async fn trajectory(
     State(st): State<AppState>,
-    Path(plate): Path<String>,
+    ApiPath(plate): ApiPath<String>,
     ApiQuery(p): ApiQuery<TrajectoryParams>,
 ) -> Result<Json<Vec<TrajectoryPoint>>, ApiError> {
     check_window(p.from, p.to)?;

@@ -44,3 +44,22 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for ApiJ
         }
     }
 }
+
+/// `Path<T>` with a 400 `bad_request` body that says which path segment is wrong (axum's own
+/// rejection is plain text, e.g. for an id past `i64::MAX`).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(t)) => Ok(ApiPath(t)),
+            Err(axum::extract::rejection::PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::BadRequest(format!("bad path: {}", e.body_text().trim_start_matches("Invalid URL: "))))
+            }
+            // A route without the parameters its handler reads: our bug, not the client's.
+            Err(other) => Err(ApiError::Internal(other.body_text())),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::geo::GeoModel;
 use crate::geo::coverage::{CellCoverage, CoverageQuery, CoverageReport, Lengths, RoadCoverage, StateFilter};
 use crate::geo::dori::DoriLevel;
@@ -230,7 +230,7 @@ pub async fn rings(State(st): State<AppState>) -> Result<Json<Vec<RingState>>, A
 /// One ring.
 #[utoipa::path(get, path = "/api/v1/rings/{id}", tag = "planning", params(("id" = String, Path, description = "ring id")),
     responses((status = 200, body = RingState), (status = 404, body = ErrorBody)))]
-pub async fn ring(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<RingState>, ApiError> {
+pub async fn ring(State(st): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<RingState>, ApiError> {
     ring_states(&st)
         .await?
         .into_iter()
@@ -282,7 +282,7 @@ pub struct LayerParams {
         (status = 404, body = ErrorBody)))]
 pub async fn layer(
     State(st): State<AppState>,
-    Path(layer): Path<String>,
+    ApiPath(layer): ApiPath<String>,
     ApiQuery(p): ApiQuery<LayerParams>,
 ) -> Result<Response, ApiError> {
     let levels: Vec<DoriLevel> = match &p.levels {
@@ -359,7 +359,7 @@ pub async fn list_interceptions(State(st): State<AppState>) -> Result<Json<Vec<I
     responses((status = 200, body = InterceptionRow), (status = 404, body = ErrorBody)))]
 pub async fn get_interception(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<InterceptionRow>, ApiError> {
     st.registry.expire_interceptions(st.clock.now_ms()).await?;
     st.registry
@@ -383,7 +383,7 @@ pub struct CloseRequest {
     request_body = CloseRequest, responses((status = 200, body = InterceptionRow), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn close_interception(
     State(st): State<AppState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(req): ApiJson<CloseRequest>,
 ) -> Result<Json<InterceptionRow>, ApiError> {
     let now = st.clock.now_ms();

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiPath;
 use crate::app::{AppError, ReloadReport};
 use crate::ingest::{Frame, HealthSnapshot, Ingest, PixelFormat};
 
@@ -40,10 +41,11 @@ async fn known_camera(st: &AppState, id: &str) -> Result<(), ApiError> {
 /// One camera's ingest health.
 #[utoipa::path(get, path = "/api/v1/cameras/{id}/health", tag = "health",
     params(("id" = String, Path, description = "camera id")),
-    responses((status = 200, body = HealthSnapshot), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = HealthSnapshot), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "ingest is off on this node (`serve --no-ingest`)")))]
 pub async fn camera_health(
     State(st): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<HealthSnapshot>, ApiError> {
     known_camera(&st, &id).await?;
     match ingest(&st)?.health(&id) {
@@ -53,7 +55,8 @@ pub async fn camera_health(
 }
 
 /// Every ingested camera's health, worst first (backoff, stalled, connecting, streaming).
-#[utoipa::path(get, path = "/api/v1/health/cameras", tag = "health", responses((status = 200, body = [HealthSnapshot])))]
+#[utoipa::path(get, path = "/api/v1/health/cameras", tag = "health", responses((status = 200, body = [HealthSnapshot]),
+    (status = 503, body = ErrorBody, description = "ingest is off on this node (`serve --no-ingest`)")))]
 pub async fn all_health(State(st): State<AppState>) -> Result<Json<Vec<HealthSnapshot>>, ApiError> {
     Ok(Json(ingest(&st)?.all_health()))
 }
@@ -61,8 +64,9 @@ pub async fn all_health(State(st): State<AppState>) -> Result<Json<Vec<HealthSna
 /// The last frame the camera delivered, as JPEG.
 #[utoipa::path(get, path = "/api/v1/cameras/{id}/snapshot.jpg", tag = "health",
     params(("id" = String, Path, description = "camera id")),
-    responses((status = 200, content_type = "image/jpeg", description = "the last frame"), (status = 404, body = ErrorBody)))]
-pub async fn snapshot(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    responses((status = 200, content_type = "image/jpeg", description = "the last frame"), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "ingest is off on this node (`serve --no-ingest`)")))]
+pub async fn snapshot(State(st): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     known_camera(&st, &id).await?;
     let Some(frame) = ingest(&st)?.last_frame(&id) else {
         return Err(ApiError::NotFound(format!("camera {id:?} has delivered no frame yet")));

@@ -1,7 +1,7 @@
 //! Maintenance endpoints for crews: work orders, maintenance mode, availability, the report, and
 //! the below-HD cameras to replace.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::clock::Millis;
 use crate::geo::dori::DoriLevel;
 use crate::maintenance::availability::{self, Availability, CameraAvailability, RepeatOffender};
@@ -78,7 +78,7 @@ pub async fn list_orders(
 /// One work order with its log.
 #[utoipa::path(get, path = "/api/v1/maintenance/orders/{id}", tag = "maintenance", params(("id" = i64, Path, description = "order id")),
     responses((status = 200, body = WorkOrder), (status = 404, body = ErrorBody)))]
-pub async fn get_order(State(st): State<AppState>, Path(id): Path<i64>) -> Result<Json<WorkOrder>, ApiError> {
+pub async fn get_order(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<WorkOrder>, ApiError> {
     let mut o = st
         .registry
         .get_order(id)
@@ -128,7 +128,7 @@ pub async fn open_order(
     let Some(id) = st.registry.open_order(&o, now).await? else {
         return Err(ApiError::Conflict(format!("camera {} already has an active work order for {cause}", b.camera_id)));
     };
-    get_order(State(st), Path(id)).await
+    get_order(State(st), ApiPath(id)).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,7 +145,7 @@ pub struct NoteBody {
 pub async fn note(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<NoteBody>,
 ) -> Result<Json<WorkOrder>, ApiError> {
     if b.text.trim().is_empty() && b.photo.is_none() {
@@ -155,7 +155,7 @@ pub async fn note(
         return Err(ApiError::BadRequest("text at most 4000 characters, photo path at most 1000".into()));
     }
     st.registry.order_note(id, &caller.name, b.text.trim(), b.photo.as_deref(), st.clock.now_ms()).await?;
-    get_order(State(st), Path(id)).await
+    get_order(State(st), ApiPath(id)).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -170,14 +170,14 @@ pub struct AssignBody {
 pub async fn assign(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<AssignBody>,
 ) -> Result<Json<WorkOrder>, ApiError> {
     if b.crew.trim().is_empty() {
         return Err(ApiError::BadRequest("crew: the crew's id".into()));
     }
     st.registry.assign_order(id, b.crew.trim(), &caller.name, st.clock.now_ms()).await?;
-    get_order(State(st), Path(id)).await
+    get_order(State(st), ApiPath(id)).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -196,12 +196,12 @@ pub struct CloseBody {
 pub async fn close(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(b): ApiJson<CloseBody>,
 ) -> Result<Json<WorkOrder>, ApiError> {
     let by = b.by.filter(|s| !s.trim().is_empty()).unwrap_or(caller.name);
     st.registry.close_order(id, &by, b.note.trim(), st.clock.now_ms()).await?;
-    get_order(State(st), Path(id)).await
+    get_order(State(st), ApiPath(id)).await
 }
 
 /// Runs a work-order round now (opening, verification); rounds also run on their own every
@@ -232,7 +232,7 @@ pub struct ModeReply {
 pub async fn set_mode(
     State(st): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(b): ApiJson<ModeBody>,
 ) -> Result<Json<ModeReply>, ApiError> {
     let on = match b.mode.as_str() {

@@ -6,13 +6,14 @@
 use std::path::{Path as FsPath, PathBuf};
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiPath;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/passages/{id}/{picture}", get(picture))
@@ -24,7 +25,7 @@ pub fn router() -> Router<AppState> {
     responses((status = 200, content_type = "image/jpeg", description = "the picture"), (status = 404, body = ErrorBody)))]
 pub async fn picture(
     State(st): State<AppState>,
-    Path((id, picture)): Path<(i64, String)>,
+    ApiPath((id, picture)): ApiPath<(i64, String)>,
 ) -> Result<Response, ApiError> {
     let p = st.registry.passage(id).await?.ok_or_else(|| ApiError::NotFound(format!("passage {id} not found")))?;
     let stored = match picture.as_str() {

@@ -163,9 +163,77 @@ use error::ApiError;
         crate::registry::AlertRow,
         crate::registry::AuditRow,
         crate::registry::FeedRow
-    ))
+    )),
+    modifiers(&CommonResponses)
 )]
 pub struct ApiDoc;
+
+/// What the document says once for every operation rather than in each handler's annotation:
+/// the answers of the token check (`auth::require`, in front of every route but `/healthz`), the
+/// 400 of any operation that takes parameters or a body (a path, query or body that does not
+/// parse is refused by `extract`'s extractors before the handler runs), and the shape of an
+/// interception's stored plan (the registry keeps it as JSON; it is the `RingPlan`s, innermost
+/// first).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ArrayBuilder, Schema};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for op in ops.into_iter().flatten() {
+                let takes_input = op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let responses = &mut op.responses.responses;
+                if takes_input {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        error("a path segment, query parameter or body that does not parse or is out of range")
+                    });
+                }
+                if path == "/healthz" {
+                    continue;
+                }
+                responses.entry("401".into()).or_insert_with(|| error("no token, or an unknown or revoked one"));
+                responses.entry("403".into()).or_insert_with(|| error("the token's role does not reach this endpoint"));
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| error("too many wrong tokens from this address within a minute"));
+            }
+        }
+        if let Some(components) = doc.components.as_mut()
+            && let Some(RefOr::T(Schema::Object(row))) = components.schemas.get_mut("InterceptionRow")
+        {
+            row.properties.insert(
+                "plan".into(),
+                ArrayBuilder::new()
+                    .items(Ref::from_schema_name("RingPlan"))
+                    .description(Some("the rings around the incident, innermost first"))
+                    .into(),
+            );
+        }
+    }
+}
 
 pub fn router(state: AppState) -> Router {
     Router::new()
