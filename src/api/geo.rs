@@ -275,9 +275,22 @@ pub struct LayerParams {
     pub levels: Option<String>,
 }
 
+/// The map layers `GET /api/v1/geo/layers/{layer}` serves, for the document (the handler reads the
+/// segment as text and answers 404 for any other).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum LayerName {
+    Cameras,
+    Roads,
+    Cells,
+    Rings,
+    Entrances,
+}
+
 /// Map layers as GeoJSON: `cameras`, `roads`, `cells`, `rings`, `entrances`.
 #[utoipa::path(get, path = "/api/v1/geo/layers/{layer}", tag = "planning",
-    params(("layer" = String, Path, description = "cameras, roads, cells, rings or entrances"), LayerParams),
+    params(("layer" = LayerName, Path, description = "cameras, roads, cells, rings or entrances"), LayerParams),
     responses((status = 200, description = "GeoJSON FeatureCollection", content_type = "application/geo+json"),
         (status = 404, body = ErrorBody)))]
 pub async fn layer(

@@ -112,6 +112,7 @@ use error::ApiError;
         crate::maintenance::vqd::Measures,
         crate::detect::service::DetectorStats,
         geo::CoverageSummary,
+        geo::LayerName,
         geo::InterceptionStarted,
         geo::CloseRequest,
         geo::PassageRecorded,
