@@ -16,6 +16,7 @@ test: setup
 
 # The longer property runs: schemathesis with many more examples per operation and role.
 fuzz: setup
+	TIANWANG_FUZZ_CASES=$${TIANWANG_FUZZ_CASES:-20000} cargo test --locked --test fuzz
 	TIANWANG_SCHEMATHESIS_EXAMPLES=$${TIANWANG_SCHEMATHESIS_EXAMPLES:-500} cargo test --locked --test schemathesis -- --nocapture
 
 bench: setup
