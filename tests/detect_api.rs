@@ -413,8 +413,13 @@ async fn passage_queries_filter_by_plate_camera_and_time_and_page(engine: Engine
         [k("cp-3", 9), k("cp-1", 7), k("cp-1", 5), k("cp-2", 1)],
         "* is any run"
     );
-    assert_eq!(list(vec![("plate", p("?A12345"))]).await.0, [k("cp-3", 9), k("cp-1", 5), k("cp-3", 4), k("cp-2", 1)]);
-    assert_eq!(list(vec![("plate", p("*88"))]).await.0, [k("cp-1", 2)]);
+    // A pattern that starts with a wildcard reads a whole window: it needs one, of at most 31 days.
+    let since = (t0 - 86_400_000).to_string();
+    assert_eq!(
+        list(vec![("plate", p("?A12345")), ("from", since.clone())]).await.0,
+        [k("cp-3", 9), k("cp-1", 5), k("cp-3", 4), k("cp-2", 1)]
+    );
+    assert_eq!(list(vec![("plate", p("*88")), ("from", since)]).await.0, [k("cp-1", 2)]);
     assert_eq!(list(vec![("camera", p("cp-1"))]).await.0, [k("cp-1", 7), k("cp-1", 5), k("cp-1", 2)]);
     assert_eq!(
         list(vec![("camera", p("cp-2")), ("plate", p("豫*"))]).await.0,
@@ -453,6 +458,8 @@ async fn passage_queries_filter_by_plate_camera_and_time_and_page(engine: Engine
         (vec![("limit", "1001")], "limit: "),
         (vec![("plate", "豫A$1")], "plate: "),
         (vec![("plate", "**")], "plate: "),
+        (vec![("plate", "*88")], "give `from`"),
+        (vec![("plate", "?A12345"), ("from", "0")], "at most 31 days"),
         (vec![("from", "10"), ("to", "10")], "to: "),
         (vec![("before", "999999")], "before: "),
         (vec![("from", "yesterday")], "from"),

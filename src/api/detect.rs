@@ -148,6 +148,9 @@ pub struct PassagePage {
     pub next_before: Option<i64>,
 }
 
+/// The longest window a passage search by a pattern that starts with a wildcard may read.
+const LEADING_WILDCARD_DAYS: i64 = 31;
+
 fn check_window(from: Option<i64>, to: Option<i64>) -> Result<(), ApiError> {
     match (from, to) {
         (Some(f), Some(t)) if t <= f => Err(ApiError::BadRequest(format!("to: {t} is not after from {f}"))),
@@ -168,6 +171,23 @@ pub async fn list_passages(
     }
     check_window(p.from, p.to)?;
     let plate = p.plate.as_deref().map(|s| plate_query("plate", s, true)).transpose()?;
+    if let Some(pattern) = plate.as_deref().filter(|x| x.starts_with(['*', '?'])) {
+        // No index can serve a pattern that starts with a wildcard: it reads every passage of
+        // its window, so the window is required and bounded.
+        let from = p.from.ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "plate: {pattern:?} starts with a wildcard, which reads every passage: give `from` \
+                 (a window of at most {LEADING_WILDCARD_DAYS} days), or start the pattern with the plate's first characters"
+            ))
+        })?;
+        let to = p.to.unwrap_or_else(|| st.clock.now_ms());
+        if to.saturating_sub(from) > LEADING_WILDCARD_DAYS * 86_400_000 {
+            return Err(ApiError::BadRequest(format!(
+                "plate: {pattern:?} starts with a wildcard: the window from `from` to `to` (or now) may be at most \
+                 {LEADING_WILDCARD_DAYS} days"
+            )));
+        }
+    }
     if let Some(b) = p.before
         && st.registry.passage(b).await?.is_none()
     {
