@@ -224,6 +224,27 @@ async fn coverage_and_linkage_over_http(engine: Engine) {
     assert_eq!(layer["features"].as_array().unwrap().len(), 32, "16 points + 16 sectors");
     let (_, rings, _) = app.get("/api/v1/geo/layers/rings").await;
     assert_eq!(rings["features"].as_array().unwrap().len(), 2);
+
+    // 32 planners at once cost one computation of the report; a camera going offline one more,
+    // and the answer follows it.
+    let reports = || app.geo.cache_counters().reports.load(std::sync::atomic::Ordering::Relaxed);
+    let summary = || async {
+        let (s, v, body) = app.get("/api/v1/coverage/summary?level=recognise&states=online").await;
+        assert_eq!(s, 200, "{body}");
+        v["overall"]["covered_m"].as_f64().unwrap()
+    };
+    let before = reports();
+    let answers = futures_util::future::join_all((0..32).map(|_| summary())).await;
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(reports() - before, 1, "32 requests at once computed the report more than once");
+    for cam in ["in-e-0", "in-n-0", "in-s-0", "in-w-0"] {
+        app.registry.set_status(cam, CameraStatus::Offline, "no frames", app.clock.now_ms(), None).await.unwrap();
+    }
+    let after = summary().await;
+    assert_eq!(reports() - before, 2);
+    assert!(after < answers[0], "four cameras offline and the same coverage: {after} vs {}", answers[0]);
+    assert_eq!(summary().await, after);
+    assert_eq!(reports() - before, 2, "the same state computed again");
     app.stop().await;
 }
 

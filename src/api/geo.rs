@@ -19,7 +19,7 @@ use crate::geo::dori::DoriLevel;
 use crate::geo::entrance::{EntranceCheck, EntranceRule};
 use crate::geo::geojson_out;
 use crate::geo::linkage::Seeing;
-use crate::geo::rings::{GuardRule, RingPlan, RingState};
+use crate::geo::rings::{RingPlan, RingState};
 use crate::geo::service::InterceptionRequest;
 use crate::registry::{EventRow, InterceptionRow, NewPassage, PassageRow};
 
@@ -75,15 +75,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(format!("geography computation failed: {e}")))
 }
 
-async fn full_report(st: &AppState, q: CoverageQuery) -> Result<(std::sync::Arc<GeoModel>, CoverageReport), ApiError> {
-    let m = model(st).await?;
-    let mm = m.clone();
-    let report = blocking(move || {
-        let ok: Vec<bool> = mm.check_entrances(&EntranceRule::default()).iter().map(|e| e.compliant).collect();
-        mm.coverage(q).report(&mm, &ok)
-    })
-    .await?;
-    Ok((m, report))
+/// The coverage report for `q`: computed once per version of the model (geography and camera
+/// states) and shared by every request meanwhile (`GeoService::report`).
+async fn full_report(
+    st: &AppState,
+    q: CoverageQuery,
+) -> Result<(std::sync::Arc<GeoModel>, std::sync::Arc<CoverageReport>), ApiError> {
+    Ok(st.geo.report(q).await?)
 }
 
 /// The coverage report's head: totals overall and per road class, cameras, the worst cells.
@@ -113,9 +111,9 @@ pub async fn coverage_summary(
     let worst = r.worst_cells.iter().take(20).filter_map(|id| r.cells.iter().find(|c| &c.id == id).cloned()).collect();
     Ok(Json(CoverageSummary {
         query: r.query,
-        dori_table: r.dori_table,
+        dori_table: r.dori_table.clone(),
         overall: r.overall,
-        by_class: r.by_class,
+        by_class: r.by_class.clone(),
         worst_cells: worst,
         roads: r.roads.len(),
         cells: r.cells.len(),
@@ -131,9 +129,9 @@ pub async fn coverage_cells(
     State(st): State<AppState>,
     ApiQuery(p): ApiQuery<CovParams>,
 ) -> Result<Json<Vec<CellCoverage>>, ApiError> {
-    let (_, mut r) = full_report(&st, p.query()).await?;
+    let (_, r) = full_report(&st, p.query()).await?;
     let rank = |id: &str| r.worst_cells.iter().position(|w| w == id).unwrap_or(usize::MAX);
-    let mut cells = std::mem::take(&mut r.cells);
+    let mut cells = r.cells.clone();
     cells.sort_by_key(|c| (rank(&c.id), c.id.clone()));
     Ok(Json(cells))
 }
@@ -146,11 +144,11 @@ pub async fn coverage_roads(
     ApiQuery(p): ApiQuery<CovParams>,
 ) -> Result<Json<Vec<RoadCoverage>>, ApiError> {
     let (_, r) = full_report(&st, p.query()).await?;
-    let mut roads = r.roads;
-    roads.sort_by(|a, b| a.id.cmp(&b.id));
     let limit = p.limit.unwrap_or(500).clamp(1, 10_000);
     let after = p.after.unwrap_or_default();
-    Ok(Json(roads.into_iter().filter(|x| x.id > after).take(limit).collect()))
+    let mut roads: Vec<&RoadCoverage> = r.roads.iter().filter(|x| x.id > after).collect();
+    roads.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(roads.into_iter().take(limit).cloned().collect()))
 }
 
 fn geojson(v: serde_json::Value) -> Response {
@@ -186,7 +184,6 @@ pub async fn entrances(
     State(st): State<AppState>,
     ApiQuery(p): ApiQuery<EntranceParams>,
 ) -> Result<Json<Vec<EntranceCheck>>, ApiError> {
-    let m = model(&st).await?;
     let mut rule = EntranceRule::default();
     if let Some(n) = p.min_cameras {
         rule.min_cameras = n.clamp(1, 20);
@@ -209,22 +206,29 @@ pub async fn entrances(
             }
         }
     }
-    let mut v = blocking(move || m.check_entrances(&rule)).await?;
+    let default_rule = p.min_cameras.is_none() && p.reach_m.is_none() && p.min_resolution.is_none();
+    let mut v = if default_rule {
+        // The rule everyone asks about: checked once per version of the model.
+        st.geo.entrance_checks().await?.as_ref().clone()
+    } else {
+        let m = model(&st).await?;
+        blocking(move || m.check_entrances(&rule)).await?
+    };
     if p.violations_only.unwrap_or(false) {
         v.retain(|e| !e.compliant);
     }
     Ok(Json(v))
 }
 
-async fn ring_states(st: &AppState) -> Result<Vec<RingState>, ApiError> {
-    let m = model(st).await?;
-    blocking(move || m.ring_states(&GuardRule::default())).await
+/// Every ring's state, computed once per version of the model.
+async fn ring_states(st: &AppState) -> Result<std::sync::Arc<Vec<RingState>>, ApiError> {
+    Ok(st.geo.ring_states().await?)
 }
 
 /// Every checkpoint ring: members down, road leaks, open or closed.
 #[utoipa::path(get, path = "/api/v1/rings", tag = "planning", responses((status = 200, body = [RingState])))]
 pub async fn rings(State(st): State<AppState>) -> Result<Json<Vec<RingState>>, ApiError> {
-    Ok(Json(ring_states(&st).await?))
+    Ok(Json(ring_states(&st).await?.as_ref().clone()))
 }
 
 /// One ring.
@@ -233,8 +237,9 @@ pub async fn rings(State(st): State<AppState>) -> Result<Json<Vec<RingState>>, A
 pub async fn ring(State(st): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Json<RingState>, ApiError> {
     ring_states(&st)
         .await?
-        .into_iter()
+        .iter()
         .find(|r| r.id == id)
+        .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("ring {id:?} not found")))
 }
@@ -311,10 +316,14 @@ pub async fn layer(
         "cameras" => blocking(move || geojson_out::cameras(&m, &levels)).await?,
         "roads" => geojson_out::roads(&m),
         "cells" => geojson_out::cells(&m),
-        "rings" => blocking(move || geojson_out::rings(&m.ring_states(&GuardRule::default()))).await?,
+        "rings" => {
+            let states = st.geo.ring_states().await?;
+            blocking(move || geojson_out::rings(&states)).await?
+        }
         "entrances" => {
+            let checks = st.geo.entrance_checks().await?;
             blocking(move || {
-                let ok: Vec<bool> = m.check_entrances(&EntranceRule::default()).iter().map(|e| e.compliant).collect();
+                let ok: Vec<bool> = checks.iter().map(|e| e.compliant).collect();
                 geojson_out::entrances(&m, &ok)
             })
             .await?

@@ -18,7 +18,7 @@ use super::model::GeoModel;
 use super::proj::Xy;
 
 /// Which cameras count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StateFilter {
     /// Every camera in service (planned coverage).
@@ -39,7 +39,7 @@ impl std::str::FromStr for StateFilter {
 }
 
 /// What to compute coverage for.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct CoverageQuery {
     pub level: DoriLevel,
     pub states: StateFilter,

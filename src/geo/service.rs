@@ -2,10 +2,14 @@
 //! when the registry's geography changes (imports, config reloads), with camera states refreshed
 //! on every use; ring open/close events; interceptions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::RwLock;
 
+use super::coverage::{CoverageQuery, CoverageReport};
+use super::entrance::{EntranceCheck, EntranceRule};
 use super::model::GeoModel;
 use super::rings::{GuardRule, RingPlan, RingState};
 use crate::config::DoriTable;
@@ -17,31 +21,99 @@ pub const DEFAULT_INTERCEPTION_TTL_MIN: i64 = 120;
 /// How far from a road an incident or checkpoint may be and still be routed, metres.
 pub const SNAP_M: f64 = 150.0;
 
-/// The model last built and the registry fingerprint it was built from.
-type Cached = Arc<RwLock<Option<(String, Arc<GeoModel>)>>>;
+/// What a model was made from: the registry's geography fingerprint and a digest of every
+/// camera's state. Everything derived from the model (coverage reports, ring states, entrance
+/// checks) is valid exactly as long as its version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Version {
+    fp: String,
+    states: String,
+}
+
+/// The model last built, and its version.
+struct Current {
+    version: Version,
+    model: Arc<GeoModel>,
+}
+
+/// A value computed once per version, however many requests ask for it at once: the first computes,
+/// the others wait for its answer.
+type Once<T> = Arc<tokio::sync::OnceCell<Arc<T>>>;
+
+/// What is derived from the current version of the model (emptied when the version changes).
+#[derive(Default)]
+struct Derived {
+    version: Option<Version>,
+    reports: HashMap<CoverageQuery, Once<CoverageReport>>,
+    rings: Option<Once<Vec<RingState>>>,
+    entrances: Option<Once<Vec<EntranceCheck>>>,
+}
+
+/// How often the derived values were answered from the cache and computed (for the metrics and the
+/// benchmark).
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Answers from the cache (reports, ring states, entrance checks).
+    pub hits: AtomicU64,
+    /// Computations of any of them.
+    pub computed: AtomicU64,
+    /// Computations of coverage reports alone.
+    pub reports: AtomicU64,
+}
 
 #[derive(Clone)]
 pub struct GeoService {
     registry: Registry,
     table: DoriTable,
-    cached: Cached,
+    current: Arc<RwLock<Option<Current>>>,
+    derived: Arc<Mutex<Derived>>,
+    counters: Arc<CacheCounters>,
+    checks: Arc<Checks>,
+}
+
+/// The registry's version read once for every request waiting meanwhile: a request uses the
+/// answer of a check that started after it arrived (so it sees every change made before it), and
+/// 64 requests at once cost two checks, not 64.
+#[derive(Default)]
+struct Checks {
+    /// Checks started so far.
+    started: AtomicU64,
+    /// One check at a time, and the last one's number and answer.
+    last: tokio::sync::Mutex<Option<(u64, Version)>>,
 }
 
 impl GeoService {
     pub fn new(registry: Registry, table: DoriTable) -> GeoService {
-        GeoService { registry, table, cached: Arc::new(RwLock::new(None)) }
+        GeoService {
+            registry,
+            table,
+            current: Arc::new(RwLock::new(None)),
+            derived: Arc::default(),
+            counters: Arc::default(),
+            checks: Arc::default(),
+        }
     }
 
     /// The model with current camera states. Built (on a blocking thread) when missing or when
-    /// the registry's geography changed since.
+    /// the registry's geography changed since; its camera states set again when they changed.
     pub async fn model(&self) -> Result<Arc<GeoModel>, RegistryError> {
-        let fp = self.registry.geo_fingerprint().await?;
-        let states = self.registry.camera_states().await?;
-        let mut guard = self.cached.write().await;
+        Ok(self.versioned().await?.1)
+    }
+
+    async fn versioned(&self) -> Result<(Version, Arc<GeoModel>), RegistryError> {
+        let version = self.check().await?;
+        // The common case: nothing changed; a shared read, no copy.
+        if let Some(c) = self.current.read().await.as_ref().filter(|c| c.version == version) {
+            return Ok((version, c.model.clone()));
+        }
+        let mut guard = self.current.write().await;
+        if let Some(c) = guard.as_ref().filter(|c| c.version == version) {
+            return Ok((version, c.model.clone()));
+        }
         // Taken out of the cache so that, unless another request still holds it, updating the
         // states below does not copy the model.
         let mut model = match guard.take() {
-            Some((f, m)) if f == fp => m,
+            Some(c) if c.version.fp == version.fp => c.model,
             _ => {
                 let inputs = self.registry.geo_inputs(self.table).await?;
                 let m = tokio::task::spawn_blocking(move || GeoModel::build(inputs))
@@ -50,22 +122,119 @@ impl GeoService {
                 Arc::new(m)
             }
         };
+        let states = self.registry.camera_states().await?;
         Arc::make_mut(&mut model).set_statuses(states.iter().map(|(id, s)| (id.as_str(), *s)));
-        *guard = Some((fp, Arc::clone(&model)));
-        Ok(model)
+        *guard = Some(Current { version: version.clone(), model: Arc::clone(&model) });
+        Ok((version, model))
+    }
+
+    /// The registry's version as of a check that started after this call began (two aggregate
+    /// queries; the camera states themselves are read only when they changed).
+    async fn check(&self) -> Result<Version, RegistryError> {
+        let arrived = self.checks.started.load(Ordering::SeqCst);
+        let mut last = self.checks.last.lock().await;
+        if let Some((n, v)) = last.as_ref()
+            && *n > arrived
+        {
+            return Ok(v.clone());
+        }
+        let n = self.checks.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let v =
+            Version { fp: self.registry.geo_fingerprint().await?, states: self.registry.states_fingerprint().await? };
+        *last = Some((n, v.clone()));
+        Ok(v)
+    }
+
+    /// The derived slot `pick` chooses for `version` (the slots emptied first when the version
+    /// changed).
+    fn slot<T>(&self, version: &Version, pick: impl FnOnce(&mut Derived) -> &mut Option<Once<T>>) -> Once<T> {
+        let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+        if d.version.as_ref() != Some(version) {
+            *d = Derived { version: Some(version.clone()), ..Derived::default() };
+        }
+        pick(&mut d).get_or_insert_with(Default::default).clone()
+    }
+
+    /// Computes `f` on a blocking thread once for the slot.
+    async fn once<T: Send + Sync + 'static>(
+        &self,
+        slot: Once<T>,
+        what: &'static str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<Arc<T>, RegistryError> {
+        if let Some(v) = slot.get() {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(v.clone());
+        }
+        let counters = self.counters.clone();
+        let v = slot
+            .get_or_try_init(|| async move {
+                counters.computed.fetch_add(1, Ordering::Relaxed);
+                tokio::task::spawn_blocking(f)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| RegistryError::Invalid(format!("{what} failed: {e}")))
+            })
+            .await?;
+        Ok(v.clone())
+    }
+
+    /// Every entrance checked against the default rule (two HD cameras 50 m each way), cached per
+    /// version of the model.
+    pub async fn entrance_checks(&self) -> Result<Arc<Vec<EntranceCheck>>, RegistryError> {
+        let (v, m) = self.versioned().await?;
+        self.entrances_at(&v, &m).await
+    }
+
+    async fn entrances_at(&self, v: &Version, m: &Arc<GeoModel>) -> Result<Arc<Vec<EntranceCheck>>, RegistryError> {
+        let slot = self.slot(v, |d| &mut d.entrances);
+        let m = m.clone();
+        self.once(slot, "the entrance check", move || m.check_entrances(&EntranceRule::default())).await
+    }
+
+    /// Every ring's state (members down, road leaks), cached per version of the model.
+    pub async fn ring_states(&self) -> Result<Arc<Vec<RingState>>, RegistryError> {
+        let (v, m) = self.versioned().await?;
+        let slot = self.slot(&v, |d| &mut d.rings);
+        self.once(slot, "the ring check", move || m.ring_states(&GuardRule::default())).await
+    }
+
+    /// The city's coverage report for `q` with the model it was computed on, cached per version of
+    /// the model: 64 planners asking at once cost one computation, and a camera going offline
+    /// costs one more.
+    pub async fn report(&self, q: CoverageQuery) -> Result<(Arc<GeoModel>, Arc<CoverageReport>), RegistryError> {
+        let (v, m) = self.versioned().await?;
+        let entrances = self.entrances_at(&v, &m).await?;
+        let slot = {
+            let mut d = self.derived.lock().unwrap_or_else(|e| e.into_inner());
+            if d.version.as_ref() != Some(&v) {
+                *d = Derived { version: Some(v.clone()), ..Derived::default() };
+            }
+            d.reports.entry(q).or_default().clone()
+        };
+        let (mm, counters) = (m.clone(), self.counters.clone());
+        let report = self
+            .once(slot, "the coverage report", move || {
+                counters.reports.fetch_add(1, Ordering::Relaxed);
+                let ok: Vec<bool> = entrances.iter().map(|e| e.compliant).collect();
+                mm.coverage(q).report(&mm, &ok)
+            })
+            .await?;
+        Ok((m, report))
+    }
+
+    pub fn cache_counters(&self) -> &CacheCounters {
+        &self.counters
     }
 
     /// Evaluates every ring; records and returns the rings whose open/closed state changed
     /// (a `ring_opened` or `ring_closed` event each). The first evaluation of a ring records an
     /// event only when it starts open.
     pub async fn check_rings(&self, now_ms: i64) -> Result<Vec<RingState>, RegistryError> {
-        let m = self.model().await?;
-        let states = tokio::task::spawn_blocking(move || m.ring_states(&GuardRule::default()))
-            .await
-            .map_err(|e| RegistryError::Invalid(format!("ring check failed: {e}")))?;
+        let states = self.ring_states().await?;
         let known = self.registry.ring_open_states().await?;
         let mut changed = Vec::new();
-        for st in states {
+        for st in states.iter() {
             let before = known.iter().find(|(id, _)| *id == st.id).map(|(_, o)| *o);
             if before == Some(st.open) {
                 continue;
@@ -97,7 +266,7 @@ impl GeoService {
             let event = event.map(|e| NewEvent::new(now_ms, None, e).raw());
             self.registry.set_ring_state(&st.id, st.open, now_ms, &detail, event.as_ref()).await?;
             if event.is_some() {
-                changed.push(st);
+                changed.push(st.clone());
             }
         }
         Ok(changed)

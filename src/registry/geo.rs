@@ -255,6 +255,19 @@ impl Registry {
         Ok(parts.join("/"))
     }
 
+    /// A cheap fingerprint of every camera's state: the newest status change (every change writes
+    /// its history row, and retention keeps each camera's newest) and the sum of the times each
+    /// camera's state began. When it changes, the model's camera states are read again.
+    pub async fn states_fingerprint(&self) -> Result<String, RegistryError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM camera_status_history) AS h, \
+             (SELECT CAST(COALESCE(SUM(status_since_ms), 0) AS BIGINT) FROM cameras) AS s",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(format!("{}/{}", row.try_get::<i64, _>("h")?, row.try_get::<i64, _>("s")?))
+    }
+
     /// Camera states by id (for refreshing a built model).
     pub async fn camera_states(&self) -> Result<Vec<(String, CameraStatus)>, RegistryError> {
         let rows = sqlx::query("SELECT id, status FROM cameras").fetch_all(self.pool()).await?;
