@@ -153,7 +153,7 @@ async fn failures_are_detected_within_the_watchdog_and_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn digest_and_basic_sign_in_and_a_wrong_password_is_named_not_shown() {
+async fn digest_and_basic_sign_in_and_a_wrong_password_is_named_not_shown_and_basic_only_when_allowed() {
     for digest in [true, false] {
         let sim = SimServer::start().unwrap();
         sim.require_credentials("admin", "s3cret-Pa55", digest);
@@ -166,14 +166,21 @@ async fn digest_and_basic_sign_in_and_a_wrong_password_is_named_not_shown() {
         let (ing, mut ev) = ingest();
         let mut ok = health("ok", &url, 3);
         ok.username = Some("admin".into());
-        ok.password = Some(SecretRef::File(good));
+        ok.password = Some(SecretRef::File(good.clone()));
+        // Basic sends the password in clear: only for a camera that allows it.
+        ok.allow_basic_auth = !digest;
         let mut wrong = health("wrong", &url, 3);
         wrong.username = Some("admin".into());
         wrong.password = Some(SecretRef::File(bad));
+        wrong.allow_basic_auth = true;
         let anonymous = health("anonymous", &url, 3);
+        let mut careful = health("careful", &url, 3);
+        careful.username = Some("admin".into());
+        careful.password = Some(SecretRef::File(good));
         ing.start(ok);
         ing.start(wrong);
         ing.start(anonymous);
+        ing.start(careful);
         ev.wait("ok", "online", Duration::from_secs(30)).await;
         let q = ing.subscribe("ok").unwrap();
         assert!(q.pop_timeout(Duration::from_secs(5)).is_some(), "digest {digest}: a frame after signing in");
@@ -184,6 +191,16 @@ async fn digest_and_basic_sign_in_and_a_wrong_password_is_named_not_shown() {
         assert!(!e.contains("wrong-Pa55") && !e.contains("s3cret"), "{e}");
         let e = ing.health("anonymous").unwrap().last_error.unwrap_or_default();
         assert!(e.contains("401") && e.contains("no credentials configured"), "{e}");
+        // A camera that does not allow Basic signs in with Digest, and to a Basic-only server
+        // sends nothing: it is offline saying why and what to set.
+        if digest {
+            ev.wait("careful", "online", Duration::from_secs(30)).await;
+        } else {
+            ev.wait("careful", "offline", Duration::from_secs(30)).await;
+            let e = ing.health("careful").unwrap().last_error.unwrap_or_default();
+            assert!(e.contains("Basic sign-in only") && e.contains("allow_basic_auth = true"), "{e}");
+            assert!(!e.contains("refused the credentials") && !e.contains("s3cret"), "{e}");
+        }
         shutdown(ing).await;
     }
 }

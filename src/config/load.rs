@@ -53,6 +53,8 @@ pub struct CameraConfig {
     pub url: RtspUrl,
     pub username: Option<String>,
     pub password: Option<SecretRef>,
+    /// Answer a camera that offers only Basic sign-in (the password in clear on the wire).
+    pub allow_basic_auth: bool,
     pub codec: Codec,
     pub transport: Transport,
     pub lon: f64,
@@ -102,6 +104,7 @@ pub const CAMERA_FIELDS: &[&str] = &[
     "username",
     "password_env",
     "password_file",
+    "allow_basic_auth",
     "codec",
     "transport",
     "lon",
@@ -130,6 +133,7 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "username",
     "password_env",
     "password_file",
+    "allow_basic_auth",
     "codec",
     "transport",
     "mounting_height_m",
@@ -595,6 +599,9 @@ fn read_camera(
             f.error(key, format!("missing secret: {e}"));
         }
     }
+    // Basic sign-in sends the password in clear (base64) on every request: refused unless the
+    // camera is known to offer nothing better.
+    let allow_basic_auth = if f.has("allow_basic_auth") { f.bool("allow_basic_auth") } else { Some(false) };
     let codec = if f.has("codec") { f.parse("codec") } else { Some(Codec::Auto) };
     let transport = if f.has("transport") { f.parse("transport") } else { Some(Transport::Tcp) };
     let lon = f.req_num("lon", "WGS84 longitude in degrees", in_range(-180.0, 180.0, true, "°"));
@@ -686,6 +693,7 @@ fn read_camera(
         url: url?,
         username,
         password,
+        allow_basic_auth: allow_basic_auth?,
         codec: codec?,
         transport: transport?,
         lon: lon?,

@@ -53,11 +53,17 @@ impl KeyframeSource {
     /// Connects, describes, sets up and plays (every step within the watchdog time).
     pub(crate) fn open(cam: &Camera<'_>) -> Result<Self, OpenError> {
         let spec = cam.spec;
-        let client = rtsp::Client::open(spec.url.as_str(), spec.username.as_deref(), cam.password, spec.watchdog)
-            .map_err(|e| match Refusal::of(&e) {
-                Some(r) => OpenError::Refused(r),
-                None => OpenError::Failed(e.into()),
-            })?;
+        let client = rtsp::Client::open(
+            spec.url.as_str(),
+            spec.username.as_deref(),
+            cam.password,
+            spec.allow_basic_auth,
+            spec.watchdog,
+        )
+        .map_err(|e| match Refusal::of(&e) {
+            Some(r) => OpenError::Refused(r),
+            None => OpenError::Failed(e.into()),
+        })?;
         let track = client.track.clone();
         cam.health.record_stream(Some(track.codec.as_str().to_string()), None);
         let now = cam.clock.now_ms();

@@ -393,6 +393,9 @@ pub enum RtspError {
     NoCredentials { method: String, reason: String },
     /// `rtsps://`: this client does not speak TLS.
     Tls,
+    /// The server offers only Basic sign-in (the password in clear on the wire) and the camera
+    /// does not allow it: no credentials were sent.
+    BasicRefused { method: String },
     /// Anything else: the connection, time-outs, answers that are not RTSP.
     Failed(String),
 }
@@ -406,7 +409,8 @@ impl RtspError {
         match self {
             RtspError::Status { code, .. } => Some(*code),
             RtspError::NoCredentials { .. } => Some(401),
-            RtspError::Tls | RtspError::Failed(_) => None,
+            // Not the server refusing credentials: we did not send them (the text says why).
+            RtspError::BasicRefused { .. } | RtspError::Tls | RtspError::Failed(_) => None,
         }
     }
 }
@@ -422,6 +426,11 @@ impl std::fmt::Display for RtspError {
                 write!(f, "RTSP {method} answered 401 {reason} (no credentials configured)")
             }
             RtspError::Tls => f.write_str("rtsps (TLS) is not spoken by the health client"),
+            RtspError::BasicRefused { method } => write!(
+                f,
+                "RTSP {method} asks for Basic sign-in only, which would send the password in clear: not sent \
+                 (set allow_basic_auth = true for this camera to accept it)"
+            ),
             RtspError::Failed(s) => f.write_str(s),
         }
     }
@@ -441,6 +450,8 @@ pub struct Client {
     cseq: u32,
     user: Option<String>,
     password: Option<String>,
+    /// Answer a Basic challenge (refused otherwise: the password would go in clear).
+    allow_basic: bool,
     challenge: Option<Challenge>,
     nonce_count: u32,
     session: Option<String>,
@@ -457,8 +468,15 @@ pub struct Client {
 
 impl Client {
     /// Connects, describes, sets up the first video stream over TCP and plays it. Every step
-    /// must answer within `timeout`.
-    pub fn open(url: &str, user: Option<&str>, password: Option<&str>, timeout: Duration) -> Result<Client, RtspError> {
+    /// must answer within `timeout`. A server that offers only Basic sign-in gets no credentials
+    /// unless `allow_basic`.
+    pub fn open(
+        url: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+        allow_basic: bool,
+        timeout: Duration,
+    ) -> Result<Client, RtspError> {
         let lower = url.to_ascii_lowercase();
         if lower.starts_with("rtsps://") {
             return Err(RtspError::Tls);
@@ -488,6 +506,7 @@ impl Client {
             cseq: 0,
             user: user.map(str::to_string),
             password: password.map(str::to_string),
+            allow_basic,
             challenge: None,
             nonce_count: 0,
             session: None,
@@ -566,6 +585,10 @@ impl Client {
         let mut r = self.await_response(cseq, timeout, method)?;
         if r.status == 401 && self.user.is_some() && self.challenge.is_none() {
             self.challenge = parse_challenges(r.headers_named("WWW-Authenticate"));
+            if self.challenge == Some(Challenge::Basic) && !self.allow_basic {
+                self.challenge = None;
+                return Err(RtspError::BasicRefused { method: method.to_string() });
+            }
             if self.challenge.is_some() {
                 let cseq = self.send(method, uri, extra)?;
                 r = self.await_response(cseq, timeout, method)?;

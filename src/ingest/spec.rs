@@ -32,6 +32,8 @@ pub struct IngestSpec {
     pub url: RtspUrl,
     pub username: Option<String>,
     pub password: Option<SecretRef>,
+    /// Answer a Basic challenge (the keyframe client refuses one otherwise).
+    pub allow_basic_auth: bool,
     pub transport: Transport,
     pub codec: Codec,
     pub profile: Profile,
@@ -64,6 +66,7 @@ impl IngestSpec {
             url,
             username: None,
             password: None,
+            allow_basic_auth: false,
             transport: Transport::Tcp,
             codec: Codec::Auto,
             profile,
@@ -88,6 +91,7 @@ impl IngestSpec {
         s.fps = c.ingest_fps.unwrap_or(s.fps);
         s.username = c.username.clone();
         s.password = c.password.clone();
+        s.allow_basic_auth = c.allow_basic_auth;
         s.transport = c.transport;
         s.codec = c.codec;
         s.watchdog = Duration::from_secs_f64(c.watchdog_s);
