@@ -91,24 +91,7 @@ fn main() {
         let reg = Registry::open(&format!("sqlite://{}", dir.path().join("city.db").display())).await.unwrap();
         let t = Instant::now();
         let city = generate(&CitySpec::reference());
-        let cams: Vec<CameraInput> = city
-            .cameras
-            .iter()
-            .map(|c| CameraInput {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                lon: c.lon,
-                lat: c.lat,
-                bearing_deg: c.bearing_deg,
-                hfov_deg: c.hfov_deg,
-                width_px: c.width_px,
-                height_px: c.height_px,
-                mounting_height_m: c.mounting_height_m,
-                kind: c.kind,
-                owner: c.owner,
-                grid_cell: c.grid_cell.clone(),
-            })
-            .collect();
+        let cams: Vec<CameraInput> = city.cameras.iter().map(CameraInput::from).collect();
         reg.store_roads(&city.roads, "bench", 0).await.unwrap();
         reg.store_cells(&city.cells, "bench", 0).await.unwrap();
         reg.store_entrances(&city.entrances, "bench", 0).await.unwrap();

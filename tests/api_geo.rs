@@ -22,23 +22,7 @@ async fn app_with_city(engine: Engine) -> (TestApp, TestDb, tempfile::TempDir) {
     let (cams, roads, rings) = city_parts();
     let now = app.clock.now_ms();
     app.registry.store_roads(&roads, "import:city.geojson", now).await.unwrap();
-    let inputs: Vec<CameraInput> = cams
-        .iter()
-        .map(|c| CameraInput {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            lon: c.lon,
-            lat: c.lat,
-            bearing_deg: c.bearing_deg,
-            hfov_deg: c.hfov_deg,
-            width_px: c.width_px,
-            height_px: c.height_px,
-            mounting_height_m: c.mounting_height_m,
-            kind: c.kind,
-            owner: c.owner,
-            grid_cell: None,
-        })
-        .collect();
+    let inputs: Vec<CameraInput> = cams.iter().map(|c| CameraInput { grid_cell: None, ..c.into() }).collect();
     let (n, rejected) = app.registry.store_imported_cameras(&inputs, "city.csv", now).await.unwrap();
     assert_eq!((n, rejected.len()), (16, 0));
     app.registry.sync_rings(&rings, now).await.unwrap();

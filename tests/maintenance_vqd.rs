@@ -50,6 +50,33 @@ async fn until_seen(
     }
 }
 
+/// Switches the "bad" camera's picture to `fault` (none: healthy again) and waits for `done`:
+/// the first sample that shows the change (`which` streak of `check` at 1) comes at most three
+/// samples after the switch, and `done` holds on the next one at the latest (see the test's loop).
+async fn switch(
+    sim: &SimServer,
+    client: &reqwest::Client,
+    base: &str,
+    fault: Option<&str>,
+    check: &str,
+    which: &str,
+    done: impl Fn(&Value) -> bool,
+) {
+    let before = quality(client, base, "bad").await["samples"].as_u64().unwrap();
+    sim.set_fault("bad", fault).unwrap();
+    let what = format!("{check} {}", if fault.is_some() { "raised" } else { "cleared" });
+    let shows =
+        |q: &Value| q["samples"].as_u64().unwrap_or(0) > before && q["checks"][check][which].as_u64().unwrap_or(0) >= 1;
+    let (shown, q) = until_seen(client, base, "bad", &what, shows, done).await;
+    let (at, shown) = (q["samples"].as_u64().unwrap(), shown.unwrap_or(0));
+    assert!(
+        shown > before && shown - before <= 3,
+        "{what}: first shown {} samples after the switch: {q}",
+        shown - before
+    );
+    assert!(at - shown <= 1, "{what}: {} samples after it showed: {q}", at - shown);
+}
+
 fn has(q: &Value, fault: &str) -> bool {
     q["faults"].as_array().is_some_and(|f| f.iter().any(|x| x == fault))
 }
@@ -133,41 +160,12 @@ async fn injected_faults_raise_and_clear_within_three_samples() {
     // halves: the first sample that shows the change (the check's `bad_streak` / `good_streak`
     // at 1) comes at most three samples after the switch (one of lag), and the fault is raised
     // (cleared) on the very next one: three samples, four on a machine that lags.
-    let streak = |q: &Value, check: &str, which: &str, after: u64| {
-        q["samples"].as_u64().unwrap_or(0) > after && q["checks"][check][which].as_u64().unwrap_or(0) >= 1
-    };
     for (fault, check) in faults {
-        let before = quality(&client, &base, "bad").await["samples"].as_u64().unwrap();
-        sim.set_fault("bad", Some(fault)).unwrap();
-        let (shown, q) =
-            until_seen(&client, &base, "bad", check, |q| streak(q, check, "bad_streak", before), |q| has(q, check))
-                .await;
-        let (raised, shown) = (q["samples"].as_u64().unwrap(), shown.unwrap_or(0));
-        assert!(
-            shown > before && shown - before <= 3,
-            "{fault}: first shown {} samples after the switch: {q}",
-            shown - before
-        );
-        assert!(raised - shown <= 1, "{fault}: {check} raised {} samples after it showed: {q}", raised - shown);
+        let has_it = |q: &Value| has(q, check);
+        switch(&sim, &client, &base, Some(fault), check, "bad_streak", has_it).await;
         until_status_why(&app, "bad", "degraded", &format!("quality:{check}")).await;
-        let before = raised;
-        sim.set_fault("bad", None).unwrap();
-        let (shown, q) = until_seen(
-            &client,
-            &base,
-            "bad",
-            "recovery",
-            |q| streak(q, check, "good_streak", before),
-            |q| q["faults"].as_array().is_some_and(|f| f.is_empty()),
-        )
-        .await;
-        let (cleared, shown) = (q["samples"].as_u64().unwrap(), shown.unwrap_or(0));
-        assert!(
-            shown > before && shown - before <= 3,
-            "{fault}: recovery shown {} samples after the switch: {q}",
-            shown - before
-        );
-        assert!(cleared - shown <= 1, "{fault}: cleared {} samples after it showed: {q}", cleared - shown);
+        let clear = |q: &Value| q["faults"].as_array().is_some_and(|f| f.is_empty());
+        switch(&sim, &client, &base, None, check, "good_streak", clear).await;
         until_status(&app, "bad", "online").await;
     }
     // Stream loss: the watchdog (2 s, within one sample) takes it offline; it comes back by itself.

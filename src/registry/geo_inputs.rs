@@ -128,6 +128,26 @@ pub struct CamGeo {
     pub mounting_height_m: f64,
 }
 
+impl From<&CamGeo> for CameraInput {
+    /// The camera as an import would give it (its state is the registry's, not the import's).
+    fn from(c: &CamGeo) -> Self {
+        CameraInput {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            lon: c.lon,
+            lat: c.lat,
+            bearing_deg: c.bearing_deg,
+            hfov_deg: c.hfov_deg,
+            width_px: c.width_px,
+            height_px: c.height_px,
+            mounting_height_m: c.mounting_height_m,
+            kind: c.kind,
+            owner: c.owner,
+            grid_cell: c.grid_cell.clone(),
+        }
+    }
+}
+
 /// A checkpoint ring as configured: ordered member cameras, optional outline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RingInput {
