@@ -13,7 +13,7 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  tzdata fonts-wqy-microhei ffmpeg postgresql vlc-bin vlc-plugin-base opencv-doc mosquitto nats-server
+  tzdata fonts-wqy-microhei ffmpeg postgresql vlc-bin vlc-plugin-base opencv-doc mosquitto nats-server sip-tester
   chromium
 )
 # Node.js runs the dashboard's browser test (tests/web). Debian's nodejs and npm, unless a node

@@ -44,6 +44,8 @@ pub enum AppError {
     Detect(#[from] crate::detect::onnx::OnnxError),
     #[error("a background task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Gb28181(#[from] crate::gb28181::GbError),
 }
 
 #[derive(Debug, Clone)]
@@ -121,6 +123,8 @@ pub struct AppState {
     pub retention: crate::retention::Retention,
     /// How long a request may take to be answered.
     pub request_timeout: std::time::Duration,
+    /// The GB/T 28181 SIP server, when `[gb28181]` is configured on a node that runs cameras.
+    pub gb28181: Option<Arc<crate::gb28181::GbServer>>,
 }
 
 /// A background task the app owns: its name (for the log), its own stop signal, its handle.
@@ -329,6 +333,34 @@ impl App {
             )),
             _ => None,
         };
+        // GB/T 28181: on the node that runs cameras, when `[gb28181]` is configured. Device and
+        // channel presence goes to the health keeper (the one place statuses are decided), alarms
+        // to the alert service through the event log, like any alarm.
+        let gb28181 = match (&ingest, &config.gb28181) {
+            (Some(_), Some(gc)) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                let zone = crate::clock::SiteZone::parse(&config.site.timezone)
+                    .unwrap_or_else(|_| crate::clock::SiteZone::utc());
+                let stop = root.child_token();
+                let server = crate::gb28181::GbServer::start(
+                    gc.clone(),
+                    crate::gb28181::GbStart {
+                        registry: registry.clone(),
+                        clock: clock.clone(),
+                        zone,
+                        grid_cells: config.grid.iter().map(|c| c.id.clone()).collect(),
+                        stop: stop.clone(),
+                        updates: tx,
+                    },
+                )
+                .await?;
+                let (h, a, g, c) = (health.clone(), alerts.clone(), geo.clone(), clock.clone());
+                let handle = tokio::spawn(gb28181_updates(h, a, g, c, rx, stop.clone()));
+                tasks.push(Task { name: "gb28181", stop, handle });
+                Some(Arc::new(server))
+            }
+            _ => None,
+        };
         // A serve node of a cluster runs no cameras: the problems its workers report are what its
         // rounds open orders from (a camera no worker runs is shown offline, and opens no order).
         let orders = OrderService::new(
@@ -417,6 +449,7 @@ impl App {
             ),
             retention,
             request_timeout: opts.request_timeout,
+            gb28181,
         };
         #[cfg(unix)]
         {
@@ -530,6 +563,68 @@ async fn write_statuses(
         }
         if let Some(status) = ev.status {
             health.stream(&ev.camera, status == crate::config::CameraStatus::Online, &ev.reason, ev.at_ms).await;
+        }
+    }
+}
+
+/// Hands what the GB/T 28181 server learns to the parts that act on it: channel presence to the
+/// health keeper, alarms to the alert service (linked to the cameras that see the place, when
+/// the alarm or its channel has a position).
+async fn gb28181_updates(
+    health: HealthKeeper,
+    alerts: AlertService,
+    geo: GeoService,
+    clock: Arc<dyn Clock>,
+    mut rx: tokio::sync::mpsc::Receiver<crate::gb28181::GbUpdate>,
+    stop: CancellationToken,
+) {
+    use crate::gb28181::GbUpdate;
+    loop {
+        let update = tokio::select! {
+            _ = stop.cancelled() => return,
+            u = rx.recv() => match u { Some(u) => u, None => return },
+        };
+        match update {
+            GbUpdate::Status(cams) => {
+                let at = clock.now_ms();
+                for (camera, online, reason) in cams {
+                    health.stream(&camera, online, &reason, at).await;
+                }
+            }
+            GbUpdate::Alarm { device, notice, at } => {
+                let position = match notice.position {
+                    Some(p) => Some(p),
+                    None => match health.registry().get_camera(&notice.device_id).await {
+                        Ok(Some(c)) if c.lon != 0.0 || c.lat != 0.0 => Some((c.lon, c.lat)),
+                        _ => None,
+                    },
+                };
+                let name = if notice.description.is_empty() {
+                    format!("GB/T 28181 alarm of {} (device {device}, priority {})", notice.device_id, notice.priority)
+                } else {
+                    format!("{} ({}, device {device})", notice.description, notice.device_id)
+                };
+                let input = crate::alerts::alarm::AlarmInput {
+                    alarm_id: Some(format!("gb28181:{}", notice.device_id)),
+                    name: Some(name),
+                    lon: position.map(|p| p.0),
+                    lat: position.map(|p| p.1),
+                    at_ms: Some(at),
+                };
+                let key = (notice.sn > 0).then(|| format!("gb28181:{device}:{}", notice.sn));
+                if let Err(e) = crate::alerts::alarm::raise(
+                    &alerts,
+                    &geo,
+                    clock.as_ref(),
+                    &input,
+                    key.as_deref(),
+                    Duration::from_secs(5),
+                )
+                .await
+                {
+                    tracing::error!(device = %device, error = %e, "GB/T 28181 alarm not stored");
+                }
+            }
         }
     }
 }

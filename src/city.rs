@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::alerts::config::{ArmedZoneConfig, MqttConfig, WebhookConfig, read_armed, read_mqtt, read_webhooks};
 use crate::config::{ConfigErrors, ConfigFiles, SharedConfig, read_shared};
 use crate::detect::config::{DetectConfig, MotionZoneConfig, read_detect, read_motion_zones};
+use crate::gb28181::{GbConfig, read_gb28181};
 use crate::geo::config::{MapFiles, read_map};
 use crate::maintenance::config::{
     CrewConfig, MaintenanceConfig, QualityOverride, check_crews, check_overrides, read_crews, read_maintenance,
@@ -39,6 +40,8 @@ pub struct CityConfig {
     /// `[retention]`: how long events, alert changes, passages, pictures and history are kept
     /// (the defaults when the table is absent).
     pub retention: RetentionConfig,
+    /// `[gb28181]` with its `[[gb28181_device]]` entries: the SIP server runs only when present.
+    pub gb28181: Option<GbConfig>,
 }
 
 impl std::ops::Deref for CityConfig {
@@ -68,6 +71,8 @@ const SITE_FILE_KEYS: &[&str] = &[
     "crew",
     "quality_override",
     "retention",
+    "gb28181",
+    "gb28181_device",
 ];
 
 /// Reads and validates every `*.toml` under `dir` (recursively). All problems are reported at once.
@@ -87,6 +92,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let crews = site.map(|s| read_crews(s, &mut errs)).unwrap_or_default();
     let quality_overrides = site.map(|s| read_quality_overrides(s, &mut errs)).unwrap_or_default();
     let retention = site.map(|s| read_retention(s, &mut errs)).unwrap_or_default();
+    let gb28181 = site.and_then(|s| read_gb28181(s, &mut errs));
 
     let shared = read_shared(&files, &mut errs);
     check_crews(&crews, &shared.grid, !map.cells.is_empty(), &mut errs);
@@ -108,6 +114,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
             crews,
             quality_overrides,
             retention,
+            gb28181,
         }),
         _ => Err(ConfigErrors(errs)),
     }

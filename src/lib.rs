@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod detect;
 pub mod events;
+pub mod gb28181;
 pub mod geo;
 pub mod ingest;
 pub mod logging;

@@ -504,3 +504,44 @@ fn health_sampling_interval_is_read_and_checked() {
         "out of range [1, 3600] s",
     );
 }
+
+#[test]
+fn gb28181_sections_are_checked_with_every_error_located() {
+    let site = format!(
+        "{SITE}\n[gb28181]\nid = \"4101000000200000001\"\ndomain = \"41010\"\nlisten = \"nowhere\"\n\
+         heartbeat_count = 0\npassword_env = \"TIANWANG_NO_SUCH_VARIABLE\"\n\
+         [[gb28181_device]]\nid = \"99010000001180000001\"\nowner = \"nobody\"\n\
+         [[gb28181_device]]\nid = \"41010000001180000002\"\npassword_file = \"missing.secret\"\n\
+         [[gb28181_device]]\nid = \"41010000001180000002\"\n"
+    );
+    let dir = config_dir(&[("site.toml", &site)]);
+    let errs: Vec<String> = match load_dir(dir.path()) {
+        Ok(_) => panic!("must not load"),
+        Err(e) => e.0.iter().map(|e| e.to_string().replace(&format!("{}/", dir.path().display()), "")).collect(),
+    };
+    // The n-th `key = …` line after [gb28181] (the grid cells above have ids too).
+    let start = site.lines().position(|l| l == "[gb28181]").unwrap();
+    let line = |key: &str, nth: usize| {
+        let found = site.lines().enumerate().skip(start).filter(|(_, l)| l.starts_with(&format!("{key} =")));
+        found.map(|(i, _)| i + 1).nth(nth).unwrap()
+    };
+    for (key, nth, field, needle) in [
+        ("id", 0, "gb28181.id", "exactly 20 digits"),
+        ("domain", 0, "gb28181.domain", "10 digits"),
+        ("listen", 0, "gb28181.listen", "an address and port"),
+        ("heartbeat_count", 0, "gb28181.heartbeat_count", ""),
+        ("password_env", 0, "gb28181.password_env", "TIANWANG_NO_SUCH_VARIABLE is not set"),
+        ("id", 1, "gb28181_device[99010000001180000001].id", "not a province code"),
+        ("owner", 0, "gb28181_device[99010000001180000001].owner", ""),
+        ("password_file", 0, "gb28181_device[41010000001180000002].password_file", "cannot be read"),
+        ("id", 3, "gb28181_device[41010000001180000002].id", "listed twice"),
+    ] {
+        let want = format!("site.toml:{}: {field}: ", line(key, nth));
+        assert!(errs.iter().any(|e| e.starts_with(&want) && e.contains(needle)), "{want}…{needle} not in {errs:#?}");
+    }
+    assert_eq!(errs.len(), 9, "{errs:#?}");
+    // Devices without [gb28181] have nothing to listen for them.
+    let dir = config_dir(&[("site.toml", &format!("{SITE}\n[[gb28181_device]]\nid = \"41010000001180000002\"\n"))]);
+    let e = load_dir(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("devices are listed but there is no [gb28181] table"), "{e}");
+}

@@ -1,8 +1,9 @@
 //! Property-based fuzzing (proptest) of everything that reads what a user, a file or a camera
 //! hands us: the configuration loader, the GeoJSON, CSV and OSM PBF importers, the RTSP
 //! demultiplexer, SDP and Digest parsers, the RTP keyframe assembler, the event decoder, plates
-//! and watchlist entries. Inputs are real files of the project (the demo city, the Helsinki
-//! extract, a recorded RTSP exchange) mutated byte by byte, and arbitrary bytes; the property is
+//! and watchlist entries, GB/T 28181 MANSCDP bodies (UTF-8 and GBK) and SIP Digest answers.
+//! Inputs are real files of the project (the demo city, the Helsinki extract, a recorded RTSP
+//! exchange) and typical messages mutated byte by byte, and arbitrary bytes; the property is
 //! always the same: an answer (a value or a clear error), never a panic, and memory bounded where
 //! a camera controls it.
 //!
@@ -512,4 +513,38 @@ fn api_paths_queries_and_bodies() {
         }
     });
     rt.block_on(app.stop());
+}
+
+#[test]
+fn gb28181_manscdp_and_digest() {
+    use tianwang::gb28181::digest::{Registrar, parse_answer};
+    use tianwang::gb28181::manscdp;
+    let catalog = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\n<Response><CmdType>Catalog</CmdType><SN>7</SN>\
+        <DeviceID>41010000001180000001</DeviceID><SumNum>2</SumNum><DeviceList Num=\"2\"><Item>\
+        <DeviceID>41010300001320000001</DeviceID><Name>二七广场</Name><CivilCode>410103</CivilCode><Status>ON</Status>\
+        <Longitude>113.66</Longitude><Latitude>34.75</Latitude></Item><Item><DeviceID>41010300001210000002</DeviceID>\
+        <Name>卡口</Name><Status>OFF</Status></Item></DeviceList></Response>";
+    let (gbk, _, _) = encoding_rs::GBK.encode(catalog);
+    let seeds: Vec<Vec<u8>> = vec![
+        b"<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>41010000001180000001</DeviceID><Status>OK</Status></Notify>".to_vec(),
+        catalog.as_bytes().to_vec(),
+        gbk.into_owned(),
+        b"<Notify><CmdType>Alarm</CmdType><SN>3</SN><DeviceID>41010000001340000001</DeviceID><AlarmPriority>1</AlarmPriority>\
+          <AlarmMethod>2</AlarmMethod><Info><AlarmType>1</AlarmType></Info><Longitude>113.6</Longitude><Latitude>34.7</Latitude></Notify>"
+            .to_vec(),
+    ];
+    let registrar = Registrar::new("4101000000");
+    let header = format!(
+        "Digest username=\"41010000001180000001\",realm=\"4101000000\",nonce=\"{}\",uri=\"sip:41010000002000000001@4101000000\",\
+         response=\"0123456789abcdef0123456789abcdef\",algorithm=MD5,qop=auth,nc=00000001,cnonce=\"x\"",
+        registrar.nonce(1_000)
+    );
+    proptest!(config(), |(which in 0..seeds.len(), e in edits(), he in edits(), h in ".{0,160}")| {
+        let _ = manscdp::parse(&mutate(&seeds[which], &e));
+        for text in [String::from_utf8_lossy(&mutate(header.as_bytes(), &he)).into_owned(), h.clone(), format!("Digest {h}")] {
+            if let Ok(a) = parse_answer(&text) {
+                let _ = registrar.verify(&a, "REGISTER", "41010000001180000001", "pw", 2_000);
+            }
+        }
+    });
 }

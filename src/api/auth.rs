@@ -130,6 +130,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Read, "/api/v1/health/cameras", MT, "every camera's health"),
     rule(Read, "/api/v1/cluster", MT, "workers, leases, consumers"),
     rule(Read, "/api/v1/retention", MT, "what is kept, the last sweep"),
+    rule(Read, "/api/v1/gb28181/devices", MT, "GB/T 28181 devices and their registrations"),
     rule(Read, "/api/v1/worker", MT, "a worker's own view"),
     rule(Read, "/metrics", MT, "Prometheus metrics"),
     rule(Read, "/api/v1/cameras", ALL3, "the camera registry"),

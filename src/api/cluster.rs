@@ -15,7 +15,18 @@ use crate::events::Lane;
 use crate::registry::{ALERT_WRITER, Placement, RoleHolder, WorkerLoad};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/cluster", get(cluster)).route("/api/v1/retention", get(retention))
+    Router::new()
+        .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/retention", get(retention))
+        .route("/api/v1/gb28181/devices", get(gb28181_devices))
+}
+
+/// GB/T 28181 devices that registered to this platform: online or not and why, until when their
+/// registration runs, their last keepalive, what they are, and how their last catalog went.
+#[utoipa::path(get, path = "/api/v1/gb28181/devices", tag = "health",
+    responses((status = 200, body = [crate::registry::GbDeviceRow])))]
+pub async fn gb28181_devices(State(st): State<AppState>) -> Result<Json<Vec<crate::registry::GbDeviceRow>>, ApiError> {
+    Ok(Json(st.registry.gb_devices().await?))
 }
 
 /// What is kept and for how long (`[retention]`), and what the last sweep deleted: rows by table,

@@ -116,16 +116,22 @@ const PROVINCES: &[u8] = &[
     64, 65, 71, 81, 82,
 ];
 
+/// Checks a 20-digit GB/T 28181 id of any device type (platform, NVR, camera, alarm input, …).
+pub fn check_gb_id(s: &str) -> Result<(), String> {
+    if s.len() != 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("a GB/T 28181 code has exactly 20 digits; {s:?} has {} characters", s.chars().count()));
+    }
+    let province: u8 = s[0..2].parse().unwrap_or(0);
+    if !PROVINCES.contains(&province) {
+        return Err(format!("GB/T 28181 code {s}: {province:02} is not a province code (digits 1-2)"));
+    }
+    Ok(())
+}
+
 impl FromStr for Gb28181Code {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.len() != 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("a GB/T 28181 code has exactly 20 digits; {s:?} has {} characters", s.chars().count()));
-        }
-        let province: u8 = s[0..2].parse().unwrap_or(0);
-        if !PROVINCES.contains(&province) {
-            return Err(format!("GB/T 28181 code {s}: {province:02} is not a province code (digits 1-2)"));
-        }
+        check_gb_id(s)?;
         let device_type: u16 = s[10..13].parse().unwrap_or(0);
         if !GB_CAMERA_TYPES.contains(&device_type) {
             return Err(format!(

@@ -284,7 +284,8 @@ impl Registry {
         let mut inp = GeoInputs { table: Some(table), ..Default::default() };
         let rows = sqlx::query(
             "SELECT id, name, kind, owner, status, grid_cell_id, lon, lat, bearing_deg, hfov_deg, width_px, \
-             height_px, mounting_height_m FROM cameras WHERE status <> 'decommissioned' ORDER BY id",
+             height_px, mounting_height_m FROM cameras WHERE status <> 'decommissioned' \
+             AND NOT (lon = 0 AND lat = 0) ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;

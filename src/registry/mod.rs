@@ -9,6 +9,7 @@
 mod alerts;
 mod cameras;
 mod events;
+mod gb28181;
 mod geo;
 mod geo_inputs;
 mod leases;
@@ -33,6 +34,7 @@ pub use alerts::{
 };
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
+pub use gb28181::{GbCatalogStored, GbChannel, GbDeviceRow};
 pub use geo::{EventRow, InterceptionRow, PassageRow};
 pub use geo_inputs::{CamGeo, CameraInput, CellInput, EntranceInput, GeoInputs, Oneway, Rejected, RingInput, RoadWay};
 pub use leases::{Beat, Lease, LeaseBook, Placement, PlacementRound, WorkerLoad, WorkerSpec, check_lease};

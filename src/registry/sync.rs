@@ -105,13 +105,15 @@ impl Registry {
         }
         report.grid_cells = cfg.grid.len();
 
-        let existing: HashMap<String, (String, String)> =
-            sqlx::query("SELECT id, config_hash, status FROM cameras WHERE config_source NOT LIKE 'import:%'")
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get("id")?, (r.try_get("config_hash")?, r.try_get("status")?))))
-                .collect::<Result<_, sqlx::Error>>()?;
+        let existing: HashMap<String, (String, String)> = sqlx::query(
+            "SELECT id, config_hash, status FROM cameras WHERE config_source NOT LIKE 'import:%' \
+                 AND config_source NOT LIKE 'gb28181:%'",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, (r.try_get("config_hash")?, r.try_get("status")?))))
+        .collect::<Result<_, sqlx::Error>>()?;
 
         let mut in_config = HashSet::new();
         for c in &cfg.cameras {

@@ -110,6 +110,8 @@ pub struct TestApp {
     pub detect: Option<tianwang::detect::service::DetectService>,
     /// An admin token; `client` sends it with every request.
     pub token: String,
+    /// The GB/T 28181 SIP server, when the configuration has `[gb28181]` and ingest runs.
+    pub gb28181: Option<Arc<tianwang::gb28181::GbServer>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -163,6 +165,7 @@ impl TestApp {
         let (health, orders) = (app.state.health.clone(), app.state.orders.clone());
         let (log, alerts, rings) = (app.state.log.clone(), app.state.alerts.clone(), app.state.rings.clone());
         let detect = app.state.detect.clone();
+        let gb28181 = app.state.gb28181.clone();
         let token = registry.create_token("test-admin", "admin", true, clock.now_ms()).await.expect("token");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -187,6 +190,7 @@ impl TestApp {
             rings,
             detect,
             token,
+            gb28181,
             stop: Some(tx),
             task: Some(task),
         }
