@@ -22,6 +22,10 @@ pub struct DiscoverArgs {
     /// multicast group 239.255.255.250:3702; may be repeated.
     #[arg(long = "to", value_name = "HOST:PORT")]
     to: Vec<String>,
+    /// Probe from this local IPv4 address: a multicast probe leaves by the interface holding it
+    /// (on a host with several networks, the cameras' one).
+    #[arg(long)]
+    interface: Option<std::net::Ipv4Addr>,
 }
 
 #[derive(clap::Args)]
@@ -101,7 +105,9 @@ pub async fn run_discover(a: DiscoverArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--to {t}: no IPv4 address"))?;
         targets.push(addr);
     }
-    let found = onvif::discover(&onvif::Probe { targets, timeout }).await.context("WS-Discovery probe")?;
+    let found = onvif::discover(&onvif::Probe { targets, timeout, interface: a.interface })
+        .await
+        .context("WS-Discovery probe")?;
     if a.json {
         let list: Vec<serde_json::Value> = found
             .iter()

@@ -38,16 +38,22 @@ impl ProbeMatch {
 /// Where to probe and for how long.
 #[derive(Debug, Clone)]
 pub struct Probe {
-    /// Addresses to send the Probe to; the multicast group when empty.
+    /// Addresses to send the Probe to (unicast, or a multicast group); the WS-Discovery group
+    /// when empty.
     pub targets: Vec<SocketAddr>,
     /// How long to collect answers.
     pub timeout: Duration,
+    /// The local address to probe from: a multicast probe leaves by the interface that holds it
+    /// (a host on several networks picks the cameras' one); the system's choice when `None`.
+    pub interface: Option<Ipv4Addr>,
 }
 
 /// Sends the Probe (twice, as WS-Discovery asks for UDP) and collects the matches that relate to
 /// it until the timeout, merged per endpoint reference, in the order they first answered.
 pub async fn discover(probe: &Probe) -> std::io::Result<Vec<ProbeMatch>> {
-    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
+    // Bound to an interface's address, multicast leaves by that interface (Linux picks the
+    // device from a bound source address when no IP_MULTICAST_IF is set).
+    let sock = UdpSocket::bind((probe.interface.unwrap_or(Ipv4Addr::UNSPECIFIED), 0)).await?;
     sock.set_multicast_ttl_v4(1)?;
     sock.set_multicast_loop_v4(true)?;
     let targets = if probe.targets.is_empty() { vec![MULTICAST] } else { probe.targets.clone() };
