@@ -121,9 +121,8 @@ impl SoapClient {
     ) -> Result<String, OnvifError> {
         let security = match (&self.creds, auth) {
             (Some(c), true) => {
-                let now = chrono::Utc::now() + chrono::Duration::milliseconds(self.clock_offset_ms);
                 let nonce: [u8; 16] = rand::random();
-                username_token(c, &nonce, &now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+                username_token(c, &nonce, &created(chrono::Utc::now(), self.clock_offset_ms))
             }
             _ => String::new(),
         };
@@ -143,12 +142,26 @@ impl SoapClient {
             .map_err(|e| OnvifError::Unreachable { url: url.to_string(), reason: transport_reason(&e) })?;
         let status = resp.status();
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_whitespace().next())
+            .map(str::to_string);
         let text = resp
             .text()
             .await
             .map_err(|e| OnvifError::Unreachable { url: url.to_string(), reason: transport_reason(&e) })?;
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(OnvifError::NotAuthorized { url: url.to_string(), op, detail: format!("HTTP {status}") });
+            // A device that wants HTTP sign-in says so; only WS-Security is built in.
+            let detail = match challenge.as_deref() {
+                Some(scheme) => format!(
+                    "HTTP {status}, asking for HTTP {scheme} sign-in, which is not built in (WS-Security was sent); \
+                     the device may need WS-Security enabled for this user"
+                ),
+                None => format!("HTTP {status}"),
+            };
+            return Err(OnvifError::NotAuthorized { url: url.to_string(), op, detail });
         }
         let not_soap = || OnvifError::NotOnvif {
             url: url.to_string(),
@@ -181,6 +194,12 @@ impl SoapClient {
         }
         Ok(text)
     }
+}
+
+/// The token's `Created`: our time `now` moved by the device's clock offset, so that a device
+/// whose clock is off from ours still finds the token fresh by its own.
+pub fn created(now: chrono::DateTime<chrono::Utc>, clock_offset_ms: i64) -> String {
+    (now + chrono::Duration::milliseconds(clock_offset_ms)).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The `wsse:Security` header: PasswordDigest = base64(SHA-1(nonce + created + password)).
@@ -255,6 +274,14 @@ mod tests {
         assert!(header.contains("<wsse:Username>user&lt;1&gt;</wsse:Username>"));
         assert!(header.contains(">LKqI6G/AikKCQrN0zqZFlg==</wsse:Nonce>"));
         assert!(!header.contains("userpassword"));
+    }
+
+    #[test]
+    fn created_is_in_the_devices_time() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-06T07:00:00.250Z").unwrap().to_utc();
+        assert_eq!(created(now, 0), "2026-12-06T07:00:00.250Z");
+        assert_eq!(created(now, 3_600_000), "2026-12-06T08:00:00.250Z");
+        assert_eq!(created(now, -90_500), "2026-12-06T06:58:29.750Z");
     }
 
     #[test]
