@@ -18,6 +18,84 @@ pub struct Credentials {
     pub password: Secret,
 }
 
+/// The path and query of a URL, as HTTP Digest's `uri`.
+fn request_uri(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        Err(_) => "/".into(),
+    }
+}
+
+fn random_hex() -> String {
+    rand::random::<[u8; 8]>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `Authorization` header answering an HTTP Digest challenge (RFC 2617/7616 with MD5, `qop
+/// auth` when offered), or `None` for another scheme or algorithm.
+pub fn http_digest(challenge: &str, c: &Credentials, method: &str, uri: &str, cnonce: &str) -> Option<String> {
+    let rest = challenge.trim().strip_prefix("Digest")?.trim_start();
+    let mut params = std::collections::HashMap::new();
+    for part in split_params(rest) {
+        if let Some((k, v)) = part.split_once('=') {
+            params.insert(k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string());
+        }
+    }
+    let realm = params.get("realm")?;
+    let nonce = params.get("nonce")?;
+    if params.get("algorithm").is_some_and(|a| !a.eq_ignore_ascii_case("MD5")) {
+        return None;
+    }
+    let md5 = |s: String| format!("{:x}", md5::Md5::digest(s.as_bytes()));
+    let ha1 = md5(format!("{}:{realm}:{}", c.username, c.password.expose()));
+    let ha2 = md5(format!("{method}:{uri}"));
+    let qop_auth = params.get("qop").is_some_and(|q| q.split(',').any(|q| q.trim() == "auth"));
+    let nc = "00000001";
+    let response = if qop_auth {
+        md5(format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
+    } else {
+        md5(format!("{ha1}:{nonce}:{ha2}"))
+    };
+    let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut h = format!(
+        r#"Digest username="{}", realm="{}", nonce="{}", uri="{}", response="{response}""#,
+        q(&c.username),
+        q(realm),
+        q(nonce),
+        q(uri)
+    );
+    if qop_auth {
+        h.push_str(&format!(r#", qop=auth, nc={nc}, cnonce="{cnonce}""#));
+    }
+    if let Some(o) = params.get("opaque") {
+        h.push_str(&format!(r#", opaque="{}""#, q(o)));
+    }
+    if params.contains_key("algorithm") {
+        h.push_str(", algorithm=MD5");
+    }
+    Some(h)
+}
+
+/// Splits `a="x, y", b=z` at the commas outside quotes.
+fn split_params(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, ch) in s.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
 /// A SOAP fault as the device sent it: the code, its subcodes (local names, outermost first:
 /// `Sender`, `NotAuthorized`) and the reason text.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,42 +197,55 @@ impl SoapClient {
         headers: &str,
         auth: bool,
     ) -> Result<String, OnvifError> {
-        let security = match (&self.creds, auth) {
-            (Some(c), true) => {
-                let nonce: [u8; 16] = rand::random();
-                username_token(c, &nonce, &created(chrono::Utc::now(), self.clock_offset_ms))
+        let send = |authorization: Option<String>| {
+            let security = match (&self.creds, auth) {
+                (Some(c), true) => {
+                    let nonce: [u8; 16] = rand::random();
+                    username_token(c, &nonce, &created(chrono::Utc::now(), self.clock_offset_ms))
+                }
+                _ => String::new(),
+            };
+            let envelope = format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{SOAP12}"><s:Header>{security}{headers}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#
+            );
+            let mut req = self
+                .http
+                .post(url)
+                .header("Content-Type", format!("application/soap+xml; charset=utf-8; action=\"{action}\""))
+                // SOAP 1.2 carries the action in the content type; some servers route only by the
+                // SOAP 1.1 header (onvif-server's Unsubscribe, whose body element it does not know).
+                .header("SOAPAction", format!("\"{action}\""))
+                .body(envelope);
+            if let Some(a) = authorization {
+                req = req.header("Authorization", a);
             }
-            _ => String::new(),
+            req.send()
         };
-        let envelope = format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="{SOAP12}"><s:Header>{security}{headers}</s:Header><s:Body>{body}</s:Body></s:Envelope>"#
-        );
-        let resp = self
-            .http
-            .post(url)
-            .header("Content-Type", format!("application/soap+xml; charset=utf-8; action=\"{action}\""))
-            // SOAP 1.2 carries the action in the content type; some servers route only by the
-            // SOAP 1.1 header (onvif-server's Unsubscribe, whose body element it does not know).
-            .header("SOAPAction", format!("\"{action}\""))
-            .body(envelope)
-            .send()
-            .await
-            .map_err(|e| OnvifError::Unreachable { url: url.to_string(), reason: transport_reason(&e) })?;
+        let unreachable =
+            |e: reqwest::Error| OnvifError::Unreachable { url: url.to_string(), reason: transport_reason(&e) };
+        let mut resp = send(None).await.map_err(unreachable)?;
+        let challenge = |resp: &reqwest::Response| {
+            resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        // A device that wants HTTP Digest sign-in (on top of, or instead of, WS-Security) is
+        // answered once with it.
+        let mut digest_sent = false;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && auth
+            && let Some(c) = &self.creds
+            && let Some(ch) = challenge(&resp)
+            && let Some(authorization) = http_digest(&ch, c, "POST", &request_uri(url), &random_hex())
+        {
+            resp = send(Some(authorization)).await.map_err(unreachable)?;
+            digest_sent = true;
+        }
         let status = resp.status();
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let challenge = resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_whitespace().next())
-            .map(str::to_string);
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| OnvifError::Unreachable { url: url.to_string(), reason: transport_reason(&e) })?;
+        let scheme = challenge(&resp).and_then(|v| v.split_whitespace().next().map(str::to_string));
+        let text = resp.text().await.map_err(unreachable)?;
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            // A device that wants HTTP sign-in says so; only WS-Security is built in.
-            let detail = match challenge.as_deref() {
+            let detail = match scheme.as_deref() {
+                _ if digest_sent => format!("HTTP {status} to WS-Security and HTTP Digest sign-in"),
                 Some(scheme) => format!(
                     "HTTP {status}, asking for HTTP {scheme} sign-in, which is not built in (WS-Security was sent); \
                      the device may need WS-Security enabled for this user"
@@ -274,6 +365,24 @@ mod tests {
         assert!(header.contains("<wsse:Username>user&lt;1&gt;</wsse:Username>"));
         assert!(header.contains(">LKqI6G/AikKCQrN0zqZFlg==</wsse:Nonce>"));
         assert!(!header.contains("userpassword"));
+    }
+
+    /// RFC 2617's example (3.5): Mufasa, "Circle Of Life", GET /dir/index.html.
+    #[test]
+    fn http_digest_is_rfc_2617s() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "Circle Of Life").unwrap();
+        let password = crate::config::SecretRef::File(dir.path().join("pw")).resolve().unwrap();
+        let c = Credentials { username: "Mufasa".into(), password };
+        let ch = r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#;
+        let h = http_digest(ch, &c, "GET", "/dir/index.html", "0a4f113b").unwrap();
+        assert!(h.contains(r#"response="6629fae49393a05397450978507c4ef1""#), "{h}");
+        assert!(h.contains("qop=auth, nc=00000001, cnonce=\"0a4f113b\""), "{h}");
+        assert!(h.contains(r#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#), "{h}");
+        assert!(!h.contains("Circle"));
+        assert!(http_digest("Basic realm=\"x\"", &c, "GET", "/", "1").is_none());
+        assert!(http_digest(r#"Digest realm="x", nonce="n", algorithm=SHA-256"#, &c, "GET", "/", "1").is_none());
+        assert_eq!(request_uri("http://h:8080/onvif/device_service?a=1"), "/onvif/device_service?a=1");
     }
 
     #[test]
