@@ -13,6 +13,7 @@ pub mod geo;
 pub mod ingest;
 pub mod logging;
 pub mod maintenance;
+pub mod onvif;
 pub mod plate;
 pub mod registry;
 pub mod retention;

@@ -59,6 +59,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmds::coverage::CoverageCmd,
     },
+    /// Find ONVIF devices on the local network (WS-Discovery probe): their addresses and scopes.
+    Discover(cmds::onvif::DiscoverArgs),
+    /// Ask an ONVIF device what it streams and write its camera entry (stream URL without
+    /// credentials; the password only named by --password-env or --password-file).
+    Onboard(cmds::onvif::OnboardArgs),
     /// Maintenance crews' views of the registry.
     Maintenance {
         #[command(subcommand)]
@@ -115,5 +120,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Serve(a) => cmds::serve::run(a).await,
         Cmd::Worker(a) => cmds::worker::run(a).await,
         Cmd::Demo(a) => cmds::demo::run(a).await,
+        Cmd::Discover(a) => cmds::onvif::run_discover(a).await,
+        Cmd::Onboard(a) => cmds::onvif::run_onboard(a).await,
     }
 }

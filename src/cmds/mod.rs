@@ -9,6 +9,7 @@ pub mod eval;
 pub mod import;
 pub mod maintenance;
 pub mod migrate;
+pub mod onvif;
 pub mod serve;
 pub mod sim;
 pub mod token;
