@@ -19,6 +19,8 @@ const SRV: &str = "41010000002000000001";
 const DOMAIN: &str = "4101000000";
 const NVR: &str = "41010000001180000001";
 const PASSWORD: &str = "nvr-pass-1";
+/// A second device, signalling over TCP.
+const NVR2: &str = "41010000001180000002";
 
 fn site() -> String {
     format!(
@@ -27,7 +29,8 @@ fn site() -> String {
          [[grid_cell]]\nid = \"410102\"\nname = \"中原区\"\nlevel = 1\n\
          [gb28181]\nid = \"{SRV}\"\nlisten = \"127.0.0.1:0\"\nheartbeat_interval_s = 5\nheartbeat_count = 1\n\
          catalog_timeout_s = 2\n\
-         [[gb28181_device]]\nid = \"{NVR}\"\nname = \"NVR 二七\"\npassword_file = \"nvr.secret\"\ngrid_cell = \"410102\"\n"
+         [[gb28181_device]]\nid = \"{NVR}\"\nname = \"NVR 二七\"\npassword_file = \"nvr.secret\"\ngrid_cell = \"410102\"\n\
+         [[gb28181_device]]\nid = \"{NVR2}\"\npassword_file = \"nvr.secret\"\n"
     )
 }
 
@@ -242,7 +245,46 @@ async fn devices_register_keepalive_answer_a_split_catalog_and_go_offline(engine
     })
     .await;
 
+    // Registration and keepalive over TCP.
+    let tcp = scenario(w, "register.xml", &[("@REGISTER_ANSWER@", "200")], false);
+    run_ok(
+        sipp(
+            w,
+            &tcp,
+            free_udp_port(),
+            NVR2,
+            &["-t", "t1", "-au", NVR2, "-ap", PASSWORD, "-set", "contact_port", &cp, "-set", "expires", "600"],
+            Some(server),
+        ),
+        "register over TCP",
+        w,
+    );
+    let d2 = reg.gb_devices().await.unwrap().into_iter().find(|d| d.id == NVR2).expect("stored");
+    assert_eq!((d2.transport.as_str(), d2.online), ("tcp", true));
+    assert!(d2.expires_at_ms - d2.registered_at_ms == 600_000, "the registration asked for: {d2:?}");
+
     malformed_input_gets_errors(server, &reg).await;
+    alarms_become_alerts(server, &reg).await;
+}
+
+/// A device's alarm notification: one alert (a retransmission with the same SN folds into it).
+async fn alarms_become_alerts(server: SocketAddr, reg: &Registry) {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify><CmdType>Alarm</CmdType><SN>501</SN>\
+         <DeviceID>41010300001340000001</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>2</AlarmMethod>\
+         <AlarmTime>2026-12-06T08:00:00</AlarmTime><AlarmDescription>银行柜台报警</AlarmDescription>\
+         <Longitude>113.6667</Longitude><Latitude>34.7622</Latitude><Info><AlarmType>1</AlarmType></Info></Notify>"
+    );
+    for _ in 0..2 {
+        let r = over_tcp(server, "MESSAGE", NVR, body.as_bytes()).await;
+        assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    }
+    let a = until(10, "the alarm's alert", async || {
+        reg.open_alert_by_key("alarm:gb28181:41010300001340000001").await.unwrap()
+    })
+    .await;
+    assert!(a.title.contains("银行柜台报警") || a.detail.to_string().contains("银行柜台报警"), "{a:?}");
+    assert_eq!(a.count, 1, "one SN, one alarm: {a:?}");
 }
 
 /// Raw SIP over UDP: what SIPp cannot be made to send wrong on purpose.
@@ -327,10 +369,13 @@ async fn over_tcp(server: SocketAddr, method: &str, from_user: &str, body: &[u8]
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(server).await.unwrap();
     let me = s.local_addr().unwrap();
+    // A transaction of its own each time (a repeated branch is a retransmission, answered from cache).
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut msg = format!(
-        "{method} sip:{SRV}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcp1\r\n\
-         From: <sip:{from_user}@{DOMAIN}>;tag=tcp1\r\nTo: <sip:{SRV}@{DOMAIN}>\r\nCall-ID: tcp-1@test\r\n\
-         CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Type: Application/MANSCDP+xml\r\n\
+        "{method} sip:{SRV}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcp{n}\r\n\
+         From: <sip:{from_user}@{DOMAIN}>;tag=tcp{n}\r\nTo: <sip:{SRV}@{DOMAIN}>\r\nCall-ID: tcp-{n}@test\r\n\
+         CSeq: {n} {method}\r\nMax-Forwards: 70\r\nContent-Type: Application/MANSCDP+xml\r\n\
          Content-Length: {}\r\n\r\n",
         body.len()
     )
