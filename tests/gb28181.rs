@@ -259,7 +259,10 @@ async fn devices_register_keepalive_answer_a_split_catalog_and_go_offline(engine
         "register over TCP",
         w,
     );
-    let d2 = reg.gb_devices().await.unwrap().into_iter().find(|d| d.id == NVR2).expect("stored");
+    let d2 = until(5, "the TCP device", async || {
+        reg.gb_devices().await.unwrap().into_iter().find(|d| d.id == NVR2 && d.online)
+    })
+    .await;
     assert_eq!((d2.transport.as_str(), d2.online), ("tcp", true));
     assert!(d2.expires_at_ms - d2.registered_at_ms == 600_000, "the registration asked for: {d2:?}");
 
@@ -269,12 +272,10 @@ async fn devices_register_keepalive_answer_a_split_catalog_and_go_offline(engine
 
 /// A device's alarm notification: one alert (a retransmission with the same SN folds into it).
 async fn alarms_become_alerts(server: SocketAddr, reg: &Registry) {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify><CmdType>Alarm</CmdType><SN>501</SN>\
+    let body = "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify><CmdType>Alarm</CmdType><SN>501</SN>\
          <DeviceID>41010300001340000001</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>2</AlarmMethod>\
          <AlarmTime>2026-12-06T08:00:00</AlarmTime><AlarmDescription>银行柜台报警</AlarmDescription>\
-         <Longitude>113.6667</Longitude><Latitude>34.7622</Latitude><Info><AlarmType>1</AlarmType></Info></Notify>"
-    );
+         <Longitude>113.6667</Longitude><Latitude>34.7622</Latitude><Info><AlarmType>1</AlarmType></Info></Notify>";
     for _ in 0..2 {
         let r = over_tcp(server, "MESSAGE", NVR, body.as_bytes()).await;
         assert!(r.starts_with("SIP/2.0 200"), "{r}");
@@ -356,11 +357,13 @@ async fn malformed_input_gets_errors(server: SocketAddr, reg: &Registry) {
     assert!(std::str::from_utf8(&gbk).is_err());
     assert_eq!(status(&send("MESSAGE", NVR, "", &gbk).await), "200");
     let d = until(10, "the partial catalog", async || {
-        device(reg).await.filter(|d| d.catalog_note.starts_with("incomplete"))
+        device(reg).await.filter(|d| d.catalog_note.starts_with("incomplete: 1 of 9 items"))
     })
     .await;
     assert_eq!(d.catalog_note, "incomplete: 1 of 9 items arrived within 2 s; 1 video channels stored, none removed");
-    assert_eq!(reg.get_camera("41010300001320000008").await.unwrap().unwrap().name, "二七纪念塔北");
+    let c8 = reg.get_camera("41010300001320000008").await.unwrap().unwrap();
+    let hist = reg.status_history("41010300001320000008", 20).await.unwrap();
+    assert_eq!(c8.name, "二七纪念塔北", "{c8:?}\n{d:?}\n{hist:?}");
     assert_eq!(reg.gb_channels(NVR).await.unwrap().len(), 8, "nothing removed");
 }
 

@@ -74,6 +74,8 @@ struct Assembly {
     items: BTreeMap<String, CatalogItem>,
     started: Millis,
     last: Millis,
+    /// Every item arrived and was stored: late repeats of its pages are ignored.
+    complete: bool,
 }
 
 #[derive(Default)]
@@ -331,15 +333,17 @@ impl Inner {
             return Ok(());
         }
         let granted = requested.min(self.cfg.max_expires_s).max(1);
-        let mut headers = contact;
-        headers.push(Header::Expires(granted.into()));
-        headers.push(date);
-        tx.reply_with(StatusCode::OK, headers, None).await?;
-
         // Queries go where the REGISTER came from when the device is behind NAT (its Via got a
         // `received`: it sent from another address than it says), else to its Contact.
-        let Some(via) = tx.original.via_header().ok().cloned() else { return Ok(()) };
-        let Ok((transport, source)) = SipConnection::parse_target_from_via(&via) else { return Ok(()) };
+        let Some((via, (transport, source))) = tx
+            .original
+            .via_header()
+            .ok()
+            .cloned()
+            .and_then(|v| SipConnection::parse_target_from_via(&v).ok().map(|t| (v, t)))
+        else {
+            return tx.reply_with(StatusCode::BadRequest, vec![warning("no readable Via")], None).await;
+        };
         let natted = via.value().to_ascii_lowercase().contains(";received=");
         let remote = match (natted, header(&tx.original, "Contact").and_then(contact_target)) {
             (false, Some(contact)) => contact,
@@ -358,6 +362,12 @@ impl Inner {
             let change = st.presence.registered(&id, heartbeat(&self.cfg, &id), granted, now);
             (change, !st.catalogs.contains_key(&id))
         };
+        // Answered once the device counts as registered here: it may send its first keepalive the
+        // moment it has the answer.
+        let mut headers = contact;
+        headers.push(Header::Expires(granted.into()));
+        headers.push(date);
+        tx.reply_with(StatusCode::OK, headers, None).await?;
         let expires_at = now.saturating_add(i64::from(granted) * 1000);
         if let Err(e) =
             self.registry.gb_registered(&id, &name, transport_name, &remote.to_string(), expires_at, now).await
@@ -450,38 +460,63 @@ impl Inner {
     async fn catalog_page(&self, device: &str, page: manscdp::CatalogPage, now: Millis) {
         if page.notify {
             // A change the device reports: what it names is stored, nothing else is touched.
-            let items = page.items.into_iter().map(|i| (i.id.clone(), i)).collect();
-            self.store_catalog(device, items, Listing::Change, now).await;
+            let items: BTreeMap<String, CatalogItem> = page.items.into_iter().map(|i| (i.id.clone(), i)).collect();
+            let n = items.len();
+            self.store_catalog(device, items, Listing::Change, n, now, now).await;
             return;
         }
-        let done = {
+        let (superseded, done) = {
             let mut st = self.state.lock().expect("gb state");
-            let a = st.catalogs.entry(device.to_string()).or_insert_with(|| Assembly {
+            let fresh = || Assembly {
                 sn: page.sn,
                 sum: page.sum_num,
                 items: BTreeMap::new(),
                 started: now,
                 last: now,
-            });
-            if a.sn != page.sn && !a.items.is_empty() && a.items.len() < a.sum {
-                // A new answer while an old one is unfinished: the new one wins.
-                *a = Assembly { sn: page.sn, sum: page.sum_num, items: BTreeMap::new(), started: now, last: now };
-            } else if a.sn != page.sn {
-                *a = Assembly { sn: page.sn, sum: page.sum_num, items: BTreeMap::new(), started: now, last: now };
+                complete: false,
+            };
+            let a = st.catalogs.entry(device.to_string()).or_insert_with(fresh);
+            let mut superseded = None;
+            if a.sn != page.sn {
+                // A new answer while an older one is unfinished: what the older one brought is
+                // stored as incomplete, never dropped.
+                let old = std::mem::replace(a, fresh());
+                if !old.items.is_empty() {
+                    superseded = Some((old.items, old.sum, old.started));
+                }
+            }
+            if a.complete {
+                // A repeat of a page of an answer already stored whole (pages are handled
+                // concurrently, and devices resend).
+                return;
             }
             a.sum = a.sum.max(page.sum_num);
             a.last = now;
             for item in page.items {
                 a.items.insert(item.id.clone(), item);
             }
-            (a.sum > 0 && a.items.len() >= a.sum).then(|| std::mem::take(&mut a.items))
+            a.complete = a.sum > 0 && a.items.len() >= a.sum;
+            let done = a.complete.then(|| (std::mem::take(&mut a.items), a.sum, a.started));
+            (superseded, done)
         };
-        if let Some(items) = done {
-            self.store_catalog(device, items, Listing::Complete, now).await;
+        if let Some((items, sum, started)) = superseded {
+            self.store_catalog(device, items, Listing::Incomplete, sum, started, now).await;
+        }
+        if let Some((items, sum, started)) = done {
+            self.store_catalog(device, items, Listing::Complete, sum, started, now).await;
         }
     }
 
-    async fn store_catalog(&self, device: &str, items: BTreeMap<String, CatalogItem>, listing: Listing, now: Millis) {
+    /// Stores a catalog answer (or change) of `sum` items begun at `started`.
+    async fn store_catalog(
+        &self,
+        device: &str,
+        items: BTreeMap<String, CatalogItem>,
+        listing: Listing,
+        sum: usize,
+        started: Millis,
+        now: Millis,
+    ) {
         let dev_cfg = self.cfg.device(device);
         let total = items.len();
         let mut channels = Vec::new();
@@ -506,10 +541,7 @@ impl Inner {
             });
         }
         let others = total - channels.len();
-        let (sum, waited) = {
-            let st = self.state.lock().expect("gb state");
-            st.catalogs.get(device).map(|a| (a.sum, now - a.started)).unwrap_or((total, 0))
-        };
+        let waited = now - started;
         let note = match listing {
             Listing::Complete => format!("complete: {} video channels, {others} other items", channels.len()),
             Listing::Incomplete => format!(
@@ -603,11 +635,11 @@ impl Inner {
         let (changes, late) = {
             let mut st = self.state.lock().expect("gb state");
             let changes = st.presence.due(now);
-            let late: Vec<(String, BTreeMap<String, CatalogItem>)> = st
+            let late: Vec<(String, BTreeMap<String, CatalogItem>, usize, Millis)> = st
                 .catalogs
                 .iter_mut()
                 .filter(|(_, a)| !a.items.is_empty() && now - a.last >= timeout)
-                .map(|(d, a)| (d.clone(), std::mem::take(&mut a.items)))
+                .map(|(d, a)| (d.clone(), std::mem::take(&mut a.items), a.sum, a.started))
                 .collect();
             (changes, late)
         };
@@ -617,8 +649,8 @@ impl Inner {
             }
             self.tell_device(&c).await;
         }
-        for (device, items) in late {
-            self.store_catalog(&device, items, Listing::Incomplete, now).await;
+        for (device, items, sum, started) in late {
+            self.store_catalog(&device, items, Listing::Incomplete, sum, started, now).await;
         }
     }
 
