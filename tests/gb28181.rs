@@ -231,8 +231,8 @@ async fn devices_register_keepalive_answer_a_split_catalog_and_go_offline(engine
     assert!(s.iter().any(|(_, _, why)| why.contains("no keepalive for 5 s")), "{s:?}");
     let late = cam5.status_since_ms - d.last_alive_ms;
     assert!(
-        (5_000..6_500).contains(&late),
-        "offline {late} ms after the last keepalive (5,000 expected, 250 ms ticks)"
+        (5_000..8_000).contains(&late),
+        "offline {late} ms after the last keepalive: never before 5,000, then within the 250 ms tick and the write"
     );
 
     // The next keepalive brings it back.
