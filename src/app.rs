@@ -26,6 +26,7 @@ use crate::maintenance::health::HealthKeeper;
 use crate::maintenance::orders::OrderService;
 use crate::registry::{Registry, RegistryError, SyncReport};
 
+mod gb_media;
 pub mod worker;
 
 #[derive(Debug, thiserror::Error)]
@@ -291,13 +292,45 @@ impl App {
             mqtt = Some(state);
             mqtt_task = Some(handle);
         }
+        // GB/T 28181: on the node that runs cameras, when `[gb28181]` is configured. Device and
+        // channel presence goes to the health keeper (the one place statuses are decided), alarms
+        // to the alert service through the event log, like any alarm; `gb28181://` cameras ask
+        // for their live video through it (started before ingest for that).
+        let gb28181 = match (opts.ingest, &config.gb28181) {
+            (true, Some(gc)) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                let zone = crate::clock::SiteZone::parse(&config.site.timezone)
+                    .unwrap_or_else(|_| crate::clock::SiteZone::utc());
+                let stop = root.child_token();
+                let server = crate::gb28181::GbServer::start(
+                    gc.clone(),
+                    crate::gb28181::GbStart {
+                        registry: registry.clone(),
+                        clock: clock.clone(),
+                        zone,
+                        grid_cells: config.grid.iter().map(|c| c.id.clone()).collect(),
+                        stop: stop.clone(),
+                        updates: tx,
+                    },
+                )
+                .await?;
+                let (h, a, g, c) = (health.clone(), alerts.clone(), geo.clone(), clock.clone());
+                let handle = tokio::spawn(gb28181_updates(h, a, g, c, rx, stop.clone()));
+                tasks.push(Task { name: "gb28181", stop, handle });
+                Some(Arc::new(server))
+            }
+            _ => None,
+        };
         let ingest = if opts.ingest {
             ingest::init_gstreamer()?;
             let (tx, rx) = tokio::sync::mpsc::channel(4096);
             Task::start(&mut tasks, &root, "ingest statuses", |stop| {
                 tokio::spawn(write_statuses(health.clone(), rx, stop))
             });
-            let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
+            let media = gb28181.clone().map(|server| -> Arc<dyn crate::ingest::gb::GbMedia> {
+                Arc::new(gb_media::Bridge::new(server, tokio::runtime::Handle::current()))
+            });
+            let ingest = Arc::new(Ingest::with_gb28181(clock.clone(), Some(tx), media));
             let specs = specs(&config);
             let ing = ingest.clone();
             let report = tokio::task::spawn_blocking(move || ing.apply(specs))
@@ -331,34 +364,6 @@ impl App {
                 health.clone(),
                 clock.clone(),
             )),
-            _ => None,
-        };
-        // GB/T 28181: on the node that runs cameras, when `[gb28181]` is configured. Device and
-        // channel presence goes to the health keeper (the one place statuses are decided), alarms
-        // to the alert service through the event log, like any alarm.
-        let gb28181 = match (&ingest, &config.gb28181) {
-            (Some(_), Some(gc)) => {
-                let (tx, rx) = tokio::sync::mpsc::channel(1024);
-                let zone = crate::clock::SiteZone::parse(&config.site.timezone)
-                    .unwrap_or_else(|_| crate::clock::SiteZone::utc());
-                let stop = root.child_token();
-                let server = crate::gb28181::GbServer::start(
-                    gc.clone(),
-                    crate::gb28181::GbStart {
-                        registry: registry.clone(),
-                        clock: clock.clone(),
-                        zone,
-                        grid_cells: config.grid.iter().map(|c| c.id.clone()).collect(),
-                        stop: stop.clone(),
-                        updates: tx,
-                    },
-                )
-                .await?;
-                let (h, a, g, c) = (health.clone(), alerts.clone(), geo.clone(), clock.clone());
-                let handle = tokio::spawn(gb28181_updates(h, a, g, c, rx, stop.clone()));
-                tasks.push(Task { name: "gb28181", stop, handle });
-                Some(Arc::new(server))
-            }
             _ => None,
         };
         // A serve node of a cluster runs no cameras: the problems its workers report are what its

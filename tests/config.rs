@@ -178,6 +178,16 @@ fn bad_malformed_gb28181_code() {
 }
 
 #[test]
+fn bad_gb28181_url() {
+    expect_one(
+        &camera(&[("url", Some("\"gb28181://41010000001180000001/4101000000131000001\""))], ""),
+        "url",
+        "camera[cam-1].url",
+        "exactly 20 digits",
+    );
+}
+
+#[test]
 fn bad_gb28181_code_of_an_nvr() {
     expect_one(&camera(&[("id", Some("\"41010000001180000001\""))], ""), "id", "camera[1].id", "is not a camera");
 }
@@ -510,7 +520,8 @@ fn gb28181_sections_are_checked_with_every_error_located() {
     let site = format!(
         "{SITE}\n[gb28181]\nid = \"4101000000200000001\"\ndomain = \"41010\"\nlisten = \"nowhere\"\n\
          heartbeat_count = 0\npassword_env = \"TIANWANG_NO_SUCH_VARIABLE\"\n\
-         [[gb28181_device]]\nid = \"99010000001180000001\"\nowner = \"nobody\"\n\
+         media_ip = \"somewhere\"\nmedia_ports = \"30010-30000\"\ninvite_timeout_s = 0\n\
+         [[gb28181_device]]\nid = \"99010000001180000001\"\nowner = \"nobody\"\nstream_tcp = \"both\"\n\
          [[gb28181_device]]\nid = \"41010000001180000002\"\npassword_file = \"missing.secret\"\n\
          [[gb28181_device]]\nid = \"41010000001180000002\"\n"
     );
@@ -531,6 +542,10 @@ fn gb28181_sections_are_checked_with_every_error_located() {
         ("listen", 0, "gb28181.listen", "an address and port"),
         ("heartbeat_count", 0, "gb28181.heartbeat_count", ""),
         ("password_env", 0, "gb28181.password_env", "TIANWANG_NO_SUCH_VARIABLE is not set"),
+        ("media_ip", 0, "gb28181.media_ip", "an IP address"),
+        ("media_ports", 0, "gb28181.media_ports", "a port range"),
+        ("invite_timeout_s", 0, "gb28181.invite_timeout_s", ""),
+        ("stream_tcp", 0, "gb28181_device[99010000001180000001].stream_tcp", "\"passive\" (the device connects to us)"),
         ("id", 1, "gb28181_device[99010000001180000001].id", "not a province code"),
         ("owner", 0, "gb28181_device[99010000001180000001].owner", ""),
         ("password_file", 0, "gb28181_device[41010000001180000002].password_file", "cannot be read"),
@@ -539,7 +554,7 @@ fn gb28181_sections_are_checked_with_every_error_located() {
         let want = format!("site.toml:{}: {field}: ", line(key, nth));
         assert!(errs.iter().any(|e| e.starts_with(&want) && e.contains(needle)), "{want}…{needle} not in {errs:#?}");
     }
-    assert_eq!(errs.len(), 9, "{errs:#?}");
+    assert_eq!(errs.len(), 13, "{errs:#?}");
     // Devices without [gb28181] have nothing to listen for them.
     let dir = config_dir(&[("site.toml", &format!("{SITE}\n[[gb28181_device]]\nid = \"41010000001180000002\"\n"))]);
     let e = load_dir(dir.path()).unwrap_err().to_string();

@@ -188,7 +188,9 @@ impl FromStr for CameraId {
     }
 }
 
-/// An RTSP URL that carries no credentials.
+/// A camera's stream address, carrying no credentials: an RTSP URL (`rtsp://`, `rtsps://`,
+/// `rtspt://`), or a channel of a GB/T 28181 device registered to this platform
+/// (`gb28181://DEVICE-ID/CHANNEL-ID`), whose live video is asked for by INVITE.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RtspUrl(String);
 
@@ -213,6 +215,19 @@ impl RtspUrl {
             None if self.0.to_ascii_lowercase().starts_with("rtsps") => 322,
             None => 554,
         }
+    }
+
+    /// A channel of a GB/T 28181 device (`gb28181://DEVICE-ID/CHANNEL-ID`): (device, channel).
+    /// `gb28181://ID` names a device that is its own channel (a camera registering by itself).
+    pub fn gb28181(&self) -> Option<(&str, &str)> {
+        let (scheme, rest) = self.0.split_once("://")?;
+        if !scheme.eq_ignore_ascii_case("gb28181") {
+            return None;
+        }
+        Some(match rest.trim_end_matches('/').split_once('/') {
+            Some((device, channel)) => (device, channel),
+            None => (rest.trim_end_matches('/'), rest.trim_end_matches('/')),
+        })
     }
 
     pub fn host(&self) -> &str {
@@ -268,8 +283,13 @@ impl FromStr for RtspUrl {
         let Some((scheme, rest)) = s.split_once("://") else {
             return Err(format!("{:?} is not a URL; expected rtsp://host[:port]/path", mask_credentials(s)));
         };
+        if scheme.eq_ignore_ascii_case("gb28181") {
+            return gb28181_url(s, rest);
+        }
         if !matches!(scheme.to_ascii_lowercase().as_str(), "rtsp" | "rtsps" | "rtspt") {
-            return Err(format!("scheme {scheme:?} is not RTSP; expected rtsp://, rtsps:// or rtspt://"));
+            return Err(format!(
+                "scheme {scheme:?} is not RTSP; expected rtsp://, rtsps:// or rtspt:// (or gb28181://DEVICE/CHANNEL)"
+            ));
         }
         let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let authority = &rest[..end];
@@ -305,6 +325,18 @@ impl FromStr for RtspUrl {
         }
         Ok(Self(s.to_string()))
     }
+}
+
+/// `gb28181://DEVICE[/CHANNEL]`: both 20-digit GB/T 28181 ids, nothing else.
+fn gb28181_url(s: &str, rest: &str) -> Result<RtspUrl, String> {
+    let ids: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    if ids.is_empty() || ids.len() > 2 {
+        return Err(format!("{s:?}: expected gb28181://DEVICE-ID/CHANNEL-ID (20-digit GB/T 28181 ids)"));
+    }
+    for id in &ids {
+        crate::config::check_gb_id(id).map_err(|e| format!("{s:?}: {e}"))?;
+    }
+    Ok(RtspUrl(format!("gb28181://{}", ids.join("/"))))
 }
 
 /// Where a camera's password is kept. The value itself is only read when a pipeline connects.
@@ -399,6 +431,14 @@ mod tests {
         assert_eq!(u.port(), 554);
         assert_eq!("rtsp://h/x".parse::<RtspUrl>().unwrap().port(), 554);
         assert_eq!("rtsps://h/x".parse::<RtspUrl>().unwrap().port(), 322);
+        let gb: RtspUrl = "gb28181://34020000001180000001/34020000001310000003".parse().unwrap();
+        assert_eq!(gb.gb28181(), Some(("34020000001180000001", "34020000001310000003")));
+        let own: RtspUrl = "GB28181://34020000001320000001/".parse().unwrap();
+        assert_eq!(own.gb28181(), Some(("34020000001320000001", "34020000001320000001")));
+        assert_eq!("rtsp://h/x".parse::<RtspUrl>().unwrap().gb28181(), None);
+        for bad in ["gb28181://3402000000118000001/34020000001310000003", "gb28181://a/b/c", "gb28181://"] {
+            assert!(bad.parse::<RtspUrl>().is_err(), "{bad}");
+        }
         let e = "rtsp://admin:hunter2@10.0.0.5/x".parse::<RtspUrl>().unwrap_err();
         assert!(e.contains("password_env"), "{e}");
         assert!(!e.contains("hunter2") && !e.contains("admin"), "{e}");

@@ -1,7 +1,7 @@
 //! `[gb28181]` and `[[gb28181_device]]` (site.toml): the platform's SIP identity and port, the
 //! keepalive policy, and the devices allowed to register with their passwords.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use crate::config::{CameraKind, ConfigError, Fields, Loc, Owner, SecretRef, Source, check_gb_id, tables_of};
@@ -23,6 +23,13 @@ pub struct GbConfig {
     pub catalog_timeout_s: u32,
     /// The password of a device with no `[[gb28181_device]]` entry; without it such a device is refused.
     pub password: Option<SecretRef>,
+    /// The address devices send live video to (SDP `c=`): set it when the platform is reached
+    /// through NAT or has several addresses; by default, the local address that faces the device.
+    pub media_ip: Option<IpAddr>,
+    /// The ports live video is received on (inclusive); any free port when unset.
+    pub media_ports: Option<(u16, u16)>,
+    /// Seconds a device may take to answer an INVITE.
+    pub invite_timeout_s: u32,
     pub devices: Vec<GbDeviceConfig>,
     pub loc: Loc,
 }
@@ -40,7 +47,33 @@ pub struct GbDeviceConfig {
     pub kind: CameraKind,
     pub heartbeat_interval_s: Option<u32>,
     pub heartbeat_count: Option<u32>,
+    /// Live video over TCP (a camera with `transport = "tcp"`): the device connects to us
+    /// (`Passive`, the default: works when the device is behind NAT) or we connect to it.
+    pub stream_tcp: TcpSetup,
     pub loc: Loc,
+}
+
+/// Who opens a TCP media connection (RFC 4145 `a=setup`, as our offer says it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpSetup {
+    /// We listen, the device connects.
+    #[default]
+    Passive,
+    /// The device listens, we connect.
+    Active,
+}
+
+impl std::str::FromStr for TcpSetup {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "passive" => Ok(TcpSetup::Passive),
+            "active" => Ok(TcpSetup::Active),
+            _ => {
+                Err(format!("{s:?}: expected \"passive\" (the device connects to us) or \"active\" (we connect to it)"))
+            }
+        }
+    }
 }
 
 fn secret(f: &mut Fields<'_>, at_file: &Path) -> Option<SecretRef> {
@@ -108,6 +141,10 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
     let max_expires_s = u32_in(&mut f, "max_expires_s", 60..=86_400).unwrap_or(3600);
     let catalog_timeout_s = u32_in(&mut f, "catalog_timeout_s", 1..=600).unwrap_or(30);
     let password = secret(&mut f, &src.path);
+    let media_ip = if f.has("media_ip") { f.parse::<IpText>("media_ip").map(|a| Some(a.0)) } else { Some(None) };
+    let media_ports =
+        if f.has("media_ports") { f.parse::<PortRange>("media_ports").map(|r| Some(r.0)) } else { Some(None) };
+    let invite_timeout_s = u32_in(&mut f, "invite_timeout_s", 1..=60).unwrap_or(10);
     let ok = f.errs.is_empty();
     errs.extend(f.finish());
 
@@ -132,9 +169,10 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
         let kind = if f.has("kind") { f.parse("kind") } else { Some(CameraKind::Street) };
         let hi = u32_in(&mut f, "heartbeat_interval_s", 5..=3600);
         let hc = u32_in(&mut f, "heartbeat_count", 1..=10);
+        let stream_tcp = if f.has("stream_tcp") { f.parse("stream_tcp") } else { Some(TcpSetup::Passive) };
         let dok = f.errs.is_empty();
         errs.extend(f.finish());
-        if let (true, Some(id), Some(owner), Some(kind)) = (dok, id, owner, kind) {
+        if let (true, Some(id), Some(owner), Some(kind), Some(stream_tcp)) = (dok, id, owner, kind, stream_tcp) {
             devices.push(GbDeviceConfig {
                 id,
                 name,
@@ -144,11 +182,16 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
                 kind,
                 heartbeat_interval_s: hi,
                 heartbeat_count: hc,
+                stream_tcp,
                 loc: dat,
             });
         }
     }
-    let (true, Some(id), Some(domain), Some(listen)) = (ok, id, domain, listen) else { return None };
+    let (true, Some(id), Some(domain), Some(listen), Some(media_ip), Some(media_ports)) =
+        (ok, id, domain, listen, media_ip, media_ports)
+    else {
+        return None;
+    };
     Some(GbConfig {
         id,
         domain,
@@ -158,6 +201,9 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
         max_expires_s,
         catalog_timeout_s,
         password,
+        media_ip,
+        media_ports,
+        invite_timeout_s,
         devices,
         loc: at,
     })
@@ -169,6 +215,31 @@ impl std::str::FromStr for SocketAddrText {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         s.parse().map(SocketAddrText).map_err(|_| format!("{s:?}: an address and port, e.g. \"0.0.0.0:5060\""))
+    }
+}
+
+struct IpText(IpAddr);
+
+impl std::str::FromStr for IpText {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(IpText).map_err(|_| format!("{s:?}: an IP address, e.g. \"192.0.2.10\""))
+    }
+}
+
+/// `"30000-30999"`.
+struct PortRange((u16, u16));
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: a port range \"FIRST-LAST\", e.g. \"30000-30999\"");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+        if a == 0 || a > b {
+            return Err(bad());
+        }
+        Ok(PortRange((a, b)))
     }
 }
 

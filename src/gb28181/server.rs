@@ -9,6 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rsipstack::EndpointBuilder;
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::prelude::*;
 use rsipstack::sip::{Header, Method, SipMessage, StatusCode, Uri};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
@@ -21,9 +25,10 @@ use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::config::GbConfig;
+use super::config::{GbConfig, TcpSetup};
 use super::digest::{Algorithm, Registrar, Rejected, parse_answer};
 use super::manscdp::{self, AlarmNotice, CatalogItem, Message};
+use super::media::{self, Answer, Offer, StreamTransport};
 use super::presence::{Change, Heartbeat, NotRegistered, Presence, Stored};
 use crate::clock::{Clock, Millis, SiteZone};
 use crate::config::{CameraKind, Gb28181Code, Owner, Secret, check_gb_id};
@@ -99,8 +104,14 @@ struct Inner {
     state: Mutex<State>,
     updates: mpsc::Sender<GbUpdate>,
     endpoint: EndpointInnerRef,
+    /// INVITE dialogs (live video calls) and the BYEs that end them.
+    dialogs: Arc<DialogLayer>,
     sn: AtomicU64,
     cseq: AtomicU32,
+    /// The serial part of the next live SSRC.
+    ssrc_serial: AtomicU32,
+    /// Calls in progress.
+    calls: AtomicU64,
 }
 
 /// A running server; stops with the token it was given.
@@ -200,9 +211,12 @@ impl GbServer {
             grid_cells: s.grid_cells,
             state: Mutex::new(State { presence, ..Default::default() }),
             updates: s.updates,
+            dialogs: Arc::new(DialogLayer::new(endpoint.inner.clone())),
             endpoint: endpoint.inner.clone(),
             sn: AtomicU64::new((now / 1000).rem_euclid(1_000_000) as u64),
             cseq: AtomicU32::new(1),
+            ssrc_serial: AtomicU32::new((now / 1000).rem_euclid(10_000) as u32),
+            calls: AtomicU64::new(0),
         });
 
         let stop = s.stop.clone();
@@ -248,6 +262,67 @@ impl GbServer {
     pub fn is_online(&self, device: &str) -> bool {
         self.inner.state.lock().expect("gb state").presence.is_online(device)
     }
+
+    /// Live video calls in progress.
+    pub fn calls(&self) -> u64 {
+        self.inner.calls.load(Ordering::Relaxed)
+    }
+
+    /// The TCP role a device's channels are asked for with.
+    pub fn tcp_setup(&self, device: &str) -> TcpSetup {
+        self.inner.cfg.device(device).map(|d| d.stream_tcp).unwrap_or_default()
+    }
+
+    /// The configured receiving port range.
+    pub fn media_ports(&self) -> Option<(u16, u16)> {
+        self.inner.cfg.media_ports
+    }
+
+    /// Asks `device` for `channel`'s live video on our `port` (INVITE, SDP offer with a fresh
+    /// SSRC) and waits for its answer. The error is a sentence for the camera's status.
+    pub async fn invite(
+        &self,
+        device: &str,
+        channel: &str,
+        transport: StreamTransport,
+        port: u16,
+    ) -> Result<Call, String> {
+        self.inner.clone().invite(device, channel, transport, port).await
+    }
+}
+
+/// A live video call. `hang_up` sends BYE; a call the device ended says why in `ended`.
+pub struct Call {
+    pub answer: Answer,
+    /// The SSRC we offered.
+    pub offered_ssrc: u32,
+    ended: Arc<Mutex<Option<String>>>,
+    dialog: InviteDialog,
+    server: Arc<Inner>,
+}
+
+impl Call {
+    /// Why the device ended the call (its BYE, a timeout), if it did.
+    pub fn ended(&self) -> Option<String> {
+        self.ended.lock().expect("call state").clone()
+    }
+
+    /// Ends the call (BYE), unless the device did already.
+    pub async fn hang_up(self) {
+        if self.ended().is_none() {
+            if let Err(e) = self.dialog.bye().await {
+                tracing::debug!(error = %e, "GB/T 28181: BYE not sent");
+            }
+            *self.ended.lock().expect("call state") = Some("hung up".into());
+        }
+        self.server.dialogs.remove_dialog(&self.dialog.id());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.server.calls.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 fn heartbeat(cfg: &GbConfig, id: &str) -> Heartbeat {
@@ -272,7 +347,12 @@ impl Inner {
             Method::Register => self.register(&mut tx).await,
             Method::Message => self.message(&mut tx).await,
             Method::Options => tx.reply(StatusCode::OK).await,
-            Method::Ack => Ok(()),
+            // Within a live video call: the device's BYE, INFO, …
+            Method::Bye | Method::Info | Method::Ack | Method::Update => match self.dialogs.match_dialog(&tx) {
+                Some(mut d) => d.handle(&mut tx).await,
+                None if method == Method::Ack => Ok(()),
+                None => tx.reply(StatusCode::CallTransactionDoesNotExist).await,
+            },
             _ => {
                 tx.reply_with(StatusCode::NotImplemented, vec![warning("not handled by this platform yet")], None).await
             }
@@ -651,6 +731,120 @@ impl Inner {
         }
         for (device, items, sum, started) in late {
             self.store_catalog(&device, items, Listing::Incomplete, sum, started, now).await;
+        }
+    }
+
+    /// The address a device reaches us on for media: `media_ip`, else the local address that
+    /// faces it.
+    fn media_ip(&self, device_ip: Option<std::net::IpAddr>) -> std::net::IpAddr {
+        if let Some(ip) = self.cfg.media_ip {
+            return ip;
+        }
+        if !self.cfg.listen.ip().is_unspecified() {
+            return self.cfg.listen.ip();
+        }
+        device_ip
+            .and_then(|ip| {
+                let any: SocketAddr = if ip.is_ipv6() { "[::]:0".parse().ok()? } else { "0.0.0.0:0".parse().ok()? };
+                let s = std::net::UdpSocket::bind(any).ok()?;
+                s.connect(SocketAddr::new(ip, 9)).ok()?;
+                s.local_addr().ok().map(|a| a.ip())
+            })
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    }
+
+    async fn invite(
+        self: Arc<Self>,
+        device: &str,
+        channel: &str,
+        transport: StreamTransport,
+        port: u16,
+    ) -> Result<Call, String> {
+        let peer = {
+            let st = self.state.lock().expect("gb state");
+            if !st.presence.is_online(device) {
+                return Err(format!("GB/T 28181 device {device} is not registered (offline)"));
+            }
+            st.peers.get(device).cloned()
+        };
+        let Some(peer) = peer else { return Err(format!("GB/T 28181 device {device} has no known address")) };
+        let device_ip = match &peer.target.addr.host {
+            rsipstack::sip::Host::IpAddr(ip) => Some(*ip),
+            _ => None,
+        };
+        let serial = self.ssrc_serial.fetch_add(1, Ordering::Relaxed);
+        let ssrc = media::live_ssrc(&self.cfg.domain, serial);
+        let offer = Offer { platform: self.cfg.id.clone(), ip: self.media_ip(device_ip), port, transport, ssrc };
+        let sdp = media::offer_sdp(&offer);
+        let local = peer_local(&self.endpoint, &peer);
+        let uri = |s: String| Uri::try_from(s.as_str()).map_err(|e| format!("cannot build the INVITE: {e}"));
+        let opt = InviteOption {
+            caller: uri(format!("sip:{}@{}", self.cfg.id, self.cfg.domain))?,
+            callee: uri(format!("sip:{channel}@{}", peer.target.addr))?,
+            destination: Some(peer.target.clone()),
+            content_type: Some("application/sdp".into()),
+            offer: Some(sdp.into_bytes()),
+            contact: uri(format!("sip:{}@{}", self.cfg.id, local.addr))?,
+            // §9.2.2: `Subject: <channel>:<ssrc>,<platform>:0`.
+            headers: Some(vec![Header::Subject(format!("{channel}:{ssrc:010},{}:0", self.cfg.id).into())]),
+            ..Default::default()
+        };
+        let (state_tx, mut state_rx) = self.dialogs.new_dialog_state_channel();
+        let ended = Arc::new(Mutex::new(None::<String>));
+        let watch = ended.clone();
+        let layer = self.dialogs.clone();
+        tokio::spawn(async move {
+            while let Some(state) = state_rx.recv().await {
+                if let DialogState::Terminated(id, reason) = state {
+                    let why = match reason {
+                        TerminatedReason::UasBye => "the device sent BYE".to_string(),
+                        TerminatedReason::Timeout => "the call timed out".to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    watch.lock().expect("call state").get_or_insert(why);
+                    layer.remove_dialog(&id);
+                    break;
+                }
+            }
+        });
+        let wait = Duration::from_secs(u64::from(self.cfg.invite_timeout_s));
+        let (dialog, response) = match tokio::time::timeout(wait, self.dialogs.do_invite(opt, state_tx)).await {
+            Err(_) => {
+                return Err(format!(
+                    "GB/T 28181 device {device} did not answer the INVITE for {channel} within {} s",
+                    wait.as_secs()
+                ));
+            }
+            Ok(Err(e)) => return Err(format!("INVITE to GB/T 28181 device {device} failed: {e}")),
+            Ok(Ok(r)) => r,
+        };
+        let response = match response {
+            Some(r) if r.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => r,
+            Some(r) => {
+                return Err(format!("GB/T 28181 device {device} refused the INVITE for {channel}: {}", r.status_code));
+            }
+            None => return Err(format!("GB/T 28181 device {device} gave no answer to the INVITE for {channel}")),
+        };
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let parsed = media::parse_answer(&response.body);
+        let placeholder =
+            || Answer { remote: SocketAddr::from(([0, 0, 0, 0], 0)), encoding: String::new(), tcp: false, ssrc: None };
+        let call = Call {
+            answer: parsed.clone().unwrap_or_else(|_| placeholder()),
+            offered_ssrc: ssrc,
+            ended,
+            dialog,
+            server: self.clone(),
+        };
+        match parsed {
+            Ok(answer) => {
+                tracing::info!(device, channel, ssrc, remote = %answer.remote, encoding = %answer.encoding, "GB/T 28181 live video call");
+                Ok(call)
+            }
+            Err(e) => {
+                call.hang_up().await;
+                Err(format!("GB/T 28181 device {device}'s answer for {channel}: {e}"))
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! Ingest: one supervised RTSP source per enabled camera, delivering decoded frames.
+//! Ingest: one supervised source per enabled camera (RTSP, or a GB/T 28181 channel's RTP/PS
+//! through `gb`), delivering decoded frames.
 //!
 //! `supervisor` runs one loop for every source: open → pull events → (watchdog | end | error) →
 //! back-off → reconnect; on a thread per camera for GStreamer pipelines, and stepped on a few
@@ -8,6 +9,7 @@
 //! reads a camera. `health` holds what the API and `/metrics` show; `queue` is the bounded
 //! drop-oldest frame channel.
 
+pub mod gb;
 mod health;
 mod keyframe;
 pub mod nal;
@@ -58,9 +60,18 @@ pub enum IngestError {
 /// Initialises GStreamer once; a clear error when its libraries or plugins are missing.
 pub fn init_gstreamer() -> Result<(), IngestError> {
     gstreamer::init().map_err(|e| IngestError::Init(e.to_string()))?;
-    for el in
-        ["rtspsrc", "rtph264depay", "h264parse", "avdec_h264", "videoconvert", "videoscale", "videorate", "appsink"]
-    {
+    for el in [
+        "rtspsrc",
+        "rtph264depay",
+        "h264parse",
+        "avdec_h264",
+        "videoconvert",
+        "videoscale",
+        "videorate",
+        "appsink",
+        "appsrc",
+        "mpegpsdemux",
+    ] {
         if gstreamer::ElementFactory::find(el).is_none() {
             return Err(IngestError::Init(format!("element {el} is missing")));
         }

@@ -23,6 +23,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 
+use super::gb::{self, GbMedia};
 use super::health::CameraHealth;
 use super::nal::{self, NonRefFilter};
 use super::resize;
@@ -55,6 +56,14 @@ pub(crate) struct Traffic {
     bytes: AtomicU64,
 }
 
+impl Traffic {
+    /// One packet of `bytes` arrived.
+    pub(crate) fn add(&self, bytes: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
 /// Frames waiting for the supervisor thread; more are dropped (and counted in `frames_dropped`).
 const IN_FLIGHT: usize = 4;
 /// How long one wait on the frame channel lasts at most (the stop is checked between).
@@ -62,6 +71,8 @@ const SLICE_MS: Millis = 100;
 
 /// A camera read by its GStreamer graph.
 pub(crate) struct PipelineSource {
+    /// A GB/T 28181 channel's receiver (dropped first: it stops pushing and ends the call).
+    gb: Option<gb::Receiver>,
     pipeline: gst::Pipeline,
     bus: gst::Bus,
     rx: Receiver<Msg>,
@@ -72,8 +83,9 @@ pub(crate) struct PipelineSource {
 }
 
 impl PipelineSource {
-    /// Builds the graph and sets it playing.
-    pub(crate) fn open(cam: &Camera<'_>) -> Result<Self, Failure> {
+    /// Builds the graph and sets it playing; for a GB/T 28181 channel, asks the device for the
+    /// stream through `media` and starts receiving it.
+    pub(crate) fn open(cam: &Camera<'_>, media: Option<&Arc<dyn GbMedia>>) -> Result<Self, Failure> {
         let (tx, rx) = std::sync::mpsc::sync_channel(IN_FLIGHT);
         let traffic = Arc::new(Traffic::default());
         let clock = cam.clock.clone();
@@ -83,7 +95,28 @@ impl PipelineSource {
             traffic: traffic.clone(),
             now_ms: Arc::new(move || clock.now_ms()),
         };
-        let pipeline = build(cam.spec, cam.password, outputs).map_err(|e| Failure::new(e.to_string()))?;
+        // A GB/T 28181 channel: its receiving socket is bound before the graph is built.
+        let gb_setup = match cam.spec.url.gb28181() {
+            None => None,
+            Some((device, channel)) => {
+                let Some(media) = media else {
+                    return Err(Failure::new(
+                        "a gb28181:// camera needs the GB/T 28181 server: add a [gb28181] section on the node that runs it",
+                    ));
+                };
+                let transport = media.transport(device, cam.spec.transport == Transport::Tcp);
+                let socket = gb::Socket::bind(transport, media.bind_ip(), media.ports())
+                    .map_err(|e| Failure::new(format!("cannot bind a GB/T 28181 media port: {e}")))?;
+                let offer = gb::MediaOffer {
+                    device: device.to_string(),
+                    channel: channel.to_string(),
+                    transport,
+                    port: socket.port(),
+                };
+                Some((media.clone(), socket, offer))
+            }
+        };
+        let (pipeline, appsrc) = build(cam.spec, cam.password, outputs).map_err(|e| Failure::new(e.to_string()))?;
         let Some(bus) = pipeline.bus() else { return Err(Failure::new("pipeline has no bus")) };
         // Errors and end-of-stream wake the supervisor at once; the message itself stays on the
         // bus (a full channel loses only the wake-up, never the message).
@@ -93,9 +126,23 @@ impl PipelineSource {
             }
             gst::BusSyncReply::Pass
         });
-        let source = Self { pipeline, bus, rx, traffic, reported: (0, 0), clock: cam.clock.clone() };
+        let mut source = Self { gb: None, pipeline, bus, rx, traffic, reported: (0, 0), clock: cam.clock.clone() };
         if let Err(e) = source.pipeline.set_state(gst::State::Playing) {
             return Err(source.bus_failure().unwrap_or_else(|| Failure::new(e.to_string())));
+        }
+        if let (Some((media, socket, offer)), Some(appsrc)) = (gb_setup, appsrc) {
+            let session = media.invite(&offer).map_err(Failure::new)?;
+            if !session.encoding.eq_ignore_ascii_case("PS") {
+                return Err(Failure::new(format!(
+                    "the device answered with {} over RTP; only MPEG-PS (PS/90000) is read",
+                    session.encoding
+                )));
+            }
+            let traffic = source.traffic.clone();
+            let sink = gb::Sink { appsrc, on_packet: Box::new(move |n| traffic.add(n)) };
+            let receiver = gb::Receiver::start(&cam.spec.id, socket, session, sink)
+                .map_err(|e| Failure::new(format!("cannot start the GB/T 28181 receiver: {e}")))?;
+            source.gb = Some(receiver);
         }
         Ok(source)
     }
@@ -166,6 +213,7 @@ impl FrameSource for PipelineSource {
 
 impl Drop for PipelineSource {
     fn drop(&mut self) {
+        drop(self.gb.take());
         let _ = self.pipeline.set_state(gst::State::Null);
         self.bus.unset_sync_handler();
     }
@@ -176,39 +224,32 @@ impl Drop for PipelineSource {
 pub(crate) fn describe_error(message: &str, debug: Option<&str>) -> String {
     let detail = debug.and_then(|d| d.lines().map(str::trim).rfind(|l| !l.is_empty())).unwrap_or("");
     let detail = detail.rsplit_once("):").map(|(_, t)| t.trim()).unwrap_or(detail);
-    if detail.is_empty() || message.contains(detail) { message.to_string() } else { format!("{message} ({detail})") }
+    // An error we post ourselves carries only the element's path as detail: nothing to add.
+    if detail.is_empty() || message.contains(detail) || detail.starts_with("/GstPipeline:") {
+        message.to_string()
+    } else {
+        format!("{message} ({detail})")
+    }
 }
 
 fn make(factory: &str, name: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory).name(name).build().map_err(|e| format!("element {factory}: {e}"))
 }
 
-/// Builds (but does not start) the pipeline. `password` is the resolved secret, if any.
-pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> Result<gst::Pipeline, IngestError> {
+/// Builds (but does not start) the pipeline. `password` is the resolved secret, if any. For a
+/// GB/T 28181 channel the head is an appsrc (returned, for the receiver to push MPEG-PS into)
+/// and mpegpsdemux; for RTSP it is rtspsrc.
+pub(crate) fn build(
+    spec: &IngestSpec,
+    password: Option<&str>,
+    out: Outputs,
+) -> Result<(gst::Pipeline, Option<gst_app::AppSrc>), IngestError> {
     let err = |message: String| IngestError::Build { camera: spec.id.clone(), message };
     let pipeline = gst::Pipeline::with_name(&format!("cam-{}", spec.id));
+    let gb = spec.url.gb28181().is_some();
 
-    let protocols = match spec.transport {
-        Transport::Tcp => "tcp",
-        Transport::Udp => "udp",
-        Transport::Auto => "tcp+udp",
-    };
-    let src = gst::ElementFactory::make("rtspsrc")
-        .name("src")
-        .property("location", spec.url.as_str())
-        .property("latency", spec.latency_ms)
-        // rtspsrc's own timeouts stay generous: our watchdog decides, not its ~27 s RTCP timeout.
-        .property("tcp-timeout", 10_000_000u64)
-        .property("drop-on-latency", true)
-        .build()
-        .map_err(|e| err(format!("rtspsrc: {e}")))?;
-    src.set_property_from_str("protocols", protocols);
-    if let Some(user) = &spec.username {
-        src.set_property("user-id", user.as_str());
-    }
-    if let Some(pw) = password {
-        src.set_property("user-pw", pw);
-    }
+    let (src, appsrc) =
+        if gb { gb_head(&pipeline).map_err(err)? } else { (rtspsrc(spec, password).map_err(err)?, None) };
 
     // The fixed tail, from the rate limiter to the sink. Grey frames are asked for as I420 and
     // only the Y plane is copied out: videoconvert stays in passthrough (measured: converting
@@ -249,7 +290,9 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
     tail.push(make("videoconvert", "convert").map_err(err)?);
     let sink = gst_app::AppSink::builder().name("sink").caps(&caps).max_buffers(2).drop(true).sync(false).build();
     sink.set_callbacks(callbacks(spec, out.health.clone(), out.to_supervisor, out.now_ms.clone()));
-    pipeline.add(&src).map_err(|e| err(e.to_string()))?;
+    if !gb {
+        pipeline.add(&src).map_err(|e| err(e.to_string()))?;
+    }
     pipeline.add_many(&tail).map_err(|e| err(e.to_string()))?;
     pipeline.add(sink.upcast_ref::<gst::Element>()).map_err(|e| err(e.to_string()))?;
     let mut chain: Vec<&gst::Element> = tail.iter().collect();
@@ -269,7 +312,51 @@ pub(crate) fn build(spec: &IngestSpec, password: Option<&str>, out: Outputs) -> 
             gst::element_error!(src, gst::StreamError::CodecNotFound, ("{}", message));
         }
     });
-    Ok(pipeline)
+    Ok((pipeline, appsrc))
+}
+
+/// rtspsrc for an RTSP camera.
+fn rtspsrc(spec: &IngestSpec, password: Option<&str>) -> Result<gst::Element, String> {
+    let protocols = match spec.transport {
+        Transport::Tcp => "tcp",
+        Transport::Udp => "udp",
+        Transport::Auto => "tcp+udp",
+    };
+    let src = gst::ElementFactory::make("rtspsrc")
+        .name("src")
+        .property("location", spec.url.as_str())
+        .property("latency", spec.latency_ms)
+        // rtspsrc's own timeouts stay generous: our watchdog decides, not its ~27 s RTCP timeout.
+        .property("tcp-timeout", 10_000_000u64)
+        .property("drop-on-latency", true)
+        .build()
+        .map_err(|e| format!("rtspsrc: {e}"))?;
+    src.set_property_from_str("protocols", protocols);
+    if let Some(user) = &spec.username {
+        src.set_property("user-id", user.as_str());
+    }
+    if let Some(pw) = password {
+        src.set_property("user-pw", pw);
+    }
+    Ok(src)
+}
+
+/// The head of a GB/T 28181 channel's graph: an appsrc the receiver pushes MPEG-PS into, and
+/// mpegpsdemux, whose video pad is linked like rtspsrc's (`on_pad`).
+fn gb_head(pipeline: &gst::Pipeline) -> Result<(gst::Element, Option<gst_app::AppSrc>), String> {
+    let appsrc = gst_app::AppSrc::builder()
+        .name("gbsrc")
+        .caps(&gst::Caps::builder("video/mpeg").field("mpegversion", 2i32).field("systemstream", true).build())
+        .is_live(true)
+        .format(gst::Format::Time)
+        .do_timestamp(true)
+        .max_bytes(8 << 20)
+        .leaky_type(gst_app::AppLeakyType::Upstream)
+        .build();
+    let demux = make("mpegpsdemux", "src")?;
+    pipeline.add_many([appsrc.upcast_ref::<gst::Element>(), &demux]).map_err(|e| e.to_string())?;
+    appsrc.link(&demux).map_err(|e| format!("linking appsrc to mpegpsdemux: {e}"))?;
+    Ok((demux, Some(appsrc)))
 }
 
 /// Links a new RTP pad from rtspsrc to the tail through the depayloader, parser and decoder its
@@ -287,19 +374,41 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
     let PadCtx { head, health, keyframes_only, target_fps, traffic } = ctx;
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some(s) = caps.structure(0) else { return Ok(()) };
-    if s.get::<&str>("media").ok() != Some("video") {
+    // rtspsrc gives RTP pads; mpegpsdemux (GB/T 28181) gives elementary streams.
+    let rtp = s.name() == "application/x-rtp";
+    let video = if rtp { s.get::<&str>("media").ok() == Some("video") } else { s.name().starts_with("video/") };
+    let taken = head.static_pad("sink").is_some_and(|p| p.is_linked());
+    if !video || taken {
+        // Audio, metadata, a second video stream: one video stream per camera. A demuxer's pad
+        // goes to a fakesink (left unlinked, it could stop the demuxer).
+        if !rtp {
+            let sink = gst::ElementFactory::make("fakesink")
+                .property("sync", false)
+                .property("async", false)
+                .build()
+                .map_err(|e| e.to_string())?;
+            pipeline.add(&sink).map_err(|e| e.to_string())?;
+            sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+            let sinkpad = sink.static_pad("sink").ok_or("fakesink has no sink pad")?;
+            pad.link(&sinkpad).map_err(|e| format!("linking an unused stream: {e:?}"))?;
+        }
         return Ok(());
     }
-    if head.static_pad("sink").is_some_and(|p| p.is_linked()) {
-        return Ok(()); // one video stream per camera
-    }
-    let enc = s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase();
+    let enc = if rtp {
+        s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase()
+    } else {
+        match s.name().as_str() {
+            "video/x-h264" => "H264".to_string(),
+            "video/x-h265" => "H265".to_string(),
+            other => other.to_string(),
+        }
+    };
     let (depay, parse, dec, codec, media) = match enc.as_str() {
         "H264" => ("rtph264depay", "h264parse", "avdec_h264", "h264", "video/x-h264"),
         "H265" => ("rtph265depay", "h265parse", "avdec_h265", "h265", "video/x-h265"),
         other => return Err(format!("unsupported video encoding {other:?}; expected H264 or H265")),
     };
-    let depay = make(depay, "depay")?;
+    let depay = if rtp { make(depay, "depay")? } else { make("identity", "depay")? };
     let parse = make(parse, "parse")?;
     // Annex-B access units into the decoder, so that the probe below can read NAL headers.
     let au = gst::ElementFactory::make("capsfilter")
@@ -318,19 +427,22 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
     }
     health.record_stream(Some(codec.to_string()), None);
 
-    // Packets and bytes received: RTP into the depayloader (the supervisor reads them as liveness).
-    let t = traffic.clone();
-    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(b) = info.buffer() {
-            t.packets.fetch_add(1, Ordering::Relaxed);
-            t.bytes.fetch_add(b.size() as u64, Ordering::Relaxed);
-        }
-        gst::PadProbeReturn::Ok
-    });
+    // Packets and bytes received: RTP into the depayloader (the supervisor reads them as
+    // liveness). GB/T 28181 packets are counted by their receiver.
+    if rtp {
+        let t = traffic.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                t.add(b.size());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     if keyframes_only {
         // Health profile: only keyframes reach the parser (the depayloader flags most delta
         // units) and, checked again after parsing where the flags are reliable, the decoder.
-        for p in [depay.static_pad("src"), au.static_pad("src")].into_iter().flatten() {
+        let depayed = if rtp { depay.static_pad("src") } else { None };
+        for p in [depayed, au.static_pad("src")].into_iter().flatten() {
             p.add_probe(gst::PadProbeType::BUFFER, |_, info| match info.buffer() {
                 Some(b) if b.flags().contains(gst::BufferFlags::DELTA_UNIT) => gst::PadProbeReturn::Drop,
                 _ => gst::PadProbeReturn::Ok,
@@ -381,7 +493,7 @@ fn on_pad(pipeline: &gst::Pipeline, pad: &gst::Pad, ctx: PadCtx<'_>) -> Result<(
         });
     }
     let sinkpad = depay.static_pad("sink").ok_or("depayloader has no sink pad")?;
-    pad.link(&sinkpad).map_err(|e| format!("linking rtspsrc to {}: {e:?}", depay.name()))?;
+    pad.link(&sinkpad).map_err(|e| format!("linking the source to {}: {e:?}", depay.name()))?;
     Ok(())
 }
 

@@ -278,15 +278,18 @@ impl KeyframeAssembler {
     }
 }
 
-struct Rtp<'a> {
-    payload_type: u8,
-    marker: bool,
-    seq: u16,
-    timestamp: u32,
-    payload: &'a [u8],
+/// One RTP packet's fixed header fields and payload (RFC 3550 §5.1).
+pub(crate) struct Rtp<'a> {
+    pub payload_type: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+    pub payload: &'a [u8],
 }
 
-fn parse_rtp(b: &[u8]) -> Option<Rtp<'_>> {
+/// `None` for anything that is not a well-formed RTP version 2 packet.
+pub(crate) fn parse_rtp(b: &[u8]) -> Option<Rtp<'_>> {
     if b.len() < 12 || b[0] >> 6 != 2 {
         return None;
     }
@@ -305,6 +308,7 @@ fn parse_rtp(b: &[u8]) -> Option<Rtp<'_>> {
         marker: b[1] & 0x80 != 0,
         seq: u16::from_be_bytes([b[2], b[3]]),
         timestamp: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
         payload: b.get(start..end)?,
     })
 }

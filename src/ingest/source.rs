@@ -2,14 +2,15 @@
 //! `Opener`/`Stream`): an `Opener` opens a `FrameSource` for a camera, and the supervisor pulls
 //! `Event`s from it until it ends, the watchdog gives up on it, or the camera is stopped.
 //!
-//! Two sources exist: the GStreamer pipeline (`pipeline`: rtspsrc → … → appsink, every profile)
-//! and the keyframe client (`keyframe`: our RTSP/TCP client for `health` cameras). Which one
+//! Two sources exist: the GStreamer pipeline (`pipeline`: rtspsrc, or for a GB/T 28181 channel
+//! our RTP receiver (`gb`) and mpegpsdemux, → … → appsink, every profile) and the keyframe client (`keyframe`: our RTSP/TCP client for `health` cameras). Which one
 //! reads a camera is decided here, in `choose`, from the camera's spec and the typed refusal of
 //! the keyframe client — nowhere else. Tests open scripted sources instead (see the supervisor's
 //! tests), which is what lets supervision run on a simulated clock.
 
 use std::sync::Arc;
 
+use super::gb::GbMedia;
 use super::health::CameraHealth;
 use super::rtsp::RtspError;
 use super::spec::IngestSpec;
@@ -62,7 +63,9 @@ impl Refusal {
 /// it was refused; rtspsrc for everything else. A `tcp` camera whose server refuses TCP is not
 /// switched to UDP behind the operator's back: the error says what to set.
 pub(crate) fn choose(spec: &IngestSpec, refused: Option<&Refusal>) -> Result<SourceKind, Failure> {
-    if spec.profile != Profile::Health || spec.transport == Transport::Udp {
+    // GB/T 28181 channels are read by the pipeline whatever the profile (RTP/PS over the
+    // platform's own socket: nothing for the RTSP keyframe client to do).
+    if spec.profile != Profile::Health || spec.transport == Transport::Udp || spec.url.gb28181().is_some() {
         return Ok(SourceKind::Pipeline);
     }
     match (refused, spec.transport) {
@@ -154,13 +157,18 @@ pub(crate) trait FrameSource: Send {
     }
 }
 
-/// The real sources, over the network.
-pub(crate) struct RtspOpener;
+/// The real sources, over the network; `gb` is the SIP side that GB/T 28181 channels are asked
+/// for through (none on a node without `[gb28181]`).
+pub(crate) struct NetOpener {
+    pub gb: Option<Arc<dyn GbMedia>>,
+}
 
-impl Opener for RtspOpener {
+impl Opener for NetOpener {
     fn open(&self, kind: SourceKind, camera: &Camera<'_>) -> Result<Box<dyn FrameSource>, OpenError> {
         match kind {
-            SourceKind::Pipeline => Ok(Box::new(pipeline::PipelineSource::open(camera).map_err(OpenError::Failed)?)),
+            SourceKind::Pipeline => {
+                Ok(Box::new(pipeline::PipelineSource::open(camera, self.gb.as_ref()).map_err(OpenError::Failed)?))
+            }
             SourceKind::Keyframes => Ok(Box::new(keyframe::KeyframeSource::open(camera)?)),
         }
     }
@@ -195,6 +203,14 @@ mod tests {
             (Profile::Health, Transport::Tcp, Some(&Refusal::Tls), Ok(Pipeline)),
         ] {
             assert_eq!(choose(&spec(profile, transport), refused), want, "{profile:?} {transport:?} {refused:?}");
+        }
+        let gb = |profile| {
+            let mut s = spec(profile, Transport::Tcp);
+            s.url = "gb28181://34020000001180000001/34020000001310000001".parse().unwrap();
+            s
+        };
+        for profile in [Profile::Health, Profile::Street, Profile::Checkpoint] {
+            assert_eq!(choose(&gb(profile), None), Ok(Pipeline), "GB/T 28181 {profile:?}");
         }
         let e = choose(&spec(Profile::Health, Transport::Tcp), Some(&refused_tcp)).unwrap_err();
         assert_eq!(e.status, Some(461));

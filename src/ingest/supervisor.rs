@@ -17,9 +17,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::Frame;
+use super::gb::GbMedia;
 use super::health::{CameraHealth, HealthSnapshot, IngestState};
 use super::queue::FrameQueue;
-use super::source::{self, Camera, Event, Failure, FrameSource, OpenError, Opener, Refusal, RtspOpener, SourceKind};
+use super::source::{self, Camera, Event, Failure, FrameSource, NetOpener, OpenError, Opener, Refusal, SourceKind};
 use super::spec::IngestSpec;
 use crate::clock::{Clock, Millis, Stop, millis};
 use crate::config::{CameraStatus, Profile, mask_credentials};
@@ -92,7 +93,16 @@ pub struct Ingest {
 impl Ingest {
     /// `status_tx` receives registry status changes (online/offline); `None` to not record them.
     pub fn new(clock: Arc<dyn Clock>, status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>) -> Self {
-        let mut ing = Self::with_opener(clock.clone(), status_tx, Arc::new(RtspOpener));
+        Self::with_gb28181(clock, status_tx, None)
+    }
+
+    /// As `new`, with the SIP side that `gb28181://` cameras are asked for through.
+    pub fn with_gb28181(
+        clock: Arc<dyn Clock>,
+        status_tx: Option<tokio::sync::mpsc::Sender<StatusEvent>>,
+        gb: Option<Arc<dyn GbMedia>>,
+    ) -> Self {
+        let mut ing = Self::with_opener(clock.clone(), status_tx, Arc::new(NetOpener { gb }));
         ing.pool = Some(pool::Pool::new(clock));
         ing
     }
