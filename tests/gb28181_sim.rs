@@ -1,0 +1,377 @@
+//! The simulated GB/T 28181 NVR (`tianwang::sim::gb28181`), an independent peer written from the
+//! standard, against the platform's real SIP server: it registers with Digest, stays online on its
+//! keepalives, its six channels become cameras from its split catalog, and after `stop()` it is
+//! unregistered. Its live video is asked for by hand (a few lines of SIP written here): an INVITE
+//! over UDP gets PS over RTP with the offered SSRC until a BYE, and over TCP (RFC 4571) until the
+//! device ends it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Engine, TestApp, TestDb, config_dir};
+use tianwang::registry::Registry;
+use tianwang::sim::gb28181::{GbDeviceConfig, GbDeviceSim, SipTransport};
+use tokio::io::AsyncReadExt;
+use tokio::net::UdpSocket;
+
+const SRV: &str = "41010000002000000001";
+const DOMAIN: &str = "4101000000";
+const NVR: &str = "41010000001180000001";
+const PASSWORD: &str = "sim-nvr-pass";
+const CH1: &str = "41010000001310000001";
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+fn site() -> String {
+    format!(
+        "[site]\nname = \"gb-sim\"\ntimezone = \"Asia/Shanghai\"\n\
+         [[grid_cell]]\nid = \"410100\"\nname = \"郑州\"\nlevel = 1\n\
+         [gb28181]\nid = \"{SRV}\"\nlisten = \"127.0.0.1:0\"\nheartbeat_interval_s = 5\nheartbeat_count = 1\n\
+         [[gb28181_device]]\nid = \"{NVR}\"\nname = \"Sim NVR\"\npassword_file = \"nvr.secret\"\n"
+    )
+}
+
+/// Polls until `check` holds (or fails the test after `secs`).
+async fn until<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn device(reg: &Registry) -> Option<tianwang::registry::GbDeviceRow> {
+    reg.gb_devices().await.unwrap().into_iter().find(|d| d.id == NVR)
+}
+
+async fn nvr_against_the_platform(transport: SipTransport) {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let cfg = config_dir(&[("site.toml", &site()), ("nvr.secret", PASSWORD)]);
+    let app = TestApp::spawn_live(cfg.path(), &db).await;
+    let gb = app.gb28181.clone().expect("the GB/T 28181 server runs");
+    let reg = app.registry.clone();
+
+    let mut dc = GbDeviceConfig::new(gb.local_addr(), SRV, DOMAIN, NVR, PASSWORD);
+    dc.transport = transport;
+    dc.local_ip = Some(LOCALHOST);
+    dc.keepalive_interval = Duration::from_secs(1);
+    dc.channels = GbDeviceConfig::numbered_channels(NVR, 6, 320, 240, 10);
+    dc.channels[0].position = Some((113.6253, 34.7466));
+    dc.channels[1].name = "二七广场 东".into();
+    let sim = GbDeviceSim::start(dc).await.expect("the simulated NVR starts");
+
+    until(10, "the device registered", async || (sim.stats().registered && gb.is_online(NVR)).then_some(())).await;
+    let d = until(20, "its catalog", async || {
+        device(&reg).await.filter(|d| d.catalog_note.starts_with("complete") && !d.model.is_empty())
+    })
+    .await;
+    assert_eq!(d.catalog_note, "complete: 6 video channels, 0 other items");
+    assert_eq!((d.manufacturer.as_str(), d.model.as_str()), ("tianwang", "SIM-NVR"));
+    let t = if transport == SipTransport::Tcp { "tcp" } else { "udp" };
+    assert_eq!((d.channels, d.transport.as_str(), d.online), (6, t, true));
+    assert_eq!(sim.stats().catalogs_answered, 1);
+    let mut ids = reg.gb_channels(NVR).await.unwrap();
+    ids.sort();
+    let want: Vec<String> = (1..=6).map(|i| format!("4101000000131000000{i}")).collect();
+    assert_eq!(ids, want);
+    let c1 = reg.get_camera(CH1).await.unwrap().expect("a camera");
+    assert_eq!((c1.lon, c1.lat), (113.6253, 34.7466));
+    assert_eq!(c1.grid_cell_id.as_deref(), Some("410100"), "civil code 410100 → its cell");
+    assert_eq!(c1.name, "Channel 1");
+    let c2 = reg.get_camera("41010000001310000002").await.unwrap().unwrap();
+    assert_eq!(c2.name, "二七广场 东", "GB2312 as declared, read back");
+    let (status, json, text) = app.get("/api/v1/gb28181/devices").await;
+    assert_eq!(status, 200, "{text}");
+    let row = json.as_array().unwrap().iter().find(|d| d["id"] == NVR).expect("listed").clone();
+    assert_eq!((row["online"].as_bool(), row["channels"].as_i64()), (Some(true), Some(6)), "{row}");
+    until(10, "the channels online", async || {
+        let mut all = true;
+        for id in &want {
+            all &= reg.get_camera(id).await.unwrap().unwrap().status == "online";
+        }
+        all.then_some(())
+    })
+    .await;
+
+    // Online on its keepalives through more than a whole window (5 s × 1) since it registered.
+    let first = device(&reg).await.unwrap();
+    let k0 = sim.stats().keepalives_answered;
+    let end = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < end {
+        assert!(gb.is_online(NVR), "offline while keeping alive: {:?}", sim.stats());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = sim.stats();
+    assert!(s.keepalives_answered >= k0 + 5, "{s:?}");
+    let later = device(&reg).await.unwrap();
+    assert!(later.online && later.last_alive_ms > first.last_alive_ms, "{later:?}");
+    assert_eq!(s.registrations, 1, "one registration for the hour it asked: {s:?}");
+
+    // Stopped: REGISTER with Expires 0, offline at once, and its channels follow.
+    sim.stop().await.expect("unregisters");
+    let d = until(5, "the device offline", async || device(&reg).await.filter(|d| !d.online)).await;
+    assert_eq!(d.status_reason, "unregistered");
+    assert!(!gb.is_online(NVR));
+    until(10, "the channels offline", async || {
+        let mut all = true;
+        for id in &want {
+            all &= reg.get_camera(id).await.unwrap().unwrap().status == "offline";
+        }
+        all.then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_nvr_registers_keeps_alive_lists_six_channels_and_unregisters() {
+    nvr_against_the_platform(SipTransport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulated_nvr_over_tcp_registers_and_lists_its_channels() {
+    nvr_against_the_platform(SipTransport::Tcp).await;
+}
+
+/// A device that serves video whatever its platform does: its registrations go to a socket that
+/// never answers.
+async fn lone_device() -> (GbDeviceSim, UdpSocket) {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut dc = GbDeviceConfig::new(silent.local_addr().unwrap(), SRV, DOMAIN, NVR, PASSWORD);
+    dc.local_ip = Some(LOCALHOST);
+    dc.channels = GbDeviceConfig::numbered_channels(NVR, 2, 320, 240, 15);
+    (GbDeviceSim::start(dc).await.expect("starts"), silent)
+}
+
+/// The platform's side of a call, written by hand.
+struct Platform {
+    sock: UdpSocket,
+    device: SocketAddr,
+    n: u32,
+}
+
+impl Platform {
+    async fn new(device: SocketAddr) -> Self {
+        Self { sock: UdpSocket::bind("127.0.0.1:0").await.unwrap(), device, n: 0 }
+    }
+
+    fn offer(port: u16, proto: &str, extra: &str, session: &str) -> String {
+        format!(
+            "v=0\r\no={SRV} 0 0 IN IP4 127.0.0.1\r\ns={session}\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=video {port} {proto} 96 98\r\na=recvonly\r\n{extra}a=rtpmap:96 PS/90000\r\na=rtpmap:98 H264/90000\r\n\
+             y=0100000123\r\n"
+        )
+    }
+
+    /// Sends an INVITE for `channel`; the final response (provisional ones skipped).
+    async fn invite(&mut self, channel: &str, sdp: &str, call: &str) -> String {
+        self.n += 1;
+        let me = self.sock.local_addr().unwrap();
+        let msg = format!(
+            "INVITE sip:{channel}@{dev} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bKinv{n}\r\n\
+             From: <sip:{SRV}@{DOMAIN}>;tag=plat-{call}\r\nTo: <sip:{channel}@{DOMAIN}>\r\nCall-ID: {call}\r\n\
+             CSeq: 20 INVITE\r\nContact: <sip:{SRV}@{me}>\r\nMax-Forwards: 70\r\nSubject: {channel}:0100000123,{SRV}:0\r\n\
+             Content-Type: APPLICATION/SDP\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len(),
+            dev = self.device,
+            n = self.n,
+        );
+        self.sock.send_to(msg.as_bytes(), self.device).await.unwrap();
+        loop {
+            let r = self.recv().await;
+            if r.starts_with("SIP/2.0 1") {
+                assert!(r.starts_with("SIP/2.0 100 Trying"), "{r}");
+                continue;
+            }
+            return r;
+        }
+    }
+
+    async fn recv(&self) -> String {
+        let mut buf = vec![0u8; 65_536];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), self.sock.recv_from(&mut buf))
+            .await
+            .expect("an answer from the device")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// ACK or BYE in the dialog of a 200 (its To tag).
+    async fn in_dialog(&mut self, method: &str, channel: &str, call: &str, ok: &str, cseq: u32) {
+        self.n += 1;
+        let me = self.sock.local_addr().unwrap();
+        let to = header(ok, "To");
+        let msg = format!(
+            "{method} sip:{channel}@{dev} SIP/2.0\r\nVia: SIP/2.0/UDP {me};rport;branch=z9hG4bK{method}{n}\r\n\
+             From: <sip:{SRV}@{DOMAIN}>;tag=plat-{call}\r\nTo: {to}\r\nCall-ID: {call}\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            dev = self.device,
+            n = self.n,
+        );
+        self.sock.send_to(msg.as_bytes(), self.device).await.unwrap();
+    }
+}
+
+fn header(msg: &str, name: &str) -> String {
+    msg.lines()
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn sdp_of(msg: &str) -> &str {
+    msg.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("")
+}
+
+/// Checks one RTP packet: version 2, PT 96, the offered SSRC; its sequence number, marker,
+/// timestamp and payload.
+fn rtp(p: &[u8]) -> (u16, bool, u32, &[u8]) {
+    assert!(p.len() > 12 && p.len() <= 12 + 1400, "{} bytes", p.len());
+    assert_eq!(p[0] >> 6, 2, "RTP version 2");
+    assert_eq!(p[1] & 0x7F, 96, "PT 96");
+    assert_eq!(u32::from_be_bytes([p[8], p[9], p[10], p[11]]), 100_000_123, "the SSRC of y=0100000123");
+    (u16::from_be_bytes([p[2], p[3]]), p[1] & 0x80 != 0, u32::from_be_bytes([p[4], p[5], p[6], p[7]]), &p[12..])
+}
+
+/// Reads packets in order: every frame starts with a PS pack header, sequence numbers follow
+/// one another, one timestamp per frame; the first frame is a keyframe (system header and map).
+struct Frames {
+    packets: usize,
+    frames: usize,
+    last: Option<(u16, bool, u32)>,
+}
+
+impl Frames {
+    fn take(&mut self, p: &[u8]) {
+        let (seq, marker, ts, payload) = rtp(p);
+        let frame_start = self.last.is_none_or(|(_, m, _)| m);
+        if frame_start {
+            assert_eq!(&payload[..4], &[0, 0, 1, 0xBA], "a frame starts with a PS pack header");
+            if self.last.is_none() {
+                assert_eq!(&payload[14..18], &[0, 0, 1, 0xBB], "the first pack is a keyframe's: a system header");
+            }
+        }
+        if let Some((s, m, t)) = self.last {
+            assert_eq!(seq, s.wrapping_add(1), "sequence numbers follow one another");
+            if m {
+                assert!(ts > t, "a new frame, a later timestamp");
+            } else {
+                assert_eq!(ts, t, "one timestamp per frame");
+            }
+        }
+        self.frames += usize::from(marker);
+        self.packets += 1;
+        self.last = Some((seq, marker, ts));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_over_udp_streams_ps_over_rtp_until_bye() {
+    let (sim, _silent) = lone_device().await;
+    let mut plat = Platform::new(sim.local_addr()).await;
+    let media = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = media.local_addr().unwrap().port();
+
+    let r = plat.invite("41010000001310000099", &Platform::offer(port, "RTP/AVP", "", "Play"), "c404").await;
+    assert!(r.starts_with("SIP/2.0 404"), "an unknown channel: {r}");
+    let r = plat.invite(CH1, &Platform::offer(port, "RTP/AVP", "", "Playback"), "c488").await;
+    assert!(r.starts_with("SIP/2.0 488"), "no recordings: {r}");
+    assert!(header(&r, "Warning").contains("Playback"), "{r}");
+
+    let ok = plat.invite(CH1, &Platform::offer(port, "RTP/AVP", "", "Play"), "c1").await;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let sdp = sdp_of(&ok);
+    let m_line = sdp.lines().find(|l| l.starts_with("m=")).unwrap();
+    let sending_port: u16 = m_line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(m_line, format!("m=video {sending_port} RTP/AVP 96"));
+    for line in ["a=sendonly", "a=rtpmap:96 PS/90000", "y=0100000123", "c=IN IP4 127.0.0.1", "s=Play"] {
+        assert!(sdp.lines().any(|l| l == line), "{line} in\n{sdp}");
+    }
+    assert!(header(&ok, "To").contains(";tag="), "{ok}");
+    assert_eq!(sim.stats().invites_answered, 1);
+    plat.in_dialog("ACK", CH1, "c1", &ok, 20).await;
+
+    let mut f = Frames { packets: 0, frames: 0, last: None };
+    let mut buf = vec![0u8; 2048];
+    while f.frames < 20 {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(10), media.recv_from(&mut buf))
+            .await
+            .expect("RTP from the device")
+            .unwrap();
+        assert_eq!(from.port(), sending_port, "sent from the port its SDP names");
+        f.take(&buf[..n]);
+    }
+    assert_eq!(sim.stats().active_streams, 1);
+
+    plat.in_dialog("BYE", CH1, "c1", &ok, 21).await;
+    let r = plat.recv().await;
+    assert!(r.starts_with("SIP/2.0 200") && header(&r, "CSeq") == "21 BYE", "{r}");
+    until(5, "the stream stopped", async || (sim.stats().active_streams == 0).then_some(())).await;
+    // What was sent before the stop is read; after it, nothing comes.
+    while let Ok(r) = tokio::time::timeout(Duration::from_millis(300), media.recv_from(&mut buf)).await {
+        r.unwrap();
+    }
+    let sent = sim.stats().rtp_packets_sent;
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), media.recv_from(&mut buf)).await.is_err(),
+        "RTP after the BYE"
+    );
+    assert_eq!(sim.stats().rtp_packets_sent, sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_over_tcp_streams_rfc4571_until_the_device_ends_it() {
+    let (sim, _silent) = lone_device().await;
+    let mut plat = Platform::new(sim.local_addr()).await;
+    // The platform listens (a=setup:passive): the device connects to it.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let offer = Platform::offer(port, "TCP/RTP/AVP", "a=setup:passive\r\na=connection:new\r\n", "Play");
+    let ok = plat.invite(CH1, &offer, "t1").await;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let sdp = sdp_of(&ok);
+    assert!(sdp.lines().any(|l| l.starts_with("m=video ") && l.ends_with(" TCP/RTP/AVP 96")), "{sdp}");
+    assert!(sdp.lines().any(|l| l == "a=setup:active") && sdp.lines().any(|l| l == "y=0100000123"), "{sdp}");
+    plat.in_dialog("ACK", CH1, "t1", &ok, 20).await;
+
+    let (mut conn, _) =
+        tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("the device connects").unwrap();
+    let mut f = Frames { packets: 0, frames: 0, last: None };
+    while f.frames < 10 {
+        let mut len = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut len)).await.expect("RTP").unwrap();
+        let mut p = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        conn.read_exact(&mut p).await.unwrap();
+        f.take(&p);
+    }
+
+    // The device ends it: a BYE in the dialog, the connection closed.
+    let stopper = tokio::spawn(async move {
+        let n = sim.stop_channel(CH1).await;
+        (sim, n)
+    });
+    let bye = plat.recv().await;
+    assert!(bye.starts_with(&format!("BYE sip:{SRV}@")), "{bye}");
+    assert_eq!(header(&bye, "Call-ID"), "t1");
+    assert!(header(&bye, "From").contains(&header(&ok, "To")), "{bye}");
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: t1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "Via"),
+        header(&bye, "From"),
+        header(&bye, "To"),
+        header(&bye, "CSeq")
+    );
+    plat.sock.send_to(reply.as_bytes(), plat.device).await.unwrap();
+    let (sim, n) = stopper.await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(sim.stats().active_streams, 0);
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+        .await
+        .expect("the device closes the connection")
+        .unwrap();
+}
