@@ -375,3 +375,42 @@ async fn an_invite_over_tcp_streams_rfc4571_until_the_device_ends_it() {
         .expect("the device closes the connection")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_with_setup_active_gets_a_device_that_listens() {
+    let (sim, _silent) = lone_device().await;
+    let mut plat = Platform::new(sim.local_addr()).await;
+    // The platform connects (a=setup:active): the device listens on the port its answer names.
+    let offer = Platform::offer(9, "TCP/RTP/AVP", "a=setup:active\r\na=connection:new\r\n", "Play");
+    let ok = plat.invite("41010000001310000002", &offer, "a1").await;
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let sdp = sdp_of(&ok);
+    assert!(sdp.lines().any(|l| l == "a=setup:passive"), "{sdp}");
+    let m_line = sdp.lines().find(|l| l.starts_with("m=video ")).unwrap();
+    let port: u16 = m_line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(m_line, format!("m=video {port} TCP/RTP/AVP 96"));
+    plat.in_dialog("ACK", "41010000001310000002", "a1", &ok, 20).await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("the device listens");
+    let mut f = Frames { packets: 0, frames: 0, last: None };
+    while f.frames < 5 {
+        let mut len = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut len)).await.expect("RTP").unwrap();
+        let mut p = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        conn.read_exact(&mut p).await.unwrap();
+        f.take(&p);
+    }
+    assert_eq!(sim.stats().active_streams, 1);
+    plat.in_dialog("BYE", "41010000001310000002", "a1", &ok, 21).await;
+    let r = plat.recv().await;
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    until(5, "the stream stopped", async || (sim.stats().active_streams == 0).then_some(())).await;
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut rest))
+        .await
+        .expect("the device closes the connection")
+        .unwrap();
+    // A BYE for a call it does not have.
+    plat.in_dialog("BYE", "41010000001310000002", "a1", &ok, 22).await;
+    let r = plat.recv().await;
+    assert!(r.starts_with("SIP/2.0 481"), "{r}");
+}
