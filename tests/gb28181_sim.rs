@@ -414,3 +414,110 @@ async fn an_invite_with_setup_active_gets_a_device_that_listens() {
     let r = plat.recv().await;
     assert!(r.starts_with("SIP/2.0 481"), "{r}");
 }
+
+/// What the hand-written registrar below saw, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    /// A REGISTER answered 401 (no Authorization), with its Expires.
+    Challenged(u32),
+    /// A REGISTER with a right Digest answer (no qop), answered 200 with `Expires: 2`.
+    Registered(u32, Instant),
+    Keepalive(u16),
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest as _;
+    md5::Md5::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn auth_param(auth: &str, name: &str) -> String {
+    auth.split(',')
+        .find_map(|p| {
+            let (k, v) = p.trim().trim_start_matches("Digest ").split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// A registrar that challenges without qop, grants 2 s, and refuses the first keepalive (403).
+async fn registrar(sock: UdpSocket, seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    let mut buf = vec![0u8; 65_536];
+    let mut refused = false;
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else { return };
+        let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let method = req.split(' ').next().unwrap_or("").to_string();
+        let reply = |code: &str, extra: &str| {
+            format!(
+                "SIP/2.0 {code}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=reg\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+                header(&req, "Via"),
+                header(&req, "From"),
+                header(&req, "To"),
+                header(&req, "Call-ID"),
+                header(&req, "CSeq")
+            )
+        };
+        let expires: u32 = header(&req, "Expires").parse().unwrap_or(u32::MAX);
+        let (answer, event) = match method.as_str() {
+            "REGISTER" => {
+                let auth = header(&req, "Authorization");
+                if auth.is_empty() {
+                    let ch =
+                        format!("WWW-Authenticate: Digest realm=\"{DOMAIN}\", nonce=\"n0nce42\", algorithm=MD5\r\n");
+                    (reply("401 Unauthorized", &ch), Seen::Challenged(expires))
+                } else {
+                    let uri = auth_param(&auth, "uri");
+                    let ha1 = md5_hex(&format!("{NVR}:{DOMAIN}:{PASSWORD}"));
+                    let ha2 = md5_hex(&format!("REGISTER:{uri}"));
+                    let want = md5_hex(&format!("{ha1}:n0nce42:{ha2}"));
+                    assert_eq!(auth_param(&auth, "response"), want, "the Digest answer without qop: {auth}");
+                    assert_eq!(auth_param(&auth, "qop"), "", "{auth}");
+                    assert_eq!(auth_param(&auth, "username"), NVR);
+                    (reply("200 OK", "Expires: 2\r\n"), Seen::Registered(expires, Instant::now()))
+                }
+            }
+            "MESSAGE" => {
+                assert!(req.contains("<CmdType>Keepalive</CmdType>"), "{req}");
+                let code = if refused { 200 } else { 403 };
+                refused = true;
+                (reply(if code == 200 { "200 OK" } else { "403 Forbidden" }, ""), Seen::Keepalive(code))
+            }
+            m => panic!("unexpected {m}"),
+        };
+        seen.lock().unwrap().push(event);
+        sock.send_to(answer.as_bytes(), from).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_reregisters_before_expiry_and_when_a_keepalive_is_refused() {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut dc = GbDeviceConfig::new(sock.local_addr().unwrap(), SRV, DOMAIN, NVR, PASSWORD);
+    dc.local_ip = Some(LOCALHOST);
+    dc.keepalive_interval = Duration::from_millis(400);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let task = tokio::spawn(registrar(sock, seen.clone()));
+    let sim = GbDeviceSim::start(dc).await.unwrap();
+    let registered = |seen: &[Seen]| seen.iter().filter(|s| matches!(s, Seen::Registered(3600, _))).count();
+
+    // Registered; the first keepalive refused (403) → registered again at once; then renewed
+    // before the 2 s it was granted run out.
+    until(10, "three registrations", async || (registered(&seen.lock().unwrap()) >= 3).then_some(())).await;
+    let s = seen.lock().unwrap().clone();
+    let at: Vec<Instant> =
+        s.iter().filter_map(|e| if let Seen::Registered(_, t) = e { Some(*t) } else { None }).collect();
+    let refused = s.iter().position(|e| *e == Seen::Keepalive(403)).expect("a keepalive, refused");
+    let second = s.iter().enumerate().filter(|(_, e)| matches!(e, Seen::Registered(..))).nth(1).unwrap().0;
+    assert!(second > refused, "registered again after the refusal: {s:?}");
+    assert!(at[1] - at[0] < Duration::from_secs(1), "at once after the refusal: {s:?}");
+    assert!(at[2] - at[1] < Duration::from_secs(2), "renewed before the 2 s granted ran out: {s:?}");
+    assert!(matches!(s[0], Seen::Challenged(3600)), "{s:?}");
+    assert!(sim.stats().registered && sim.stats().registrations >= 3, "{:?}", sim.stats());
+    until(5, "a keepalive answered", async || (sim.stats().keepalives_answered > 0).then_some(())).await;
+
+    // stop(): REGISTER with Expires: 0, challenged and answered too.
+    sim.stop().await.expect("unregistered");
+    let s = seen.lock().unwrap().clone();
+    assert!(s.iter().any(|e| matches!(e, Seen::Registered(0, _))), "{s:?}");
+    task.abort();
+}
