@@ -683,6 +683,8 @@ struct Core {
     cseq: AtomicU32,
     sn: AtomicU64,
     nc: AtomicU32,
+    /// Keepalives unanswered in a row.
+    missed_keepalives: AtomicU32,
     reg_call_id: String,
     reg_tag: String,
     /// Ends the network tasks.
@@ -765,6 +767,7 @@ impl GbDeviceSim {
             cseq: AtomicU32::new(1),
             sn: AtomicU64::new(1),
             nc: AtomicU32::new(1),
+            missed_keepalives: AtomicU32::new(0),
             reg_call_id: format!("{}@{}", random_hex(16), ip),
             reg_tag: random_hex(10),
             io_stop,
@@ -1155,8 +1158,19 @@ impl Core {
                 self.counters.registered.store(false, Ordering::SeqCst);
                 let _ = self.events.send(Event::Reregister);
             }
-            Err(e) => tracing::debug!(error = %e, "sim GB device: keepalive unanswered"),
+            Err(e) => {
+                // Three unanswered in a row: the platform lost us (or restarted); register again.
+                let missed = self.missed_keepalives.fetch_add(1, Ordering::SeqCst) + 1;
+                tracing::debug!(error = %e, missed, "sim GB device: keepalive unanswered");
+                if missed >= 3 {
+                    self.missed_keepalives.store(0, Ordering::SeqCst);
+                    self.counters.registered.store(false, Ordering::SeqCst);
+                    let _ = self.events.send(Event::Reregister);
+                }
+                return;
+            }
         }
+        self.missed_keepalives.store(0, Ordering::SeqCst);
     }
 
     async fn run(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<Event>, stop: CancellationToken) {
@@ -1705,6 +1719,7 @@ mod tests {
             cseq: AtomicU32::new(1),
             sn: AtomicU64::new(1),
             nc: AtomicU32::new(1),
+            missed_keepalives: AtomicU32::new(0),
             reg_call_id: "c".into(),
             reg_tag: "t".into(),
             io_stop: CancellationToken::new(),
