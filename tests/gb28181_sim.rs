@@ -48,8 +48,8 @@ async fn device(reg: &Registry) -> Option<tianwang::registry::GbDeviceRow> {
     reg.gb_devices().await.unwrap().into_iter().find(|d| d.id == NVR)
 }
 
-async fn nvr_against_the_platform(transport: SipTransport) {
-    let db = TestDb::new(Engine::Sqlite).await;
+async fn nvr_against_the_platform(engine: Engine, transport: SipTransport) {
+    let db = TestDb::new(engine).await;
     let cfg = config_dir(&[("site.toml", &site()), ("nvr.secret", PASSWORD)]);
     let app = TestApp::spawn_live(cfg.path(), &db).await;
     let gb = app.gb28181.clone().expect("the GB/T 28181 server runs");
@@ -127,14 +127,15 @@ async fn nvr_against_the_platform(transport: SipTransport) {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_simulated_nvr_registers_keeps_alive_lists_six_channels_and_unregisters() {
-    nvr_against_the_platform(SipTransport::Udp).await;
+async fn a_simulated_nvr_registers_keeps_alive_lists_six_channels_and_unregisters(engine: Engine) {
+    nvr_against_the_platform(engine, SipTransport::Udp).await;
 }
+
+on_both_engines!(a_simulated_nvr_registers_keeps_alive_lists_six_channels_and_unregisters);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_nvr_over_tcp_registers_and_lists_its_channels() {
-    nvr_against_the_platform(SipTransport::Tcp).await;
+    nvr_against_the_platform(Engine::Sqlite, SipTransport::Tcp).await;
 }
 
 /// A device that serves video whatever its platform does: its registrations go to a socket that
