@@ -522,3 +522,42 @@ async fn the_device_reregisters_before_expiry_and_when_a_keepalive_is_refused() 
     assert!(s.iter().any(|e| matches!(e, Seen::Registered(0, _))), "{s:?}");
     task.abort();
 }
+
+/// `tianwang sim --gb28181-platform …`: the NVR from the command line registers with the
+/// password from the environment, and unregisters on SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tianwang_sim_runs_an_nvr_from_the_command_line() {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let platform = sock.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let task = tokio::spawn(registrar(sock, seen.clone()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tianwang"))
+        .args(["sim", "--gb28181-platform", &platform, "--gb28181-platform-id", SRV, "--gb28181-domain", DOMAIN])
+        .args(["--gb28181-device", NVR, "--gb28181-password-env", "SIM_NVR_PW", "--gb28181-channels", "3"])
+        .env("SIM_NVR_PW", PASSWORD)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tianwang sim");
+    until(20, "the registration", async || {
+        seen.lock().unwrap().iter().any(|e| matches!(e, Seen::Registered(3600, _))).then_some(())
+    })
+    .await;
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || {
+        let st = child.wait();
+        let mut out = String::new();
+        use std::io::Read;
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        (st, out)
+    })
+    .await
+    .unwrap();
+    let (st, out) = status;
+    assert!(st.unwrap().success(), "{out}");
+    assert!(out.contains(&format!("GB/T 28181 NVR {NVR} with 3 channels")), "{out}");
+    let s = seen.lock().unwrap().clone();
+    assert!(s.iter().any(|e| matches!(e, Seen::Registered(0, _))), "unregistered on SIGINT: {s:?}");
+    task.abort();
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+#[cfg(not(unix))]
 use tianwang::app::shutdown_signal;
 
 #[derive(clap::Args)]
@@ -44,6 +45,9 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cams = args.streams.iter().map(|s| parse_stream(s)).collect::<Result<Vec<_>, _>>()?;
+    // Signals are listened for before anything starts: a SIGINT right after the NVR registered
+    // still unregisters it instead of killing the process.
+    let stopped = stop_signals()?;
     let nvr = match &args.gb28181_platform {
         Some(p) => Some(gb28181_device(&args, p).await?),
         None => None,
@@ -58,12 +62,31 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("sim: rtsp://127.0.0.1:{}/", server.port());
         Some(server)
     };
-    shutdown_signal().await;
+    stopped.await;
     if let Some(nvr) = nvr {
         nvr.stop().await.map_err(|e| anyhow::anyhow!("GB/T 28181: {e}"))?;
     }
     drop(server);
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM, listened for from now on.
+#[cfg(unix)]
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(shutdown_signal())
 }
 
 /// The simulated NVR of `--gb28181-*`, started (it registers on its own).
