@@ -1,10 +1,12 @@
-//! `tianwang sim` (synthetic cameras over RTSP until stopped) and `tianwang sim-plates` (a
-//! labelled data set of synthetic plate pictures).
+//! `tianwang sim` (synthetic cameras over RTSP until stopped, and/or a simulated GB/T 28181 NVR
+//! registered to a platform) and `tianwang sim-plates` (a labelled data set of synthetic plate
+//! pictures).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+#[cfg(not(unix))]
 use tianwang::app::shutdown_signal;
 
 #[derive(clap::Args)]
@@ -13,19 +15,114 @@ pub struct Args {
     #[arg(long, default_value_t = 8554)]
     port: u16,
     /// A stream as PATH:WIDTHxHEIGHT@FPS[:h265][:kf=N][:pattern=P][:kbps=N] or PATH:file=CLIP.mp4; repeat for more.
-    #[arg(long = "stream", required = true)]
+    #[arg(long = "stream", required_unless_present = "gb28181_platform")]
     streams: Vec<String>,
+    /// Run a simulated GB/T 28181 NVR registered to the platform at HOST:PORT (SIP).
+    #[arg(long)]
+    gb28181_platform: Option<String>,
+    /// The platform's 20-digit id.
+    #[arg(long, requires = "gb28181_platform", default_value = "34020000002000000001")]
+    gb28181_platform_id: String,
+    /// The SIP domain (Digest realm): 10 digits; the platform id's first 10 when absent.
+    #[arg(long, requires = "gb28181_platform")]
+    gb28181_domain: Option<String>,
+    /// The NVR's 20-digit id (type 118); its channels are numbered under it (type 131).
+    #[arg(long, requires = "gb28181_platform", default_value = "34020000001180000001")]
+    gb28181_device: String,
+    /// The environment variable holding the NVR's password.
+    #[arg(long, requires = "gb28181_platform")]
+    gb28181_password_env: Option<String>,
+    /// Video channels of the NVR (each a moving test pattern at 640x360, 15 fps).
+    #[arg(long, requires = "gb28181_platform", default_value_t = 4)]
+    gb28181_channels: usize,
+    /// SIP over `udp` or `tcp`.
+    #[arg(long, requires = "gb28181_platform", default_value = "udp")]
+    gb28181_transport: String,
+    /// Seconds between keepalives.
+    #[arg(long, requires = "gb28181_platform", default_value_t = 60)]
+    gb28181_keepalive_s: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cams = args.streams.iter().map(|s| parse_stream(s)).collect::<Result<Vec<_>, _>>()?;
-    let server = tianwang::sim::SimServer::start_on(args.port)?;
-    for c in cams {
-        println!("{}", server.add(c));
+    // Signals are listened for before anything starts: a SIGINT right after the NVR registered
+    // still unregisters it instead of killing the process.
+    let stopped = stop_signals()?;
+    let nvr = match &args.gb28181_platform {
+        Some(p) => Some(gb28181_device(&args, p).await?),
+        None => None,
+    };
+    let server = if cams.is_empty() {
+        None
+    } else {
+        let server = tianwang::sim::SimServer::start_on(args.port)?;
+        for c in cams {
+            println!("{}", server.add(c));
+        }
+        println!("sim: rtsp://127.0.0.1:{}/", server.port());
+        Some(server)
+    };
+    stopped.await;
+    if let Some(nvr) = nvr {
+        nvr.stop().await.map_err(|e| anyhow::anyhow!("GB/T 28181: {e}"))?;
     }
-    println!("sim: rtsp://127.0.0.1:{}/", server.port());
-    shutdown_signal().await;
+    drop(server);
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM, listened for from now on.
+#[cfg(unix)]
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, stopping"),
+            _ = term.recv() => tracing::info!("SIGTERM received, stopping"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn stop_signals() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(shutdown_signal())
+}
+
+/// The simulated NVR of `--gb28181-*`, started (it registers on its own).
+async fn gb28181_device(args: &Args, platform: &str) -> anyhow::Result<tianwang::sim::gb28181::GbDeviceSim> {
+    use tianwang::sim::gb28181::{GbDeviceConfig, GbDeviceSim, SipTransport};
+    let addr = tokio::net::lookup_host(platform)
+        .await
+        .with_context(|| format!("--gb28181-platform {platform:?}: expected HOST:PORT"))?
+        .next()
+        .with_context(|| format!("--gb28181-platform {platform:?}: no address"))?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    anyhow::ensure!(digits(&args.gb28181_platform_id, 20), "--gb28181-platform-id: 20 digits");
+    anyhow::ensure!(digits(&args.gb28181_device, 20), "--gb28181-device: 20 digits");
+    let domain = args.gb28181_domain.clone().unwrap_or_else(|| args.gb28181_platform_id[..10].to_string());
+    anyhow::ensure!(digits(&domain, 10), "--gb28181-domain: 10 digits");
+    let password = match &args.gb28181_password_env {
+        Some(var) => std::env::var(var).with_context(|| format!("--gb28181-password-env: {var} is not set"))?,
+        None => anyhow::bail!("--gb28181-password-env VAR: the NVR's password, from the environment"),
+    };
+    let mut cfg = GbDeviceConfig::new(addr, &args.gb28181_platform_id, &domain, &args.gb28181_device, &password);
+    cfg.transport = match args.gb28181_transport.as_str() {
+        "udp" => SipTransport::Udp,
+        "tcp" => SipTransport::Tcp,
+        t => anyhow::bail!("--gb28181-transport {t:?}: udp or tcp"),
+    };
+    cfg.keepalive_interval = std::time::Duration::from_secs(args.gb28181_keepalive_s.max(1));
+    cfg.channels = GbDeviceConfig::numbered_channels(&args.gb28181_device, args.gb28181_channels, 640, 360, 15);
+    let nvr = GbDeviceSim::start(cfg).await.map_err(|e| anyhow::anyhow!("GB/T 28181: {e}"))?;
+    println!(
+        "sim: GB/T 28181 NVR {} with {} channels, SIP {} from {} to {addr}",
+        args.gb28181_device,
+        args.gb28181_channels,
+        args.gb28181_transport,
+        nvr.local_addr()
+    );
+    Ok(nvr)
 }
 
 /// `PATH:WIDTHxHEIGHT@FPS[:h265][:kf=N][:pattern=P]`

@@ -455,7 +455,7 @@ fn live_only(pad: &gst::Pad) {
 type SourceMaker = Arc<dyn Fn() -> Result<Box<dyn crate::sim::scene::FrameSource>, String> + Send + Sync>;
 
 /// Feeds a scene into an appsrc in real time: frame `i` is pushed when it is due.
-fn feed_scene(src: gst::Element, scene: Box<dyn crate::sim::scene::FrameSource>, fps: f32) {
+pub(super) fn feed_scene(src: gst::Element, scene: Box<dyn crate::sim::scene::FrameSource>, fps: f32) {
     let Ok(src) = src.downcast::<gstreamer_app::AppSrc>() else { return };
     let state = Mutex::new((scene, 0u64, None::<std::time::Instant>));
     let period = std::time::Duration::from_secs_f64(1.0 / f64::from(fps.max(1.0)));
