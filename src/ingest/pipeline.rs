@@ -348,8 +348,10 @@ fn gb_head(pipeline: &gst::Pipeline) -> Result<(gst::Element, Option<gst_app::Ap
         .name("gbsrc")
         .caps(&gst::Caps::builder("video/mpeg").field("mpegversion", 2i32).field("systemstream", true).build())
         .is_live(true)
-        .format(gst::Format::Time)
-        .do_timestamp(true)
+        // Bytes, like a file: mpegpsdemux then times the stream by its own SCR and PTS. (Given a
+        // time segment from appsrc it pushed buffers that a decoder clipped away whole when the
+        // device's clock was far from ours.)
+        .format(gst::Format::Bytes)
         .max_bytes(8 << 20)
         .leaky_type(gst_app::AppLeakyType::Upstream)
         .build();

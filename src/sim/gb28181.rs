@@ -655,6 +655,7 @@ struct Session {
 
 struct MediaStart {
     plan: MediaPlan,
+    channel: String,
     picture: SimCamera,
     ssrc: u32,
     payload_type: u8,
@@ -685,6 +686,9 @@ struct Core {
     nc: AtomicU32,
     /// Keepalives unanswered in a row.
     missed_keepalives: AtomicU32,
+    /// Channels whose streams are held: encoded but not sent, the call left up (a device whose
+    /// media path broke while its signalling goes on).
+    hung: Arc<Mutex<std::collections::HashSet<String>>>,
     reg_call_id: String,
     reg_tag: String,
     /// Ends the network tasks.
@@ -768,6 +772,7 @@ impl GbDeviceSim {
             sn: AtomicU64::new(1),
             nc: AtomicU32::new(1),
             missed_keepalives: AtomicU32::new(0),
+            hung: Arc::default(),
             reg_call_id: format!("{}@{}", random_hex(16), ip),
             reg_tag: random_hex(10),
             io_stop,
@@ -808,6 +813,17 @@ impl GbDeviceSim {
             invites_answered: c.invites_answered.load(Ordering::SeqCst),
             active_streams: c.active_streams.load(Ordering::SeqCst) as usize,
             rtp_packets_sent: c.rtp_packets_sent.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Holds (`true`) or resumes the channel's streams: while held nothing is sent and no BYE
+    /// either, as when a device's media path breaks while its signalling goes on.
+    pub fn hang_channel(&self, channel: &str, hung: bool) {
+        let mut h = lock(&self.core.hung);
+        if hung {
+            h.insert(channel.to_string());
+        } else {
+            h.remove(channel);
         }
     }
 
@@ -1456,6 +1472,7 @@ impl Core {
                 acked: false,
                 media: Some(MediaStart {
                     plan,
+                    channel: channel.id.clone(),
                     picture: channel.picture.clone(),
                     ssrc,
                     payload_type: offer.payload_type,
@@ -1511,7 +1528,7 @@ impl Core {
         let call2 = call.clone();
         let thread = std::thread::Builder::new().name("sim-gb-media".into()).spawn(move || {
             me.counters.active_streams.fetch_add(1, Ordering::SeqCst);
-            let r = stream(media, &stop, &me.counters);
+            let r = stream(media, &stop, &me.counters, &me.hung);
             me.counters.active_streams.fetch_sub(1, Ordering::SeqCst);
             if !stop.load(Ordering::SeqCst) {
                 tracing::info!(call = %call2, reason = %r.err().unwrap_or_default(), "sim GB device: stream ended by itself");
@@ -1559,7 +1576,12 @@ impl Core {
 }
 
 /// Sends a stream until `stop`: encode, mux to PS, packetize, send.
-fn stream(media: MediaStart, stop: &AtomicBool, counters: &Counters) -> Result<(), String> {
+fn stream(
+    media: MediaStart,
+    stop: &AtomicBool,
+    counters: &Counters,
+    hung: &Mutex<std::collections::HashSet<String>>,
+) -> Result<(), String> {
     use std::io::Write;
     enum Sink {
         Udp(std::net::UdpSocket, SocketAddr),
@@ -1604,6 +1626,9 @@ fn stream(media: MediaStart, stop: &AtomicBool, counters: &Counters) -> Result<(
     let mut rtp = RtpPacketizer::new(media.payload_type, media.ssrc, rand::thread_rng().r#gen());
     while !stop.load(Ordering::SeqCst) {
         let Some((au, ts)) = enc.next(Duration::from_millis(100))? else { continue };
+        if lock(hung).contains(&media.channel) {
+            continue;
+        }
         let ps = mux.mux(&au, ts);
         for p in rtp.packetize(&ps, ts as u32) {
             match &mut sink {
@@ -1720,6 +1745,7 @@ mod tests {
             sn: AtomicU64::new(1),
             nc: AtomicU32::new(1),
             missed_keepalives: AtomicU32::new(0),
+            hung: Arc::default(),
             reg_call_id: "c".into(),
             reg_tag: "t".into(),
             io_stop: CancellationToken::new(),
