@@ -123,6 +123,19 @@ fn the_dashboard_in_headless_chromium_against_the_demo_city() {
         tail(&log, 40)
     );
     assert!(access.iter().all(|l| !l.contains("access_token") && !l.contains('?')), "a query in the access log");
+    // The demo's GB/T 28181 NVR registered, listed its 4 channels, and the two channels that camera
+    // entries read were asked for by INVITE; its password never reached the log.
+    assert!(log.contains("GB/T 28181 device registered"), "the NVR did not register:\n{}", tail(&log, 40));
+    assert!(log.contains("complete: 4 video channels"), "no complete catalog:\n{}", tail(&log, 40));
+    for ch in ["41010000001310000001", "41010000001310000002"] {
+        assert!(
+            log.lines().any(|l| l.contains("GB/T 28181 live video call") && l.contains(ch)),
+            "no live video call for {ch}:\n{}",
+            tail(&log, 40)
+        );
+    }
+    let secret = std::fs::read_to_string(root().join("camera-configs/demo/gb28181-demo.secret")).unwrap();
+    assert!(!log.contains(secret.trim()), "the NVR's password appears in the demo's log");
     for view in ["alerts", "cameras", "map", "planning", "maintenance", "interception", "alerts-laptop"] {
         let png = std::fs::read(shots.join(format!("{view}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{view}.png");

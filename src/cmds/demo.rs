@@ -83,13 +83,29 @@ async fn demo_on(mut city: DemoCity, listen: SocketAddr, db: &str, config: &Path
     let token = app.state.registry.create_token("demo-admin", "admin", true, now_ms()).await?;
     println!("demo: open http://{addr}/ — API token (admin): {token}");
     println!("demo: curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/alerts");
+    // The demo's GB/T 28181 NVR registers to the SIP server the app just started.
+    let nvr = match &app.state.gb28181 {
+        Some(gb) => match tianwang::sim::demo::start_gb_nvr(&cfg, gb.local_addr()).await {
+            Ok(nvr) => nvr,
+            Err(e) => {
+                tracing::warn!(error = %e, "demo: the simulated GB/T 28181 NVR did not start");
+                None
+            }
+        },
+        None => None,
+    };
+    if let (Some(nvr), Some(gb)) = (&nvr, &app.state.gb28181) {
+        tracing::info!(device = nvr.device_id(), sip = %gb.local_addr(), "demo: a simulated GB/T 28181 NVR registers");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let city = Arc::new(city);
     let scenario = tokio::spawn(tianwang::sim::demo::run_scenario(city.clone(), app.state.clone(), stop_rx));
     let served = tianwang::server::serve(app, listener, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = scenario.await;
-    // The simulated cameras go last, after every pipeline reading them has stopped.
+    // The simulated cameras go last, after every pipeline reading them has stopped (the NVR
+    // has no platform left to unregister from: it goes silent).
+    drop(nvr);
     drop(city);
     served?;
     tracing::info!("stopped");

@@ -9,6 +9,7 @@
 //! | a camera fails (its stream goes away) and comes back after 100 s: offline alert, middle ring open | 卡口 middle ring #3 | 20 s, then every 5 min |
 //! | a camera's picture goes black for 2 min: quality fault | 经八路7号院 stairwell | 25 s, then every 6 min |
 //! | people cross the squares (street and entrance cameras); street #1's zone is armed | street cameras | always |
+//! | a GB/T 28181 NVR registers with Digest, keeps alive, lists 4 channels, and streams 2 of them by INVITE (RTP/PS) | NVR 德化街 (`gb28181.toml`) | from the start |
 //!
 //! Frame sizes and rates are kept low (2 cores are enough): 960×540 at 5 fps on the four traffic
 //! checkpoints (plates are read at 3 fps), 320×180 at 5 fps everywhere else.
@@ -101,6 +102,50 @@ impl DemoCity {
             self.cameras += 1;
         }
     }
+}
+
+/// Channels the demo's NVR lists in its catalog.
+const NVR_CHANNELS: usize = 4;
+
+/// The demo's GB/T 28181 NVR: the first `[[gb28181_device]]` of `cfg`, registering to the
+/// platform's SIP server at `platform` with the device's configured password. Its channels that
+/// camera entries read (`gb28181://DEVICE/CHANNEL`) show people crossing a square, at their
+/// camera's position; the others a test pattern near them. `None` when the site has no device.
+pub async fn start_gb_nvr(
+    cfg: &crate::city::CityConfig,
+    platform: std::net::SocketAddr,
+) -> Result<Option<super::gb28181::GbDeviceSim>, String> {
+    use super::gb28181::{GbDeviceConfig, GbDeviceSim};
+    let (Some(gb), Some(dev)) = (&cfg.gb28181, cfg.gb28181.as_ref().and_then(|g| g.devices.first())) else {
+        return Ok(None);
+    };
+    let secret = dev.password.as_ref().or(gb.password.as_ref()).ok_or("the demo's NVR has no password")?;
+    let password = secret.resolve()?;
+    let mut dc = GbDeviceConfig::new(platform, &gb.id, &gb.domain, &dev.id, password.expose());
+    dc.local_ip = Some(std::net::Ipv4Addr::LOCALHOST.into());
+    dc.keepalive_interval = Duration::from_secs(u64::from(gb.heartbeat_interval_s));
+    dc.name = dev.name.clone().unwrap_or_else(|| dev.id.clone());
+    dc.channels = GbDeviceConfig::numbered_channels(&dev.id, NVR_CHANNELS, 320, 180, 5);
+    let mut anchor = None;
+    for (i, ch) in dc.channels.iter_mut().enumerate() {
+        let url = format!("gb28181://{}/{}", dev.id, ch.id);
+        ch.picture.keyframe_interval = 10;
+        ch.picture.bitrate_kbps = 300;
+        match cfg.cameras.iter().find(|c| c.url.as_str() == url) {
+            Some(c) => {
+                ch.picture.scene = Some(SimScene::Pedestrians { seed: 100 + i as u64 });
+                ch.position = Some((c.lon, c.lat));
+                anchor.get_or_insert((c.lon, c.lat));
+            }
+            None => ch.picture.pattern = "smpte".into(),
+        }
+    }
+    if let Some((lon, lat)) = anchor {
+        for (i, ch) in dc.channels.iter_mut().enumerate().filter(|(_, c)| c.position.is_none()) {
+            ch.position = Some((lon + 0.0008 * (i as f64 + 1.0), lat - 0.0006));
+        }
+    }
+    GbDeviceSim::start(dc).await.map(Some)
 }
 
 /// A copy of the configuration folder in `into` with the simulator's port in every camera URL
