@@ -6,6 +6,12 @@
 //! cost in the measured processes). CPU time is utime+stime from /proc, sampled after a warm-up.
 //! `TIANWANG_BENCH_SECONDS` (default 15) sets the measured window; `TIANWANG_BENCH_PROFILES`
 //! (comma-separated) limits the profiles measured.
+//!
+//! Then the same clip as GB/T 28181 channels against the same clip over RTSP, street profile, in
+//! the same run: `tianwang sim --gb28181-file` is an NVR whose channels send the clip (no
+//! encoding) as RTP/PS; our process runs the SIP server, the INVITEs, the RTP receivers and
+//! mpegpsdemux in place of rtspsrc. (`TIANWANG_BENCH_PROFILES` without `gb28181` skips it when
+//! the list is given.)
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -214,6 +220,81 @@ fn ffmpeg(url: &str, n: usize, secs: u64) -> f64 {
     measure_children(children, secs, n)
 }
 
+const GB_SRV: &str = "41010000002000000001";
+const GB_NVR: &str = "41010000001180000001";
+
+/// As `ours` (street profile), the clip arriving as `n` GB/T 28181 channels of a simulated NVR.
+fn ours_gb28181(clip: &Path, n: usize, secs: u64) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nvr.secret"), "bench-nvr").unwrap();
+    std::fs::write(
+        dir.path().join("site.toml"),
+        format!(
+            "[site]\nname = \"bench\"\ntimezone = \"UTC\"\n[gb28181]\nid = \"{GB_SRV}\"\nlisten = \"127.0.0.1:0\"\n\
+             [[gb28181_device]]\nid = \"{GB_NVR}\"\npassword_file = \"nvr.secret\"\n"
+        ),
+    )
+    .unwrap();
+    let cfg = tianwang::city::load_dir(dir.path()).expect("bench site").gb28181.expect("[gb28181]");
+    let db = format!("sqlite://{}", dir.path().join("gb.db").display());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = rt.block_on(async {
+        let registry = tianwang::registry::Registry::open(&db).await.expect("registry");
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let start = tianwang::gb28181::GbStart {
+            registry,
+            clock: Arc::new(SystemClock),
+            zone: tianwang::clock::SiteZone::utc(),
+            grid_cells: vec![],
+            stop: stop.clone(),
+            updates: tx,
+        };
+        Arc::new(tianwang::gb28181::GbServer::start(cfg, start).await.expect("SIP server"))
+    });
+    let nvr = Command::new(env!("CARGO_BIN_EXE_tianwang"))
+        .args(["sim", "--gb28181-platform", &server.local_addr().to_string(), "--gb28181-platform-id", GB_SRV])
+        .args(["--gb28181-device", GB_NVR, "--gb28181-password-env", "TIANWANG_BENCH_NVR_PW"])
+        .args(["--gb28181-channels", &n.to_string(), "--gb28181-keepalive-s", "5", "--gb28181-file"])
+        .arg(clip)
+        .env("TIANWANG_BENCH_NVR_PW", "bench-nvr")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tianwang sim --gb28181-platform");
+    let _nvr = Kill(vec![nvr]);
+    let t = Instant::now();
+    while !server.is_online(GB_NVR) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the simulated NVR did not register");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let media: Arc<dyn tianwang::ingest::gb::GbMedia> =
+        Arc::new(tianwang::app::gb_media::Bridge::new(server.clone(), rt.handle().clone()));
+    let ing = Ingest::with_gb28181(Arc::new(SystemClock), None, Some(media));
+    for i in 0..n {
+        let url = format!("gb28181://{GB_NVR}/{}1310{:06}", &GB_NVR[..10], i + 1);
+        let mut s = spec(i, &url, Profile::Street);
+        s.transport = tianwang::config::Transport::Udp;
+        ing.start(s);
+    }
+    let t = Instant::now();
+    while !ing.all_health().iter().all(|h| h.state == IngestState::Streaming) {
+        assert!(t.elapsed() < Duration::from_secs(30), "GB channels did not start: {:?}", ing.all_health());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let c0 = cpu_of("self");
+    std::thread::sleep(Duration::from_secs(secs));
+    let c1 = cpu_of("self");
+    let frames: u64 = ing.all_health().iter().map(|h| h.frames_delivered).sum();
+    ing.shutdown();
+    assert!(frames > 0);
+    stop.cancel();
+    drop(rt);
+    (c1 - c0) / (n as f64 * secs as f64)
+}
+
 fn main() {
     // `cargo bench` passes --bench; any other argument filters nothing here.
     // `TIANWANG_BENCH_PROFILES=street,health` measures only those (the ratios still print).
@@ -270,5 +351,18 @@ fn main() {
     }
     for (k, n) in [1, 8].into_iter().enumerate() {
         println!("health/street, {n} stream(s): {:.3}", health[k] / street[k]);
+    }
+    if !only.is_empty() && !only.contains(&"gb28181") {
+        return;
+    }
+    println!("street profile, the same clip over RTSP/TCP and as GB/T 28181 channels (RTP/PS over UDP)");
+    println!("{:>3} {:>9} {:>9} {:>9}", "n", "rtsp", "gb28181", "gb/rtsp");
+    for n in [1usize, 8] {
+        let r = {
+            let (_sim, url) = start_sim(&clip);
+            ours(&url, Profile::Street, n, secs)
+        };
+        let g = ours_gb28181(&clip, n, secs);
+        println!("{n:>3} {r:>9.4} {g:>9.4} {:>9.2}", g / r);
     }
 }

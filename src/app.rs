@@ -26,7 +26,7 @@ use crate::maintenance::health::HealthKeeper;
 use crate::maintenance::orders::OrderService;
 use crate::registry::{Registry, RegistryError, SyncReport};
 
-mod gb_media;
+pub mod gb_media;
 pub mod worker;
 
 #[derive(Debug, thiserror::Error)]

@@ -9,13 +9,13 @@ use crate::gb28181::media::StreamTransport;
 use crate::gb28181::{Call, GbServer, TcpSetup};
 use crate::ingest::gb::{GbMedia, MediaCall, MediaOffer, MediaSession, MediaTransport};
 
-pub(crate) struct Bridge {
+pub struct Bridge {
     server: Arc<GbServer>,
     rt: tokio::runtime::Handle,
 }
 
 impl Bridge {
-    pub(crate) fn new(server: Arc<GbServer>, rt: tokio::runtime::Handle) -> Self {
+    pub fn new(server: Arc<GbServer>, rt: tokio::runtime::Handle) -> Self {
         Self { server, rt }
     }
 }

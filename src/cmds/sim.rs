@@ -41,6 +41,10 @@ pub struct Args {
     /// Seconds between keepalives.
     #[arg(long, requires = "gb28181_platform", default_value_t = 60)]
     gb28181_keepalive_s: u64,
+    /// Every channel shows this MP4's H.264 track (played once, in real time, from the start of
+    /// each call) instead of a test pattern: no encoding in the NVR.
+    #[arg(long, requires = "gb28181_platform")]
+    gb28181_file: Option<PathBuf>,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -114,6 +118,12 @@ async fn gb28181_device(args: &Args, platform: &str) -> anyhow::Result<tianwang:
     };
     cfg.keepalive_interval = std::time::Duration::from_secs(args.gb28181_keepalive_s.max(1));
     cfg.channels = GbDeviceConfig::numbered_channels(&args.gb28181_device, args.gb28181_channels, 640, 360, 15);
+    if let Some(file) = &args.gb28181_file {
+        anyhow::ensure!(file.is_file(), "--gb28181-file {}: no such file", file.display());
+        for c in &mut cfg.channels {
+            c.picture.file = Some(file.clone());
+        }
+    }
     let nvr = GbDeviceSim::start(cfg).await.map_err(|e| anyhow::anyhow!("GB/T 28181: {e}"))?;
     println!(
         "sim: GB/T 28181 NVR {} with {} channels, SIP {} from {} to {addr}",
