@@ -533,6 +533,8 @@ fn gb28181_manscdp_and_digest() {
           <AlarmMethod>2</AlarmMethod><Info><AlarmType>1</AlarmType></Info><Longitude>113.6</Longitude><Latitude>34.7</Latitude></Notify>"
             .to_vec(),
     ];
+    let sdp = b"v=0\r\no=41010000001310000001 0 0 IN IP4 192.0.2.64\r\ns=Play\r\nc=IN IP4 192.0.2.64\r\nt=0 0\r\n\
+                m=video 15060 TCP/RTP/AVP 96\r\na=sendonly\r\na=rtpmap:96 PS/90000\r\na=setup:active\r\ny=0200000017\r\n";
     let registrar = Registrar::new("4101000000");
     let header = format!(
         "Digest username=\"41010000001180000001\",realm=\"4101000000\",nonce=\"{}\",uri=\"sip:41010000002000000001@4101000000\",\
@@ -541,6 +543,10 @@ fn gb28181_manscdp_and_digest() {
     );
     proptest!(config(), |(which in 0..seeds.len(), e in edits(), he in edits(), h in ".{0,160}")| {
         let _ = manscdp::parse(&mutate(&seeds[which], &e));
+        // A device's SDP answer to our INVITE: read or refused with a sentence, never a panic.
+        if let Ok(a) = tianwang::gb28181::media::parse_answer(&mutate(sdp, &he)) {
+            prop_assert!(!a.encoding.is_empty());
+        }
         for text in [String::from_utf8_lossy(&mutate(header.as_bytes(), &he)).into_owned(), h.clone(), format!("Digest {h}")] {
             if let Ok(a) = parse_answer(&text) {
                 let _ = registrar.verify(&a, "REGISTER", "41010000001180000001", "pw", 2_000);

@@ -28,7 +28,7 @@ fn site() -> String {
          [[grid_cell]]\nid = \"410103\"\nname = \"二七区\"\nlevel = 1\n\
          [[grid_cell]]\nid = \"410102\"\nname = \"中原区\"\nlevel = 1\n\
          [gb28181]\nid = \"{SRV}\"\nlisten = \"127.0.0.1:0\"\nheartbeat_interval_s = 5\nheartbeat_count = 1\n\
-         catalog_timeout_s = 2\n\
+         catalog_timeout_s = 2\ncatalog_subscribe_s = 0\n\
          [[gb28181_device]]\nid = \"{NVR}\"\nname = \"NVR 二七\"\npassword_file = \"nvr.secret\"\ngrid_cell = \"410102\"\n\
          [[gb28181_device]]\nid = \"{NVR2}\"\npassword_file = \"nvr.secret\"\n"
     )

@@ -127,6 +127,65 @@ async fn nvr_against_the_platform(engine: Engine, transport: SipTransport) {
     app.stop().await;
 }
 
+/// The platform subscribes to the NVR's catalog once it has it; the NVR's NOTIFYs then remove a
+/// channel (DEL), take one off (VLOST) and back (ON) without touching its description, and add
+/// one (ADD).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_changes_arrive_by_subscription() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let cfg = config_dir(&[("site.toml", &site()), ("nvr.secret", PASSWORD)]);
+    let app = TestApp::spawn_live(cfg.path(), &db).await;
+    let gb = app.gb28181.clone().expect("the GB/T 28181 server runs");
+    let reg = app.registry.clone();
+    let mut dc = GbDeviceConfig::new(gb.local_addr(), SRV, DOMAIN, NVR, PASSWORD);
+    dc.local_ip = Some(LOCALHOST);
+    dc.keepalive_interval = Duration::from_secs(1);
+    dc.channels = GbDeviceConfig::numbered_channels(NVR, 6, 320, 240, 10);
+    dc.channels[4].position = Some((113.6253, 34.7466));
+    let sim = GbDeviceSim::start(dc).await.expect("the simulated NVR starts");
+    until(20, "the catalog and the subscription", async || {
+        let d = device(&reg).await?;
+        (d.catalog_note.starts_with("complete") && sim.stats().catalog_subscriptions >= 1).then_some(())
+    })
+    .await;
+    let ch = |i: u32| format!("410100000013100000{i:02}");
+    let status = async |id: &str| reg.get_camera(id).await.unwrap().map(|c| (c.status, c.status_reason));
+    until(10, "the channels online", async || (status(&ch(5)).await?.0 == "online").then_some(())).await;
+
+    let code = sim
+        .notify_catalog(&[(&ch(6), "DEL"), (&ch(5), "VLOST"), (&ch(7), "ADD")])
+        .await
+        .expect("the NOTIFY is answered");
+    assert_eq!(code, 200);
+    let (s, why) = until(10, "the removed channel decommissioned", async || {
+        status(&ch(6)).await.filter(|(s, _)| s == "decommissioned")
+    })
+    .await;
+    assert_eq!((s.as_str(), why.as_str()), ("decommissioned", "removed from its device (catalog notification DEL)"));
+    let (_, why) =
+        until(10, "the lost channel offline", async || status(&ch(5)).await.filter(|(s, _)| s == "offline")).await;
+    assert_eq!(why, format!("channel reported video lost (VLOST) by GB/T 28181 device {NVR}"));
+    let c5 = reg.get_camera(&ch(5)).await.unwrap().unwrap();
+    assert_eq!(
+        (c5.name.as_str(), c5.lon, c5.lat),
+        ("Channel 5", 113.6253, 34.7466),
+        "a state change keeps the description"
+    );
+    let c7 = until(10, "the added channel", async || reg.get_camera(&ch(7)).await.unwrap()).await;
+    assert_eq!(c7.name, format!("Channel {}", ch(7)));
+    let d = device(&reg).await.unwrap();
+    assert_eq!(
+        d.catalog_note,
+        "change notified: 1 video channels described, 1 changed state, 1 removed, 0 other items"
+    );
+    assert_eq!(d.channels, 6, "6 listed - 1 removed + 1 added");
+
+    assert_eq!(sim.notify_catalog(&[(&ch(5), "ON")]).await, Ok(200));
+    until(10, "the channel back", async || status(&ch(5)).await.filter(|(s, _)| s == "online")).await;
+    sim.stop().await.expect("unregisters");
+    app.stop().await;
+}
+
 async fn a_simulated_nvr_registers_keeps_alive_lists_six_channels_and_unregisters(engine: Engine) {
     nvr_against_the_platform(engine, SipTransport::Udp).await;
 }

@@ -30,6 +30,8 @@ pub struct GbConfig {
     pub media_ports: Option<(u16, u16)>,
     /// Seconds a device may take to answer an INVITE.
     pub invite_timeout_s: u32,
+    /// The catalog subscription asked of each device (its changes come as NOTIFYs); 0: none.
+    pub catalog_subscribe_s: u32,
     pub devices: Vec<GbDeviceConfig>,
     pub loc: Loc,
 }
@@ -145,6 +147,8 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
     let media_ports =
         if f.has("media_ports") { f.parse::<PortRange>("media_ports").map(|r| Some(r.0)) } else { Some(None) };
     let invite_timeout_s = u32_in(&mut f, "invite_timeout_s", 1..=60).unwrap_or(10);
+    let catalog_subscribe_s =
+        if f.has("catalog_subscribe_s") { u32_in(&mut f, "catalog_subscribe_s", 0..=86_400) } else { Some(3600) };
     let ok = f.errs.is_empty();
     errs.extend(f.finish());
 
@@ -187,8 +191,8 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
             });
         }
     }
-    let (true, Some(id), Some(domain), Some(listen), Some(media_ip), Some(media_ports)) =
-        (ok, id, domain, listen, media_ip, media_ports)
+    let (true, Some(id), Some(domain), Some(listen), Some(media_ip), Some(media_ports), Some(catalog_subscribe_s)) =
+        (ok, id, domain, listen, media_ip, media_ports, catalog_subscribe_s)
     else {
         return None;
     };
@@ -204,6 +208,7 @@ pub fn read_gb28181(src: &Source, errs: &mut Vec<ConfigError>) -> Option<GbConfi
         media_ip,
         media_ports,
         invite_timeout_s,
+        catalog_subscribe_s,
         devices,
         loc: at,
     })

@@ -69,6 +69,48 @@ pub struct CatalogItem {
     pub online: Option<bool>,
     /// WGS84 when the device gives a position (0,0 and out-of-range values are dropped).
     pub position: Option<(f64, f64)>,
+    /// In a catalog notification (`Event`, §A.2.5): what happened to the item.
+    pub event: Option<CatalogEvent>,
+}
+
+/// What a catalog notification says of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogEvent {
+    On,
+    Off,
+    /// Video lost (`VLOST`).
+    VideoLost,
+    /// Out of order (`DEFECT`).
+    Defect,
+    Add,
+    /// Removed from the device (`DEL`).
+    Del,
+    Update,
+}
+
+impl CatalogEvent {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_uppercase().as_str() {
+            "ON" => CatalogEvent::On,
+            "OFF" => CatalogEvent::Off,
+            "VLOST" => CatalogEvent::VideoLost,
+            "DEFECT" => CatalogEvent::Defect,
+            "ADD" => CatalogEvent::Add,
+            "DEL" => CatalogEvent::Del,
+            "UPDATE" => CatalogEvent::Update,
+            _ => return None,
+        })
+    }
+
+    /// Why the item is offline, for an event that says it is.
+    pub fn offline_reason(self) -> Option<&'static str> {
+        match self {
+            CatalogEvent::Off => Some("reported OFF"),
+            CatalogEvent::VideoLost => Some("reported video lost (VLOST)"),
+            CatalogEvent::Defect => Some("reported out of order (DEFECT)"),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -221,11 +263,18 @@ fn catalog_item(item: roxmltree::Node<'_, '_>) -> Option<CatalogItem> {
     if id.is_empty() {
         return None;
     }
-    let online = child_text(item, "Status").and_then(|s| match s.to_ascii_uppercase().as_str() {
-        "ON" | "OK" | "ONLINE" => Some(true),
-        "OFF" | "OFFLINE" => Some(false),
-        _ => None,
-    });
+    let event = child_text(item, "Event").and_then(|e| CatalogEvent::parse(&e));
+    let online = child_text(item, "Status")
+        .and_then(|s| match s.to_ascii_uppercase().as_str() {
+            "ON" | "OK" | "ONLINE" => Some(true),
+            "OFF" | "OFFLINE" => Some(false),
+            _ => None,
+        })
+        .or(match event {
+            Some(CatalogEvent::On) => Some(true),
+            Some(e) if e.offline_reason().is_some() => Some(false),
+            _ => None,
+        });
     Some(CatalogItem {
         id,
         name: child_text(item, "Name").unwrap_or_default(),
@@ -237,6 +286,7 @@ fn catalog_item(item: roxmltree::Node<'_, '_>) -> Option<CatalogItem> {
         parent_id: child_text(item, "ParentID").unwrap_or_default(),
         online,
         position: position(item),
+        event,
     })
 }
 
@@ -292,6 +342,7 @@ mod tests {
         assert_eq!(page.items[0].online, Some(true));
         assert_eq!(page.items[0].position, Some((113.66, 34.75)));
         assert_eq!(page.items[1].online, Some(false));
+        assert_eq!(page.items[0].event, None);
         assert_eq!(page.items[1].position, None, "0,0 is no position");
 
         let a = "<Notify><CmdType>Alarm</CmdType><SN>1</SN><DeviceID>41010000001340000001</DeviceID>\
@@ -304,6 +355,30 @@ mod tests {
                  <Manufacturer>Hikvision</Manufacturer><Channel>8</Channel></Response>";
         let Message::DeviceInfo(info) = parse(d.as_bytes()).unwrap() else { panic!("not device info") };
         assert_eq!((info.manufacturer.as_str(), info.channels), ("Hikvision", Some(8)));
+    }
+
+    #[test]
+    fn catalog_notifications_carry_their_events() {
+        let n = "<Notify><CmdType>Catalog</CmdType><SN>9</SN><DeviceID>41010000001180000001</DeviceID>\
+                 <SumNum>4</SumNum><DeviceList Num=\"4\">\
+                 <Item><DeviceID>41010000001310000001</DeviceID><Event>DEL</Event></Item>\
+                 <Item><DeviceID>41010000001310000002</DeviceID><Event>VLOST</Event></Item>\
+                 <Item><DeviceID>41010000001310000003</DeviceID><Event>on</Event></Item>\
+                 <Item><DeviceID>41010000001310000004</DeviceID><Name>new</Name><Event>ADD</Event><Status>OFF</Status></Item>\
+                 </DeviceList></Notify>";
+        let Message::Catalog(page) = parse(n.as_bytes()).unwrap() else { panic!("not a catalog") };
+        assert!(page.notify);
+        let got: Vec<_> = page.items.iter().map(|i| (i.event, i.online)).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(CatalogEvent::Del), None),
+                (Some(CatalogEvent::VideoLost), Some(false)),
+                (Some(CatalogEvent::On), Some(true)),
+                (Some(CatalogEvent::Add), Some(false)),
+            ]
+        );
+        assert_eq!(CatalogEvent::Defect.offline_reason(), Some("reported out of order (DEFECT)"));
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub fn parse_answer(body: &[u8]) -> Result<Answer, String> {
     // Payload 96 without an rtpmap is PS by the standard's convention.
     let encoding = maps
         .iter()
-        .find(|(pt, _)| *pt == fmt)
+        .find(|(pt, e)| *pt == fmt && !e.is_empty())
         .map(|(_, e)| e.clone())
         .unwrap_or_else(|| if fmt == "96" { "PS".into() } else { format!("payload {fmt}") });
     Ok(Answer { remote: SocketAddr::new(ip, port), encoding, tcp, ssrc })

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{GbConfig, TcpSetup};
 use super::digest::{Algorithm, Registrar, Rejected, parse_answer};
-use super::manscdp::{self, AlarmNotice, CatalogItem, Message};
+use super::manscdp::{self, AlarmNotice, CatalogEvent, CatalogItem, Message};
 use super::media::{self, Answer, Offer, StreamTransport};
 use super::presence::{Change, Heartbeat, NotRegistered, Presence, Stored};
 use crate::clock::{Clock, Millis, SiteZone};
@@ -88,8 +88,11 @@ struct State {
     presence: Presence,
     peers: HashMap<String, Peer>,
     catalogs: HashMap<String, Assembly>,
-    /// Channels their device's last catalog said are OFF.
-    channels_off: HashSet<String>,
+    /// Channels their device said are off (its catalog's `Status`, or an `OFF`/`VLOST`/`DEFECT`
+    /// notification), with why.
+    channels_off: HashMap<String, String>,
+    /// When each device's catalog subscription is renewed.
+    subscriptions: HashMap<String, Millis>,
 }
 
 struct Inner {
@@ -345,7 +348,8 @@ impl Inner {
         let method = tx.original.method;
         let result = match method {
             Method::Register => self.register(&mut tx).await,
-            Method::Message => self.message(&mut tx).await,
+            // A NOTIFY of our catalog subscription carries what a MESSAGE would.
+            Method::Message | Method::Notify => self.message(&mut tx).await,
             Method::Options => tx.reply(StatusCode::OK).await,
             // Within a live video call: the device's BYE, INFO, …
             Method::Bye | Method::Info | Method::Ack | Method::Update => match self.dialogs.match_dialog(&tx) {
@@ -465,6 +469,7 @@ impl Inner {
             tokio::spawn(async move {
                 me.query(&dev, "DeviceInfo").await;
                 me.query(&dev, "Catalog").await;
+                me.subscribe_catalog(&dev).await;
             });
         }
         Ok(())
@@ -600,16 +605,38 @@ impl Inner {
         let dev_cfg = self.cfg.device(device);
         let total = items.len();
         let mut channels = Vec::new();
-        let mut off = Vec::new();
+        // Channels said to be off, with why; channels whose state alone a notification changes
+        // (ON/OFF/VLOST/DEFECT carry no description: name, place and kind stay as they are);
+        // channels the device removed (DEL).
+        let mut off: HashMap<String, String> = HashMap::new();
+        let mut state_only = Vec::new();
+        let mut removed = Vec::new();
         for item in items.values() {
             let Ok(code) = item.id.parse::<Gb28181Code>() else { continue };
+            let why_off = || item.event.and_then(CatalogEvent::offline_reason).unwrap_or("reported OFF").to_string();
+            match item.event {
+                Some(CatalogEvent::Del) => {
+                    removed.push(item.id.clone());
+                    continue;
+                }
+                Some(CatalogEvent::On | CatalogEvent::Off | CatalogEvent::VideoLost | CatalogEvent::Defect)
+                    if listing == Listing::Change =>
+                {
+                    if item.online == Some(false) {
+                        off.insert(item.id.clone(), why_off());
+                    }
+                    state_only.push(item.id.clone());
+                    continue;
+                }
+                _ => {}
+            }
             let kind = if code.device_type == 121 {
                 CameraKind::Checkpoint
             } else {
                 dev_cfg.map(|d| d.kind).unwrap_or(CameraKind::Street)
             };
             if item.online == Some(false) {
-                off.push(item.id.clone());
+                off.insert(item.id.clone(), why_off());
             }
             channels.push(GbChannel {
                 id: item.id.clone(),
@@ -620,7 +647,7 @@ impl Inner {
                 owner: dev_cfg.map(|d| d.owner).unwrap_or(Owner::Public),
             });
         }
-        let others = total - channels.len();
+        let others = total - channels.len() - state_only.len() - removed.len();
         let waited = now - started;
         let note = match listing {
             Listing::Complete => format!("complete: {} video channels, {others} other items", channels.len()),
@@ -629,38 +656,65 @@ impl Inner {
                 waited / 1000,
                 channels.len()
             ),
-            Listing::Change => format!("change notified: {} video channels, {others} other items", channels.len()),
+            Listing::Change => format!(
+                "change notified: {} video channels described, {} changed state, {} removed, {others} other items",
+                channels.len(),
+                state_only.len(),
+                removed.len()
+            ),
         };
         let complete = listing == Listing::Complete;
-        match self.registry.put_gb_catalog(device, &channels, complete, &note, now).await {
-            Ok(stored) => {
-                tracing::info!(device, stored = stored.stored, gone = stored.gone.len(), %note, "GB/T 28181 catalog stored");
-                let online = {
-                    let mut st = self.state.lock().expect("gb state");
-                    for c in &channels {
-                        st.channels_off.remove(&c.id);
-                    }
-                    st.channels_off.extend(off.iter().cloned());
-                    st.presence.is_online(device)
-                };
-                let status = channels
-                    .iter()
-                    .filter(|c| !stored.configured.contains(&c.id))
-                    .map(|c| {
-                        if !online {
-                            (c.id.clone(), false, format!("GB/T 28181 device {device} is offline"))
-                        } else if off.contains(&c.id) {
-                            (c.id.clone(), false, format!("channel reported OFF by GB/T 28181 device {device}"))
-                        } else {
-                            (c.id.clone(), true, format!("GB/T 28181 device {device} online"))
-                        }
-                    })
-                    .collect::<Vec<_>>();
-                if !status.is_empty() {
-                    let _ = self.updates.send(GbUpdate::Status(status)).await;
+        let stored = match self.registry.put_gb_catalog(device, &channels, complete, &note, now).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(device, error = %e, "GB/T 28181: cannot store a catalog");
+                return;
+            }
+        };
+        let gone = if removed.is_empty() {
+            Vec::new()
+        } else {
+            match self.registry.gb_remove_channels(device, &removed, &note, now).await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::error!(device, error = %e, "GB/T 28181: cannot remove channels");
+                    Vec::new()
                 }
             }
-            Err(e) => tracing::error!(device, error = %e, "GB/T 28181: cannot store a catalog"),
+        };
+        tracing::info!(device, stored = stored.stored, gone = stored.gone.len() + gone.len(), %note, "GB/T 28181 catalog stored");
+        // The device's own channels whose state a notification changed (not cameras configured
+        // by hand: their ingest says how they are).
+        let own: HashSet<String> = if state_only.is_empty() {
+            HashSet::new()
+        } else {
+            self.registry.gb_channels(device).await.unwrap_or_default().into_iter().collect()
+        };
+        let online = {
+            let mut st = self.state.lock().expect("gb state");
+            for id in channels.iter().map(|c| &c.id).chain(&state_only).chain(&removed) {
+                st.channels_off.remove(id);
+            }
+            st.channels_off.extend(off.iter().map(|(k, v)| (k.clone(), v.clone())));
+            st.presence.is_online(device)
+        };
+        let status = channels
+            .iter()
+            .map(|c| &c.id)
+            .filter(|id| !stored.configured.contains(id))
+            .chain(state_only.iter().filter(|id| own.contains(*id)))
+            .map(|id| {
+                if !online {
+                    (id.clone(), false, format!("GB/T 28181 device {device} is offline"))
+                } else if let Some(why) = off.get(id) {
+                    (id.clone(), false, format!("channel {why} by GB/T 28181 device {device}"))
+                } else {
+                    (id.clone(), true, format!("GB/T 28181 device {device} online"))
+                }
+            })
+            .collect::<Vec<_>>();
+        if !status.is_empty() {
+            let _ = self.updates.send(GbUpdate::Status(status)).await;
         }
     }
 
@@ -695,8 +749,8 @@ impl Inner {
             .map(|cam| {
                 if !c.online {
                     (cam, false, format!("GB/T 28181 device {} offline: {}", c.device, c.reason))
-                } else if off.contains(&cam) {
-                    let r = format!("channel reported OFF by GB/T 28181 device {}", c.device);
+                } else if let Some(why) = off.get(&cam) {
+                    let r = format!("channel {why} by GB/T 28181 device {}", c.device);
                     (cam, false, r)
                 } else {
                     (cam, true, format!("GB/T 28181 device {} online", c.device))
@@ -709,12 +763,19 @@ impl Inner {
     }
 
     /// Offline devices, unfinished catalogs past their time.
-    async fn tick(&self) {
+    async fn tick(self: &Arc<Self>) {
         let now = self.now();
         let timeout = i64::from(self.cfg.catalog_timeout_s) * 1000;
         let (changes, late) = {
             let mut st = self.state.lock().expect("gb state");
             let changes = st.presence.due(now);
+            // Catalog subscriptions due for renewal, of devices that are online.
+            let State { subscriptions, presence, .. } = &mut *st;
+            for (device, at) in subscriptions.iter_mut().filter(|(d, at)| **at <= now && presence.is_online(d)) {
+                *at = Millis::MAX;
+                let (me, device) = (self.clone(), device.clone());
+                tokio::spawn(async move { me.subscribe_catalog(&device).await });
+            }
             let late: Vec<(String, BTreeMap<String, CatalogItem>, usize, Millis)> = st
                 .catalogs
                 .iter_mut()
@@ -851,53 +912,86 @@ impl Inner {
     /// Sends a query MESSAGE to a device and waits for its answer to the request (the data comes
     /// in MESSAGEs of its own).
     async fn query(&self, device: &str, cmd: &str) {
-        let Some(peer) = self.state.lock().expect("gb state").peers.get(device).cloned() else { return };
         let sn = self.sn.fetch_add(1, Ordering::Relaxed);
         let body = manscdp::query(cmd, sn, device);
-        let built = (|| -> Result<rsipstack::sip::Request, String> {
-            let via =
-                self.endpoint.get_via(Some(peer_local(&self.endpoint, &peer)), None).map_err(|e| e.to_string())?;
-            let uri =
-                Uri::try_from(format!("sip:{device}@{}", peer.target.addr).as_str()).map_err(|e| e.to_string())?;
-            let from = rsipstack::sip::typed::From {
-                display_name: None,
-                uri: Uri::try_from(format!("sip:{}@{}", self.cfg.id, self.cfg.domain).as_str())
-                    .map_err(|e| e.to_string())?,
-                params: vec![],
+        match self.request(device, Method::Message, vec![], body).await {
+            Ok(code) if code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                tracing::debug!(device, cmd, sn, "GB/T 28181 query accepted");
             }
-            .with_tag(make_tag());
-            let to = rsipstack::sip::typed::To {
-                display_name: None,
-                uri: Uri::try_from(format!("sip:{device}@{}", self.cfg.domain).as_str()).map_err(|e| e.to_string())?,
-                params: vec![],
-            };
-            let seq = self.cseq.fetch_add(1, Ordering::Relaxed);
-            let mut req = self.endpoint.make_request(Method::Message, uri, via, from, to, seq, None);
-            req.headers.push(Header::ContentType("Application/MANSCDP+xml".into()));
-            req.headers.push(Header::ContentLength(body.len().to_string().into()));
-            req.body = body;
-            Ok(req)
-        })();
-        let req = match built {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(device, cmd, error = %e, "GB/T 28181: cannot build a query");
-                return;
-            }
-        };
-        let key = match TransactionKey::from_request(&req, TransactionRole::Client) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::warn!(device, cmd, error = %e, "GB/T 28181: cannot build a query");
-                return;
-            }
-        };
-        let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), peer.connection.clone());
-        tx.destination = Some(peer.target.clone());
-        if let Err(e) = tx.send().await {
-            tracing::warn!(device, cmd, error = %e, "GB/T 28181: query not sent");
+            Ok(code) => tracing::warn!(device, cmd, %code, "GB/T 28181 query refused"),
+            Err(e) => tracing::warn!(device, cmd, error = %e, "GB/T 28181 query"),
+        }
+    }
+
+    /// Subscribes to the device's catalog changes (§9.11: `SUBSCRIBE` with `Event: Catalog`): it
+    /// then NOTIFYs channels added, removed, updated, on and off. Renewed at three quarters of
+    /// its time; a device that refuses is not asked again until it registers again.
+    async fn subscribe_catalog(&self, device: &str) {
+        let secs = self.cfg.catalog_subscribe_s;
+        if secs == 0 {
             return;
         }
+        let sn = self.sn.fetch_add(1, Ordering::Relaxed);
+        let body = manscdp::query("Catalog", sn, device);
+        let headers = vec![Header::Other("Event".into(), format!("Catalog;id={sn}")), Header::Expires(secs.into())];
+        let renew_at = match self.request(device, Method::Subscribe, headers, body).await {
+            Ok(code) if code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                tracing::debug!(device, sn, "GB/T 28181 catalog subscription accepted");
+                self.now() + i64::from(secs) * 750
+            }
+            Ok(code) => {
+                tracing::info!(device, %code, "GB/T 28181 device does not take catalog subscriptions");
+                i64::MAX
+            }
+            Err(e) => {
+                tracing::warn!(device, error = %e, "GB/T 28181 catalog subscription");
+                // Tried again within a minute.
+                self.now() + 60_000
+            }
+        };
+        self.state.lock().expect("gb state").subscriptions.insert(device.to_string(), renew_at);
+    }
+
+    /// Sends a request outside any dialog to a device and waits for its final answer (the data
+    /// of a query comes in MESSAGEs of its own).
+    async fn request(
+        &self,
+        device: &str,
+        method: Method,
+        headers: Vec<Header>,
+        body: Vec<u8>,
+    ) -> Result<StatusCode, String> {
+        let Some(peer) = self.state.lock().expect("gb state").peers.get(device).cloned() else {
+            return Err("no known address".into());
+        };
+        let via = self.endpoint.get_via(Some(peer_local(&self.endpoint, &peer)), None).map_err(|e| e.to_string())?;
+        let uri = Uri::try_from(format!("sip:{device}@{}", peer.target.addr).as_str()).map_err(|e| e.to_string())?;
+        let from = rsipstack::sip::typed::From {
+            display_name: None,
+            uri: Uri::try_from(format!("sip:{}@{}", self.cfg.id, self.cfg.domain).as_str())
+                .map_err(|e| e.to_string())?,
+            params: vec![],
+        }
+        .with_tag(make_tag());
+        let to = rsipstack::sip::typed::To {
+            display_name: None,
+            uri: Uri::try_from(format!("sip:{device}@{}", self.cfg.domain).as_str()).map_err(|e| e.to_string())?,
+            params: vec![],
+        };
+        let seq = self.cseq.fetch_add(1, Ordering::Relaxed);
+        let mut req = self.endpoint.make_request(method, uri, via, from, to, seq, None);
+        if method == Method::Subscribe {
+            let local = peer_local(&self.endpoint, &peer);
+            req.headers.push(Header::Contact(format!("<sip:{}@{}>", self.cfg.id, local.addr).into()));
+        }
+        req.headers.extend(headers);
+        req.headers.push(Header::ContentType("Application/MANSCDP+xml".into()));
+        req.headers.push(Header::ContentLength(body.len().to_string().into()));
+        req.body = body;
+        let key = TransactionKey::from_request(&req, TransactionRole::Client).map_err(|e| e.to_string())?;
+        let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), peer.connection.clone());
+        tx.destination = Some(peer.target.clone());
+        tx.send().await.map_err(|e| format!("not sent: {e}"))?;
         let answer = tokio::time::timeout(Duration::from_secs(40), async {
             while let Some(m) = tx.receive().await {
                 if let SipMessage::Response(r) = m
@@ -910,11 +1004,8 @@ impl Inner {
         })
         .await;
         match answer {
-            Ok(Some(code)) if code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
-                tracing::debug!(device, cmd, sn, "GB/T 28181 query accepted");
-            }
-            Ok(Some(code)) => tracing::warn!(device, cmd, %code, "GB/T 28181 query refused"),
-            _ => tracing::warn!(device, cmd, "GB/T 28181 query unanswered"),
+            Ok(Some(code)) => Ok(code),
+            _ => Err("unanswered".into()),
         }
     }
 }

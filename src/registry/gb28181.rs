@@ -273,28 +273,74 @@ impl Registry {
                 if listed.contains(id.as_str()) || status == CameraStatus::Decommissioned.as_str() {
                     continue;
                 }
-                set_status_tx(&mut tx, id, CameraStatus::Decommissioned, "no longer in its device's catalog", now)
-                    .await?;
-                sqlx::query("UPDATE cameras SET decommissioned_at_ms = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                decommission_tx(&mut tx, id, "no longer in its device's catalog", now).await?;
                 out.gone.push(id.clone());
             }
         }
-        sqlx::query(
-            "UPDATE gb_devices SET channels = (SELECT COUNT(*) FROM cameras WHERE config_source = $1 \
-             AND status <> 'decommissioned'), catalog_at_ms = $2, catalog_note = $3, updated_at_ms = $2 WHERE id = $4",
-        )
-        .bind(&src)
-        .bind(now)
-        .bind(note)
-        .bind(device)
-        .execute(&mut *tx)
-        .await?;
+        count_channels_tx(&mut tx, device, note, now).await?;
         tx.commit().await?;
         out.gone.sort();
         Ok(out)
     }
+
+    /// Channels a device says it no longer has (a catalog notification's `DEL`): decommissioned.
+    /// Ids the device does not own (cameras configured by hand) are left alone. Returns the ids
+    /// decommissioned now.
+    pub async fn gb_remove_channels(
+        &self,
+        device: &str,
+        ids: &[String],
+        note: &str,
+        now: Millis,
+    ) -> Result<Vec<String>, RegistryError> {
+        let src = source(device);
+        let mut tx = self.begin().await?;
+        let mut gone = Vec::new();
+        for id in ids {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM cameras WHERE id = $1 AND config_source = $2")
+                    .bind(id)
+                    .bind(&src)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if status.is_none_or(|s| s == CameraStatus::Decommissioned.as_str()) {
+                continue;
+            }
+            decommission_tx(&mut tx, id, "removed from its device (catalog notification DEL)", now).await?;
+            gone.push(id.clone());
+        }
+        count_channels_tx(&mut tx, device, note, now).await?;
+        tx.commit().await?;
+        Ok(gone)
+    }
+}
+
+async fn decommission_tx(tx: &mut super::WriteTx, id: &str, why: &str, now: Millis) -> Result<(), RegistryError> {
+    set_status_tx(tx, id, CameraStatus::Decommissioned, why, now).await?;
+    sqlx::query("UPDATE cameras SET decommissioned_at_ms = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The device's channel count and its last catalog's note.
+async fn count_channels_tx(
+    tx: &mut super::WriteTx,
+    device: &str,
+    note: &str,
+    now: Millis,
+) -> Result<(), RegistryError> {
+    sqlx::query(
+        "UPDATE gb_devices SET channels = (SELECT COUNT(*) FROM cameras WHERE config_source = $1 \
+         AND status <> 'decommissioned'), catalog_at_ms = $2, catalog_note = $3, updated_at_ms = $2 WHERE id = $4",
+    )
+    .bind(source(device))
+    .bind(now)
+    .bind(note)
+    .bind(device)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -396,7 +396,10 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let copy = config_for_port(&dir, &out.path().join("cfg"), 18554).unwrap();
         let cfg = crate::city::load_dir(&copy).unwrap();
-        assert!(cfg.cameras.iter().all(|c| c.url.as_str().starts_with("rtsp://127.0.0.1:18554/")));
+        let (gb, rtsp): (Vec<_>, Vec<_>) = cfg.cameras.iter().partition(|c| c.url.gb28181().is_some());
+        assert!(rtsp.iter().all(|c| c.url.as_str().starts_with("rtsp://127.0.0.1:18554/")));
+        assert_eq!(gb.len(), 2, "the NVR's two streamed channels keep their gb28181:// URLs");
         assert!(copy.join("map/roads.geojson").exists());
+        assert!(copy.join("gb28181-demo.secret").exists(), "the NVR's password file is copied with the rest");
     }
 }

@@ -120,6 +120,8 @@ pub struct GbDeviceStats {
     pub keepalives_answered: u64,
     /// Catalog queries answered (with every page sent).
     pub catalogs_answered: u64,
+    /// Catalog SUBSCRIBEs accepted (first ones and renewals).
+    pub catalog_subscriptions: u64,
     /// INVITEs answered with 200 OK.
     pub invites_answered: u64,
     /// Streams sending now.
@@ -134,6 +136,7 @@ struct Counters {
     keepalives_sent: AtomicU64,
     keepalives_answered: AtomicU64,
     catalogs_answered: AtomicU64,
+    catalog_subscriptions: AtomicU64,
     invites_answered: AtomicU64,
     active_streams: AtomicU64,
     rtp_packets_sent: AtomicU64,
@@ -689,6 +692,8 @@ struct Core {
     /// Channels whose streams are held: encoded but not sent, the call left up (a device whose
     /// media path broke while its signalling goes on).
     hung: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// The Call-ID of the platform's catalog subscription, once it subscribed.
+    subscription: Mutex<Option<String>>,
     reg_call_id: String,
     reg_tag: String,
     /// Ends the network tasks.
@@ -773,6 +778,7 @@ impl GbDeviceSim {
             nc: AtomicU32::new(1),
             missed_keepalives: AtomicU32::new(0),
             hung: Arc::default(),
+            subscription: Mutex::new(None),
             reg_call_id: format!("{}@{}", random_hex(16), ip),
             reg_tag: random_hex(10),
             io_stop,
@@ -810,6 +816,7 @@ impl GbDeviceSim {
             keepalives_sent: c.keepalives_sent.load(Ordering::SeqCst),
             keepalives_answered: c.keepalives_answered.load(Ordering::SeqCst),
             catalogs_answered: c.catalogs_answered.load(Ordering::SeqCst),
+            catalog_subscriptions: c.catalog_subscriptions.load(Ordering::SeqCst),
             invites_answered: c.invites_answered.load(Ordering::SeqCst),
             active_streams: c.active_streams.load(Ordering::SeqCst) as usize,
             rtp_packets_sent: c.rtp_packets_sent.load(Ordering::SeqCst),
@@ -825,6 +832,54 @@ impl GbDeviceSim {
         } else {
             h.remove(channel);
         }
+    }
+
+    /// Tells the platform of catalog changes by NOTIFY (§9.11.2), as a device does once the
+    /// platform subscribed: `(channel id, event)` with events `ON`, `OFF`, `VLOST`, `DEFECT`,
+    /// `ADD`, `DEL`, `UPDATE` (`ADD`/`UPDATE` items carry a name and `Status ON`). The platform's
+    /// answer code; an error when nothing subscribed or no answer came.
+    pub async fn notify_catalog(&self, changes: &[(&str, &str)]) -> Result<u16, String> {
+        let Some(call_id) = lock(&self.core.subscription).clone() else {
+            return Err("the platform has not subscribed to the catalog".into());
+        };
+        let core = &self.core;
+        let dev = xml_escape(&core.cfg.device_id);
+        let mut xml = format!(
+            "<Notify>\r\n<CmdType>Catalog</CmdType>\r\n<SN>{}</SN>\r\n<DeviceID>{dev}</DeviceID>\r\n\
+             <SumNum>{n}</SumNum>\r\n<DeviceList Num=\"{n}\">\r\n",
+            core.next_sn(),
+            n = changes.len()
+        );
+        for (id, event) in changes {
+            let id = xml_escape(id);
+            let described = matches!(*event, "ADD" | "UPDATE");
+            let more = if described {
+                format!("<Name>Channel {id}</Name>\r\n<ParentID>{dev}</ParentID>\r\n<Status>ON</Status>\r\n")
+            } else {
+                String::new()
+            };
+            xml.push_str(&format!(
+                "<Item>\r\n<DeviceID>{id}</DeviceID>\r\n<Event>{event}</Event>\r\n{more}</Item>\r\n"
+            ));
+        }
+        xml.push_str("</DeviceList>\r\n</Notify>\r\n");
+        let r = core
+            .transact(Out {
+                method: "NOTIFY",
+                uri: core.platform_uri(),
+                from: format!("<sip:{}@{}>;tag={}", core.cfg.device_id, core.cfg.domain, random_hex(10)),
+                to: format!("<{}>", core.platform_uri()),
+                call_id,
+                cseq: core.cseq.fetch_add(1, Ordering::SeqCst),
+                headers: vec![
+                    ("Event".to_string(), "Catalog".to_string()),
+                    ("Subscription-State".to_string(), "active".to_string()),
+                ],
+                body: Some(("Application/MANSCDP+xml", manscdp_body(&xml))),
+                dest: core.cfg.platform,
+            })
+            .await?;
+        Ok(r.status().unwrap_or(0))
     }
 
     /// Ends the channel's streams from the device's side (BYE to the platform); how many.
@@ -1284,8 +1339,17 @@ impl Core {
             "OPTIONS" => {
                 self.respond(&m, 200, None, vec![], None, from).await;
             }
+            "SUBSCRIBE" if m.header("Event").is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("catalog")) => {
+                // A catalog subscription: accepted; changes go out as NOTIFYs (`notify_catalog`).
+                let expires = m.header("Expires").unwrap_or("3600").trim().to_string();
+                let h = vec![("Expires".to_string(), expires)];
+                self.respond(&m, 200, Some(&random_hex(10)), h, None, from).await;
+                *lock(&self.subscription) = m.call_id().map(str::to_string);
+                self.counters.catalog_subscriptions.fetch_add(1, Ordering::SeqCst);
+            }
             _ => {
-                let allow = vec![("Allow".to_string(), "INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS".to_string())];
+                let allow =
+                    vec![("Allow".to_string(), "INVITE, ACK, BYE, CANCEL, MESSAGE, OPTIONS, SUBSCRIBE".to_string())];
                 self.respond(&m, 405, None, allow, None, from).await;
             }
         }
@@ -1746,6 +1810,7 @@ mod tests {
             nc: AtomicU32::new(1),
             missed_keepalives: AtomicU32::new(0),
             hung: Arc::default(),
+            subscription: Mutex::new(None),
             reg_call_id: "c".into(),
             reg_tag: "t".into(),
             io_stop: CancellationToken::new(),
