@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Engine, TestApp, TestDb, config_dir};
+use common::{Engine, TestApp, TestDb, config_dir, until};
 use tianwang::registry::Registry;
 
 const SRV: &str = "41010000002000000001";
@@ -98,18 +98,6 @@ fn errors(dir: &Path) -> String {
         }
     }
     all
-}
-
-/// Polls the registry until `check` holds (or fails the test after `secs`).
-async fn until<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn device(reg: &Registry) -> Option<tianwang::registry::GbDeviceRow> {

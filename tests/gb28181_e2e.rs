@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Engine, TestApp, TestDb, config_dir};
+use common::{Engine, TestApp, TestDb, config_dir, until};
 use rand::SeedableRng;
 use serde_json::Value;
 use tianwang::sim::gb28181::{GbDeviceConfig, GbDeviceSim};
@@ -25,17 +25,6 @@ const PASSWORD: &str = "sim-nvr-e2e";
 const STREET: &str = "41010000001310000001";
 const CHECKPOINT: &str = "41010000001310000002";
 const VEHICLES: usize = 3;
-
-async fn until<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_nvr_streams_into_motion_and_plate_reading_and_a_stopped_stream_goes_offline() {

@@ -10,7 +10,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Engine, TestApp, TestDb, config_dir};
+use common::{Engine, TestApp, TestDb, config_dir, until};
 use tianwang::registry::Registry;
 use tianwang::sim::gb28181::{GbDeviceConfig, GbDeviceSim, SipTransport};
 use tokio::io::AsyncReadExt;
@@ -30,18 +30,6 @@ fn site() -> String {
          [gb28181]\nid = \"{SRV}\"\nlisten = \"127.0.0.1:0\"\nheartbeat_interval_s = 5\nheartbeat_count = 1\n\
          [[gb28181_device]]\nid = \"{NVR}\"\nname = \"Sim NVR\"\npassword_file = \"nvr.secret\"\n"
     )
-}
-
-/// Polls until `check` holds (or fails the test after `secs`).
-async fn until<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn device(reg: &Registry) -> Option<tianwang::registry::GbDeviceRow> {

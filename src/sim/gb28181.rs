@@ -765,26 +765,8 @@ impl GbDeviceSim {
                 (None, local, Some(s))
             }
         };
-        let core = Arc::new(Core {
-            local,
-            udp: udp.clone(),
-            tcp_tx: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
-            answered: Mutex::new(VecDeque::new()),
-            sessions: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-            cseq: AtomicU32::new(1),
-            sn: AtomicU64::new(1),
-            nc: AtomicU32::new(1),
-            missed_keepalives: AtomicU32::new(0),
-            hung: Arc::default(),
-            subscription: Mutex::new(None),
-            reg_call_id: format!("{}@{}", random_hex(16), ip),
-            reg_tag: random_hex(10),
-            io_stop,
-            events,
-            cfg,
-        });
+        let reg_call_id = format!("{}@{}", random_hex(16), ip);
+        let core = Arc::new(Core::new(cfg, local, udp.clone(), reg_call_id, io_stop, events));
         if let Some(s) = udp {
             let c = core.clone();
             tokio::spawn(async move { c.read_udp(s).await });
@@ -946,6 +928,36 @@ struct Out {
 }
 
 impl Core {
+    fn new(
+        cfg: GbDeviceConfig,
+        local: SocketAddr,
+        udp: Option<Arc<tokio::net::UdpSocket>>,
+        reg_call_id: String,
+        io_stop: CancellationToken,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Core {
+        Core {
+            local,
+            udp,
+            tcp_tx: Mutex::new(None),
+            pending: Mutex::new(HashMap::new()),
+            answered: Mutex::new(VecDeque::new()),
+            sessions: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            cseq: AtomicU32::new(1),
+            sn: AtomicU64::new(1),
+            nc: AtomicU32::new(1),
+            missed_keepalives: AtomicU32::new(0),
+            hung: Arc::default(),
+            subscription: Mutex::new(None),
+            reg_call_id,
+            reg_tag: random_hex(10),
+            io_stop,
+            events,
+            cfg,
+        }
+    }
+
     fn via_proto(&self) -> &'static str {
         match self.cfg.transport {
             SipTransport::Udp => "UDP",
@@ -1797,26 +1809,14 @@ mod tests {
         cfg.channels[0].position = Some((113.5, 34.75));
         cfg.channels[0].name = "通道一 <东门>".into();
         let (events, _rx) = mpsc::unbounded_channel();
-        let core = Core {
-            local: "127.0.0.1:5061".parse().unwrap(),
-            udp: None,
-            tcp_tx: Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
-            answered: Mutex::new(VecDeque::new()),
-            sessions: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-            cseq: AtomicU32::new(1),
-            sn: AtomicU64::new(1),
-            nc: AtomicU32::new(1),
-            missed_keepalives: AtomicU32::new(0),
-            hung: Arc::default(),
-            subscription: Mutex::new(None),
-            reg_call_id: "c".into(),
-            reg_tag: "t".into(),
-            io_stop: CancellationToken::new(),
+        let core = Core::new(
+            cfg.clone(),
+            "127.0.0.1:5061".parse().unwrap(),
+            None,
+            "c".into(),
+            CancellationToken::new(),
             events,
-            cfg: cfg.clone(),
-        };
+        );
         let page = core.catalog_page(7, 6, &cfg.channels[..CATALOG_PAGE]);
         let body = manscdp_body(&page);
         assert!(body.len() < 4_000, "{}", body.len());

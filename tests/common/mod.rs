@@ -21,6 +21,18 @@ pub enum Engine {
     Postgres,
 }
 
+/// Polls `check` every 50 ms until it gives a value (or fails the test after `secs`).
+pub async fn until<T>(secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A database of its own for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
 pub struct TestDb {
     pub url: String,
