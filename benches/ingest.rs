@@ -12,6 +12,9 @@
 //! encoding) as RTP/PS; our process runs the SIP server, the INVITEs, the RTP receivers and
 //! mpegpsdemux in place of rtspsrc. (`TIANWANG_BENCH_PROFILES` without `gb28181` skips it when
 //! the list is given.)
+//!
+//! And `health-read`: the health client's reading alone (retina's raw packets into our keyframe
+//! assembly) against retina's own frames (`Demuxed`), same sessions stepped the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -295,6 +298,84 @@ fn ours_gb28181(clip: &Path, n: usize, secs: u64) -> f64 {
     (c1 - c0) / (n as f64 * secs as f64)
 }
 
+/// Health reading only (no decoding), `n` sessions stepped every 200 ms on this thread as the
+/// pool's runner steps them: retina's raw packets into our keyframe assembly (what the health
+/// client does) or, with `frames`, retina's own depacketizer (`Demuxed`, every picture copied out).
+fn reading(url: &str, n: usize, secs: u64, frames: bool) -> f64 {
+    use futures_util::StreamExt as _;
+    use retina::client::{PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions, Transport};
+    use tianwang::ingest::rtp::KeyframeAssembler;
+    use tianwang::ingest::rtsp::Client;
+    enum Reader {
+        Raw(Box<Client>, KeyframeAssembler),
+        Frames(tokio::runtime::Runtime, std::pin::Pin<Box<retina::client::Demuxed>>),
+    }
+    let mut readers: Vec<Reader> = (0..n)
+        .map(|_| {
+            if !frames {
+                let c = Client::open(url, None, None, false, Duration::from_secs(10)).expect("session");
+                let a = KeyframeAssembler::new(c.track.codec, c.track.payload_type, &c.track.parameter_sets);
+                return Reader::Raw(Box::new(c), a);
+            }
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let d = rt.block_on(async {
+                let mut s = Session::describe(url::Url::parse(url).unwrap(), SessionOptions::default()).await.unwrap();
+                let i = s.streams().iter().position(|s| s.media() == "video").unwrap();
+                s.setup(i, SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default())))
+                    .await
+                    .unwrap();
+                s.play(PlayOptions::default()).await.unwrap().demuxed().unwrap()
+            });
+            Reader::Frames(rt, Box::pin(d))
+        })
+        .collect();
+    let mut step = |r: &mut Reader| -> u64 {
+        match r {
+            Reader::Raw(c, a) => {
+                let mut pkts = 0;
+                c.poll(0, |p| {
+                    a.push(p, false);
+                    pkts += 1;
+                })
+                .expect("reading");
+                pkts
+            }
+            Reader::Frames(rt, d) => rt.block_on(async {
+                let (mut got, mut looked) = (0, false);
+                loop {
+                    match futures_util::poll!(d.next()) {
+                        std::task::Poll::Ready(Some(Ok(_))) => (got, looked) = (got + 1, false),
+                        std::task::Poll::Ready(other) => panic!("the session ended: {other:?}"),
+                        std::task::Poll::Pending if looked => return got,
+                        std::task::Poll::Pending => {
+                            tokio::task::yield_now().await;
+                            looked = true;
+                        }
+                    }
+                }
+            }),
+        }
+    };
+    let run = |readers: &mut Vec<Reader>, step: &mut dyn FnMut(&mut Reader) -> u64, for_s: u64| -> u64 {
+        let end = Instant::now() + Duration::from_secs(for_s);
+        let mut items = 0;
+        while Instant::now() < end {
+            for r in readers.iter_mut() {
+                items += step(r);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        items
+    };
+    run(&mut readers, &mut step, 2);
+    let c0 = cpu_of("self");
+    let items = run(&mut readers, &mut step, secs);
+    let c1 = cpu_of("self");
+    assert!(items > 0, "nothing read");
+    drop(readers);
+    (c1 - c0) / (n as f64 * secs as f64)
+}
+
 fn main() {
     // `cargo bench` passes --bench; any other argument filters nothing here.
     // `TIANWANG_BENCH_PROFILES=street,health` measures only those (the ratios still print).
@@ -351,6 +432,23 @@ fn main() {
     }
     for (k, n) in [1, 8].into_iter().enumerate() {
         println!("health/street, {n} stream(s): {:.3}", health[k] / street[k]);
+    }
+    if only.is_empty() || only.contains(&"health-read") {
+        println!(
+            "health reading only (no decoding): retina's raw packets into our keyframe assembly vs retina's frames"
+        );
+        println!("{:>3} {:>9} {:>9} {:>12}", "n", "raw", "frames", "raw/frames");
+        for n in [1usize, 8] {
+            let raw = {
+                let (_sim, url) = start_sim(&clip);
+                reading(&url, n, secs, false)
+            };
+            let fr = {
+                let (_sim, url) = start_sim(&clip);
+                reading(&url, n, secs, true)
+            };
+            println!("{n:>3} {raw:>9.4} {fr:>9.4} {:>12.2}", raw / fr);
+        }
     }
     if !only.is_empty() && !only.contains(&"gb28181") {
         return;

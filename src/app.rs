@@ -201,6 +201,26 @@ pub struct ReloadReport {
     pub pipelines_unchanged: usize,
 }
 
+/// Raises the open-files limit to the hard limit, and warns when even that is short for the
+/// health cameras (three descriptors each) and the rest.
+pub(crate) fn open_files_for(health_cameras: u64) {
+    let (before, after) = ingest::raise_open_files_limit();
+    if let (Some(before), Some(after)) = (before, after)
+        && after > before
+    {
+        tracing::info!(before, after, "open-files limit raised to the hard limit");
+    }
+    if let Some(limit) = after
+        && limit < health_cameras * ingest::FILES_PER_HEALTH_CAMERA + 1024
+    {
+        tracing::warn!(
+            limit,
+            health_cameras,
+            "the open-files limit is low for this many health cameras (3 descriptors each, plus the rest): raise LimitNOFILE"
+        );
+    }
+}
+
 fn specs(cfg: &CityConfig) -> Vec<IngestSpec> {
     let sample_s = cfg.maintenance.as_ref().map_or(10.0, |m| m.vqd_interval_s);
     cfg.cameras.iter().filter(|c| c.enabled).map(|c| IngestSpec::from_config(c, sample_s)).collect()
@@ -332,6 +352,7 @@ impl App {
             });
             let ingest = Arc::new(Ingest::with_gb28181(clock.clone(), Some(tx), media));
             let specs = specs(&config);
+            open_files_for(specs.iter().filter(|s| s.profile == crate::config::Profile::Health).count() as u64);
             let ing = ingest.clone();
             let report = tokio::task::spawn_blocking(move || ing.apply(specs))
                 .await

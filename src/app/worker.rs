@@ -210,6 +210,8 @@ impl Worker {
         ingest::init_gstreamer()?;
         let (tx, rx) = tokio::sync::mpsc::channel(4096);
         let ingest = Arc::new(Ingest::new(clock.clone(), Some(tx)));
+        // Which cameras come by lease is not known yet: raise the limit, warn about none.
+        super::open_files_for(0);
         let detect = match &config.detect {
             Some(dc) => Some(DetectService::start(dc.clone(), registry.clone(), log.clone(), clock.clone())?),
             None => None,

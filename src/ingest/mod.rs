@@ -78,3 +78,19 @@ pub fn init_gstreamer() -> Result<(), IngestError> {
     }
     Ok(())
 }
+
+/// Open files a `health` camera holds: its socket, and its session runtime's epoll and wake-up
+/// descriptors.
+pub const FILES_PER_HEALTH_CAMERA: u64 = 3;
+
+/// Raises this process's soft limit on open files to its hard limit (a worker with a thousand
+/// health cameras holds three thousand descriptors; the usual soft limit is 1,024). Returns the
+/// limit before and after; unchanged when it cannot be read or raised.
+pub fn raise_open_files_limit() -> (Option<u64>, Option<u64>) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    if before.current.is_some() && before.current != before.maximum {
+        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: before.maximum, ..before });
+    }
+    (before.current, getrlimit(Resource::Nofile).current)
+}

@@ -157,8 +157,20 @@ impl KeyframeAssembler {
         }
     }
 
-    /// One whole NAL unit of the current access unit.
+    /// What arrived as one NAL unit. Some cameras put an Annex B byte stream there instead
+    /// (start codes between NAL units, or before the first, e.g. SPS, PPS and the slice in one
+    /// "single NAL" packet): it is split, so that a keyframe inside is seen.
     fn nal(&mut self, nal: &[u8]) {
+        if memchr::memmem::find(nal, &[0, 0, 1]).is_none() {
+            return self.nal_unit(nal);
+        }
+        for part in annex_b_units(nal) {
+            self.nal_unit(part);
+        }
+    }
+
+    /// One whole NAL unit of the current access unit.
+    fn nal_unit(&mut self, nal: &[u8]) {
         if nal.is_empty() {
             return;
         }
@@ -208,6 +220,11 @@ impl KeyframeAssembler {
 
     fn fragment_end(&mut self) {
         if let Some(n) = self.fragment.take() {
+            if memchr::memmem::find(&n, &[0, 0, 1]).is_some() {
+                // An Annex B byte stream sent as one fragmented NAL unit: its units one by one.
+                self.held -= n.len();
+                return self.nal(&n);
+            }
             self.remember(&n);
             if self.collecting {
                 self.nals.push(n);
@@ -256,6 +273,8 @@ impl KeyframeAssembler {
                 let Some(&h) = pl.first() else { return };
                 match h & 0x1f {
                     1..=23 => self.nal(pl),
+                    // A payload that starts with a start code: an Annex B byte stream.
+                    0 if pl.starts_with(&[0, 0, 1]) || pl.starts_with(&[0, 0, 0, 1]) => self.nal(pl),
                     24 => self.aggregated(&pl[1..]),
                     28 if pl.len() >= 2 => self.fragment(pl[1], &[(h & 0xe0) | (pl[1] & 0x1f)], &pl[2..]),
                     _ => {}
@@ -276,6 +295,22 @@ impl KeyframeAssembler {
             }
         }
     }
+}
+
+/// The NAL units of an Annex B byte stream: split at `00 00 01`, each without the zero bytes
+/// that pad it or begin the next start code (a NAL unit never ends in `00`).
+fn annex_b_units(b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = vec![0];
+    starts.extend(memchr::memmem::find_iter(b, &[0, 0, 1]).map(|i| i + 3));
+    let mut ends: Vec<usize> = starts[1..].iter().map(|s| s - 3).collect();
+    ends.push(b.len());
+    starts.into_iter().zip(ends).filter_map(move |(s, e)| {
+        let mut e = e;
+        while e > s && b[e - 1] == 0 {
+            e -= 1;
+        }
+        (e > s).then(|| &b[s..e])
+    })
 }
 
 /// One RTP packet's fixed header fields and payload (RFC 3550 §5.1).
@@ -349,6 +384,31 @@ mod tests {
         assert!(i.keyframe_started && out.is_none());
         let (_, out) = a.push(&rtp(7, 400, true, &[0x65, 2]), true);
         assert_eq!(out.unwrap(), vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 2]);
+    }
+
+    #[test]
+    fn annex_b_where_one_nal_unit_belongs_is_split() {
+        // SPS, PPS and the IDR slice with start codes between them, in one single-NAL packet:
+        // the keyframe is seen, the parameter sets are kept apart (so not doubled).
+        let mut a = KeyframeAssembler::new(VideoCodec::H264, 96, &[]);
+        let annex_b = [0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 0xaa, 0, 0, 3, 0xbb, 0];
+        let (i, out) = a.push(&rtp(1, 100, true, &annex_b), true);
+        assert!(i.keyframe_started);
+        let want = vec![0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 0xaa, 0, 0, 3, 0xbb];
+        assert_eq!(out.unwrap(), want);
+        // The same with a start code in front, and as the whole of a fragmented unit.
+        let mut a = KeyframeAssembler::new(VideoCodec::H264, 96, &[]);
+        let mut led = vec![0, 0, 0, 1];
+        led.extend_from_slice(&annex_b);
+        let (i, out) = a.push(&rtp(1, 100, true, &led), true);
+        assert!(i.keyframe_started);
+        assert_eq!(out.unwrap(), want);
+        let mut a = KeyframeAssembler::new(VideoCodec::H264, 96, &[]);
+        a.push(&rtp(1, 100, false, &[0x7c, 0x87, 1, 2, 0, 0]), true);
+        let (i, out) =
+            a.push(&rtp(2, 100, true, &[0x7c, 0x47, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 0xaa, 0, 0, 3, 0xbb]), true);
+        assert!(i.keyframe_started);
+        assert_eq!(out.unwrap(), want);
     }
 
     #[test]
