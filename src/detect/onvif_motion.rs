@@ -344,48 +344,69 @@ impl Subscriber {
             Some(Err(e)) => return fail(e.to_string()),
             Some(Ok(pp)) => pp,
         };
-        let mut renew_at = self.subscribed(&pp);
+        self.subscribed(&pp);
         tracing::info!(camera = %self.target.camera, device = %self.target.device_url, "subscribed to ONVIF motion events");
+        let ended = self.pull_loop(&dev, &events, &mut pp, stop).await;
+        // Either way the device is told, briefly (it ends the subscription at its time anyway,
+        // but a failed one may hold one of the few a camera allows until then).
+        let patience = Duration::from_secs(if ended.is_ok() { 5 } else { 2 });
+        match tokio::time::timeout(patience, pp.unsubscribe()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(camera = %self.target.camera, error = %e, "ONVIF Unsubscribe failed"),
+            Err(_) => tracing::debug!(camera = %self.target.camera, "ONVIF Unsubscribe: no answer in time"),
+        }
+        match ended {
+            Ok(()) => End::Stopped,
+            Err(error) => End::Failed { subscribed: true, error },
+        }
+    }
+
+    /// Renews and pulls `pp` until `stop` (`Ok`) or a failure (`Err`, what it was).
+    async fn pull_loop(
+        &self,
+        dev: &Device,
+        events: &str,
+        pp: &mut PullPoint,
+        stop: &CancellationToken,
+    ) -> Result<(), String> {
+        let t = &self.inner.timing;
+        let mut renew_at = self.inner.clock.now_ms() + self.renew_in(pp);
         // A new subscription tells the state afresh (ONVIF's `Initialized` messages).
         let mut debounce = Debounce::default();
-        let failed = |error: String| End::Failed { subscribed: true, error };
         loop {
             let now = self.inner.clock.now_ms();
             // Due, or due before the shortest pull would end.
             if now + 1_000 >= renew_at {
                 match unless(stop, pp.renew(t.lifetime)).await {
-                    None => break,
+                    None => return Ok(()),
                     Some(Ok(())) => {
-                        renew_at = now + self.renew_in(&pp);
+                        renew_at = now + self.renew_in(pp);
                         self.set(|s| s.renewals += 1);
                     }
                     // A device without Renew: a new subscription in place of this one.
                     Some(Err(e)) if e.not_supported() => {
-                        match unless(stop, PullPoint::create(&dev, &events, t.lifetime)).await {
-                            None => break,
-                            Some(Err(e)) => return failed(e.to_string()),
-                            Some(Ok(fresh)) => {
-                                let old = std::mem::replace(&mut pp, fresh);
-                                let _ = tokio::time::timeout(Duration::from_secs(5), old.unsubscribe()).await;
-                                renew_at = self.subscribed(&pp);
-                            }
-                        }
+                        let fresh = match unless(stop, PullPoint::create(dev, events, t.lifetime)).await {
+                            None => return Ok(()),
+                            Some(r) => r.map_err(|e| e.to_string())?,
+                        };
+                        let old = std::mem::replace(pp, fresh);
+                        let _ = tokio::time::timeout(Duration::from_secs(5), old.unsubscribe()).await;
+                        renew_at = self.subscribed(pp);
                     }
-                    Some(Err(e)) => return failed(e.to_string()),
+                    Some(Err(e)) => return Err(e.to_string()),
                 }
             }
             let until_renewal = Duration::from_millis((renew_at - now).max(0) as u64);
             let wait = until_renewal.clamp(Duration::from_secs(1), t.pull_wait);
             let notes = match unless(stop, pp.pull(wait, MESSAGE_LIMIT)).await {
-                None => break,
-                Some(Err(e)) => return failed(e.to_string()),
-                Some(Ok(n)) => n,
+                None => return Ok(()),
+                Some(r) => r.map_err(|e| e.to_string())?,
             };
             let at = self.inner.clock.now_ms();
-            if notes.is_empty() && at - now < 500 && wait >= Duration::from_secs(1) {
+            if notes.is_empty() && at - now < 500 {
                 // A device that answers at once instead of waiting: not asked again at once.
                 if unless(stop, self.inner.clock.sleep(Duration::from_secs(1))).await.is_none() {
-                    break;
+                    return Ok(());
                 }
             }
             for n in &notes {
@@ -395,18 +416,10 @@ impl Subscriber {
                     s.motion = !debounce.on.is_empty();
                 });
                 if started && !self.write(at, stop).await {
-                    break;
+                    return Ok(());
                 }
             }
         }
-        // Stopped: the device is told, briefly (it ends the subscription at its time anyway).
-        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), pp.unsubscribe())
-            .await
-            .unwrap_or_else(|_| Err(crate::onvif::OnvifError::Input("Unsubscribe: no answer within 5 s".into())))
-        {
-            tracing::debug!(camera = %self.target.camera, error = %e, "ONVIF Unsubscribe failed");
-        }
-        End::Stopped
     }
 
     /// A subscription made: the state says so; returns when to renew it.
