@@ -159,11 +159,30 @@ pub fn onvif_device_url(s: &str) -> Result<String, String> {
             mask_credentials(s)
         ));
     }
-    let host = authority
-        .strip_prefix('[')
-        .map_or_else(|| authority.split(':').next().unwrap_or(""), |v6| v6.split(']').next().unwrap_or(""));
-    if host.is_empty() || authority.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{s:?}: no host"));
+    // A host name or IPv4 address, or an IPv6 address in brackets; a port in 1..=65535.
+    let (host, port, v6) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest, true),
+            None => ("", "", true),
+        },
+        None => match authority.find(':') {
+            Some(i) => (&authority[..i], &authority[i..], false),
+            None => (authority, "", false),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.chars().all(|c| {
+            if v6 {
+                c.is_ascii_hexdigit() || c == ':' || c == '.'
+            } else {
+                c.is_ascii_alphanumeric() || "-._".contains(c)
+            }
+        });
+    let port_ok = port.is_empty() || port.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()).is_some_and(|p| p > 0);
+    if !host_ok || !port_ok || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{s:?}: expected http://HOST[:PORT][/PATH] (a host name or address, a port number, a path without spaces)"
+        ));
     }
     let path = if path.is_empty() || path == "/" { "/onvif/device_service" } else { path };
     Ok(format!("http://{authority}{path}"))
