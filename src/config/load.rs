@@ -728,8 +728,9 @@ fn read_camera(
 /// stream's host on port 80).
 fn read_motion(f: &mut Fields<'_>, url: Option<&RtspUrl>) -> Option<MotionSource> {
     // Both keys asked about before anything can end the reading (an unasked key is unknown).
+    let kind = if f.has("motion") { f.parse("motion") } else { Some(MotionKind::Detector) };
     let onvif_url = f.str("onvif_url");
-    let kind = if f.has("motion") { f.parse("motion")? } else { MotionKind::Detector };
+    let kind = kind?;
     // Without a valid `url` (reported already) there is no host to default to.
     let host = if url?.gb28181().is_some() { "" } else { url?.host() };
     match MotionSource::parse(kind, onvif_url.as_deref(), host) {
