@@ -92,7 +92,17 @@ struct Dev {
     /// The motion state (sent as `Initialized` to a new subscription).
     motion: bool,
     fault_next_pull: bool,
+    /// The next PullMessages is answered with this instead.
+    bad_next_pull: Option<Bad>,
     n: Counters,
+}
+
+#[derive(Clone, Copy)]
+enum Bad {
+    /// A web page, not SOAP.
+    NotXml,
+    /// 5 MiB of a SOAP answer.
+    Huge,
 }
 
 #[derive(Clone)]
@@ -114,6 +124,7 @@ impl Device {
                 next_id: 1,
                 motion: false,
                 fault_next_pull: false,
+                bad_next_pull: None,
                 n: Counters::default(),
             })),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -335,12 +346,20 @@ async fn pull(d: &Device, doc: &roxmltree::Document<'_>, id: Option<u64>) -> Res
     let timeout = text_of(doc, TEV, "Timeout").and_then(|t| iso_seconds(&t)).unwrap_or(1.0);
     let limit = text_of(doc, TEV, "MessageLimit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(1);
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(timeout.min(60.0));
-    let faulted = d.with(|d| {
+    let (faulted, bad) = d.with(|d| {
         d.n.pulls += 1;
-        std::mem::take(&mut d.fault_next_pull)
+        (std::mem::take(&mut d.fault_next_pull), d.bad_next_pull.take())
     });
     if faulted {
         return fault(StatusCode::INTERNAL_SERVER_ERROR, "Receiver", "ter:Action", "event engine failure");
+    }
+    match bad {
+        Some(Bad::NotXml) => return ([("content-type", "text/html")], "<html><body>Login</body>").into_response(),
+        Some(Bad::Huge) => {
+            let padding = "<!-- motion -->".repeat(5 << 20 >> 4);
+            return envelope(&format!("<tev:PullMessagesResponse>{padding}</tev:PullMessagesResponse>"));
+        }
+        None => {}
     }
     loop {
         let wake = d.wake.notified();
@@ -538,6 +557,14 @@ async fn subscriptions_are_renewed_and_made_again_when_the_device_drops_them() {
     // The device restarts and forgets every subscription.
     dev.restart();
     subscribed(&app, "door", 3).await;
+
+    // Answers that are no SOAP, or too large to read: each named, and subscribed again.
+    for (bad, n, said) in [(Bad::NotXml, 4, "is not an ONVIF service"), (Bad::Huge, 5, "at most 4194304 are read")] {
+        dev.with(|d| d.bad_next_pull = Some(bad));
+        subscribed(&app, "door", n).await;
+        let s = subscription(&app, "door").await;
+        assert!(s["last_error"].as_str().is_some_and(|e| e.contains(said)), "{said}: {s}");
+    }
     dev.motion(true, Topic::Alarm);
     until(20, "motion after the restart", async || (motion_events(&app, "door").await.len() == 2).then_some(())).await;
     until(20, "two alerts' worth of motion", async || {
