@@ -110,6 +110,8 @@ pub struct AppState {
     pub mqtt: Option<Arc<Mutex<MqttState>>>,
     /// Motion and plate reading, when `[detect]` is configured and ingest runs.
     pub detect: Option<crate::detect::service::DetectService>,
+    /// Motion from the cameras themselves (ONVIF events), wherever ingest runs.
+    pub onvif_motion: Option<crate::detect::onvif_motion::OnvifMotion>,
     /// Video quality diagnosis, when `[maintenance]` is configured and ingest runs.
     pub quality: Option<crate::maintenance::service::QualityService>,
     /// Every camera's health state (ingest, quality, maintenance mode → status).
@@ -135,13 +137,17 @@ struct Task {
     handle: JoinHandle<()>,
 }
 
-/// Stops the producers of events, in order: camera pipelines, quality sampling, detection (whose
-/// writer stores every passage it was handed).
+/// Stops the producers of events, in order: ONVIF motion subscriptions (each unsubscribes),
+/// camera pipelines, quality sampling, detection (whose writer stores every passage it was handed).
 async fn stop_producers(
+    onvif: Option<&crate::detect::onvif_motion::OnvifMotion>,
     ingest: Option<Arc<Ingest>>,
     quality: Option<&crate::maintenance::service::QualityService>,
     detect: Option<&crate::detect::service::DetectService>,
 ) {
+    if let Some(o) = onvif {
+        o.shutdown().await;
+    }
     if let Some(ingest) = ingest {
         let _ = tokio::task::spawn_blocking(move || ingest.shutdown()).await;
     }
@@ -376,6 +382,12 @@ impl App {
             }
             _ => None,
         };
+        // Motion from the devices that give it (ONVIF events): no detector needed, only the camera.
+        let onvif_motion = ingest.as_ref().map(|_| {
+            let m = crate::detect::onvif_motion::OnvifMotion::new(log.clone(), clock.clone(), Default::default());
+            m.sync(&config.cameras);
+            m
+        });
         let quality = match (&ingest, &config.maintenance) {
             (Some(ingest), Some(mc)) => Some(crate::maintenance::service::QualityService::start(
                 mc.clone(),
@@ -463,6 +475,7 @@ impl App {
             webhooks,
             mqtt,
             detect,
+            onvif_motion,
             quality,
             health,
             orders,
@@ -493,13 +506,19 @@ impl App {
         Ok(Self { state, config, sync, tasks, root })
     }
 
-    /// Stops everything, producers first: camera pipelines, quality sampling, detection (whose
+    /// Stops everything, producers first: ONVIF motion subscriptions, camera pipelines, quality sampling, detection (whose
     /// writer stores every passage it was handed), then each background task in turn, then
     /// closes the database.
     pub async fn shutdown(self) {
         let state = self.state;
         state.closing.cancel();
-        stop_producers(state.ingest.clone(), state.quality.as_ref(), state.detect.as_ref()).await;
+        stop_producers(
+            state.onvif_motion.as_ref(),
+            state.ingest.clone(),
+            state.quality.as_ref(),
+            state.detect.as_ref(),
+        )
+        .await;
         Task::stop_all(self.tasks).await;
         self.root.cancel();
         state.registry.close().await;
@@ -527,6 +546,9 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
                 .map_err(|e| AppError::Task(format!("applying ingest changes: {e}")))?;
             if let Some(d) = &state.detect {
                 d.sync(&ingest, &cfg.cameras, &cfg.motion_zones);
+            }
+            if let Some(o) = &state.onvif_motion {
+                o.sync(&cfg.cameras);
             }
             if let Some(q) = &state.quality {
                 q.reconfigure(&cfg.quality_overrides);

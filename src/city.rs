@@ -75,6 +75,40 @@ const SITE_FILE_KEYS: &[&str] = &[
     "gb28181_device",
 ];
 
+/// A camera whose motion comes from the device (ONVIF events) reports it for the whole view
+/// (`*`): motion zones are not applied to it, and an armed zone naming one of them would never fire.
+fn check_device_motion(
+    cameras: &[crate::config::CameraConfig],
+    zones: &[MotionZoneConfig],
+    armed: &[ArmedZoneConfig],
+    errs: &mut Vec<crate::config::ConfigError>,
+) {
+    for c in cameras.iter().filter(|c| matches!(c.motion, crate::config::MotionSource::Onvif { .. })) {
+        let id = c.id.as_str();
+        let field = format!("camera[{id}].motion");
+        if let Some(z) = zones.iter().find(|z| z.camera == id) {
+            errs.push(crate::config::ConfigError::at(
+                &c.loc,
+                field.clone(),
+                format!(
+                    "\"onvif\" reports motion for the whole view, so [[motion_zone]] {:?} is not applied; remove it or use motion = \"detector\"",
+                    z.name
+                ),
+            ));
+        }
+        if let Some(a) = armed.iter().find(|a| a.camera == id && a.zone != "*") {
+            errs.push(crate::config::ConfigError::at(
+                &c.loc,
+                field.clone(),
+                format!(
+                    "\"onvif\" reports motion for the whole view (zone \"*\"), so the [[armed_zone]] for zone {:?} would never fire; arm zone \"*\"",
+                    a.zone
+                ),
+            ));
+        }
+    }
+}
+
 /// Reads and validates every `*.toml` under `dir` (recursively). All problems are reported at once.
 pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let mut errs = Vec::new();
@@ -97,6 +131,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let shared = read_shared(&files, &mut errs);
     check_crews(&crews, &shared.grid, !map.cells.is_empty(), &mut errs);
     check_overrides(&quality_overrides, &shared.camera_ids, &files.site_loc(), &mut errs);
+    check_device_motion(&shared.cameras, &motion_zones, &armed_zones, &mut errs);
 
     errs.sort();
     errs.dedup();

@@ -560,3 +560,65 @@ fn gb28181_sections_are_checked_with_every_error_located() {
     let e = load_dir(dir.path()).unwrap_err().to_string();
     assert!(e.contains("devices are listed but there is no [gb28181] table"), "{e}");
 }
+
+/// `motion = "onvif"`: the device service defaults to the stream's host on port 80, `onvif_url`
+/// names another; the detector's cameras are left as they were.
+#[test]
+fn motion_from_onvif_events() {
+    use tianwang::config::MotionSource;
+    let cams = camera(&[("motion", Some("\"onvif\""))], "")
+        + &camera(
+            &[
+                ("id", Some("\"cam-2\"")),
+                ("motion", Some("\"onvif\"")),
+                ("onvif_url", Some("\"http://10.1.2.4:8000\"")),
+            ],
+            "",
+        )
+        + &camera(&[("id", Some("\"cam-3\""))], "");
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &cams)]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    let device = |i: usize| match &cfg.cameras[i].motion {
+        MotionSource::Onvif { device_url } => device_url.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(device(0), "http://10.1.2.3/onvif/device_service");
+    assert_eq!(device(1), "http://10.1.2.4:8000/onvif/device_service");
+    assert_eq!(cfg.cameras[2].motion, MotionSource::Detector);
+}
+
+#[test]
+fn bad_motion_source() {
+    let cams = camera(&[("motion", Some("\"camera\""))], "");
+    expect_one(&cams, "motion", "camera[cam-1].motion", "expected one of detector, onvif, off");
+    let cams = camera(&[("onvif_url", Some("\"http://10.1.2.3\""))], "");
+    expect_one(&cams, "onvif_url", "camera[cam-1].onvif_url", "only with motion = \"onvif\"");
+    let cams = camera(&[("motion", Some("\"onvif\"")), ("onvif_url", Some("\"http://admin:hunter2@10.1.2.3/\""))], "");
+    expect_one(&cams, "onvif_url", "camera[cam-1].onvif_url", "carries credentials");
+    assert!(!errors_for(&cams)[0].contains("hunter2"), "the password must not be echoed");
+    let cams = camera(&[("motion", Some("\"onvif\"")), ("onvif_url", Some("\"https://10.1.2.3/\""))], "");
+    expect_one(&cams, "onvif_url", "camera[cam-1].onvif_url", "https is not built in");
+    let gb = "\"gb28181://41010000001180000001/41010000001310000001\"";
+    let cams = camera(&[("url", Some(gb)), ("motion", Some("\"onvif\""))], "");
+    expect_one(&cams, "motion", "camera[cam-1].motion", "give the device service as onvif_url");
+}
+
+/// Device motion is for the whole view: a motion zone or an armed zone naming one on such a
+/// camera is refused (it would never apply or fire); arming `*` is fine.
+#[test]
+fn device_motion_has_no_zones() {
+    let cams = camera(&[("motion", Some("\"onvif\""))], "");
+    let site = format!(
+        "{SITE}\n[[motion_zone]]\ncamera = \"cam-1\"\nname = \"yard\"\npoints = [[0, 0], [1, 0], [1, 1]]\n\
+         [[armed_zone]]\ncamera = \"cam-1\"\nzone = \"yard\"\n"
+    );
+    let dir = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
+    let errs: Vec<String> = load_dir(dir.path()).expect_err("zones").0.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    assert!(errs.iter().all(|e| e.contains("cams.toml:2: camera[cam-1].motion: ")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("[[motion_zone]] \"yard\" is not applied")), "{errs:#?}");
+    assert!(errs.iter().any(|e| e.contains("would never fire; arm zone \"*\"")), "{errs:#?}");
+    let site = format!("{SITE}\n[[armed_zone]]\ncamera = \"cam-1\"\n");
+    let dir = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
+    load_dir(dir.path()).expect("arming the whole view");
+}

@@ -1,7 +1,8 @@
 //! Property-based fuzzing (proptest) of everything that reads what a user, a file or a camera
 //! hands us: the configuration loader, the GeoJSON, CSV and OSM PBF importers, the RTSP
 //! demultiplexer, SDP and Digest parsers, the RTP keyframe assembler, the event decoder, plates
-//! and watchlist entries, GB/T 28181 MANSCDP bodies (UTF-8 and GBK) and SIP Digest answers.
+//! and watchlist entries, GB/T 28181 MANSCDP bodies (UTF-8 and GBK) and SIP Digest answers, ONVIF
+//! event notifications and device service addresses.
 //! Inputs are real files of the project (the demo city, the Helsinki extract, a recorded RTSP
 //! exchange) and typical messages mutated byte by byte, and arbitrary bytes; the property is
 //! always the same: an answer (a value or a clear error), never a panic, and memory bounded where
@@ -557,6 +558,32 @@ fn gb28181_manscdp_and_digest() {
         for text in [String::from_utf8_lossy(&mutate(header.as_bytes(), &he)).into_owned(), h.clone(), format!("Digest {h}")] {
             if let Ok(a) = parse_answer(&text) {
                 let _ = registrar.verify(&a, "REGISTER", "41010000001180000001", "pw", 2_000);
+            }
+        }
+    });
+}
+
+/// A device's PullMessages answer, mutated: its notifications (motion read from each) and the
+/// subscription's time left come out of whatever still parses as XML, never a panic; a device
+/// service address in a camera entry is accepted only as `http://` without credentials.
+#[test]
+fn onvif_notifications_and_device_addresses() {
+    use tianwang::onvif::events::{notifications, time_left};
+    let pulled = r#"<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" xmlns:tev="http://www.onvif.org/ver10/events/wsdl" xmlns:wsnt="http://docs.oasis-open.org/wsn/b-2" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:tns1="http://www.onvif.org/ver10/topics"><env:Body><tev:PullMessagesResponse><tev:CurrentTime>2026-12-06T07:40:00Z</tev:CurrentTime><tev:TerminationTime>2026-12-06T07:41:00.500+08:00</tev:TerminationTime><wsnt:NotificationMessage><wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">tns1:RuleEngine/CellMotionDetector/Motion</wsnt:Topic><wsnt:Message><tt:Message UtcTime="2026-12-06T07:39:58Z" PropertyOperation="Changed"><tt:Source><tt:SimpleItem Name="Rule" Value="MyMotionDetectorRule"/></tt:Source><tt:Data><tt:SimpleItem Name="IsMotion" Value="true"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage><wsnt:NotificationMessage><wsnt:Topic>tns1:VideoSource/MotionAlarm</wsnt:Topic><wsnt:Message><tt:Message><tt:Data><tt:SimpleItem Name="State" Value="false"/></tt:Data></tt:Message></wsnt:Message></wsnt:NotificationMessage></tev:PullMessagesResponse></env:Body></env:Envelope>"#;
+    let tev = "http://www.onvif.org/ver10/events/wsdl";
+    proptest!(config(), |(e in edits(), h in ".{0,80}")| {
+        let text = String::from_utf8_lossy(&mutate(pulled.as_bytes(), &e)).into_owned();
+        if let Ok(doc) = roxmltree::Document::parse(&text) {
+            for n in notifications(doc.root_element()) {
+                let _ = n.motion();
+            }
+            let _ = time_left(doc.root_element(), tev);
+        }
+        for input in [h.clone(), format!("http://{h}"), format!("http://user:pw@{h}")] {
+            if let Ok(url) = tianwang::config::onvif_device_url(&input) {
+                let authority = url["http://".len()..].split(['/', '?', '#']).next().unwrap_or("");
+                prop_assert!(url.starts_with("http://") && !authority.is_empty() && !authority.contains('@'), "{} → {}", input, url);
+                prop_assert!(reqwest::Url::parse(&url).is_ok_and(|u| u.host_str().is_some() && u.password().is_none()), "{} → {}", input, url);
             }
         }
     });

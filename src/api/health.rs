@@ -114,6 +114,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Some(d) = &st.detect {
         render_detect_metrics(&d.stats(), &mut out);
     }
+    if let Some(o) = &st.onvif_motion {
+        render_onvif_metrics(&o.status(), &mut out);
+    }
     render_alert_metrics(&st, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
@@ -227,11 +230,40 @@ pub(crate) fn render_detect_metrics(s: &crate::detect::service::DetectStats, out
     ));
 }
 
-/// Detector statistics: per detector frames, skipped frames, inference time p50/p99, queue depth.
+/// ONVIF motion subscriptions: `tianwang_onvif_motion_*{camera="…"}`.
+pub(crate) fn render_onvif_metrics(all: &[crate::detect::onvif_motion::OnvifMotionStatus], out: &mut String) {
+    if all.is_empty() {
+        return;
+    }
+    type OSeries =
+        (&'static str, &'static str, &'static str, fn(&crate::detect::onvif_motion::OnvifMotionStatus) -> f64);
+    let series: &[OSeries] = &[
+        ("tianwang_onvif_motion_subscribed", "gauge", "1 while the camera's ONVIF event subscription runs", |s| {
+            f64::from(u8::from(s.state == crate::detect::onvif_motion::SubscriptionState::Subscribed))
+        }),
+        ("tianwang_onvif_motion_subscriptions_total", "counter", "ONVIF event subscriptions made", |s| {
+            s.subscriptions as f64
+        }),
+        ("tianwang_onvif_motion_events_total", "counter", "motion events from the device's own detection", |s| {
+            s.motion_events as f64
+        }),
+    ];
+    for (name, kind, help, f) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for s in all {
+            out.push_str(&format!("{name}{{camera=\"{}\"}} {}\n", esc(&s.camera), f(s)));
+        }
+    }
+}
+
+/// Detector statistics: per detector frames, skipped frames, inference time p50/p99, queue depth;
+/// the state of each camera's ONVIF motion subscription.
 #[utoipa::path(get, path = "/api/v1/stats", tag = "health",
     responses((status = 200, body = crate::detect::service::DetectStats)))]
 pub async fn stats(State(st): State<AppState>) -> Json<crate::detect::service::DetectStats> {
-    Json(st.detect.as_ref().map(|d| d.stats()).unwrap_or_default())
+    let mut s = st.detect.as_ref().map(|d| d.stats()).unwrap_or_default();
+    s.onvif_motion = st.onvif_motion.as_ref().map(|o| o.status()).unwrap_or_default();
+    Json(s)
 }
 
 /// Video quality per camera (cameras with faults first): faults raised now, each check's

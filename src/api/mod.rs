@@ -113,6 +113,8 @@ use error::ApiError;
         crate::maintenance::vqd::CheckState,
         crate::maintenance::vqd::Measures,
         crate::detect::service::DetectorStats,
+        crate::detect::onvif_motion::OnvifMotionStatus,
+        crate::detect::onvif_motion::SubscriptionState,
         geo::CoverageSummary,
         geo::LayerName,
         geo::InterceptionStarted,

@@ -144,6 +144,7 @@ async fn metrics(State(st): State<WorkerState>) -> Response {
     if let Some(d) = &st.detect {
         render_detect_metrics(&d.stats(), &mut out);
     }
+    super::health::render_onvif_metrics(&st.onvif_motion.status(), &mut out);
     let l = st.lease_status();
     let held = st.book.held().len();
     series(&mut out, "tianwang_worker_cameras_held", "gauge", "cameras this worker holds by lease", held as f64);

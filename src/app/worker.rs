@@ -132,6 +132,8 @@ pub struct WorkerState {
     pub ingest: Arc<Ingest>,
     pub book: Arc<LeaseBook>,
     pub detect: Option<DetectService>,
+    /// Motion from the held cameras that give it themselves (ONVIF events).
+    pub onvif_motion: crate::detect::onvif_motion::OnvifMotion,
     pub quality: Option<QualityService>,
     pub health: HealthKeeper,
     pub status: Arc<Mutex<LeaseStatus>>,
@@ -216,6 +218,8 @@ impl Worker {
             Some(dc) => Some(DetectService::start(dc.clone(), registry.clone(), log.clone(), clock.clone())?),
             None => None,
         };
+        let onvif_motion =
+            crate::detect::onvif_motion::OnvifMotion::new(log.clone(), clock.clone(), Default::default());
         let quality = config.maintenance.as_ref().map(|mc| {
             QualityService::start(
                 mc.clone(),
@@ -235,6 +239,7 @@ impl Worker {
             ingest,
             book,
             detect,
+            onvif_motion,
             quality,
             health: health.clone(),
             config_dir: Arc::new(config_dir.to_path_buf()),
@@ -284,7 +289,8 @@ impl Worker {
         let lease_loop = self.tasks.remove(0);
         lease_loop.stop.cancel();
         let _ = lease_loop.handle.await;
-        super::stop_producers(Some(state.ingest.clone()), state.quality.as_ref(), state.detect.as_ref()).await;
+        let (onvif, ingest) = (Some(&state.onvif_motion), Some(state.ingest.clone()));
+        super::stop_producers(onvif, ingest, state.quality.as_ref(), state.detect.as_ref()).await;
         Task::stop_all(self.tasks).await;
         state.book.clear();
         match state.registry.leave(&state.opts.id, state.clock.now_ms()).await {
@@ -485,6 +491,9 @@ async fn run_held(st: &WorkerState, leases: &[Lease], forced: bool) {
     if let Some(d) = &st.detect {
         d.sync(&st.ingest, &cfg.cameras, &cfg.motion_zones);
     }
+    let held: Vec<crate::config::CameraConfig> =
+        cfg.cameras.iter().filter(|c| now.contains_key(c.id.as_str())).cloned().collect();
+    st.onvif_motion.sync(&held);
     st.health.forget(&lost).await;
     st.status(|s| {
         s.gained += gained as u64;

@@ -80,6 +80,8 @@ pub struct CameraConfig {
     pub watchdog_s: f64,
     /// rtspsrc jitter-buffer latency.
     pub latency_ms: u32,
+    /// Where its motion events come from: the detector, the device (ONVIF events) or nowhere.
+    pub motion: MotionSource,
     /// Where the camera's table starts.
     pub loc: Loc,
 }
@@ -125,6 +127,8 @@ pub const CAMERA_FIELDS: &[&str] = &[
     "sample_every_s",
     "watchdog_s",
     "latency_ms",
+    "motion",
+    "onvif_url",
 ];
 
 /// The camera keys `[defaults]` in site.toml may set (everything that is not one camera's own);
@@ -151,6 +155,7 @@ pub const DEFAULTABLE_FIELDS: &[&str] = &[
     "sample_every_s",
     "watchdog_s",
     "latency_ms",
+    "motion",
 ];
 
 /// The tables every other file may hold.
@@ -680,6 +685,7 @@ fn read_camera(
         Some(10.0)
     };
     let latency_ms = if f.has("latency_ms") { f.int("latency_ms", 0..=10_000).map(|n| n as u32) } else { Some(200) };
+    let motion = read_motion(&mut f, url.as_ref());
     let loc = f.at().clone();
     let ok = f.errs.is_empty();
     errs.extend(f.finish());
@@ -713,8 +719,27 @@ fn read_camera(
         sample_every_s,
         watchdog_s: watchdog_s?,
         latency_ms: latency_ms?,
+        motion: motion?,
         loc,
     })
+}
+
+/// `motion` and `onvif_url`: the camera's motion source (the device service defaults to the
+/// stream's host on port 80).
+fn read_motion(f: &mut Fields<'_>, url: Option<&RtspUrl>) -> Option<MotionSource> {
+    // Both keys asked about before anything can end the reading (an unasked key is unknown).
+    let kind = if f.has("motion") { f.parse("motion") } else { Some(MotionKind::Detector) };
+    let onvif_url = f.str("onvif_url");
+    let kind = kind?;
+    // Without a valid `url` (reported already) there is no host to default to.
+    let host = if url?.gb28181().is_some() { "" } else { url?.host() };
+    match MotionSource::parse(kind, onvif_url.as_deref(), host) {
+        Ok(m) => Some(m),
+        Err((key, problem)) => {
+            f.error(key, problem);
+            None
+        }
+    }
 }
 #[cfg(test)]
 mod tests {

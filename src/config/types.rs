@@ -94,6 +94,100 @@ str_enum!(
     }
 );
 
+str_enum!(
+    /// Where a camera's motion events come from (`motion` in its entry): our detector on its
+    /// frames, the device's own motion detection over ONVIF events, or nowhere.
+    MotionKind { Detector = "detector", Onvif = "onvif", Off = "off" }
+);
+
+/// A camera's motion source, parsed: for ONVIF, the device service it subscribes at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MotionSource {
+    /// The motion detector on the camera's frames (`street` profile, `[detect] motion`).
+    Detector,
+    /// The device's motion events by ONVIF pull-point subscription at this device service URL
+    /// (`http://`, no credentials); the detector does not run on the camera.
+    Onvif { device_url: String },
+    /// No motion events from this camera.
+    Off,
+}
+
+impl MotionSource {
+    /// From `motion` and `onvif_url`; `host` is the stream's host (the default device address:
+    /// port 80, `/onvif/device_service`), empty for a `gb28181://` stream.
+    pub fn parse(kind: MotionKind, onvif_url: Option<&str>, host: &str) -> Result<Self, (&'static str, String)> {
+        match (kind, onvif_url) {
+            (MotionKind::Onvif, Some(u)) => {
+                Ok(MotionSource::Onvif { device_url: onvif_device_url(u).map_err(|e| ("onvif_url", e))? })
+            }
+            (MotionKind::Onvif, None) if host.is_empty() => Err((
+                "motion",
+                "this stream has no host to find the ONVIF device at; give the device service as onvif_url".into(),
+            )),
+            (MotionKind::Onvif, None) => {
+                let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+                Ok(MotionSource::Onvif { device_url: format!("http://{host}/onvif/device_service") })
+            }
+            (_, Some(_)) => Err(("onvif_url", "is used only with motion = \"onvif\"".into())),
+            (MotionKind::Detector, None) => Ok(MotionSource::Detector),
+            (MotionKind::Off, None) => Ok(MotionSource::Off),
+        }
+    }
+}
+
+/// An ONVIF device service address as configured: `http://HOST[:PORT][/PATH]` (path
+/// `/onvif/device_service` when none), no credentials (the camera's `username` and password sign
+/// the requests), no `https` (not built in; the password travels only as a digest).
+pub fn onvif_device_url(s: &str) -> Result<String, String> {
+    let Some(rest) = s.get(..7).filter(|p| p.eq_ignore_ascii_case("http://")).map(|_| &s[7..]) else {
+        return Err(if s.to_ascii_lowercase().starts_with("https://") {
+            format!(
+                "{:?}: https is not built in; give the device's http:// address (requests carry a digest, not the password)",
+                mask_credentials(s)
+            )
+        } else {
+            format!("{:?}: expected http://HOST[:PORT][/PATH]", mask_credentials(s))
+        });
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err(format!(
+            "{:?} carries credentials; the camera's username and password_env/password_file sign ONVIF requests",
+            mask_credentials(s)
+        ));
+    }
+    // A host name or IPv4 address, or an IPv6 address in brackets; a port in 1..=65535.
+    let (host, port, v6) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, rest)) => (h, rest, true),
+            None => ("", "", true),
+        },
+        None => match authority.find(':') {
+            Some(i) => (&authority[..i], &authority[i..], false),
+            None => (authority, "", false),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host.chars().all(|c| {
+            if v6 {
+                c.is_ascii_hexdigit() || c == ':' || c == '.'
+            } else {
+                c.is_ascii_alphanumeric() || "-._".contains(c)
+            }
+        });
+    let port_ok = port.is_empty() || port.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()).is_some_and(|p| p > 0);
+    if !host_ok || !port_ok || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{s:?}: expected http://HOST[:PORT][/PATH] (a host name or address, a port number, a path without spaces)"
+        ));
+    }
+    let path = if path.is_empty() || path == "/" { "/onvif/device_service" } else { path };
+    Ok(format!("http://{authority}{path}"))
+}
+
 /// The parts of a GB/T 28181 20-digit device code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Gb28181Code {
@@ -393,6 +487,39 @@ impl fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn motion_sources() {
+        let onvif = |u: &str| MotionSource::Onvif { device_url: u.into() };
+        assert_eq!(
+            MotionSource::parse(MotionKind::Onvif, None, "10.0.0.5"),
+            Ok(onvif("http://10.0.0.5/onvif/device_service"))
+        );
+        assert_eq!(
+            MotionSource::parse(MotionKind::Onvif, None, "fe80::1"),
+            Ok(onvif("http://[fe80::1]/onvif/device_service"))
+        );
+        assert_eq!(
+            MotionSource::parse(MotionKind::Onvif, Some("http://10.0.0.5:8080"), "x"),
+            Ok(onvif("http://10.0.0.5:8080/onvif/device_service"))
+        );
+        assert_eq!(
+            MotionSource::parse(MotionKind::Onvif, Some("HTTP://cam/onvif/dev"), ""),
+            Ok(onvif("http://cam/onvif/dev"))
+        );
+        assert_eq!(MotionSource::parse(MotionKind::Detector, None, "h"), Ok(MotionSource::Detector));
+        assert_eq!(MotionSource::parse(MotionKind::Off, None, "h"), Ok(MotionSource::Off));
+        assert_eq!(MotionSource::parse(MotionKind::Onvif, None, "").unwrap_err().0, "motion");
+        assert_eq!(MotionSource::parse(MotionKind::Detector, Some("http://cam"), "h").unwrap_err().0, "onvif_url");
+        let e = onvif_device_url("http://admin:s3cret@cam/").unwrap_err();
+        assert!(e.contains("credentials") && !e.contains("s3cret"), "{e}");
+        let e = onvif_device_url("https://admin:s3cret@cam/").unwrap_err();
+        assert!(e.contains("https") && !e.contains("s3cret"), "{e}");
+        assert!(onvif_device_url("rtsp://cam/").is_err());
+        assert!(onvif_device_url("http:///x").is_err());
+        assert!(onvif_device_url("http://:80/x").is_err());
+        assert!(onvif_device_url("http://ca m/").is_err());
+    }
 
     #[test]
     fn mqtt_urls() {

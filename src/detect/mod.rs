@@ -1,5 +1,6 @@
-//! Detection: ONNX Runtime motion (batched over cameras) and Chinese plate reading at checkpoint
-//! cameras, passage records and watchlists. See docs/DETECTION.md.
+//! Detection: ONNX Runtime motion (batched over cameras), motion from the cameras themselves
+//! (ONVIF events, `onvif_motion`) and Chinese plate reading at checkpoint cameras, passage records
+//! and watchlists. See docs/DETECTION.md.
 
 pub mod config;
 pub mod ctc;
@@ -7,6 +8,7 @@ pub mod eval;
 pub mod imageops;
 pub mod motion;
 pub mod onnx;
+pub mod onvif_motion;
 pub mod passages;
 pub mod plates;
 pub mod service;

@@ -23,7 +23,7 @@ use super::onnx::{self, OnnxError};
 use super::plates::{PlateParams, PlateRead, PlateReader};
 use super::track::{PlateTracker, TrackParams, VehiclePassage};
 use crate::clock::Clock;
-use crate::config::{CameraConfig, Profile};
+use crate::config::{CameraConfig, MotionSource, Profile};
 use crate::events::{Event, EventLog, Motion, MotionBox, NewEvent};
 use crate::ingest::{Frame, FrameQueue, Ingest, PixelFormat};
 use crate::registry::{NewPassage, Registry, RegistryError};
@@ -63,6 +63,8 @@ pub struct DetectStats {
     /// Writes refused because this worker no longer held the camera's lease (dropped: the
     /// camera's new holder detects for itself).
     pub fenced: u64,
+    /// Cameras whose motion comes from the device: each ONVIF event subscription's state.
+    pub onvif_motion: Vec<super::onvif_motion::OnvifMotionStatus>,
 }
 
 #[derive(Default)]
@@ -227,7 +229,8 @@ impl DetectService {
             let slot = CamSlot { id: Arc::from(cam.id.as_str()), queue, areas, bearing_deg: cam.bearing_deg };
             match cam.profile {
                 Profile::Checkpoint if self.inner.cfg.plates => plates.push(slot),
-                Profile::Street if self.inner.cfg.motion => motion.push(slot),
+                // A camera whose motion comes from the device (or nowhere) is not run through ours.
+                Profile::Street if self.inner.cfg.motion && cam.motion == MotionSource::Detector => motion.push(slot),
                 _ => {}
             }
         }
@@ -258,6 +261,7 @@ impl DetectService {
             vehicles_in_view: i.in_view.iter().map(|v| v.load(Ordering::Relaxed)).sum(),
             write_errors: i.write_errors.load(Ordering::Relaxed),
             fenced: i.fenced.load(Ordering::Relaxed),
+            onvif_motion: Vec::new(),
         }
     }
 

@@ -22,6 +22,10 @@ pub struct PullPoint {
     reference: String,
     /// When the device will end the subscription unless renewed, as it said.
     pub termination_time: Option<String>,
+    /// How long the subscription had left by the device's last answer: its `TerminationTime`
+    /// minus its `CurrentTime` (both by the device's clock, so no offset matters). `None` when
+    /// the answer did not say.
+    pub time_left: Option<Duration>,
 }
 
 /// One notification: its topic (`tns1:…` for ONVIF's topics), when, how the property changed,
@@ -89,7 +93,8 @@ impl PullPoint {
             .map(|r| r.children().filter(Node::is_element).map(serialize).collect::<String>())
             .unwrap_or_default();
         let termination_time = xml::find(root, WSNT, "TerminationTime").and_then(xml::text);
-        Ok(Self { dev: dev.clone(), address, reference, termination_time })
+        let time_left = time_left(root, WSNT);
+        Ok(Self { dev: dev.clone(), address, reference, termination_time, time_left })
     }
 
     async fn call(&self, op: &'static str, action: &str, body: &str) -> Result<String, OnvifError> {
@@ -116,6 +121,7 @@ impl PullPoint {
         let doc = parse(&text, &self.address, op)?;
         if let Some(t) = xml::find(doc.root_element(), TEV, "TerminationTime").and_then(xml::text) {
             self.termination_time = Some(t);
+            self.time_left = time_left(doc.root_element(), TEV);
         }
         Ok(notifications(doc.root_element()))
     }
@@ -131,6 +137,7 @@ impl PullPoint {
         let doc = parse(&text, &self.address, op)?;
         if let Some(t) = xml::find(doc.root_element(), WSNT, "TerminationTime").and_then(xml::text) {
             self.termination_time = Some(t);
+            self.time_left = time_left(doc.root_element(), WSNT);
         }
         Ok(())
     }
@@ -142,6 +149,17 @@ impl PullPoint {
             .await
             .map(|_| ())
     }
+}
+
+/// `TerminationTime` minus `CurrentTime` (namespace `ns`) of an answer, when both are there and
+/// are times; zero for a termination already past.
+pub fn time_left(root: Node, ns: &str) -> Option<Duration> {
+    let at = |name: &str| {
+        let t = xml::find(root, ns, name).and_then(xml::text)?;
+        chrono::DateTime::parse_from_rfc3339(t.trim()).ok()
+    };
+    let ms = (at("TerminationTime")? - at("CurrentTime")?).num_milliseconds();
+    Some(Duration::from_millis(ms.max(0) as u64))
 }
 
 /// Every `wsnt:NotificationMessage` below `root`.
@@ -250,6 +268,8 @@ mod tests {
         assert_eq!(n[1].motion(), Some(false));
         assert_eq!(n[2].topic, "{http://vendor.example/topics}Door/Open");
         assert_eq!(n[2].motion(), None);
+        assert_eq!(time_left(doc.root_element(), TEV), Some(Duration::from_secs(60)));
+        assert_eq!(time_left(doc.root_element(), WSNT), None);
     }
 
     #[test]

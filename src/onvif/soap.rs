@@ -242,7 +242,7 @@ impl SoapClient {
         let status = resp.status();
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let scheme = challenge(&resp).and_then(|v| v.split_whitespace().next().map(str::to_string));
-        let text = resp.text().await.map_err(unreachable)?;
+        let text = read_capped(resp, url, op).await?;
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             let detail = match scheme.as_deref() {
                 _ if digest_sent => format!("HTTP {status} to WS-Security and HTTP Digest sign-in"),
@@ -285,6 +285,36 @@ impl SoapClient {
         }
         Ok(text)
     }
+}
+
+/// The most a device's answer may hold; a larger one is refused, not read into memory.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+
+/// A response body, read up to `MAX_ANSWER_BYTES` (a device that sends more is refused with that
+/// said), as text (bytes that are not UTF-8 replaced: the XML parser then refuses what they break).
+async fn read_capped(mut resp: reqwest::Response, url: &str, op: &'static str) -> Result<String, OnvifError> {
+    let too_big = |n: u64| OnvifError::Malformed {
+        url: url.to_string(),
+        op,
+        what: format!("an answer of {n} bytes or more; at most {MAX_ANSWER_BYTES} are read"),
+    };
+    if let Some(n) = resp.content_length().filter(|n| *n > MAX_ANSWER_BYTES as u64) {
+        return Err(too_big(n));
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(too_big((body.len() + chunk.len()) as u64));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(OnvifError::Unreachable { url: url.to_string(), reason: transport_reason(&e) }),
+        }
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The token's `Created`: our time `now` moved by the device's clock offset, so that a device
