@@ -1,7 +1,8 @@
 //! What real cameras do that GStreamer's RTSP server never does, against the `health` profile's
 //! client (retina): a Content-Base without a scheme, Annex B start codes inside single-NAL
 //! packets, no GET_PARAMETER (and the connection dropped when it comes), two Digest challenges
-//! (MD5 and SHA-256) or SHA-256 alone, an SSRC that changes mid-session. Each camera streams
+//! (MD5 and SHA-256) or SHA-256 alone, an SSRC that changes mid-session, an RTP-Info sequence
+//! number ahead of the first packet's. Each camera streams
 //! and decodes, or goes offline with a reason that names what happened.
 //!
 //! The camera here is a scripted RTSP server written for these tests: it answers requests as
@@ -40,6 +41,9 @@ struct Quirks {
     ssrc_change_after: Option<usize>,
     /// `Session: …;timeout=` (retina keeps alive at half of it).
     session_timeout_s: u32,
+    /// PLAY's `RTP-Info` announces a sequence number 100 past the first packet's (a shared
+    /// stream's server announcing where it is, then sending what it had queued).
+    rtp_info_ahead: bool,
 }
 
 const USER: &str = "admin";
@@ -238,7 +242,12 @@ fn serve(conn: TcpStream, port: u16, q: &Quirks, seen: &Seen, stop: &Arc<AtomicB
                 "",
             ),
             "PLAY" => {
-                let sent = reply("200 OK", &session, "");
+                let info = if q.rtp_info_ahead {
+                    format!("RTP-Info: url=rtsp://127.0.0.1:{port}/quirk/trackID=1;seq=1100;rtptime=0\r\n")
+                } else {
+                    String::new()
+                };
+                let sent = reply("200 OK", &format!("{session}{info}"), "");
                 if !playing.swap(true, Ordering::Relaxed) {
                     let (w, p, st, q) = (writer.clone(), playing.clone(), stop.clone(), q.clone());
                     let pics = pics.clone();
@@ -428,6 +437,7 @@ async fn quirky_cameras_stream_or_fail_naming_the_quirk() {
     let sha_first = camera(Quirks { digest: vec!["SHA-256", "MD5"], ..Default::default() });
     let sha_only = camera(Quirks { digest: vec!["SHA-256"], ..Default::default() });
     let ssrc = camera(Quirks { ssrc_change_after: Some(60), ..Default::default() });
+    let rtp_info = camera(Quirks { rtp_info_ahead: true, ..Default::default() });
 
     let (ing, mut ev) = ingest();
     ing.start(health("no-scheme", &no_scheme.url));
@@ -437,8 +447,9 @@ async fn quirky_cameras_stream_or_fail_naming_the_quirk() {
     ing.start(signed_in(health("sha-only", &sha_only.url), &good));
     ing.start(signed_in(health("sha-wrong", &sha_only.url), &bad));
     ing.start(health("ssrc", &ssrc.url));
+    ing.start(health("rtp-info", &rtp_info.url));
 
-    for id in ["no-scheme", "annex-b", "md5-first", "sha-first", "sha-only"] {
+    for id in ["no-scheme", "annex-b", "md5-first", "sha-first", "sha-only", "rtp-info"] {
         ev.wait(id, "online", Duration::from_secs(30)).await;
         bars(&ing, id).await;
     }
@@ -462,7 +473,7 @@ async fn quirky_cameras_stream_or_fail_naming_the_quirk() {
     ev.wait("ssrc", "online", Duration::from_secs(30)).await;
     assert!(ssrc.seen.connections.load(Ordering::Relaxed) >= 2);
 
-    for id in ["no-scheme", "annex-b", "md5-first", "sha-first", "sha-only"] {
+    for id in ["no-scheme", "annex-b", "md5-first", "sha-first", "sha-only", "rtp-info"] {
         let h = ing.health(id).unwrap();
         assert_eq!((h.state, h.reconnects_last_hour), (IngestState::Streaming, 0), "{id}: {h:?}");
     }

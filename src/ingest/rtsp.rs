@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use retina::client::{
-    Credentials, PacketItem, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions, TcpTransportOptions,
-    TeardownPolicy, Transport,
+    Credentials, InitialSequenceNumberPolicy, InitialTimestampPolicy, PacketItem, PlayOptions, Session, SessionGroup,
+    SessionOptions, SetupOptions, TcpTransportOptions, TeardownPolicy, Transport,
 };
 use retina::codec::{ParametersRef, VideoParametersCodec};
 
@@ -280,7 +280,14 @@ impl Client {
                 payload_type: s.rtp_payload_type(),
                 parameter_sets: parameter_sets(s.parameters()),
             };
-            let playing = tokio::time::timeout(timeout, session.play(PlayOptions::default()))
+            // Liveness and lone keyframes need no play-time mapping, and a server's RTP-Info
+            // is not to be trusted: a shared stream's first packets can carry sequence numbers
+            // below the one announced (GStreamer's server with several clients on one path does),
+            // which retina would take for TCP packets out of order and end the session.
+            let play = PlayOptions::default()
+                .initial_seq(InitialSequenceNumberPolicy::Ignore)
+                .initial_timestamp(InitialTimestampPolicy::Ignore);
+            let playing = tokio::time::timeout(timeout, session.play(play))
                 .await
                 .map_err(step("PLAY"))?
                 .map_err(|e| from_retina(&e, "PLAY", Some(peer), has_creds))?;
