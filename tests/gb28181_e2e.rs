@@ -4,7 +4,9 @@
 //! a checkpoint-profile channel over TCP (the device connects, `a=setup:passive`) into plate
 //! reading. The platform's INVITE, the device's RTP/PS, mpegpsdemux and the detectors are all the
 //! real ones. When the device's media stops (signalling going on) the street camera goes offline
-//! through the same watchdog as an RTSP camera, then streams again on a new INVITE.
+//! through the same watchdog as an RTSP camera, then streams again on a new INVITE. A third
+//! channel sends H.265 (stream type 0x24 in the PS, as GB/T 28181-2022 provides) to a
+//! health-profile camera.
 
 mod common;
 
@@ -15,7 +17,7 @@ use rand::SeedableRng;
 use serde_json::Value;
 use tianwang::sim::gb28181::{GbDeviceConfig, GbDeviceSim};
 use tianwang::sim::plates::{PlateColor, random_plate};
-use tianwang::sim::{SimCamera, Traffic};
+use tianwang::sim::{SimCamera, SimCodec, Traffic};
 
 const SRV: &str = "41010000002000000001";
 const DOMAIN: &str = "4101000000";
@@ -24,6 +26,8 @@ const PASSWORD: &str = "sim-nvr-e2e";
 /// Channel 1 (street, UDP) and channel 2 (checkpoint, TCP) of the NVR.
 const STREET: &str = "41010000001310000001";
 const CHECKPOINT: &str = "41010000001310000002";
+/// Channel 3: H.265, read by a health-profile camera.
+const HEVC: &str = "41010000001310000003";
 const VEHICLES: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +50,10 @@ async fn a_simulated_nvr_streams_into_motion_and_plate_reading_and_a_stopped_str
          mounting_height_m = 5\nkind = \"street\"\ningest_size = \"320x180\"\nwatchdog_s = 3\n\
          [[camera]]\nid = \"{CHECKPOINT}\"\nname = \"GB checkpoint\"\nurl = \"gb28181://{NVR}/{CHECKPOINT}\"\n\
          transport = \"tcp\"\nlon = 113.61\nlat = 34.7\nbearing_deg = 90\nhfov_deg = 40\nresolution = \"1920x1080\"\n\
-         owner = \"public\"\nmounting_height_m = 6\nkind = \"checkpoint\"\ningest_size = \"960x540\"\ningest_fps = 8\n"
+         owner = \"public\"\nmounting_height_m = 6\nkind = \"checkpoint\"\ningest_size = \"960x540\"\ningest_fps = 8\n\
+         [[camera]]\nid = \"{HEVC}\"\nname = \"GB H.265\"\nurl = \"gb28181://{NVR}/{HEVC}\"\ntransport = \"udp\"\n\
+         lon = 113.62\nlat = 34.7\nbearing_deg = 180\nhfov_deg = 90\nresolution = \"1920x1080\"\nowner = \"public\"\n\
+         mounting_height_m = 5\nkind = \"street\"\nprofile = \"health\"\nwatchdog_s = 5\n"
     );
     let dir = config_dir(&[("site.toml", &site), ("cams.toml", &cams), ("nvr.secret", PASSWORD)]);
     let db = TestDb::new(Engine::Sqlite).await;
@@ -66,31 +73,36 @@ async fn a_simulated_nvr_streams_into_motion_and_plate_reading_and_a_stopped_str
     cp.bitrate_kbps = 3000;
     cp.traffic = Some(Traffic { vehicles: plates.clone(), seconds_per_vehicle: 2.5, gap_s: 1.0, seed: 11 });
     dc.channels[1].picture = cp;
+    dc.channels[2].picture.codec = SimCodec::H265;
+    dc.channels[2].picture.keyframe_interval = 10;
     let sim = GbDeviceSim::start(dc).await.expect("the simulated NVR starts");
 
-    // Registered; all eight channels are cameras (six from the catalog, two configured by hand
-    // under the channels' own ids, which the catalog leaves as they are).
+    // Registered; all eight channels are cameras (five from the catalog, three configured by
+    // hand under the channels' own ids, which the catalog leaves as they are).
     until(15, "the device registered", async || gb.is_online(NVR).then_some(())).await;
     until(20, "the catalog", async || {
         let d = reg.gb_devices().await.unwrap().into_iter().find(|d| d.id == NVR)?;
         d.catalog_note.starts_with("complete").then_some(())
     })
     .await;
-    assert_eq!(reg.gb_channels(NVR).await.unwrap().len(), 6);
+    assert_eq!(reg.gb_channels(NVR).await.unwrap().len(), 5);
     for c in &GbDeviceConfig::numbered_channels(NVR, 8, 1, 1, 1) {
         assert!(reg.get_camera(&c.id).await.unwrap().is_some(), "channel {} is a camera", c.id);
     }
 
-    // Both channels stream: the street one into motion, the checkpoint one into plate reading.
+    // The channels stream: the street one into motion, the checkpoint one into plate reading,
+    // the H.265 one into its health samples.
     let end = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, h, _) = app.get("/api/v1/health/cameras").await;
         let cams = h.as_array().cloned().unwrap_or_default();
         let streaming = |id: &str| cams.iter().any(|c| c["camera"] == id && c["state"] == "streaming");
-        if streaming(STREET) && streaming(CHECKPOINT) {
+        let h265 =
+            cams.iter().any(|c| c["camera"] == HEVC && c["codec"] == "h265" && c["frames_decoded"].as_u64() > Some(0));
+        if streaming(STREET) && streaming(CHECKPOINT) && streaming(HEVC) && h265 {
             break;
         }
-        assert!(Instant::now() < end, "the GB cameras are not both streaming: {h:#}\n{:?}", sim.stats());
+        assert!(Instant::now() < end, "the GB cameras are not all streaming: {h:#}\n{:?}", sim.stats());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let motion = until(60, "a motion event on the GB street channel", async || {
@@ -112,8 +124,8 @@ async fn a_simulated_nvr_streams_into_motion_and_plate_reading_and_a_stopped_str
     assert!(exact >= VEHICLES - 1, "read {read:?} of {plates:?}");
     assert!(passages.iter().all(|p| p["camera_id"] == CHECKPOINT), "{passages:?}");
     let s = sim.stats();
-    assert_eq!(s.active_streams, 2, "{s:?}");
-    assert_eq!(gb.calls(), 2);
+    assert_eq!(s.active_streams, 3, "{s:?}");
+    assert_eq!(gb.calls(), 3);
 
     // The device's media stops, its signalling goes on: offline through the watchdog, as RTSP.
     let invites = s.invites_answered;
@@ -131,7 +143,7 @@ async fn a_simulated_nvr_streams_into_motion_and_plate_reading_and_a_stopped_str
     })
     .await;
     assert!(sim.stats().invites_answered > invites, "{:?}", sim.stats());
-    until(10, "one call per streaming camera", async || (sim.stats().active_streams == 2).then_some(())).await;
+    until(10, "one call per streaming camera", async || (sim.stats().active_streams == 3).then_some(())).await;
 
     app.stop().await;
     // The app's pipelines ended their calls on the way down.
