@@ -79,6 +79,7 @@ async fn demo_on(mut city: DemoCity, listen: SocketAddr, db: &str, config: &Path
     };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let stop = shutdown_signal();
     // A fresh admin token for the demo's user, printed with the address (and nowhere else).
     let token = app.state.registry.create_token("demo-admin", "admin", true, now_ms()).await?;
     println!("demo: open http://{addr}/ — API token (admin): {token}");
@@ -100,7 +101,7 @@ async fn demo_on(mut city: DemoCity, listen: SocketAddr, db: &str, config: &Path
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let city = Arc::new(city);
     let scenario = tokio::spawn(tianwang::sim::demo::run_scenario(city.clone(), app.state.clone(), stop_rx));
-    let served = tianwang::server::serve(app, listener, shutdown_signal()).await;
+    let served = tianwang::server::serve(app, listener, stop).await;
     let _ = stop_tx.send(true);
     let _ = scenario.await;
     // The simulated cameras go last, after every pipeline reading them has stopped (the NVR

@@ -106,8 +106,9 @@ async fn serve(config: &Path, db: &str, listen: SocketAddr, opts: AppOptions) ->
     };
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let stop = shutdown_signal();
     tracing::info!("serving {} cameras on http://{addr}/api/v1/cameras", app.config.cameras.len());
-    tianwang::server::serve(app, listener, shutdown_signal()).await?;
+    tianwang::server::serve(app, listener, stop).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -85,8 +85,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let stop = tianwang::app::shutdown_signal();
     tracing::info!("worker {id}: http://{}/api/v1/worker", listener.local_addr()?);
-    tianwang::server::serve_worker(worker, listener, tianwang::app::shutdown_signal()).await?;
+    tianwang::server::serve_worker(worker, listener, stop).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
