@@ -37,6 +37,10 @@ enum Cmd {
     /// Write synthetic plate pictures with ground truth (labels.csv): half clean, half hard
     /// (perspective, rotation, blur, noise, low light, glare), plus plate-free frames.
     SimPlates(cmds::sim::PlatesArgs),
+    /// Store a generated city in the registry (roads, a three-level grid, entrances, cameras of
+    /// every kind with their states, two checkpoint rings): the reference city's 76,164 cameras
+    /// by default, for trying the map and the planners' tools at a city's scale.
+    SimCity(cmds::sim::CityArgs),
     /// Evaluate a detector on a labelled set.
     Eval {
         #[command(subcommand)]
@@ -115,6 +119,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Maintenance { cmd } => cmds::maintenance::run(cmd).await,
         Cmd::Migrate(a) => cmds::migrate::run(a).await,
         Cmd::SimPlates(a) => cmds::sim::run_plates(a),
+        Cmd::SimCity(a) => cmds::sim::run_city(a).await,
         Cmd::Eval { cmd } => cmds::eval::run(cmd),
         Cmd::Sim(a) => cmds::sim::run(a).await,
         Cmd::Serve(a) => cmds::serve::run(a).await,

@@ -121,6 +121,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Read, "/api/v1/rings/{id}", OP_PL, "one ring"),
     rule(Read, "/api/v1/geo/seeing", OP_PL, "what cameras see a place"),
     rule(Read, "/api/v1/geo/layers/{layer}", OP_PL, "map layers"),
+    rule(Read, "/api/v1/geo/map/{*rest}", OP_PL, "the city map"),
     rule(Read, "/api/v1/coverage/{*rest}", PL, "coverage reports"),
     rule(Read, "/api/v1/maintenance/replacements", MT_PL, "planners decide replacements"),
     rule(Read, "/api/v1/maintenance/availability", MT_PL, "how reliable the network is"),

@@ -10,6 +10,7 @@ mod extract;
 pub mod geo;
 pub mod health;
 pub mod maintenance;
+pub mod map;
 pub mod media;
 pub mod worker;
 
@@ -67,6 +68,10 @@ use error::ApiError;
         geo::close_interception,
         geo::post_passage,
         geo::events,
+        map::extent,
+        map::view,
+        map::states,
+        map::search,
         detect::list_watchlists,
         detect::create_watchlist,
         detect::get_watchlist,
@@ -116,6 +121,18 @@ use error::ApiError;
         crate::detect::onvif_motion::OnvifMotionStatus,
         crate::detect::onvif_motion::SubscriptionState,
         geo::CoverageSummary,
+        map::StateChanges,
+        map::StateChange,
+        crate::geo::mapview::MapView,
+        crate::geo::mapview::MapExtent,
+        crate::geo::mapview::ViewCamera,
+        crate::geo::mapview::ViewCluster,
+        crate::geo::mapview::ViewRoad,
+        crate::geo::mapview::ViewCell,
+        crate::geo::mapview::ViewEntrance,
+        crate::geo::mapview::ViewRing,
+        crate::geo::mapview::ViewMember,
+        crate::geo::mapview::ViewLeak,
         geo::LayerName,
         geo::InterceptionStarted,
         geo::CloseRequest,
@@ -248,6 +265,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(cluster::router())
         .merge(geo::router())
+        .merge(map::router())
         .merge(detect::router())
         .merge(alerts::router())
         .merge(maintenance::router())

@@ -196,3 +196,86 @@ pub fn run_plates(args: PlatesArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(clap::Args)]
+pub struct CityArgs {
+    /// Cameras of every kind (the reference city has 76,164).
+    #[arg(long, default_value_t = 76_164)]
+    cameras: usize,
+    /// Streets each way, 100 m apart (default: the reference city's density for the camera count).
+    #[arg(long)]
+    streets: Option<usize>,
+    /// Unit entrances (default: the reference city's share for the camera count).
+    #[arg(long)]
+    entrances: Option<usize>,
+    /// Share of cameras offline.
+    #[arg(long, default_value_t = 0.05)]
+    offline_share: f64,
+    /// Centre as LON,LAT (default Zhengzhou).
+    #[arg(long, default_value = "113.665,34.757")]
+    centre: String,
+    #[arg(long, default_value_t = 2009)]
+    seed: u64,
+    #[command(flatten)]
+    db: super::DbArg,
+}
+
+/// `tianwang sim-city`: a generated city stored in the registry like an import (source `sim`):
+/// roads, a three-level grid, entrances, cameras of every kind with their states, two rings.
+pub async fn run_city(args: CityArgs) -> anyhow::Result<ExitCode> {
+    use tianwang::sim::city::{CitySpec, generate};
+    let reference = CitySpec::reference();
+    let scale = (args.cameras as f64 / reference.cameras as f64).sqrt();
+    let (lon, lat) = args
+        .centre
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)))
+        .filter(|(a, b)| a.is_finite() && b.is_finite() && (-180.0..=180.0).contains(a) && (-85.0..=85.0).contains(b))
+        .with_context(|| format!("--centre {:?}: expected LON,LAT in degrees", args.centre))?;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.offline_share),
+        "--offline-share {}: a share within 0..1",
+        args.offline_share
+    );
+    anyhow::ensure!((1..=2_000_000).contains(&args.cameras), "--cameras {}: within 1..2,000,000", args.cameras);
+    let spec = CitySpec {
+        centre: [lon, lat],
+        streets: args.streets.unwrap_or(((reference.streets as f64 * scale).round() as usize).max(5)),
+        cameras: args.cameras,
+        entrances: args.entrances.unwrap_or((reference.entrances as f64 * scale * scale).round() as usize),
+        offline_share: args.offline_share,
+        seed: args.seed,
+        ..reference
+    };
+    anyhow::ensure!((3..=2_000).contains(&spec.streets), "--streets {}: within 3..2000", spec.streets);
+    let city = generate(&spec);
+    let reg = tianwang::registry::Registry::open(&args.db.url).await?;
+    let now = super::now_ms();
+    let cams: Vec<tianwang::geo::input::CameraInput> = city.cameras.iter().map(Into::into).collect();
+    reg.store_roads(&city.roads, "sim", now).await?;
+    let (cells, rejected) = reg.store_cells(&city.cells, "sim", now).await?;
+    anyhow::ensure!(rejected.is_empty(), "grid cells refused: {}", rejected[0].reason);
+    reg.store_entrances(&city.entrances, "sim", now).await?;
+    let (stored, rejected) = reg.store_imported_cameras(&cams, "sim", now).await?;
+    for r in &rejected {
+        eprintln!("  rejected {}: {}", r.at, r.reason);
+    }
+    let states: Vec<(String, tianwang::config::CameraStatus)> = city
+        .cameras
+        .iter()
+        .filter(|c| !rejected.iter().any(|r| r.at.contains(&c.id)))
+        .map(|c| (c.id.clone(), c.status))
+        .collect();
+    reg.set_statuses(&states, "simulated city", now).await?;
+    reg.store_rings(&city.rings, "sim", now).await?;
+    let offline = city.cameras.iter().filter(|c| c.status == tianwang::config::CameraStatus::Offline).count();
+    println!(
+        "sim-city: stored {stored} cameras ({offline} offline), {} roads on {} streets each way, {cells} grid cells, {} entrances, {} rings",
+        city.roads.len(),
+        spec.streets,
+        city.entrances.len(),
+        city.rings.len()
+    );
+    reg.close().await;
+    Ok(if rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

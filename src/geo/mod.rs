@@ -16,6 +16,7 @@ pub mod import;
 pub mod input;
 pub mod linkage;
 pub mod load;
+pub mod mapview;
 pub mod model;
 pub mod network;
 pub mod proj;

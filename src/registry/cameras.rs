@@ -241,6 +241,24 @@ impl Registry {
         Ok(changed)
     }
 
+    /// Sets many cameras' statuses in one transaction (a generated city, a bulk correction):
+    /// each change goes to the history as `set_status` writes it, without events. Returns how
+    /// many changed. An unknown camera refuses the whole batch.
+    pub async fn set_statuses(
+        &self,
+        states: &[(String, CameraStatus)],
+        reason: &str,
+        now: Millis,
+    ) -> Result<usize, RegistryError> {
+        let mut tx = self.begin().await?;
+        let mut changed = 0;
+        for (id, to) in states {
+            changed += usize::from(set_status_tx(&mut tx, id, *to, reason, now).await?);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     /// Like `set_status`, and when the status stays the same but its reason changed, the
     /// reason is updated (no history entry and no event: the status did not change).
     pub async fn set_status_reason(

@@ -236,6 +236,34 @@ impl Registry {
         Ok(())
     }
 
+    /// Stores rings that come from elsewhere than the configuration (a generated city, an
+    /// import): insert or replace by id, under `source` (never `config`, which `sync_rings` owns).
+    pub async fn store_rings(&self, rings: &[RingInput], source: &str, now: Millis) -> Result<usize, RegistryError> {
+        if source == "config" {
+            return Err(RegistryError::Invalid("rings from the configuration are stored by sync_rings".into()));
+        }
+        let mut tx = self.begin().await?;
+        for r in rings {
+            sqlx::query(
+                "INSERT INTO rings (id, name, level, members, outline, source, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 level = excluded.level, members = excluded.members, outline = excluded.outline, \
+                 source = excluded.source, updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(&r.id)
+            .bind(&r.name)
+            .bind(r.level as i64)
+            .bind(json(&r.members))
+            .bind(r.polygon.as_ref().map(json))
+            .bind(source)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(rings.len())
+    }
+
     /// A cheap fingerprint of everything the geography model is built from (not camera states):
     /// when it changes, the model is rebuilt.
     pub async fn geo_fingerprint(&self) -> Result<String, RegistryError> {
@@ -266,6 +294,35 @@ impl Registry {
         .fetch_one(self.pool())
         .await?;
         Ok(format!("{}/{}", row.try_get::<i64, _>("h")?, row.try_get::<i64, _>("s")?))
+    }
+
+    /// Cameras whose state began after `since_ms` (id, state, since, lon, lat), oldest change
+    /// first, at most `limit`.
+    pub async fn camera_state_changes(
+        &self,
+        since_ms: Millis,
+        limit: usize,
+    ) -> Result<Vec<(String, CameraStatus, Millis, f64, f64)>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT id, status, status_since_ms, lon, lat FROM cameras WHERE status_since_ms > $1 \
+             ORDER BY status_since_ms, id LIMIT $2",
+        )
+        .bind(since_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            out.push((
+                r.try_get("id")?,
+                status.parse().unwrap_or(CameraStatus::Unknown),
+                r.try_get("status_since_ms")?,
+                r.try_get("lon")?,
+                r.try_get("lat")?,
+            ));
+        }
+        Ok(out)
     }
 
     /// Camera states by id (for refreshing a built model).

@@ -1,34 +1,52 @@
-// The city drawn in SVG from the API's GeoJSON layers — no tiles (no tile server exists offline):
-// grid cells shaded by road coverage, roads as vector lines, coverage gaps, fields of view coloured
-// by DORI level, rings (closed green, open red, with their leaks), entrances, cameras. Wheel zooms,
-// drag pans; a click on a camera or on the ground is reported to the owner.
+// The city map in SVG, fed one view at a time by the server (`/api/v1/geo/map/view`): at city
+// scale cameras come as clusters with counts by state, roads as the major classes simplified to
+// the pixel, grid cells at the level that fits; at street scale every camera with its fields of
+// view by DORI level, the coverage gaps and the entrances. Rings always. No tiles (no tile server
+// exists offline). What the map sends and draws is bounded by the screen, not by the city.
+//
+// Elements are keyed (a camera by id, a road by id, …): a new view updates the elements it shares
+// with the last one in place and adds or removes the rest. Camera states come as changes since the
+// last poll (`/api/v1/geo/map/states`) and recolour the cameras they name: no reload.
+//
+// Wheel zooms, drag pans (the drawing moves at once; the view's data follows when the pointer
+// rests), a click on a cluster zooms into it, on a camera reports it, on the ground reports the
+// place. `box.dataset.viewSeq` counts view changes and `box.dataset.rendered` is the last one drawn
+// with its data (the browser test waits on them).
 
 import { getJson } from './api.js';
 
 export const LEVELS = ['detect', 'observe', 'recognise', 'identify'];
 const NS = 'http://www.w3.org/2000/svg';
+// Metres a view's request reaches beyond each edge, as a share of the view (pans stay drawn).
+const MARGIN = 0.15;
+// The view is fetched again once the pointer rests this long.
+const SETTLE_MS = 40;
+// Every level's field of view is drawn up to this many cameras in view; only the chosen level's above.
+const ALL_LEVELS_UP_TO = 300;
 
-function el(name, attrs = {}, text) {
+function el(name, attrs = {}) {
   const e = document.createElementNS(NS, name);
   for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) e.setAttribute(k, v);
-  if (text !== undefined) {
-    const t = document.createElementNS(NS, 'title');
-    t.textContent = text;
-    e.appendChild(t);
-  }
   return e;
 }
 
-async function layer(path) {
-  try {
-    return await getJson(path);
-  } catch (e) {
-    return { features: [], error: e };
+/** Sets an attribute only when it changes (no style recalculation for nothing). */
+function put(e, k, v) {
+  const s = String(v);
+  if (e.getAttribute(k) !== s) e.setAttribute(k, s);
+}
+
+function title(e, text) {
+  let t = e.firstElementChild;
+  if (!t || t.tagName !== 'title') {
+    t = document.createElementNS(NS, 'title');
+    e.prepend(t);
   }
+  if (t.textContent !== text) t.textContent = text;
 }
 
 export class CityMap {
-  /** `opts`: onCamera(id), onPick([lon, lat]), level (DORI level for coverage shading). */
+  /** `opts`: onCamera(id), onPick([lon, lat]), onRendered(view data), level (DORI level for coverage). */
   constructor(box, opts = {}) {
     this.box = box;
     this.opts = opts;
@@ -36,16 +54,21 @@ export class CityMap {
     this.show = { cells: true, roads: true, gaps: true, fov: true, rings: true, entrances: true, cameras: true };
     this.svg = el('svg', { class: 'city', preserveAspectRatio: 'xMidYMid meet', role: 'img', 'aria-label': 'city map' });
     this.groups = {};
-    for (const g of ['cells', 'roads', 'gaps', 'fov', 'rings', 'entrances', 'cameras', 'overlay']) {
+    for (const g of ['cells', 'roads', 'gaps', 'fov', 'rings', 'entrances', 'clusters', 'cameras', 'overlay']) {
       this.groups[g] = el('g', { class: `layer-${g}` });
       this.svg.appendChild(this.groups[g]);
     }
     box.appendChild(this.svg);
-    this.legend();
-    this.wire();
+    this.keyed = {};
+    this.cellPct = new Map();
+    this.camPos = new Map();
     this.armed = new Map();
     this.crossed = new Set();
     this.incident = null;
+    this.viewSeq = 0;
+    this.fetchSeq = 0;
+    this.legend();
+    this.wire();
   }
 
   legend() {
@@ -53,47 +76,27 @@ export class CityMap {
     d.className = 'map-legend';
     d.innerHTML =
       LEVELS.map((l) => `<span><i style="background:var(--${l})"></i>${l}</span>`).join('') +
-      '<span><i style="background:var(--ok)"></i>ring closed</span><span><i style="background:var(--bad)"></i>ring open / gap / leak</span>' +
-      '<span><i style="background:#4aa3ff;border-radius:50%"></i>checkpoint <i style="background:#e6eaef;border-radius:50%"></i>camera</span>';
+      '<span><i style="background:var(--ok)"></i>ring closed</span><span><i style="background:var(--bad)"></i>ring open / gap / leak / offline</span>' +
+      '<span><i style="background:#4aa3ff;border-radius:50%"></i>checkpoint <i style="background:#e6eaef;border-radius:50%"></i>camera</span>' +
+      '<span><i style="background:#3d7a57;border-radius:50%"></i>cluster (count; red share offline)</span>';
     this.box.appendChild(d);
   }
 
-  /** Loads every layer and draws. Layers the token may not read are left out. */
+  /** The first time, frames the whole city; then loads the view's data and draws it. */
   async load() {
-    const lv = LEVELS.join(',');
-    const [cams, roads, cells, rings, entrances, gaps, cov, ringStates] = await Promise.all([
-      layer(`/api/v1/geo/layers/cameras?levels=${lv}`),
-      layer('/api/v1/geo/layers/roads'),
-      layer('/api/v1/geo/layers/cells'),
-      layer('/api/v1/geo/layers/rings'),
-      layer('/api/v1/geo/layers/entrances'),
-      layer(`/api/v1/coverage/gaps.geojson?level=${this.level}&min_len_m=5`),
-      getJson(`/api/v1/coverage/cells?level=${this.level}`).catch(() => []),
-      getJson('/api/v1/rings').catch(() => []),
-    ]);
-    if (cams.error) throw cams.error;
-    this.data = { cams, roads, cells, rings, entrances, gaps, cov, ringStates };
-    if (!this.proj) this.fit();
-    this.draw();
+    if (!this.proj) {
+      this.extent = await getJson('/api/v1/geo/map/extent');
+      this.fitTo(this.extent.bbox ?? [0, 0, 0, 0]);
+    }
+    await this.refresh();
   }
 
-  fit() {
-    const pts = [];
-    const walk = (c) => (typeof c[0] === 'number' ? pts.push(c) : c.forEach(walk));
-    for (const l of [this.data.cams, this.data.roads, this.data.cells, this.data.rings]) {
-      for (const f of l.features ?? []) walk(f.geometry.coordinates);
-    }
-    if (!pts.length) pts.push([0, 0]);
-    const lons = pts.map((p) => p[0]);
-    const lats = pts.map((p) => p[1]);
-    const lon0 = (Math.min(...lons) + Math.max(...lons)) / 2;
-    const lat0 = (Math.min(...lats) + Math.max(...lats)) / 2;
-    const kx = 111320 * Math.cos((lat0 * Math.PI) / 180);
-    const ky = 110540;
-    this.proj = { lon0, lat0, kx, ky };
-    const xs = lons.map((l) => (l - lon0) * kx);
-    const ys = lats.map((l) => -(l - lat0) * ky);
-    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  fitTo([lonA, latA, lonB, latB]) {
+    const lon0 = (lonA + lonB) / 2;
+    const lat0 = (latA + latB) / 2;
+    this.proj = { lon0, lat0, kx: 111320 * Math.cos((lat0 * Math.PI) / 180), ky: 110540 };
+    const [x0, y1] = this.xy([lonA, latA]);
+    const [x1, y0] = this.xy([lonB, latB]);
     const m = Math.max(x1 - x0, y1 - y0, 100) * 0.04;
     this.home = { x: x0 - m, y: y0 - m, w: x1 - x0 + 2 * m, h: y1 - y0 + 2 * m };
     this.view = { ...this.home };
@@ -111,84 +114,262 @@ export class CityMap {
   }
 
   path(coords, close) {
-    return coords.map((c, i) => `${i ? 'L' : 'M'}${this.xy(c).map((v) => v.toFixed(1)).join(',')}`).join('') + (close ? 'Z' : '');
-  }
-
-  polyPath(geom) {
-    const rings = geom.type === 'Polygon' ? geom.coordinates : geom.type === 'MultiPolygon' ? geom.coordinates.flat() : [];
-    return rings.map((r) => this.path(r, true)).join('');
-  }
-
-  linePath(geom) {
-    const lines = geom.type === 'LineString' ? [geom.coordinates] : geom.type === 'MultiLineString' ? geom.coordinates : [];
-    return lines.map((l) => this.path(l, false)).join('');
-  }
-
-  draw() {
-    const d = this.data;
-    const g = this.groups;
-    for (const k of Object.keys(g)) g[k].replaceChildren();
-    const cov = new Map((Array.isArray(d.cov) ? d.cov : []).map((c) => [c.id, c]));
-    for (const f of d.cells.features ?? []) {
-      const c = cov.get(f.properties.cell_id);
-      const p = c?.roads?.covered_pct;
-      const fill = p === null || p === undefined ? '#56606c' : `hsl(${(p * 1.2).toFixed(0)},70%,45%)`;
-      g.cells.appendChild(
-        el('path', { class: 'cell', d: this.polyPath(f.geometry), fill, 'fill-opacity': [0.2, 0.06, 0.1, 0.16][f.properties.level] ?? 0.1, 'data-id': f.properties.cell_id },
-          `${f.properties.name} (level ${f.properties.level})${p !== undefined && p !== null ? `: ${p.toFixed(1)} % of road covered at ${this.level}` : ''}`),
-      );
+    let s = '';
+    for (let i = 0; i < coords.length; i++) {
+      const [x, y] = this.xy(coords[i]);
+      s += `${i ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`;
     }
+    return s + (close ? 'Z' : '');
+  }
+
+  /** The sector a camera reaches at one range, as a path. */
+  sector(c, r) {
+    const [x, y] = this.xy([c.lon, c.lat]);
+    if (c.hfov_deg >= 359) return `M${x - r},${y}a${r},${r} 0 1,0 ${2 * r},0a${r},${r} 0 1,0 ${-2 * r},0Z`;
+    const a0 = ((c.bearing_deg - c.hfov_deg / 2) * Math.PI) / 180;
+    const a1 = ((c.bearing_deg + c.hfov_deg / 2) * Math.PI) / 180;
+    const p = (a) => `${(x + r * Math.sin(a)).toFixed(1)},${(y - r * Math.cos(a)).toFixed(1)}`;
+    return `M${x.toFixed(1)},${y.toFixed(1)}L${p(a0)}A${r},${r} 0 ${c.hfov_deg > 180 ? 1 : 0},1 ${p(a1)}Z`;
+  }
+
+  /** The box a request covers: the view and a margin around it, in map units. */
+  reach() {
+    const v = this.view;
+    return { x0: v.x - v.w * MARGIN, x1: v.x + v.w * (1 + MARGIN), y0: v.y - v.h * MARGIN, y1: v.y + v.h * (1 + MARGIN), w: v.w };
+  }
+
+  /** Whether the drawn data still serves the view (inside what was fetched, about the same scale). */
+  covered() {
+    const b = this.loaded;
+    const v = this.view;
+    if (!b || this.stale) return false;
+    const scale = v.w / b.w;
+    return v.x >= b.x0 && v.y >= b.y0 && v.x + v.w <= b.x1 && v.y + v.h <= b.y1 && scale > 0.7 && scale < 1.4;
+  }
+
+  /** Fetches the view's data and draws it; a newer request makes an older answer moot. */
+  async refresh() {
+    const seq = ++this.fetchSeq;
+    this.abort?.abort();
+    const abort = new AbortController();
+    this.abort = abort;
+    const r = this.reach();
+    const clampLon = (v) => Math.max(-180, Math.min(180, v));
+    const clampLat = (v) => Math.max(-89.9, Math.min(89.9, v));
+    const [lonA, latA] = this.lonlat([r.x0, r.y1]);
+    const [lonB, latB] = this.lonlat([r.x1, r.y0]);
+    const bbox = [clampLon(lonA), clampLat(latA), clampLon(lonB), clampLat(latB)];
+    if (bbox[2] <= bbox[0]) bbox[2] = bbox[0] + 1e-5;
+    if (bbox[3] <= bbox[1]) bbox[3] = bbox[1] + 1e-5;
+    const px = Math.round(Math.max(100, this.svg.clientWidth || this.box.clientWidth || 800) * (1 + 2 * MARGIN));
+    let data;
+    const t0 = performance.now();
+    this.inflight = true;
+    try {
+      data = await getJson(
+        `/api/v1/geo/map/view?bbox=${bbox.map((n) => n.toFixed(6)).join(',')}&width_px=${px}&level=${this.level}`,
+        { signal: abort.signal },
+      );
+    } catch (e) {
+      if (seq === this.fetchSeq) this.inflight = false;
+      if (e.name === 'AbortError') return;
+      throw e;
+    }
+    if (seq !== this.fetchSeq) return;
+    this.inflight = false;
+    this.stale = false;
+    this.loaded = r;
+    this.data = data;
+    const t1 = performance.now();
+    this.draw(data);
+    // What the last view cost: its request and its drawing, ms (shown to the browser test).
+    this.box.dataset.fetchMs = (t1 - t0).toFixed(0);
+    this.box.dataset.drawMs = (performance.now() - t1).toFixed(0);
+    this.box.dataset.coverage = data.coverage_pending ? 'pending' : 'ready';
+    this.box.dataset.mode = data.mode;
+    this.opts.onRendered?.(data);
+    // The view may have moved while the data came: drawn when it is still covered, asked for
+    // again when not.
+    if (this.covered()) this.box.dataset.rendered = String(this.viewSeq);
+    else this.scheduleRefresh();
+    clearTimeout(this.pendingTimer);
+    // The coverage shading is still being computed: ask again for it.
+    if (data.coverage_pending) this.pendingTimer = setTimeout(() => this.refresh().catch(() => {}), 1500);
+  }
+
+  scheduleRefresh() {
+    clearTimeout(this.settle);
+    this.settle = setTimeout(() => this.refresh().catch((e) => console.warn('map view:', e.message)), SETTLE_MS);
+  }
+
+  /** Keyed update of one layer: elements of keys still present are updated, the rest replaced. */
+  sync(layer, items, keyOf, make, update) {
+    const g = this.groups[layer];
+    const old = this.keyed[layer] ?? new Map();
+    const next = new Map();
+    for (const it of items) {
+      const k = keyOf(it);
+      let e = old.get(k);
+      if (e) old.delete(k);
+      else {
+        e = make(it);
+        g.appendChild(e);
+      }
+      update(e, it);
+      next.set(k, e);
+    }
+    for (const e of old.values()) e.remove();
+    this.keyed[layer] = next;
+  }
+
+  draw(d) {
+    if (d.cell_level !== this.cellLevel || d.level !== this.cellPctLevel) {
+      this.cellPct.clear();
+      this.cellLevel = d.cell_level;
+      this.cellPctLevel = d.level;
+    }
+    this.sync('cells', d.cells, (c) => c.id, () => el('path', { class: 'cell' }), (e, c) => {
+      // While the report is computed again, a cell keeps the shading it had.
+      if (!d.coverage_pending) this.cellPct.set(c.id, c.covered_pct);
+      const p = d.coverage_pending ? this.cellPct.get(c.id) : c.covered_pct;
+      put(e, 'd', this.path(c.coords, false));
+      put(e, 'fill', p === null || p === undefined ? '#56606c' : `hsl(${(p * 1.2).toFixed(0)},70%,45%)`);
+      put(e, 'fill-opacity', { 1: 0.12, 2: 0.14, 3: 0.16 }[c.level] ?? 0.12);
+      put(e, 'data-id', c.id);
+      title(e, `${c.name} (level ${c.level}, ${c.cameras} cameras)${p !== undefined && p !== null ? `: ${p.toFixed(1)} % of road covered at ${d.level}` : ''}`);
+    });
     const width = { motorway: 24, trunk: 20, primary: 16, secondary: 12, tertiary: 10 };
-    for (const f of d.roads.features ?? []) {
-      const cls = f.properties.class ?? 'road';
-      g.roads.appendChild(
-        el('path', { class: `road ${cls}`, d: this.linePath(f.geometry), 'stroke-width': width[cls] ?? 7, 'data-id': f.properties.road_id }, f.properties.name ?? f.properties.road_id),
-      );
-    }
-    for (const f of d.gaps.features ?? []) {
-      g.gaps.appendChild(el('path', { class: 'gap', d: this.linePath(f.geometry) }, `not covered at ${f.properties.level}: ${f.properties.name ?? f.properties.road_id}, ${f.properties.length_m} m`));
-    }
+    const minPx = d.mpp * 1.2;
+    this.sync('roads', d.roads, (r) => r.id, () => el('path'), (e, r) => {
+      put(e, 'class', `road ${r.class}`);
+      put(e, 'd', this.path(r.coords, false));
+      put(e, 'stroke-width', Math.max(width[r.class] ?? 7, minPx).toFixed(1));
+      put(e, 'data-id', r.id);
+      title(e, r.name ?? r.id);
+    });
+    // Every gap in one path: thousands of short stretches are one element to draw.
+    this.sync('gaps', d.gaps.length ? [d.gaps] : [], () => 'all', () => el('path', { class: 'gap' }), (e, gaps) => {
+      put(e, 'd', gaps.map((g) => this.path(g, false)).join(''));
+      title(e, `${gaps.length} stretches of road not covered at ${d.level}`);
+    });
+    this.drawFov(d.cameras);
     this.camPos = new Map();
-    const points = [];
-    for (const f of d.cams.features ?? []) {
-      const p = f.properties;
-      if (f.geometry.type === 'Point') {
-        this.camPos.set(p.camera_id, f.geometry.coordinates);
-        points.push(f);
+    this.cams = new Map(d.cameras.map((c) => [c.id, c]));
+    this.sync('cameras', d.cameras, (c) => c.id, () => el('circle'), (e, c) => {
+      const [x, y] = this.xy([c.lon, c.lat]);
+      this.camPos.set(c.id, [c.lon, c.lat]);
+      put(e, 'cx', x.toFixed(1));
+      put(e, 'cy', y.toFixed(1));
+      put(e, 'class', `cam ${c.status} ${c.kind}${c.id === this.selectedCam ? ' selected' : ''}`);
+      put(e, 'data-px', c.kind === 'checkpoint' ? 6 : 4.5);
+      put(e, 'data-id', c.id);
+      title(e, `${c.name} (${c.kind}, ${c.status}, ${c.resolution}, ${c.hfov_deg}° looking ${c.bearing_deg}°)`);
+    });
+    this.sync('clusters', d.clusters, (c) => `${c.lon},${c.lat}`, () => {
+      const g = el('g', { class: 'cluster' });
+      g.append(el('circle'), el('text', { 'text-anchor': 'middle', 'dominant-baseline': 'central', 'data-font': 11 }));
+      return g;
+    }, (g, c) => this.cluster(g, c));
+    const rings = [];
+    const leaks = [];
+    for (const r of d.rings) {
+      rings.push(r);
+      for (const m of r.members) this.camPos.set(m.id, [m.lon, m.lat]);
+      for (const l of r.leaks) leaks.push({ r, l });
+    }
+    this.sync('rings', [...rings, ...leaks], (x) => (x.l ? `leak:${x.r.id}:${x.l.lon},${x.l.lat}` : `ring:${x.id}`), (x) => el(x.l ? 'circle' : 'path'), (e, x) => {
+      if (x.l) {
+        const [cx, cy] = this.xy([x.l.lon, x.l.lat]);
+        put(e, 'class', 'leak');
+        put(e, 'cx', cx);
+        put(e, 'cy', cy);
+        put(e, 'data-px', 5);
+        title(e, `${x.r.name} leaks at ${x.l.road}${x.l.guarded_when_up_by.length ? ` (closed when ${x.l.guarded_when_up_by.join(', ')} is up)` : ''}`);
       } else {
-        const off = p.status !== 'online' ? ' offline' : '';
-        g.fov.appendChild(el('path', { class: `fov ${p.level}${off}`, d: this.polyPath(f.geometry), 'data-camera': p.camera_id }, `${p.camera_id}: ${p.level} up to ${p.range_m} m`));
+        put(e, 'class', `ring ${x.open ? 'open' : 'closed'}`);
+        put(e, 'd', this.path(x.coords, true));
+        put(e, 'data-id', x.id);
+        title(e, `${x.name}: ${x.open ? `OPEN (${x.down.length} down, ${x.leaks.length} leaks)` : 'closed'}`);
       }
-    }
-    for (const f of d.rings.features ?? []) {
-      const p = f.properties;
-      g.rings.appendChild(
-        el('path', { class: `ring ${p.open ? 'open' : 'closed'}`, d: this.polyPath(f.geometry), 'data-id': p.ring_id },
-          `${p.name}: ${p.open ? `OPEN (${p.down.length} down, ${p.leaks} leaks)` : 'closed'}`),
-      );
-    }
-    for (const r of Array.isArray(d.ringStates) ? d.ringStates : []) {
-      for (const l of r.leaks ?? []) {
-        const [x, y] = this.xy([l.lon, l.lat]);
-        g.rings.appendChild(el('circle', { class: 'leak', cx: x, cy: y, 'data-px': 5 }, `${r.name} leaks at ${l.road_name ?? l.road_id}${l.guarded_when_up_by?.length ? ` (closed when ${l.guarded_when_up_by.join(', ')} is up)` : ''}`));
-      }
-    }
-    for (const f of d.entrances.features ?? []) {
-      const p = f.properties;
-      const [x, y] = this.xy(f.geometry.coordinates);
-      g.entrances.appendChild(el('rect', { class: `entrance ${p.compliant ? 'ok' : 'bad'}`, x, y, 'data-px': 5, 'data-id': p.entrance_id }, `entrance ${p.name}: ${p.compliant ? 'meets the rule' : 'breaks the entrance rule'}`));
-    }
-    for (const f of points) {
-      const p = f.properties;
-      const [x, y] = this.xy(f.geometry.coordinates);
-      const c = el('circle', { class: `cam ${p.status} ${p.kind}`, cx: x, cy: y, 'data-px': p.kind === 'checkpoint' ? 6 : 4.5, 'data-id': p.camera_id },
-        `${p.name} (${p.kind}, ${p.status}, ${p.resolution}, ${p.hfov_deg}° looking ${p.bearing_deg}°)`);
-      if (p.camera_id === this.selectedCam) c.classList.add('selected');
-      g.cameras.appendChild(c);
-    }
+    });
+    this.sync('entrances', d.entrances, (x) => x.id, () => el('rect'), (e, x) => {
+      const [cx, cy] = this.xy([x.lon, x.lat]);
+      put(e, 'class', `entrance ${x.compliant === null ? '' : x.compliant ? 'ok' : 'bad'}`);
+      e.dataset.x = cx;
+      e.dataset.y = cy;
+      put(e, 'data-px', 5);
+      put(e, 'data-id', x.id);
+      title(e, `entrance ${x.name}: ${x.compliant === null ? 'being checked' : x.compliant ? 'meets the rule' : 'breaks the entrance rule'}`);
+    });
     this.drawOverlay();
     this.applyLayers();
     this.scaleMarks();
+  }
+
+  /** Fields of view, one path per DORI level and state (thousands of sectors, a few elements):
+   * every level up to ALL_LEVELS_UP_TO cameras, only the chosen level above. */
+  drawFov(cams) {
+    const many = cams.length > ALL_LEVELS_UP_TO;
+    const paths = new Map();
+    for (const c of cams) {
+      for (let i = 0; i < LEVELS.length; i++) {
+        if ((many && LEVELS[i] !== this.level) || !(c.ranges_m[i] > 0)) continue;
+        const k = `${LEVELS[i]}${c.status !== 'online' ? ' offline' : ''}`;
+        paths.set(k, (paths.get(k) ?? '') + this.sector(c, c.ranges_m[i]));
+      }
+    }
+    this.sync('fov', [...paths], ([k]) => k, () => el('path'), (e, [k, d]) => {
+      put(e, 'class', `fov ${k}`);
+      put(e, 'd', d);
+      title(e, `fields of view: ${k}`);
+    });
+  }
+
+  cluster(g, c) {
+    const [x, y] = this.xy([c.lon, c.lat]);
+    const [circle, text] = g.children;
+    const bad = c.count ? c.offline / c.count : 0;
+    put(circle, 'cx', x.toFixed(1));
+    put(circle, 'cy', y.toFixed(1));
+    put(circle, 'data-px', (7 + 2.2 * Math.log2(c.count + 1)).toFixed(1));
+    put(circle, 'fill', `hsl(${(140 * (1 - Math.min(1, bad * 5))).toFixed(0)},45%,36%)`);
+    put(circle, 'class', 'cluster-dot');
+    put(text, 'x', x.toFixed(1));
+    put(text, 'y', y.toFixed(1));
+    text.dataset.x0 = x.toFixed(1);
+    if (text.textContent !== String(c.count)) text.textContent = String(c.count);
+    put(g, 'data-count', c.count);
+    put(g, 'data-offline', c.offline);
+    g.dataset.lon = c.lon;
+    g.dataset.lat = c.lat;
+    title(g, `${c.count} cameras: ${c.online} online, ${c.offline} offline, ${c.other} other; ${c.checkpoints} checkpoints (click to zoom in)`);
+  }
+
+  /** Camera state changes (from `/api/v1/geo/map/states`): recolours the cameras drawn; returns
+   * whether a change falls where the drawing cannot recolour by itself (a cluster, a ring member). */
+  applyStates(changes) {
+    let needsView = false;
+    let recolour = false;
+    const b = this.loaded;
+    for (const ch of changes) {
+      const cam = this.cams?.get(ch.id);
+      if (cam) {
+        if (cam.status === ch.status) continue;
+        cam.status = ch.status;
+        const e = this.keyed.cameras?.get(ch.id);
+        if (e) {
+          put(e, 'class', `cam ${cam.status} ${cam.kind}${cam.id === this.selectedCam ? ' selected' : ''}`);
+          title(e, `${cam.name} (${cam.kind}, ${cam.status}, ${cam.resolution}, ${cam.hfov_deg}° looking ${cam.bearing_deg}°)`);
+        }
+        recolour = true;
+      } else if (b && this.data?.mode === 'clusters') {
+        const [x, y] = this.xy([ch.lon, ch.lat]);
+        if (x >= b.x0 && x <= b.x1 && y >= b.y0 && y <= b.y1) needsView = true;
+      }
+      if (this.data?.rings.some((r) => r.members.some((m) => m.id === ch.id))) needsView = true;
+    }
+    if (recolour) this.drawFov(this.data.cameras);
+    return needsView;
   }
 
   drawOverlay() {
@@ -199,48 +380,96 @@ export class CityMap {
       const pos = this.camPos?.get(id);
       if (!pos) continue;
       const [x, y] = this.xy(pos);
-      g.appendChild(el('circle', { class: this.crossed.has(id) ? 'crossed' : 'armed', cx: x, cy: y, 'data-px': 11, 'data-armed': id }, `armed: ${label}`));
+      const c = el('circle', { class: this.crossed.has(id) ? 'crossed' : 'armed', cx: x, cy: y, 'data-px': 11, 'data-armed': id });
+      title(c, `armed: ${label}`);
+      g.appendChild(c);
       const t = el('text', { x, y, 'data-font': 11, 'data-dx': 13, fill: '#ffc53d' });
       t.textContent = label;
       g.appendChild(t);
     }
     if (this.incident) {
       const [x, y] = this.xy(this.incident);
-      g.appendChild(el('circle', { class: 'incident', cx: x, cy: y, 'data-px': 7 }, 'incident'));
+      const c = el('circle', { class: 'incident', cx: x, cy: y, 'data-px': 7 });
+      title(c, 'incident');
+      g.appendChild(c);
     }
   }
 
   applyLayers() {
     for (const [k, on] of Object.entries(this.show)) if (this.groups[k]) this.groups[k].style.display = on ? '' : 'none';
+    this.groups.clusters.style.display = this.show.cameras ? '' : 'none';
   }
 
   /** Markers keep their size on screen whatever the zoom. */
   scaleMarks() {
+    if (!this.view) return;
     const upp = this.view.w / Math.max(1, this.svg.clientWidth || this.box.clientWidth || 800);
     for (const e of this.svg.querySelectorAll('[data-px]')) {
       const px = Number(e.dataset.px) * upp;
       if (e.tagName === 'rect') {
-        if (e.dataset.x === undefined) {
-          e.dataset.x = e.getAttribute('x');
-          e.dataset.y = e.getAttribute('y');
-        }
-        e.setAttribute('x', Number(e.dataset.x) - px);
-        e.setAttribute('y', Number(e.dataset.y) - px);
-        e.setAttribute('width', 2 * px);
-        e.setAttribute('height', 2 * px);
-      } else e.setAttribute('r', px);
+        put(e, 'x', Number(e.dataset.x) - px);
+        put(e, 'y', Number(e.dataset.y) - px);
+        put(e, 'width', 2 * px);
+        put(e, 'height', 2 * px);
+      } else put(e, 'r', px);
     }
     for (const e of this.svg.querySelectorAll('text[data-font]')) {
       if (e.dataset.x0 === undefined) e.dataset.x0 = e.getAttribute('x');
-      e.setAttribute('font-size', Number(e.dataset.font) * upp);
-      e.setAttribute('x', Number(e.dataset.x0) + Number(e.dataset.dx ?? 0) * upp);
+      put(e, 'font-size', Number(e.dataset.font) * upp);
+      put(e, 'x', Number(e.dataset.x0) + Number(e.dataset.dx ?? 0) * upp);
     }
   }
 
+  /** Shows `this.view`; its data follows when the pointer rests (at once when already drawn). */
   applyView() {
+    // The view takes the drawing's shape, so that what shows is what was asked for.
+    const W = this.svg.clientWidth;
+    const H = this.svg.clientHeight;
+    if (W > 0 && H > 0) {
+      const v = this.view;
+      const want = H / W;
+      if (Math.abs(v.h / v.w - want) > 1e-6) {
+        const cx = v.x + v.w / 2;
+        const cy = v.y + v.h / 2;
+        const [w, h] = v.h / v.w < want ? [v.w, v.w * want] : [v.h / want, v.h];
+        this.view = { x: cx - w / 2, y: cy - h / 2, w, h };
+      }
+    }
     const v = this.view;
     this.svg.setAttribute('viewBox', `${v.x} ${v.y} ${v.w} ${v.h}`);
-    this.scaleMarks();
+    this.viewSeq += 1;
+    this.box.dataset.viewSeq = String(this.viewSeq);
+    // Markers are resized once per frame, however many wheel events the frame had.
+    if (!this.marksPending) {
+      this.marksPending = true;
+      requestAnimationFrame(() => {
+        this.marksPending = false;
+        this.scaleMarks();
+      });
+    }
+    if (!this.data) return;
+    if (!this.inflight && this.covered()) {
+      clearTimeout(this.settle);
+      this.box.dataset.rendered = String(this.viewSeq);
+      return;
+    }
+    this.scheduleRefresh();
+  }
+
+  /** Centres the map on `[lon, lat]`, `width_m` across. */
+  centreOn(lonlat, width_m = 600) {
+    const [x, y] = this.xy(lonlat);
+    const k = this.view.h / this.view.w;
+    this.view = { x: x - width_m / 2, y: y - (width_m * k) / 2, w: width_m, h: width_m * k };
+    this.applyView();
+  }
+
+  zoomAt(mx, my, k) {
+    const v = this.view;
+    const w = Math.min(this.home.w * 4, Math.max(40, v.w * k));
+    const f = w / v.w;
+    this.view = { x: mx - (mx - v.x) * f, y: my - (my - v.y) * f, w, h: v.h * f };
+    this.applyView();
   }
 
   /** Client (screen) coordinates to map units. */
@@ -259,19 +488,15 @@ export class CityMap {
       'wheel',
       (e) => {
         e.preventDefault();
+        if (!this.view) return;
         const [mx, my] = this.toMap(e.clientX, e.clientY);
-        const k = e.deltaY > 0 ? 1.2 : 1 / 1.2;
-        const v = this.view;
-        const w = Math.min(this.home.w * 4, Math.max(40, v.w * k));
-        const f = w / v.w;
-        this.view = { x: mx - (mx - v.x) * f, y: my - (my - v.y) * f, w, h: v.h * f };
-        this.applyView();
+        this.zoomAt(mx, my, e.deltaY > 0 ? 1.2 : 1 / 1.2);
       },
       { passive: false },
     );
     let drag = null;
     this.svg.addEventListener('pointerdown', (e) => {
-      if (e.button !== 0) return;
+      if (e.button !== 0 || !this.view) return;
       drag = { x: e.clientX, y: e.clientY, v: { ...this.view }, moved: false };
     });
     window.addEventListener('pointermove', (e) => {
@@ -293,6 +518,11 @@ export class CityMap {
         this.dragged = false;
         return;
       }
+      const cluster = e.target.closest?.('.cluster');
+      if (cluster) {
+        this.centreOn([Number(cluster.dataset.lon), Number(cluster.dataset.lat)], this.view.w / 4);
+        return;
+      }
       const cam = e.target.closest?.('.cam');
       if (cam && this.opts.onCamera) {
         this.selectCamera(cam.dataset.id);
@@ -301,19 +531,21 @@ export class CityMap {
       }
       if (this.opts.onPick && this.proj) this.opts.onPick(this.lonlat(this.toMap(e.clientX, e.clientY)));
     });
-    this.svg.addEventListener('dblclick', () => {
-      if (this.home) {
-        this.view = { ...this.home };
-        this.applyView();
-      }
-    });
-    new ResizeObserver(() => this.proj && this.scaleMarks()).observe(this.box);
+    this.svg.addEventListener('dblclick', () => this.goHome());
+    new ResizeObserver(() => this.view && this.applyView()).observe(this.box);
+  }
+
+  goHome() {
+    if (this.home) {
+      this.view = { ...this.home };
+      this.applyView();
+    }
   }
 
   selectCamera(id) {
     this.selectedCam = id;
     for (const c of this.svg.querySelectorAll('.cam.selected')) c.classList.remove('selected');
-    this.svg.querySelector(`.cam[data-id="${CSS.escape(id)}"]`)?.classList.add('selected');
+    this.keyed.cameras?.get(id)?.classList.add('selected');
   }
 
   /** Interception overlay: armed checkpoints (id → label), crossed ones, the incident. */
