@@ -88,7 +88,7 @@ fn print_views(s: &tianwang::geo::load::ImportSummary) {
         println!("    {}", s.without_direction.join(", "));
     }
     for r in &s.relation_problems {
-        println!("  not used {}: {}", r.at, r.reason);
+        println!("  {}: {}", r.at, r.reason);
     }
 }
 

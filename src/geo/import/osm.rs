@@ -626,7 +626,7 @@ fn apply_relations(
             let n = missing.len();
             let list = missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
             let more = if n > 5 { format!(" and {} more", n - 5) } else { String::new() };
-            problem(format!("{n} members or member nodes are not in the extract ({list}{more}){used}"));
+            problem(format!("members or member nodes missing from the extract: {n} ({list}{more}){used}"));
         }
         for m in cams.iter().filter(|m| !m.way) {
             let cam_id = format!("osm:node:{}", m.id);
@@ -644,8 +644,11 @@ fn apply_relations(
             }
             let cam = &mut cameras[node.index];
             let Some((bearing, hfov)) = view_from(cam.lon, cam.lat, &points, &areas) else {
-                let why = if points.is_empty() {
-                    "no visible or extent member of it is in the extract"
+                let any = rel.members.iter().any(|m| matches!(m.role, Role::Visible | Role::Extent));
+                let why = if !any {
+                    "the relation has no visible or extent member"
+                } else if points.is_empty() {
+                    "none of its visible or extent members is in the extract"
                 } else {
                     "its visible and extent members are all at the camera's position"
                 };

@@ -422,6 +422,8 @@ fn surveillance_relations_give_fields_of_view() {
         // Node 9 is not a camera; a relation of another type is ignored silently.
         (310, surveillance, &[("camera", 0, 9), ("visible", 0, 141)]),
         (311, &[("type", "route")], &[("camera", 0, 5), ("visible", 0, 141)]),
+        // Members without a role (as some mappers leave them) are not used.
+        (312, surveillance, &[("camera", 0, 5), ("", 0, 141)]),
     ];
     let block = pbf::block_with_relations(&nodes, ways, relations);
     let data = pbf::file(&[("OSMHeader", Vec::new()), ("OSMData", block)]);
@@ -464,13 +466,14 @@ fn surveillance_relations_give_fields_of_view() {
         [
             ("osm relation 304", "camera osm:node:4 keeps its own camera:direction"),
             ("osm relation 305", "no camera member (a node with role camera); not used"),
-            ("osm relation 306", "3 members or member nodes are not in the extract (node 998, way 997, node 999)"),
+            ("osm relation 306", "members or member nodes missing from the extract: 3 (node 998, way 997, node 999)"),
             (
                 "osm relation 306",
-                "camera osm:node:5: no visible or extent member of it is in the extract; no view taken"
+                "camera osm:node:5: none of its visible or extent members is in the extract; no view taken"
             ),
             ("osm relation 307", "camera osm:node:1 already has its view from osm relation 301"),
             ("osm relation 310", "camera node 9 is not a man_made=surveillance node of the extract"),
+            ("osm relation 312", "camera osm:node:5: the relation has no visible or extent member; no view taken"),
         ]
     );
     // Way 203 uses node 999, which no road or relation names: a third pass looks for it.
