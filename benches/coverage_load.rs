@@ -131,11 +131,13 @@ fn main() {
         }
         let (b, o) = (lines[0], lines[1]);
         println!(
-            "ratio ours/baseline: report p99 {:.4}, seeing p99 {:.3}, wall {:.3}; computed {} times, answered from the cache {} times",
+            "ratio ours/baseline: report p99 {:.4}, seeing p99 {:.3}, wall {:.3}; computed {} times ({} coverage reports, {} of them incremental), answered from the cache {} times",
             o.0 / b.0,
             o.1 / b.1,
             o.2 / b.2,
             geo.cache_counters().computed.load(Ordering::Relaxed),
+            geo.cache_counters().reports.load(Ordering::Relaxed),
+            geo.cache_counters().incremental.load(Ordering::Relaxed),
             geo.cache_counters().hits.load(Ordering::Relaxed)
         );
         reg.close().await;

@@ -35,6 +35,9 @@ async fn helsinki_imports_and_its_coverage_report_adds_up() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("roads 2581") && out.contains("cameras 221"), "{out}");
     assert!(err.contains("100% read"), "progress is shown: {err}");
+    // 102 cameras take their view from type=surveillance relations; 99 still have none.
+    assert!(out.contains("fields of view from type=surveillance relations: 102 cameras"), "{out}");
+    assert!(out.contains("without a direction (they cover nothing): 99 cameras"), "{out}");
     // Importing the same file again replaces, it does not duplicate.
     let (ok, out2, _) = tianwang(&["import", "osm", pbf.to_str().unwrap(), "--db", &db]);
     assert!(ok && out2.contains("roads 2581"), "{out2}");

@@ -52,6 +52,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 for r in &s.rejected {
                     println!("  rejected {}: {}", r.at, r.reason);
                 }
+                if kind == ImportKind::Osm {
+                    print_views(&s);
+                }
             }
             Err(LoadError::Strict { file, rejected }) => {
                 failed = true;
@@ -68,6 +71,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     reg.close().await;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// What the OSM import did with `type=surveillance` relations: the cameras that took their view
+/// from one, those still without a direction, and the relations not used.
+fn print_views(s: &tianwang::geo::load::ImportSummary) {
+    println!("  fields of view from type=surveillance relations: {} cameras", s.views_from_relations.len());
+    for v in &s.views_from_relations {
+        println!(
+            "    {}: bearing {:.1}°, field of view {:.1}° (osm relation {})",
+            v.camera_id, v.bearing_deg, v.hfov_deg, v.relation_id
+        );
+    }
+    println!("  without a direction (they cover nothing): {} cameras", s.without_direction.len());
+    if !s.without_direction.is_empty() {
+        println!("    {}", s.without_direction.join(", "));
+    }
+    for r in &s.relation_problems {
+        println!("  {}: {}", r.at, r.reason);
+    }
 }
 
 #[derive(clap::Args)]

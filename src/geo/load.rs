@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::grid::square_grid;
+use super::import::osm::RelationView;
 use super::import::{self, ImportError};
 use super::input::{ImportBatch, Progress, Rejected};
 use crate::registry::{Registry, RegistryError};
@@ -34,6 +35,16 @@ pub struct ImportSummary {
     pub entrances: usize,
     pub cameras: usize,
     pub rejected: Vec<Rejected>,
+    /// OSM: cameras whose bearing and field of view come from a `type=surveillance` relation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub views_from_relations: Vec<RelationView>,
+    /// OSM: cameras still without a direction (no tag, no usable relation, not all round), by id;
+    /// they count but cover nothing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_direction: Vec<String>,
+    /// OSM: surveillance relations, or parts of them, not used, and why (nothing refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub relation_problems: Vec<Rejected>,
 }
 
 impl ImportSummary {
@@ -84,6 +95,9 @@ pub async fn import_file(
                 reg.store_map(&osm.roads.accepted, &osm.cameras.accepted, &file_name(path), now_ms).await?;
             (s.roads, s.cameras) = (roads, cams);
             s.rejected.extend(rej);
+            s.views_from_relations = osm.views.from_relations;
+            s.without_direction = osm.views.without_direction;
+            s.relation_problems = osm.views.problems;
         }
         ImportKind::Roads => {
             let b = import::read_roads_geojson(path)?;

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::RwLock;
 
-use super::coverage::{CoverageQuery, CoverageReport};
+use super::coverage::{self, Coverage, CoverageQuery, CoverageReport, SectorIndex};
+use super::dori::DoriLevel;
 use super::entrance::{EntranceCheck, EntranceRule};
 use super::model::GeoModel;
 use super::rings::{GuardRule, RingPlan, RingState};
@@ -59,6 +60,59 @@ pub struct CacheCounters {
     pub computed: AtomicU64,
     /// Computations of coverage reports alone.
     pub reports: AtomicU64,
+    /// Of those, the reports whose road coverage was brought up to date from the previous one for
+    /// the same query (only camera states changed since), not computed afresh.
+    pub incremental: AtomicU64,
+}
+
+/// What keeps road coverage current across camera state changes, valid while the geography (its
+/// fingerprint) stays the same: per DORI level an index of every camera's sector (states do not
+/// change it), and per query the last coverage with the cameras that counted for it.
+#[derive(Default)]
+struct Incremental {
+    fp: Option<String>,
+    every: HashMap<DoriLevel, Arc<SectorIndex>>,
+    last: HashMap<CoverageQuery, (Vec<bool>, Coverage)>,
+}
+
+impl Incremental {
+    /// The coverage report for `q` on `m` (geography `fp`): the last coverage for `q` updated for
+    /// the cameras whose counting changed, or computed afresh when there is none for this
+    /// geography. Either way equal to `m.coverage(q).report(m, entrance_ok)`.
+    fn report(
+        cell: &Mutex<Incremental>,
+        fp: &str,
+        m: &GeoModel,
+        q: CoverageQuery,
+        entrance_ok: &[bool],
+        counters: &CacheCounters,
+    ) -> CoverageReport {
+        let lock = || cell.lock().unwrap_or_else(|e| e.into_inner());
+        let after = coverage::counting(m, q.states);
+        let (every, previous) = {
+            let mut inc = lock();
+            if inc.fp.as_deref() != Some(fp) {
+                *inc = Incremental { fp: Some(fp.to_owned()), ..Incremental::default() };
+            }
+            (inc.every.get(&q.level).cloned(), inc.last.remove(&q))
+        };
+        let every = every.unwrap_or_else(|| Arc::new(SectorIndex::every_camera(m, q.level)));
+        let cov = match previous {
+            Some((before, mut cov)) if before.len() == after.len() && cov.covered.len() == m.net.segs.len() => {
+                cov.update(m, &every, &before, &after);
+                counters.incremental.fetch_add(1, Ordering::Relaxed);
+                cov
+            }
+            _ => Coverage::compute_with(m, &every, q, &after),
+        };
+        let report = cov.report(m, entrance_ok);
+        let mut inc = lock();
+        if inc.fp.as_deref() == Some(fp) {
+            inc.every.entry(q.level).or_insert(every);
+            inc.last.insert(q, (after, cov));
+        }
+        report
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +123,7 @@ pub struct GeoService {
     derived: Arc<Mutex<Derived>>,
     counters: Arc<CacheCounters>,
     checks: Arc<Checks>,
+    incremental: Arc<Mutex<Incremental>>,
 }
 
 /// The registry's version read once for every request waiting meanwhile: a request uses the
@@ -91,6 +146,7 @@ impl GeoService {
             derived: Arc::default(),
             counters: Arc::default(),
             checks: Arc::default(),
+            incremental: Arc::default(),
         }
     }
 
@@ -201,7 +257,8 @@ impl GeoService {
 
     /// The city's coverage report for `q` with the model it was computed on, cached per version of
     /// the model: 64 planners asking at once cost one computation, and a camera going offline
-    /// costs one more.
+    /// costs one more — incremental: only the road segments that camera's sector meets are
+    /// clipped again, then the report re-aggregated (see [`Coverage::update`]).
     pub async fn report(&self, q: CoverageQuery) -> Result<(Arc<GeoModel>, Arc<CoverageReport>), RegistryError> {
         let (v, m) = self.versioned().await?;
         let entrances = self.entrances_at(&v, &m).await?;
@@ -212,12 +269,12 @@ impl GeoService {
             }
             d.reports.entry(q).or_default().clone()
         };
-        let (mm, counters) = (m.clone(), self.counters.clone());
+        let (mm, counters, inc, fp) = (m.clone(), self.counters.clone(), self.incremental.clone(), v.fp.clone());
         let report = self
             .once(slot, "the coverage report", move || {
                 counters.reports.fetch_add(1, Ordering::Relaxed);
                 let ok: Vec<bool> = entrances.iter().map(|e| e.compliant).collect();
-                mm.coverage(q).report(&mm, &ok)
+                Incremental::report(&inc, &fp, &mm, q, &ok, &counters)
             })
             .await?;
         Ok((m, report))
@@ -321,3 +378,58 @@ pub struct InterceptionRequest {
 
 /// Upper case, no spaces, dots or dashes: `豫A·12345` and `豫a 12345` are the same plate.
 pub use crate::plate::normalise as normalise_plate;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CameraStatus;
+    use crate::geo::coverage::StateFilter;
+    use crate::registry::CameraInput;
+    use crate::sim::city::{CitySpec, generate};
+
+    /// Camera state changes bring the cached coverage up to date incrementally (counted), and the
+    /// answer equals a report computed afresh on the same model.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn state_changes_update_coverage_incrementally() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&format!("sqlite://{}", dir.path().join("g.db").display())).await.unwrap();
+        let city = generate(&CitySpec { streets: 21, cameras: 800, entrances: 40, ..CitySpec::reference() });
+        let cams: Vec<CameraInput> = city.cameras.iter().map(CameraInput::from).collect();
+        reg.store_roads(&city.roads, "test", 0).await.unwrap();
+        reg.store_cells(&city.cells, "test", 0).await.unwrap();
+        reg.store_entrances(&city.entrances, "test", 0).await.unwrap();
+        reg.store_imported_cameras(&cams, "test", 0).await.unwrap();
+        for c in cams.iter().step_by(2) {
+            reg.set_status(&c.id, CameraStatus::Online, "streaming", 1, None).await.unwrap();
+        }
+        let geo = GeoService::new(reg.clone(), DoriTable::Iec2014);
+        let queries = [
+            CoverageQuery { level: DoriLevel::Observe, states: StateFilter::Online },
+            CoverageQuery { level: DoriLevel::Detect, states: StateFilter::All },
+        ];
+        let counter = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let check = || async {
+            for q in queries {
+                let (m, r) = geo.report(q).await.unwrap();
+                let ok: Vec<bool> = geo.entrance_checks().await.unwrap().iter().map(|e| e.compliant).collect();
+                let fresh = m.coverage(q).report(&m, &ok);
+                assert_eq!(serde_json::to_string(&*r).unwrap(), serde_json::to_string(&fresh).unwrap(), "{q:?}");
+            }
+        };
+        check().await;
+        let c = geo.cache_counters();
+        assert_eq!((counter(&c.reports), counter(&c.incremental)), (2, 0));
+        let mut t = 2;
+        for (k, status) in
+            [CameraStatus::Offline, CameraStatus::Decommissioned, CameraStatus::Online].iter().enumerate()
+        {
+            for cam in cams.iter().skip(k * 7).step_by(97) {
+                t += 1;
+                reg.set_status(&cam.id, *status, "test", t, None).await.unwrap();
+            }
+            check().await;
+            assert_eq!((counter(&c.reports), counter(&c.incremental)), (2 * (k as u64 + 2), 2 * (k as u64 + 1)));
+        }
+        reg.close().await;
+    }
+}

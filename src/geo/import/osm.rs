@@ -1,9 +1,12 @@
 //! OpenStreetMap PBF extracts: roads (ways tagged `highway`) and surveillance cameras (nodes
-//! tagged `man_made=surveillance`).
+//! tagged `man_made=surveillance`), with fields of view from `type=surveillance` relations.
 //!
-//! The file is read twice. The first pass keeps the highway ways (tags and node ids) and the
-//! camera nodes; the second keeps the coordinates of only the nodes those ways use, so memory
-//! grows with the roads, not with every node of the extract.
+//! The file is read twice. The first pass keeps the highway ways (tags and node ids), the camera
+//! nodes and the surveillance relations (their members); the second keeps the coordinates of only
+//! the nodes those ways and relations use, and the node ids of the relations' member ways, so
+//! memory grows with the roads and the relations, not with every node of the extract. A relation's
+//! member way comes after the nodes in a PBF file, so when such a way uses nodes no road uses, a
+//! third pass reads their coordinates (only then).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -14,9 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use osmpbf::{BlobDecode, BlobReader, Element, PrimitiveBlock};
 
+use serde::Serialize;
+
 use super::{ImportError, check_lat, check_lon, display, parse_resolution};
 use crate::config::{CameraKind, Owner};
-use crate::geo::input::{CameraInput, ImportBatch, Oneway, Progress, RoadWay};
+use crate::geo::input::{CameraInput, ImportBatch, Oneway, Progress, Rejected, RoadWay};
+use crate::geo::model::point_in_polygon;
+use crate::geo::proj::{LocalProj, Xy};
 
 /// What an OSM extract holds for the geography model.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +33,32 @@ pub struct OsmImport {
     pub roads: ImportBatch<RoadWay>,
     /// One camera per node tagged `man_made=surveillance`.
     pub cameras: ImportBatch<CameraInput>,
+    /// Which cameras took their field of view from a `type=surveillance` relation, which still
+    /// have none, and the relations (or members) that could not be used.
+    pub views: ViewReport,
+}
+
+/// What the `type=surveillance` relations gave the cameras.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ViewReport {
+    /// Cameras whose bearing and field of view come from a relation, in the file's order.
+    pub from_relations: Vec<RelationView>,
+    /// Cameras still without a direction, by id: no `camera:direction`/`direction`, no usable
+    /// relation, and not all round (`camera:type=dome`/`panning`, `revolving=yes`). They count but
+    /// cover nothing.
+    pub without_direction: Vec<String>,
+    /// Relations, or parts of them, that were not used, and why (`at` is `osm relation ID`). These
+    /// refuse nothing (the cameras are imported either way), so `--strict` does not count them.
+    pub problems: Vec<Rejected>,
+}
+
+/// A camera's view as taken from a relation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelationView {
+    pub camera_id: String,
+    pub relation_id: i64,
+    pub bearing_deg: f64,
+    pub hfov_deg: f64,
 }
 
 /// `highway` values that are not roads in use; such ways are rejected, not imported.
@@ -38,12 +71,20 @@ pub const FIXED_HFOV_DEG: f64 = 60.0;
 pub const DOME_HFOV_DEG: f64 = 90.0;
 /// Mounting height when the node has no `height` tag, in metres.
 pub const OSM_MOUNTING_HEIGHT_M: f64 = 4.0;
+/// Added on each side of the angular span of a relation's visible points, in degrees: the mapped
+/// points are where the view reaches something, not the edges of the image.
+pub const RELATION_MARGIN_DEG: f64 = 5.0;
+/// The narrowest field of view taken from a relation (one visible point), in degrees.
+pub const RELATION_MIN_HFOV_DEG: f64 = 10.0;
+/// Visible points closer than this to the camera give no bearing, in metres.
+const AT_CAMERA_M: f64 = 0.5;
 
 /// Reads roads and cameras from an OSM PBF file.
 ///
-/// `progress` is called after every block of each of the two passes and once at the end:
-/// `bytes_total` is twice the file size (the file is read twice), `bytes_done` reaches it at the
-/// end, and `items` counts the elements (nodes, ways, relations) read in the first pass.
+/// `progress` is called after every block of each pass and once at the end: `bytes_total` is the
+/// file size times the passes (two; three when relations' member ways need nodes no road uses,
+/// known only after the second), `bytes_done` reaches it at the end, and `items` counts the
+/// elements (nodes, ways, relations) read in the first pass.
 pub fn read_osm(path: &Path, progress: &mut dyn FnMut(Progress)) -> Result<OsmImport, ImportError> {
     let open_error = |source| ImportError::Open { path: display(path), source };
     let meta = std::fs::metadata(path).map_err(open_error)?;
@@ -51,27 +92,50 @@ pub fn read_osm(path: &Path, progress: &mut dyn FnMut(Progress)) -> Result<OsmIm
         return Err(open_error(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory")));
     }
     let len = meta.len();
-    let mut meter = Meter { progress, file_len: len, done: 0, items: 0 };
+    let mut meter = Meter { progress, file_len: len, passes: 2, done: 0, items: 0 };
     let mut scan = Scan::new(display(path));
     for_each_block(path, &mut meter, |block| scan.block(block))?;
-    let needed: HashSet<i64> = scan.ways.iter().flat_map(|w| w.refs.iter().copied()).collect();
+    let mut needed: HashSet<i64> = scan.ways.iter().flat_map(|w| w.refs.iter().copied()).collect();
+    let member_ways: HashSet<i64> = scan.relations.iter().flat_map(|r| r.member_ways()).collect();
+    needed.extend(scan.relations.iter().flat_map(|r| r.member_nodes()));
     let mut coords: HashMap<i64, [f64; 2]> = HashMap::with_capacity(needed.len());
+    let mut way_refs: HashMap<i64, Vec<i64>> = HashMap::with_capacity(member_ways.len());
     for_each_block(path, &mut meter, |block| {
         collect_coords(block, &needed, &mut coords);
+        if !member_ways.is_empty() {
+            for way in block.groups().flat_map(|g| g.ways()) {
+                if member_ways.contains(&way.id()) {
+                    way_refs.insert(way.id(), way.refs().collect());
+                }
+            }
+        }
         0
     })?;
+    let extra: HashSet<i64> = way_refs.values().flatten().copied().filter(|r| !needed.contains(r)).collect();
+    if !extra.is_empty() {
+        meter.passes = 3;
+        for_each_block(path, &mut meter, |block| {
+            collect_coords(block, &extra, &mut coords);
+            0
+        })?;
+    }
     let mut roads = scan.roads;
     for way in &scan.ways {
         add_road(&mut roads, way, &coords);
     }
-    (meter.progress)(Progress { bytes_done: 2 * len, bytes_total: 2 * len, items: meter.items });
-    Ok(OsmImport { roads, cameras: scan.cameras })
+    let mut cameras = scan.cameras;
+    let views = apply_relations(&scan.relations, &scan.cam_nodes, &mut cameras.accepted, &coords, &way_refs);
+    let total = meter.passes * len;
+    (meter.progress)(Progress { bytes_done: total, bytes_total: total, items: meter.items });
+    Ok(OsmImport { roads, cameras, views })
 }
 
-/// Progress across both passes.
+/// Progress across the passes.
 struct Meter<'a> {
     progress: &'a mut dyn FnMut(Progress),
     file_len: u64,
+    /// Passes known to be needed (two, or three).
+    passes: u64,
     /// Bytes of the passes already finished.
     done: u64,
     items: u64,
@@ -79,8 +143,9 @@ struct Meter<'a> {
 
 impl Meter<'_> {
     fn report(&mut self, bytes_in_pass: u64) {
-        let bytes_done = (self.done + bytes_in_pass).min(2 * self.file_len);
-        (self.progress)(Progress { bytes_done, bytes_total: 2 * self.file_len, items: self.items });
+        let total = self.passes * self.file_len;
+        let bytes_done = (self.done + bytes_in_pass).min(total);
+        (self.progress)(Progress { bytes_done, bytes_total: total, items: self.items });
     }
 }
 
@@ -174,16 +239,70 @@ struct PendingWay {
     refs: Vec<i64>,
 }
 
-/// First pass: highway ways, camera nodes, and what was refused so far.
+/// First pass: highway ways, camera nodes, surveillance relations, and what was refused so far.
 struct Scan {
     ways: Vec<PendingWay>,
     roads: ImportBatch<RoadWay>,
     cameras: ImportBatch<CameraInput>,
+    /// The accepted cameras by OSM node id.
+    cam_nodes: HashMap<i64, CamNode>,
+    relations: Vec<SurveillanceRelation>,
+}
+
+/// What a relation needs to know of a camera node.
+#[derive(Debug, Clone, Copy)]
+struct CamNode {
+    /// Index into the accepted cameras.
+    index: usize,
+    /// The node has its own `camera:direction` (or `direction`), which wins over any relation.
+    directed: bool,
+    /// Panning or revolving: all round whatever a relation says.
+    all_round: bool,
+}
+
+/// What a member of a surveillance relation is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Camera,
+    Visible,
+    Extent,
+    Hidden,
+}
+
+/// A member: its role, whether it is a way (else a node) and its id.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    role: Role,
+    way: bool,
+    id: i64,
+}
+
+/// A relation tagged `type=surveillance`, with its node and way members of known roles.
+#[derive(Debug, Clone)]
+struct SurveillanceRelation {
+    id: i64,
+    members: Vec<Member>,
+}
+
+impl SurveillanceRelation {
+    fn member_ways(&self) -> impl Iterator<Item = i64> + '_ {
+        self.members.iter().filter(|m| m.way && m.role != Role::Camera).map(|m| m.id)
+    }
+
+    fn member_nodes(&self) -> impl Iterator<Item = i64> + '_ {
+        self.members.iter().filter(|m| !m.way && m.role != Role::Camera).map(|m| m.id)
+    }
 }
 
 impl Scan {
     fn new(source: String) -> Scan {
-        Scan { ways: Vec::new(), roads: ImportBatch::new(source.clone()), cameras: ImportBatch::new(source) }
+        Scan {
+            ways: Vec::new(),
+            roads: ImportBatch::new(source.clone()),
+            cameras: ImportBatch::new(source),
+            cam_nodes: HashMap::new(),
+            relations: Vec::new(),
+        }
     }
 
     /// Takes what it needs from one block; returns the number of elements in it.
@@ -195,7 +314,7 @@ impl Scan {
                 Element::Node(node) => self.node(node.id(), node.lon(), node.lat(), node.tags()),
                 Element::DenseNode(node) => self.node(node.id(), node.lon(), node.lat(), node.tags()),
                 Element::Way(way) => self.way(&way),
-                Element::Relation(_) => {}
+                Element::Relation(rel) => self.relation(&rel),
             }
         });
         n
@@ -207,9 +326,42 @@ impl Scan {
             return;
         }
         match check_lon(lon).and_then(|_| check_lat(lat)) {
-            Ok(_) => self.cameras.accepted.push(camera(id, lon, lat, &tags)),
+            Ok(_) => {
+                let c = camera(id, lon, lat, &tags);
+                let directed = direction_tag(&tags).is_some();
+                let cam = CamNode { index: self.cameras.accepted.len(), directed, all_round: all_round(&tags) };
+                self.cam_nodes.insert(id, cam);
+                self.cameras.accepted.push(c);
+            }
             Err(e) => self.cameras.reject(format!("osm node {id}"), format!("bad position: {e}")),
         }
+    }
+
+    /// Keeps a `type=surveillance` relation's node and way members whose role is camera, visible,
+    /// extent or hidden (other roles and relation members are not used).
+    fn relation(&mut self, rel: &osmpbf::Relation) {
+        if !rel.tags().any(|(k, v)| k == "type" && v.trim() == "surveillance") {
+            return;
+        }
+        let members = rel
+            .members()
+            .filter_map(|m| {
+                let role = match m.role().ok()?.trim() {
+                    "camera" => Role::Camera,
+                    "visible" => Role::Visible,
+                    "extent" => Role::Extent,
+                    "hidden" => Role::Hidden,
+                    _ => return None,
+                };
+                let way = match m.member_type {
+                    osmpbf::RelMemberType::Node => false,
+                    osmpbf::RelMemberType::Way => true,
+                    osmpbf::RelMemberType::Relation => return None,
+                };
+                Some(Member { role, way, id: m.member_id })
+            })
+            .collect();
+        self.relations.push(SurveillanceRelation { id: rel.id(), members });
     }
 
     fn way(&mut self, way: &osmpbf::Way) {
@@ -285,9 +437,14 @@ fn present_runs<'a>(refs: &'a [i64], coords: &HashMap<i64, [f64; 2]>) -> Vec<&'a
     refs.split(|r| !coords.contains_key(r)).filter(|run| run.len() >= 2).collect()
 }
 
+/// A node's own direction: `camera:direction` (or `direction`), when it parses.
+fn direction_tag(tags: &[(&str, &str)]) -> Option<(f64, Option<f64>)> {
+    tag(tags, "camera:direction").or_else(|| tag(tags, "direction")).and_then(direction)
+}
+
 /// A camera from a `man_made=surveillance` node's tags.
 fn camera(id: i64, lon: f64, lat: f64, tags: &[(&str, &str)]) -> CameraInput {
-    let (bearing, range) = match tag(tags, "camera:direction").or_else(|| tag(tags, "direction")).and_then(direction) {
+    let (bearing, range) = match direction_tag(tags) {
         Some((b, r)) => (Some(b), r),
         None => (None, None),
     };
@@ -312,17 +469,21 @@ fn camera(id: i64, lon: f64, lat: f64, tags: &[(&str, &str)]) -> CameraInput {
 /// `revolving=yes`) 360; dome 90 with a direction, 360 without; fixed or unknown type 60 with a
 /// direction and 0 (counts, covers nothing) without.
 fn hfov(tags: &[(&str, &str)], has_direction: bool) -> f64 {
-    let camera_type = tag(tags, "camera:type").map(str::to_ascii_lowercase);
-    let all_round = camera_type.as_deref() == Some("panning") || tag(tags, "revolving") == Some("yes");
-    if all_round {
+    if all_round(tags) {
         return 360.0;
     }
+    let camera_type = tag(tags, "camera:type").map(str::to_ascii_lowercase);
     match (camera_type.as_deref(), has_direction) {
         (Some("dome"), true) => DOME_HFOV_DEG,
         (Some("dome"), false) => 360.0,
         (_, true) => FIXED_HFOV_DEG,
         (_, false) => 0.0,
     }
+}
+
+/// `camera:type=panning` or `revolving=yes`: the camera turns, so it sees all round.
+fn all_round(tags: &[(&str, &str)]) -> bool {
+    tag(tags, "camera:type").is_some_and(|t| t.eq_ignore_ascii_case("panning")) || tag(tags, "revolving") == Some("yes")
 }
 
 /// The 16 compass points, clockwise from north, 22.5° apart.
@@ -401,6 +562,141 @@ fn owner(tags: &[(&str, &str)]) -> Owner {
     } else {
         Owner::Enterprise
     }
+}
+
+/// Gives the cameras of `type=surveillance` relations the view their visible and extent members
+/// outline, as seen from the camera: the bearing is the bisector of the smallest angle holding
+/// every such point, the field of view that angle plus [`RELATION_MARGIN_DEG`] on each side (at
+/// least [`RELATION_MIN_HFOV_DEG`], at most 360°; 360° when the camera stands inside a closed
+/// visible or extent way). Nodes of hidden members are left out. A camera with its own direction
+/// keeps it, one that turns (panning, revolving) stays all round, and of several relations naming
+/// a camera the first in the file gives its view. Returns what was done and what could not be.
+fn apply_relations(
+    relations: &[SurveillanceRelation],
+    cam_nodes: &HashMap<i64, CamNode>,
+    cameras: &mut [CameraInput],
+    coords: &HashMap<i64, [f64; 2]>,
+    way_refs: &HashMap<i64, Vec<i64>>,
+) -> ViewReport {
+    let mut report = ViewReport::default();
+    let mut given: HashMap<usize, i64> = HashMap::new();
+    for rel in relations {
+        let at = format!("osm relation {}", rel.id);
+        let mut problem = |reason: String| report.problems.push(Rejected { at: at.clone(), reason });
+        let cams: Vec<&Member> = rel.members.iter().filter(|m| m.role == Role::Camera).collect();
+        if cams.iter().all(|m| m.way) {
+            problem("no camera member (a node with role camera); not used".into());
+            continue;
+        }
+        let nodes_of = |m: &Member| -> Result<Vec<i64>, String> {
+            if m.way { way_refs.get(&m.id).cloned().ok_or_else(|| format!("way {}", m.id)) } else { Ok(vec![m.id]) }
+        };
+        let mut missing: Vec<String> = Vec::new();
+        let mut hidden: HashSet<i64> = HashSet::new();
+        for m in rel.members.iter().filter(|m| m.role == Role::Hidden) {
+            match nodes_of(m) {
+                Ok(ids) => hidden.extend(ids),
+                Err(w) => missing.push(w),
+            }
+        }
+        let (mut points, mut areas): (Vec<[f64; 2]>, Vec<Vec<[f64; 2]>>) = (Vec::new(), Vec::new());
+        for m in rel.members.iter().filter(|m| matches!(m.role, Role::Visible | Role::Extent)) {
+            let ids = match nodes_of(m) {
+                Ok(ids) => ids,
+                Err(w) => {
+                    missing.push(w);
+                    continue;
+                }
+            };
+            let closed = m.way && ids.len() >= 4 && ids.first() == ids.last();
+            if closed && ids.iter().all(|r| coords.contains_key(r)) {
+                areas.push(ids.iter().map(|r| coords[r]).collect());
+            }
+            for r in ids.iter().filter(|r| !hidden.contains(*r)) {
+                match coords.get(r) {
+                    Some(c) => points.push(*c),
+                    None => missing.push(format!("node {r}")),
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        missing.retain(|w| seen.insert(w.clone()));
+        if !missing.is_empty() {
+            let used = if points.is_empty() { "" } else { "; the view is taken from the others" };
+            let n = missing.len();
+            let list = missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let more = if n > 5 { format!(" and {} more", n - 5) } else { String::new() };
+            problem(format!("members or member nodes missing from the extract: {n} ({list}{more}){used}"));
+        }
+        for m in cams.iter().filter(|m| !m.way) {
+            let cam_id = format!("osm:node:{}", m.id);
+            let Some(node) = cam_nodes.get(&m.id) else {
+                problem(format!("camera node {} is not a man_made=surveillance node of the extract", m.id));
+                continue;
+            };
+            if node.directed {
+                problem(format!("camera {cam_id} keeps its own camera:direction"));
+                continue;
+            }
+            if let Some(first) = given.get(&node.index) {
+                problem(format!("camera {cam_id} already has its view from osm relation {first}"));
+                continue;
+            }
+            let cam = &mut cameras[node.index];
+            let Some((bearing, hfov)) = view_from(cam.lon, cam.lat, &points, &areas) else {
+                let any = rel.members.iter().any(|m| matches!(m.role, Role::Visible | Role::Extent));
+                let why = if !any {
+                    "the relation has no visible or extent member"
+                } else if points.is_empty() {
+                    "none of its visible or extent members is in the extract"
+                } else {
+                    "its visible and extent members are all at the camera's position"
+                };
+                problem(format!("camera {cam_id}: {why}; no view taken"));
+                continue;
+            };
+            cam.bearing_deg = bearing;
+            cam.hfov_deg = if node.all_round { 360.0 } else { hfov };
+            given.insert(node.index, rel.id);
+            let (bearing_deg, hfov_deg) = (cam.bearing_deg, cam.hfov_deg);
+            report.from_relations.push(RelationView { camera_id: cam_id, relation_id: rel.id, bearing_deg, hfov_deg });
+        }
+    }
+    report.without_direction = cameras.iter().filter(|c| c.hfov_deg == 0.0).map(|c| c.id.clone()).collect();
+    report
+}
+
+/// The view from `[lon, lat]` of `points` (and of the closed `areas`, whose vertices are among
+/// the points): (bearing, field of view) in degrees, or `None` when no point is away from the
+/// camera.
+pub(crate) fn view_from(lon: f64, lat: f64, points: &[[f64; 2]], areas: &[Vec<[f64; 2]>]) -> Option<(f64, f64)> {
+    let proj = LocalProj::new(lon, lat);
+    let xy: Vec<Xy> = points.iter().map(|p| proj.fwd_pt(*p)).filter(|p| p.len() >= AT_CAMERA_M).collect();
+    let mut bearings: Vec<f64> = xy.iter().map(|p| p.bearing()).collect();
+    let (start, width) = angular_span(&mut bearings)?;
+    let bearing = (start + width / 2.0).rem_euclid(360.0);
+    let inside = areas
+        .iter()
+        .any(|a| point_in_polygon(Xy::new(0.0, 0.0), &a.iter().map(|p| proj.fwd_pt(*p)).collect::<Vec<_>>()));
+    if inside {
+        return Some((bearing, 360.0));
+    }
+    Some((bearing, (width + 2.0 * RELATION_MARGIN_DEG).clamp(RELATION_MIN_HFOV_DEG, 360.0)))
+}
+
+/// The smallest clockwise arc holding every bearing: (its start, its width), degrees. `None`
+/// without bearings.
+pub(crate) fn angular_span(bearings: &mut [f64]) -> Option<(f64, f64)> {
+    bearings.sort_by(f64::total_cmp);
+    let (first, last) = (*bearings.first()?, *bearings.last()?);
+    // The widest gap between neighbours (the wrap-around one included) is what the view leaves out.
+    let (mut gap, mut start) = (first + 360.0 - last, first);
+    for w in bearings.windows(2) {
+        if w[1] - w[0] > gap {
+            (gap, start) = (w[1] - w[0], w[1]);
+        }
+    }
+    Some((start, 360.0 - gap))
 }
 
 #[cfg(test)]
