@@ -208,3 +208,54 @@ fn entrance_rule_with_hand_computed_shortfalls() {
     let c = sd.cameras.iter().find(|c| c.id == "C").unwrap();
     assert!(!c.qualifies && c.seen_m > 0.0);
 }
+
+/// After camera state changes, checking again only the entrances a changed camera sees gives the
+/// same checks as checking every entrance (a generated city, 20 rounds of random changes, the
+/// changed cameras chosen among those that see some entrance's stretch half of the time).
+#[test]
+fn entrance_rechecks_after_state_changes_equal_a_full_check() {
+    use std::collections::HashSet;
+    use tianwang::geo::entrance::EntranceRule;
+    use tianwang::sim::city::{CitySpec, generate};
+    let mut m =
+        GeoModel::build(generate(&CitySpec { streets: 21, cameras: 20_000, entrances: 400, ..CitySpec::reference() }));
+    let rule = EntranceRule::default();
+    let idx = m.entrance_index(&rule);
+    let mut prev = m.check_entrances_with(&rule, &idx);
+    assert!(prev.iter().filter(|e| !e.cameras.is_empty()).count() > 100, "entrances seen by cameras");
+    let mut seed = 7u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let seen: Vec<String> = prev.iter().flat_map(|e| e.cameras.iter().map(|c| c.id.clone())).collect();
+    let (mut rechecked, mut kept, mut differ) = (0, 0, 0);
+    for _ in 0..20 {
+        let mut changed: Vec<(String, CameraStatus)> = Vec::new();
+        for _ in 0..1 + next(6) {
+            let id =
+                if next(2) == 0 { seen[next(seen.len())].clone() } else { m.cameras[next(m.cameras.len())].id.clone() };
+            let to = [CameraStatus::Online, CameraStatus::Offline, CameraStatus::Degraded, CameraStatus::Maintenance]
+                [next(4)];
+            changed.push((id, to));
+        }
+        m.set_statuses(changed.iter().map(|(id, s)| (id.as_str(), *s)));
+        let ids: HashSet<&str> = changed.iter().map(|(id, _)| id.as_str()).collect();
+        let again = m.recheck_entrances(&rule, &prev, &ids, &idx).expect("same entrances");
+        let full = m.check_entrances(&rule);
+        assert_eq!(serde_json::to_string(&again).unwrap(), serde_json::to_string(&full).unwrap());
+        let n = prev.iter().filter(|e| e.cameras.iter().any(|c| ids.contains(c.id.as_str()))).count();
+        rechecked += n;
+        differ += again
+            .iter()
+            .zip(&prev)
+            .filter(|(a, b)| serde_json::to_string(a).unwrap() != serde_json::to_string(b).unwrap())
+            .count();
+        kept += prev.len() - n;
+        prev = again;
+    }
+    assert!(differ > 0 && rechecked >= differ, "checked again {rechecked}, changed {differ}");
+    assert!(kept > 10 * rechecked, "checked again {rechecked}, kept {kept}");
+}

@@ -142,8 +142,48 @@ pub struct EntranceCheck {
 impl GeoModel {
     /// Checks every entrance.
     pub fn check_entrances(&self, rule: &EntranceRule) -> Vec<EntranceCheck> {
-        let idx = SectorIndex::new(self, rule.level, |i| self.cameras[i].in_service());
-        (0..self.entrances.len()).map(|i| self.check_entrance(i, rule, &idx)).collect()
+        self.check_entrances_with(rule, &self.entrance_index(rule))
+    }
+
+    /// Checks every entrance against `idx` (from [`Self::entrance_index`]).
+    pub fn check_entrances_with(&self, rule: &EntranceRule, idx: &SectorIndex) -> Vec<EntranceCheck> {
+        (0..self.entrances.len()).map(|i| self.check_entrance(i, rule, idx)).collect()
+    }
+
+    /// The sectors an entrance check clips against: every camera in service at the rule's level.
+    pub fn entrance_index(&self, rule: &EntranceRule) -> SectorIndex {
+        SectorIndex::new(self, rule.level, |i| self.cameras[i].in_service())
+    }
+
+    /// Every entrance checked again after camera states changed, from the checks made before on
+    /// the same geography (`prev`, in entrance order) and `idx` (from [`Self::entrance_index`],
+    /// the same cameras in service as then): an entrance is checked again only when a camera
+    /// whose state changed (`changed`, by id) sees its stretch (a check names every camera in
+    /// service that sees any of it), and keeps its check otherwise. Equal to
+    /// [`Self::check_entrances`] as long as no camera came into or left service; `None` when
+    /// `prev` does not fit this model.
+    pub fn recheck_entrances(
+        &self,
+        rule: &EntranceRule,
+        prev: &[EntranceCheck],
+        changed: &std::collections::HashSet<&str>,
+        idx: &SectorIndex,
+    ) -> Option<Vec<EntranceCheck>> {
+        if prev.len() != self.entrances.len() || prev.iter().zip(&self.entrances).any(|(p, e)| p.id != e.input.id) {
+            return None;
+        }
+        Some(
+            prev.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    if p.cameras.iter().any(|c| changed.contains(c.id.as_str())) {
+                        self.check_entrance(i, rule, idx)
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect(),
+        )
     }
 
     fn check_entrance(&self, i: usize, rule: &EntranceRule, idx: &SectorIndex) -> EntranceCheck {
