@@ -347,3 +347,42 @@ fn maintenance_report_prints_orders_uptime_and_replacements() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--days"));
 }
+
+/// `sim-city` stores a generated city that the planners' report reads like an import; bad
+/// arguments are named and store nothing.
+#[test]
+fn sim_city_stores_a_city_the_coverage_report_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/city.db", tmp.path().display());
+    let out =
+        Command::new(BIN).args(["sim-city", "--cameras", "2000", "--centre", "200,34", "--db", &db]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--centre \"200,34\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN).args(["sim-city", "--cameras", "2000", "--db", &db]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    // 2,000 cameras at the reference city's density: 26 streets each way, 131 entrances.
+    assert!(
+        stdout.contains("stored 2000 cameras")
+            && stdout.contains("52 roads on 26 streets")
+            && stdout.contains("131 entrances")
+            && stdout.contains("2 rings"),
+        "{stdout}"
+    );
+    let dir = tmp.path().join("report");
+    let out = Command::new(BIN)
+        .args(["coverage", "report", "--states", "all", "--db", &db, "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["cameras"]["total"], 2000, "{summary}");
+    assert_eq!(summary["entrances"], 131);
+    assert_eq!(summary["rings"].as_array().unwrap().len(), 2, "{summary}");
+    assert!(summary["overall"]["covered_m"].as_f64().unwrap() > 0.0);
+}
