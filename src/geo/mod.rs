@@ -18,6 +18,7 @@ pub mod linkage;
 pub mod load;
 pub mod model;
 pub mod network;
+pub mod placement;
 pub mod proj;
 pub mod report;
 pub mod rings;
