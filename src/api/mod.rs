@@ -11,6 +11,7 @@ pub mod geo;
 pub mod health;
 pub mod maintenance;
 pub mod media;
+pub mod planning;
 pub mod worker;
 
 use axum::http::StatusCode;
@@ -67,6 +68,8 @@ use error::ApiError;
         geo::close_interception,
         geo::post_passage,
         geo::events,
+        planning::proposals,
+        planning::what_if,
         detect::list_watchlists,
         detect::create_watchlist,
         detect::get_watchlist,
@@ -137,6 +140,19 @@ use error::ApiError;
         crate::geo::rings::ArmedCheckpoint,
         crate::geo::linkage::Seeing,
         crate::geo::service::InterceptionRequest,
+        planning::ExportFormat,
+        crate::geo::placement::ProposalRequest,
+        crate::geo::placement::CameraType,
+        crate::geo::placement::CandidateOptions,
+        crate::geo::placement::Weights,
+        crate::geo::placement::ProposalReport,
+        crate::geo::placement::Proposal,
+        crate::geo::placement::CellChange,
+        crate::geo::placement::RingChange,
+        crate::geo::placement::EntranceChange,
+        crate::geo::placement::WhatIfRequest,
+        crate::geo::placement::WhatIfReport,
+        crate::geo::placement::RemoveMode,
         crate::registry::EventRow,
         crate::registry::PassageRow,
         crate::registry::InterceptionRow,
@@ -248,6 +264,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(cluster::router())
         .merge(geo::router())
+        .merge(planning::router())
         .merge(detect::router())
         .merge(alerts::router())
         .merge(maintenance::router())
