@@ -270,7 +270,11 @@ async fn planning_proposals_and_what_if_over_http(engine: Engine) {
     let added: f64 = props.iter().map(|p| p["added_m"].as_f64().unwrap()).sum();
     assert!(after > before && (after - before - added).abs() < 1e-6 * after, "{before} + {added} vs {after}");
     assert_eq!(props[0]["rank"], 1);
-    assert!(props.iter().all(|p| p["lon"].is_f64() && p["bearing_deg"].is_f64() && !p["roads"].as_array().unwrap().is_empty()));
+    assert!(
+        props
+            .iter()
+            .all(|p| p["lon"].is_f64() && p["bearing_deg"].is_f64() && !p["roads"].as_array().unwrap().is_empty())
+    );
     // The same plan as GeoJSON (a point and a field of view per camera) and as an import CSV.
     let (s, gj, text) = app.post("/api/v1/planning/proposals?format=geojson", &body).await;
     assert_eq!(s, 200, "{text}");
@@ -294,8 +298,7 @@ async fn planning_proposals_and_what_if_over_http(engine: Engine) {
     }
 
     // What if the inner ring's east checkpoint were taken down: road coverage lost, the ring open.
-    let (s, w, text) =
-        app.post("/api/v1/planning/what-if", &json!({"remove": ["in-e-0"], "level": "recognise"})).await;
+    let (s, w, text) = app.post("/api/v1/planning/what-if", &json!({"remove": ["in-e-0"], "level": "recognise"})).await;
     assert_eq!(s, 200, "{text}");
     assert!(w["lost_m"].as_f64().unwrap() > 0.0, "{text}");
     assert_eq!(w["rings_opened"], json!(["inner"]), "{text}");

@@ -16,9 +16,7 @@ use super::extract::{ApiJson, ApiQuery};
 use crate::geo::placement::{self, ProposalReport, ProposalRequest, WhatIfReport, WhatIfRequest};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/planning/proposals", post(proposals))
-        .route("/api/v1/planning/what-if", post(what_if))
+    Router::new().route("/api/v1/planning/proposals", post(proposals)).route("/api/v1/planning/what-if", post(what_if))
 }
 
 /// How to answer.

@@ -136,16 +136,10 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        let classes = [
-            ("motorway", 3.0),
-            ("trunk", 3.0),
-            ("primary", 3.0),
-            ("secondary", 2.0),
-            ("tertiary", 2.0),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let classes = [("motorway", 3.0), ("trunk", 3.0), ("primary", 3.0), ("secondary", 2.0), ("tertiary", 2.0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         Weights { classes, other: 1.0, ring_leak: 500.0, entrance_m: 5.0 }
     }
 }
@@ -676,14 +670,15 @@ impl<'m> Planner<'m> {
         }
         for (s, v) in &p.state.depth {
             let len = m.net.segs[*s as usize].len;
-            let short: f64 = v.iter().map(|d| (d.b - d.a) * (p.rule.min_cameras as u32).saturating_sub(d.depth) as f64).sum();
+            let short: f64 =
+                v.iter().map(|d| (d.b - d.a) * (p.rule.min_cameras as u32).saturating_sub(d.depth) as f64).sum();
             *extra.entry(*s).or_default() += p.weights.entrance_m * len * short;
         }
         for (s, e) in &extra {
             want[*s as usize] += e;
         }
-        for s in 0..m.net.segs.len() {
-            if want[s] <= EPS_GAIN {
+        for (s, &wanted) in want.iter().enumerate() {
+            if wanted <= EPS_GAIN {
                 continue;
             }
             let (a, b) = m.net.ends(s);
@@ -697,13 +692,15 @@ impl<'m> Planner<'m> {
             for k in 0..n {
                 let t = (k as f64 + 0.5) / n as f64;
                 let near_gap = extra.contains_key(&(s as u32))
-                    || gaps.iter().any(|&(g0, g1)| t * len + opts.spacing_m >= g0 * len && t * len - opts.spacing_m <= g1 * len);
+                    || gaps
+                        .iter()
+                        .any(|&(g0, g1)| t * len + opts.spacing_m >= g0 * len && t * len - opts.spacing_m <= g1 * len);
                 if !near_gap {
                     continue;
                 }
                 let side = if k % 2 == 0 { 1.0 } else { -1.0 };
                 let pos = a.lerp(b, t).plus(normal.scale(side * opts.offset_m));
-                sites.push((want[s] / n as f64, pos, road_bearing));
+                sites.push((wanted / n as f64, pos, road_bearing));
             }
         }
         if opts.intersections {
@@ -842,9 +839,9 @@ fn entrance_depths(m: &GeoModel, rule: &EntranceRule) -> HashMap<u32, Vec<Depth>
     let mut spans: HashMap<u32, Vec<(f64, f64)>> = HashMap::new();
     for e in &m.entrances {
         let road = e.input.road.as_deref();
-        let snap = m.net.snap(e.pos, rule.max_road_distance_m, |s| {
-            road.is_none_or(|r| m.net.way_of(s).name.as_deref() == Some(r))
-        });
+        let snap = m
+            .net
+            .snap(e.pos, rule.max_road_distance_m, |s| road.is_none_or(|r| m.net.way_of(s).name.as_deref() == Some(r)));
         let Some(snap) = snap else { continue };
         for fwd in [true, false] {
             for (s, t0, t1) in walk(&m.net, &snap, fwd, rule.reach_m).0 {
@@ -1066,8 +1063,8 @@ fn ring_changes(before: &GeoModel, after: &GeoModel) -> Vec<RingChange> {
             let mut changed: Vec<String> = rb
                 .leaks
                 .iter()
-                .filter(|l| !ka.contains(&key(*l)))
-                .chain(ra.leaks.iter().filter(|l| !kb.contains(&key(*l))))
+                .filter(|l| !ka.contains(&key(l)))
+                .chain(ra.leaks.iter().filter(|l| !kb.contains(&key(l))))
                 .map(|l| l.road_id.clone())
                 .collect();
             changed.sort();
@@ -1091,7 +1088,12 @@ fn entrance_change(before: &GeoModel, after: &GeoModel) -> EntranceChange {
         entrances: b.len(),
         compliant_before: b.iter().filter(|e| e.compliant).count(),
         compliant_after: a.iter().filter(|e| e.compliant).count(),
-        changed: b.iter().zip(a.iter()).filter(|(x, y)| x.compliant != y.compliant).map(|(x, _)| x.id.clone()).collect(),
+        changed: b
+            .iter()
+            .zip(a.iter())
+            .filter(|(x, y)| x.compliant != y.compliant)
+            .map(|(x, _)| x.id.clone())
+            .collect(),
     }
 }
 
@@ -1226,10 +1228,15 @@ pub fn what_if(m: &GeoModel, req: &WhatIfRequest) -> Result<WhatIfReport, String
     if req.remove.is_empty() || req.remove.len() > 10_000 {
         return Err("remove: between 1 and 10000 camera ids".into());
     }
-    let unknown: Vec<&str> = req.remove.iter().filter(|id| !m.cam_by_id.contains_key(*id)).map(|s| s.as_str()).collect();
+    let unknown: Vec<&str> =
+        req.remove.iter().filter(|id| !m.cam_by_id.contains_key(*id)).map(|s| s.as_str()).collect();
     if !unknown.is_empty() {
         let shown: Vec<&str> = unknown.iter().take(10).copied().collect();
-        return Err(format!("remove: unknown camera ids: {}{}", shown.join(", "), if unknown.len() > 10 { ", …" } else { "" }));
+        return Err(format!(
+            "remove: unknown camera ids: {}{}",
+            shown.join(", "),
+            if unknown.len() > 10 { ", …" } else { "" }
+        ));
     }
     let q = CoverageQuery { level: req.level, states: req.states };
     let mut after = m.clone();
@@ -1454,7 +1461,8 @@ mod tests {
         for seed in 1..=8u64 {
             let cands = random_candidates(&m, seed, 14);
             for k in [2, 3, 4] {
-                let mut p = Planner::with_candidates(&m, q(), CameraType::defaults(), Weights::default(), cands.clone());
+                let mut p =
+                    Planner::with_candidates(&m, q(), CameraType::defaults(), Weights::default(), cands.clone());
                 let opt = best_subset(&p, k);
                 let g: f64 = p.lazy_greedy(k).iter().map(|x| x.gain).sum();
                 assert!(g <= opt + 1e-6, "greedy above the optimum: {g} > {opt}");
@@ -1479,7 +1487,8 @@ mod tests {
             assert!(a.evaluations <= b.evaluations, "lazy {} vs plain {}", a.evaluations, b.evaluations);
         }
         // And with generated candidates on a small city, where lazy saves most.
-        let m = GeoModel::build(generate(&CitySpec { streets: 21, cameras: 800, entrances: 40, ..CitySpec::reference() }));
+        let m =
+            GeoModel::build(generate(&CitySpec { streets: 21, cameras: 800, entrances: 40, ..CitySpec::reference() }));
         let cov = m.coverage(q());
         let opts = CandidateOptions { max_candidates: 20_000, ..Default::default() };
         let mut a = Planner::generate(&m, q(), &cov, CameraType::defaults(), Weights::default(), &opts);
@@ -1499,18 +1508,25 @@ mod tests {
     #[test]
     fn each_proposal_adds_what_recomputed_coverage_says() {
         let m = small();
-        let mut p = Planner::with_candidates(&m, q(), CameraType::defaults(), Weights::default(), random_candidates(&m, 3, 20));
+        let mut p =
+            Planner::with_candidates(&m, q(), CameraType::defaults(), Weights::default(), random_candidates(&m, 3, 20));
         let picks = p.lazy_greedy(6);
         let cams: Vec<CamGeo> = picks.iter().enumerate().map(|(k, x)| p.camera(x, k + 1)).collect();
         let mut prev = covered_with(&m, &cams, 0, q());
         for (k, pick) in picks.iter().enumerate() {
             let now = covered_with(&m, &cams, k + 1, q());
-            assert!((now - prev - pick.added_m).abs() <= 1e-6 * now.max(1.0), "pick {k}: {} vs {}", now - prev, pick.added_m);
+            assert!(
+                (now - prev - pick.added_m).abs() <= 1e-6 * now.max(1.0),
+                "pick {k}: {} vs {}",
+                now - prev,
+                pick.added_m
+            );
             prev = now;
         }
 
         // Proposals on a generated city, checked the same way.
-        let m = GeoModel::build(generate(&CitySpec { streets: 21, cameras: 800, entrances: 40, ..CitySpec::reference() }));
+        let m =
+            GeoModel::build(generate(&CitySpec { streets: 21, cameras: 800, entrances: 40, ..CitySpec::reference() }));
         let mut req = ProposalRequest::new(12, DoriLevel::Observe);
         req.candidates = Some(CandidateOptions { max_candidates: 20_000, ..Default::default() });
         let (rep, cams) = propose(&m, &req).unwrap();
@@ -1520,7 +1536,13 @@ mod tests {
         let mut prev = base;
         for (k, pr) in rep.proposals.iter().enumerate() {
             let now = covered_with(&m, &cams, k + 1, rep.query);
-            assert!((now - prev - pr.added_m).abs() <= 1e-6 * now, "proposal {}: {} vs {}", pr.rank, now - prev, pr.added_m);
+            assert!(
+                (now - prev - pr.added_m).abs() <= 1e-6 * now,
+                "proposal {}: {} vs {}",
+                pr.rank,
+                now - prev,
+                pr.added_m
+            );
             prev = now;
         }
         let sum: f64 = rep.proposals.iter().map(|x| x.added_m).sum();
@@ -1552,7 +1574,12 @@ mod tests {
                 rep.rings.as_ref().map(|r| r.iter().map(|x| (x.leaks_before, x.leaks_after)).collect::<Vec<_>>()),
                 rep.entrances.as_ref().map(|e| (e.compliant_before, e.compliant_after))
             );
-            assert!(rep.after.covered_m > rep.before.covered_m + budget as f64, "{budget}: {:?} → {:?}", rep.before, rep.after);
+            assert!(
+                rep.after.covered_m > rep.before.covered_m + budget as f64,
+                "{budget}: {:?} → {:?}",
+                rep.before,
+                rep.after
+            );
             assert!(rep.proposals.iter().all(|p| p.added_m > 0.0 || !p.closes_leaks.is_empty() || p.entrance_m > 0.0));
             if let Some(rings) = &rep.rings {
                 // What the planner counted as closed is what the ring check finds on the model
@@ -1585,22 +1612,26 @@ mod tests {
         // cameras over 50 m each way. Six cameras are enough for the planner to close it.
         let roads = vec![road("street", "residential", &[(-150.0, 0.0), (-50.0, 0.0), (50.0, 0.0), (150.0, 0.0)])];
         let [lon, lat] = proj().inv(Xy::new(0.0, 10.0));
-        let entrances = vec![EntranceInput {
-            id: "gate".into(),
-            name: "gate".into(),
-            road: None,
-            lon,
-            lat,
-            grid_cell: None,
-        }];
+        let entrances =
+            vec![EntranceInput { id: "gate".into(), name: "gate".into(), road: None, lon, lat, grid_cell: None }];
         let cameras = vec![cam("far", 140.0, 4.0, 90.0, 60.0)];
-        let m = GeoModel::build(GeoInputs { table: Some(DoriTable::Iec2014), cameras, roads, entrances, ..Default::default() });
+        let m = GeoModel::build(GeoInputs {
+            table: Some(DoriTable::Iec2014),
+            cameras,
+            roads,
+            entrances,
+            ..Default::default()
+        });
         assert!(!m.check_entrances(&EntranceRule::default())[0].compliant);
         let mut req = ProposalRequest::new(8, DoriLevel::Observe);
         req.weights = Some(Weights { entrance_m: 50.0, ..Default::default() });
         let (rep, cams) = propose(&m, &req).unwrap();
         let e = rep.entrances.as_ref().unwrap();
-        assert_eq!((e.compliant_before, e.compliant_after, e.changed.clone()), (0, 1, vec!["gate".to_string()]), "{rep:#?}");
+        assert_eq!(
+            (e.compliant_before, e.compliant_after, e.changed.clone()),
+            (0, 1, vec!["gate".to_string()]),
+            "{rep:#?}"
+        );
         assert!(m.with_extra_cameras(cams).check_entrances(&EntranceRule::default())[0].compliant);
     }
 
@@ -1612,7 +1643,8 @@ mod tests {
         let others: Vec<String> = m.cameras.iter().take(30).map(|c| c.id.clone()).collect();
         let mut remove = others.clone();
         remove.push(member.clone());
-        let req = WhatIfRequest { remove, level: DoriLevel::Observe, states: StateFilter::All, mode: RemoveMode::Remove };
+        let req =
+            WhatIfRequest { remove, level: DoriLevel::Observe, states: StateFilter::All, mode: RemoveMode::Remove };
         let r = what_if(&m, &req).unwrap();
         assert!(r.lost_m > 0.0 && (r.before.covered_m - r.after.covered_m - r.lost_m).abs() < 1e-6);
         assert!(r.cells.iter().all(|c| c.covered_after_m <= c.covered_before_m + 1e-9) && !r.cells.is_empty());
