@@ -330,6 +330,8 @@ pub struct Pick {
 /// first, then lower candidate indices.
 #[derive(Debug)]
 struct Entry {
+    /// [`order_key`] of the gain.
+    key: i64,
     bound: f64,
     cand: u32,
     round: u32,
@@ -342,7 +344,7 @@ impl PartialEq for Entry {
 impl Eq for Entry {}
 impl Ord for Entry {
     fn cmp(&self, o: &Self) -> Ordering {
-        self.bound.total_cmp(&o.bound).then(o.cand.cmp(&self.cand))
+        self.key.cmp(&o.key).then(o.cand.cmp(&self.cand))
     }
 }
 impl PartialOrd for Entry {
@@ -352,6 +354,12 @@ impl PartialOrd for Entry {
 }
 
 const EPS_GAIN: f64 = 1e-9;
+
+/// Gains are ranked to a millionth of a weighted metre: merging intervals can move a gain by an
+/// ulp either way, which would let lazy and plain greedy break near-ties differently.
+fn order_key(g: f64) -> i64 {
+    (g * 1e6).round() as i64
+}
 
 impl<'m> Planner<'m> {
     /// A planner over explicit candidates (tests, or a planner's own list).
@@ -549,7 +557,10 @@ impl<'m> Planner<'m> {
     pub fn lazy_greedy(&mut self, budget: usize) -> Vec<Pick> {
         self.evaluations = 0;
         let mut heap: BinaryHeap<Entry> = (0..self.candidates.len())
-            .map(|i| Entry { bound: self.gain(i), cand: i as u32, round: 0 })
+            .map(|i| {
+                let g = self.gain(i);
+                Entry { key: order_key(g), bound: g, cand: i as u32, round: 0 }
+            })
             .filter(|e| e.bound > EPS_GAIN)
             .collect();
         self.evaluations = self.candidates.len() as u64;
@@ -565,7 +576,7 @@ impl<'m> Planner<'m> {
             self.evaluations += 1;
             let g = self.gain(top.cand as usize);
             if g > EPS_GAIN {
-                heap.push(Entry { bound: g, cand: top.cand, round });
+                heap.push(Entry { key: order_key(g), bound: g, cand: top.cand, round });
             }
         }
         picks
@@ -577,16 +588,19 @@ impl<'m> Planner<'m> {
         let mut alive: Vec<u32> = (0..self.candidates.len() as u32).collect();
         let mut picks = Vec::new();
         while picks.len() < budget {
-            let mut best: Option<(f64, u32)> = None;
+            let mut best: Option<(i64, f64, u32)> = None;
             self.evaluations += alive.len() as u64;
             alive.retain(|&i| {
                 let g = self.gain(i as usize);
-                if g > EPS_GAIN && best.is_none_or(|(bg, bi)| g > bg || (g == bg && i < bi)) {
-                    best = Some((g, i));
+                let k = order_key(g);
+                if g > EPS_GAIN && best.is_none_or(|(bk, _, bi)| k > bk || (k == bk && i < bi)) {
+                    best = Some((k, g, i));
                 }
                 g > EPS_GAIN
             });
-            let Some((g, i)) = best else { break };
+            let Some((_, g, i)) = best else { break };
+            // A set: a candidate is picked once (lazy greedy popped it for good).
+            alive.retain(|&c| c != i);
             picks.push(self.apply(i as usize, g));
         }
         picks
