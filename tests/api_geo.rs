@@ -259,10 +259,63 @@ async fn the_demo_city_map_closes_its_rings_once_checkpoints_stream(engine: Engi
     app.stop().await;
 }
 
+async fn planning_proposals_and_what_if_over_http(engine: Engine) {
+    let (app, _db, _dir) = app_with_city(engine).await;
+    let body = json!({"budget": 5, "level": "recognise", "states": "all"});
+    let (s, r, text) = app.post("/api/v1/planning/proposals", &body).await;
+    assert_eq!(s, 200, "{text}");
+    let props = r["proposals"].as_array().unwrap();
+    assert_eq!(props.len(), 5, "{text}");
+    let (before, after) = (r["before"]["covered_m"].as_f64().unwrap(), r["after"]["covered_m"].as_f64().unwrap());
+    let added: f64 = props.iter().map(|p| p["added_m"].as_f64().unwrap()).sum();
+    assert!(after > before && (after - before - added).abs() < 1e-6 * after, "{before} + {added} vs {after}");
+    assert_eq!(props[0]["rank"], 1);
+    assert!(
+        props
+            .iter()
+            .all(|p| p["lon"].is_f64() && p["bearing_deg"].is_f64() && !p["roads"].as_array().unwrap().is_empty())
+    );
+    // The same plan as GeoJSON (a point and a field of view per camera) and as an import CSV.
+    let (s, gj, text) = app.post("/api/v1/planning/proposals?format=geojson", &body).await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(gj["type"], "FeatureCollection");
+    assert_eq!(gj["features"].as_array().unwrap().len(), 10);
+    assert_eq!(gj["features"][0]["geometry"]["coordinates"][0], props[0]["lon"]);
+    let (s, _, csv) = app.post("/api/v1/planning/proposals?format=csv", &body).await;
+    assert_eq!(s, 200);
+    assert!(csv.starts_with("id,name,lon,lat,bearing_deg,hfov_deg,width_px,height_px,mounting_height_m,kind,owner\n"));
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+
+    for (bad, says) in [
+        (json!({"budget": 0}), "budget"),
+        (json!({"budget": 5001}), "budget"),
+        (json!({"budget": 5, "weights": {"other": -1.0}}), "weights"),
+        (json!({"budget": 5, "colour": "red"}), "colour"),
+    ] {
+        let (s, r, text) = app.post("/api/v1/planning/proposals", &bad).await;
+        assert_eq!(s, 400, "{bad}: {text}");
+        assert!(r["error"]["message"].as_str().unwrap().contains(says), "{text}");
+    }
+
+    // What if the inner ring's east checkpoint were taken down: road coverage lost, the ring open.
+    let (s, w, text) = app.post("/api/v1/planning/what-if", &json!({"remove": ["in-e-0"], "level": "recognise"})).await;
+    assert_eq!(s, 200, "{text}");
+    assert!(w["lost_m"].as_f64().unwrap() > 0.0, "{text}");
+    assert_eq!(w["rings_opened"], json!(["inner"]), "{text}");
+    assert_eq!(w["entrances"]["entrances"], 0, "the city has no entrances");
+    let (s, r, text) = app.post("/api/v1/planning/what-if", &json!({"remove": ["in-e-0", "nope"]})).await;
+    assert_eq!(s, 400, "{text}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("nope"), "{text}");
+    let (s, _, text) = app.post("/api/v1/planning/what-if", &json!({"remove": []})).await;
+    assert_eq!(s, 400, "{text}");
+    app.stop().await;
+}
+
 on_both_engines!(
     the_demo_city_map_closes_its_rings_once_checkpoints_stream,
     rings_open_and_close_with_their_checkpoints,
     interception_arms_rings_and_reports_a_crossing,
     bad_geo_requests_are_400_or_404_with_a_reason,
     coverage_and_linkage_over_http,
+    planning_proposals_and_what_if_over_http,
 );

@@ -123,6 +123,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Read, "/api/v1/geo/layers/{layer}", OP_PL, "map layers"),
     rule(Read, "/api/v1/geo/map/{*rest}", OP_PL, "the city map"),
     rule(Read, "/api/v1/coverage/{*rest}", PL, "coverage reports"),
+    rule(Write, "/api/v1/planning/{*rest}", PL, "placement proposals and what-if (computed, nothing stored)"),
     rule(Read, "/api/v1/maintenance/replacements", MT_PL, "planners decide replacements"),
     rule(Read, "/api/v1/maintenance/availability", MT_PL, "how reliable the network is"),
     rule(Any, "/api/v1/maintenance/{*rest}", MT, "work orders, quality, maintenance mode"),

@@ -12,6 +12,7 @@ pub mod health;
 pub mod maintenance;
 pub mod map;
 pub mod media;
+pub mod planning;
 pub mod worker;
 
 use axum::http::StatusCode;
@@ -72,6 +73,8 @@ use error::ApiError;
         map::view,
         map::states,
         map::search,
+        planning::proposals,
+        planning::what_if,
         detect::list_watchlists,
         detect::create_watchlist,
         detect::get_watchlist,
@@ -154,6 +157,19 @@ use error::ApiError;
         crate::geo::rings::ArmedCheckpoint,
         crate::geo::linkage::Seeing,
         crate::geo::service::InterceptionRequest,
+        planning::ExportFormat,
+        crate::geo::placement::ProposalRequest,
+        crate::geo::placement::CameraType,
+        crate::geo::placement::CandidateOptions,
+        crate::geo::placement::Weights,
+        crate::geo::placement::ProposalReport,
+        crate::geo::placement::Proposal,
+        crate::geo::placement::CellChange,
+        crate::geo::placement::RingChange,
+        crate::geo::placement::EntranceChange,
+        crate::geo::placement::WhatIfRequest,
+        crate::geo::placement::WhatIfReport,
+        crate::geo::placement::RemoveMode,
         crate::registry::EventRow,
         crate::registry::PassageRow,
         crate::registry::InterceptionRow,
@@ -266,6 +282,7 @@ pub fn router(state: AppState) -> Router {
         .merge(cluster::router())
         .merge(geo::router())
         .merge(map::router())
+        .merge(planning::router())
         .merge(detect::router())
         .merge(alerts::router())
         .merge(maintenance::router())

@@ -223,7 +223,7 @@ pub struct CityArgs {
 /// `tianwang sim-city`: a generated city stored in the registry like an import (source `sim`):
 /// roads, a three-level grid, entrances, cameras of every kind with their states, two rings.
 pub async fn run_city(args: CityArgs) -> anyhow::Result<ExitCode> {
-    use tianwang::sim::city::{CitySpec, generate};
+    use tianwang::geo::synthetic::{CitySpec, generate};
     let reference = CitySpec::reference();
     let scale = (args.cameras as f64 / reference.cameras as f64).sqrt();
     let (lon, lat) = args

@@ -19,11 +19,13 @@ pub mod load;
 pub mod mapview;
 pub mod model;
 pub mod network;
+pub mod placement;
 pub mod proj;
 pub mod report;
 pub mod rings;
 pub mod route;
 pub mod service;
+pub mod synthetic;
 pub mod watch;
 
 pub use coverage::{CoverageQuery, CoverageReport, StateFilter};

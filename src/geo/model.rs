@@ -216,6 +216,22 @@ impl GeoModel {
         }
     }
 
+    /// Appends cameras (ids not already in the model): positions, id lookup, cells and the
+    /// point-query index follow, as [`GeoModel::build`] would have made them.
+    pub fn add_cameras(&mut self, extra: Vec<CamGeo>) {
+        for c in extra {
+            let p = self.proj.fwd(c.lon, c.lat);
+            let i = self.cameras.len();
+            self.cam_by_id.insert(c.id.clone(), i);
+            self.cam_pos.push(p);
+            let cells = self.cells_of(c.grid_cell.as_deref(), p);
+            self.cam_cells.push(cells);
+            self.cameras.push(c);
+        }
+        let coarsest = DoriLevel::levels(self.table).next().unwrap_or(DoriLevel::Monitor);
+        self.see_index = Some(super::coverage::SectorIndex::new(self, coarsest, |_| true));
+    }
+
     pub fn camera(&self, id: &str) -> Option<(usize, &CamGeo)> {
         self.cam_by_id.get(id).map(|&i| (i, &self.cameras[i]))
     }

@@ -1,7 +1,7 @@
-// Planning: coverage per grid cell at a DORI level, entrance-rule violations, ring leaks, and
-// the cameras worth replacing.
+// Planning: coverage per grid cell at a DORI level, entrance-rule violations, ring leaks, the
+// cameras worth replacing, and placement proposals (where the next cameras should go).
 
-import { getJson } from './api.js';
+import { getJson, postJson, request } from './api.js';
 import { LEVELS } from './map.js';
 import { bar, failure, html, pct, setHtml } from './util.js';
 
@@ -22,6 +22,15 @@ export class PlanningView {
         <div class="panel"><h3>Entrance violations</h3><div id="pl-entrances"></div></div>
         <div class="panel"><h3>Ring leaks</h3><div id="pl-rings"></div></div>
         <div class="panel"><h3>Replacement candidates</h3><div id="pl-repl"></div></div>
+        <div class="panel wide" id="pl-proposals"><h3>Proposals</h3>
+          <div class="toolbar">
+            <label>budget <input id="pp-budget" type="number" min="1" max="5000" value="10" style="width:6em"></label>
+            <label>level <select id="pp-level">${LEVELS.map((l) => html`<option ${l === 'observe' ? 'selected' : ''}>${l}</option>`)}</select></label>
+            <button id="pp-go">propose</button>
+            <span id="pp-links"></span>
+          </div>
+          <div id="pp-out"><p class="na">Proposes positions, bearings and lenses for new cameras that add the most road coverage (ring leaks and entrance-rule gaps first), planning over every camera in service.</p></div>
+        </div>
       </div>`,
     );
     el.querySelector('#pl-level').addEventListener('change', (e) => {
@@ -32,6 +41,63 @@ export class PlanningView {
       this.states = e.target.value;
       this.load();
     });
+    el.querySelector('#pp-go').addEventListener('click', () => this.propose());
+  }
+
+  /** The proposal request the panel's inputs describe. */
+  proposalBody() {
+    const $ = (id) => this.el.querySelector(id);
+    return { budget: Number($('#pp-budget').value), level: $('#pp-level').value, states: 'all' };
+  }
+
+  async propose() {
+    const $ = (id) => this.el.querySelector(id);
+    const body = this.proposalBody();
+    setHtml($('#pp-out'), html`<p class="na">computing ${body.budget} proposals…</p>`);
+    setHtml($('#pp-links'), '');
+    try {
+      const r = await postJson('/api/v1/planning/proposals', body);
+      const ringsClosed = (r.rings ?? []).reduce((n, x) => n + (x.leaks_before - x.leaks_after), 0);
+      const ent = r.entrances;
+      setHtml(
+        $('#pp-out'),
+        html`<div class="kpis">
+          <div class="kpi"><b>${pct(r.before.covered_pct)} → ${pct(r.after.covered_pct)}</b><span>road covered at ${r.query.level}</span></div>
+          <div class="kpi"><b>+${(r.added_m / 1000).toFixed(2)} km</b><span>road added</span></div>
+          <div class="kpi"><b>${ringsClosed}</b><span>ring leaks closed</span></div>
+          <div class="kpi"><b>${ent ? `${ent.compliant_before} → ${ent.compliant_after}` : '—'}</b><span>entrances compliant</span></div>
+          <div class="kpi"><b>${r.cells.length}</b><span>cells improved</span></div>
+        </div>
+        <table class="proposals"><thead><tr><th class="num">rank</th><th>position</th><th class="num">bearing</th><th>camera</th><th class="num">added</th><th>roads</th></tr></thead><tbody>
+        ${r.proposals.map(
+          (p) => html`<tr data-proposal="${p.id}"><td class="num">${p.rank}</td><td>${p.lat.toFixed(6)}, ${p.lon.toFixed(6)}</td>
+            <td class="num">${Math.round(p.bearing_deg)}°</td><td>${p.camera_type}${p.kind === 'checkpoint' ? ' (checkpoint)' : ''}</td>
+            <td class="num">${Math.round(p.added_m)} m</td><td>${p.roads.join(', ')}${p.closes_leaks.length ? html` <span class="dim">closes ${p.closes_leaks.join(', ')}</span>` : ''}</td></tr>`,
+        )}</tbody></table>`,
+      );
+      const links = $('#pp-links');
+      setHtml(links, html`<button data-format="geojson">GeoJSON</button> <button data-format="csv">CSV</button>`);
+      links.querySelectorAll('button').forEach((b) => b.addEventListener('click', () => this.download(b.dataset.format, body)));
+    } catch (e) {
+      setHtml($('#pp-out'), failure(e, 'proposals'));
+    }
+  }
+
+  /** The same proposals as a file (the request needs the token, so not a plain link). */
+  async download(format, body) {
+    try {
+      const r = await request(`/api/v1/planning/proposals?format=${format}`, { method: 'POST', body });
+      const url = URL.createObjectURL(await r.blob());
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `proposals.${format === 'csv' ? 'csv' : 'geojson'}`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (e) {
+      setHtml(this.el.querySelector('#pp-out'), failure(e, 'download'));
+    }
   }
 
   show() {
