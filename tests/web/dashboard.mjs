@@ -154,6 +154,14 @@ try {
   await page.evaluate(() => (location.hash = 'planning'));
   await page.waitForFunction(() => document.querySelectorAll('#pl-cells tr[data-cell]').length > 0 && document.querySelector('#pl-kpis .kpi'), null, { timeout: 20_000 });
   await page.waitForFunction(() => document.querySelector('#pl-repl').textContent.trim().length > 0, null, { timeout: 20_000 });
+  // Placement proposals from the panel: the rows are the API's answer for the same request.
+  await page.fill('#pp-budget', '5');
+  await page.click('#pp-go');
+  await page.waitForFunction(() => document.querySelectorAll('#pp-out tr[data-proposal]').length > 0, null, { timeout: 60_000 });
+  const shown = await page.locator('#pp-out tr[data-proposal]').count();
+  const want = await post('/api/v1/planning/proposals', { budget: 5, level: 'observe', states: 'all' });
+  if (shown !== want.proposals.length || shown === 0 || shown > 5) throw new Error(`proposals: ${shown} rows shown, the API proposes ${want.proposals.length}`);
+  step(`planning: ${shown} proposals shown, +${Math.round(want.added_m)} m of road`);
   await shot('planning');
   // A crew's work order (opened through the API as a patrol would), shown and closed in the view.
   const firstCam = (await api('/api/v1/cameras?limit=1')).items[0].id;
