@@ -308,6 +308,20 @@ async fn planning_proposals_and_what_if_over_http(engine: Engine) {
     assert!(r["error"]["message"].as_str().unwrap().contains("nope"), "{text}");
     let (s, _, text) = app.post("/api/v1/planning/what-if", &json!({"remove": []})).await;
     assert_eq!(s, 400, "{text}");
+    // Moved where it is: nothing lost, no ring opened; moved 300 m north: the ring opens.
+    let (s, cam, text) = app.get("/api/v1/cameras/in-e-0").await;
+    assert_eq!(s, 200, "{text}");
+    let (lon, lat) = (cam["position"]["lon"].as_f64().unwrap(), cam["position"]["lat"].as_f64().unwrap());
+    let (s, w, text) =
+        app.post("/api/v1/planning/what-if", &json!({"moves": [{"id": "in-e-0", "lon": lon, "lat": lat}]})).await;
+    assert_eq!(s, 200, "{text}");
+    assert!(w["lost_m"].as_f64().unwrap().abs() < 1e-6 && w["rings_opened"] == json!([]), "{text}");
+    assert_eq!(w["moved"], json!(["in-e-0"]), "{text}");
+    let (s, w, text) = app
+        .post("/api/v1/planning/what-if", &json!({"moves": [{"id": "in-e-0", "lon": lon, "lat": lat + 0.0027}]}))
+        .await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(w["rings_opened"], json!(["inner"]), "{text}");
     app.stop().await;
 }
 

@@ -168,6 +168,7 @@ use error::ApiError;
         crate::geo::placement::RingChange,
         crate::geo::placement::EntranceChange,
         crate::geo::placement::WhatIfRequest,
+        crate::geo::placement::CameraMove,
         crate::geo::placement::WhatIfReport,
         crate::geo::placement::RemoveMode,
         crate::registry::EventRow,

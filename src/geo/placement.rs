@@ -1205,8 +1205,13 @@ pub enum RemoveMode {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WhatIfRequest {
-    /// Camera ids (1 to 10,000).
+    /// Camera ids to take away (with `moves`, 1 to 10,000 cameras in all).
+    #[serde(default)]
     pub remove: Vec<String>,
+    /// Cameras mounted elsewhere (or turned): each keeps its id, lens and state (a moved
+    /// checkpoint stays in its rings).
+    #[serde(default)]
+    pub moves: Vec<CameraMove>,
     #[serde(default = "observe")]
     pub level: DoriLevel,
     /// `online` (default: the network as it streams now) or `all`.
@@ -1220,13 +1225,26 @@ fn online_states() -> StateFilter {
     StateFilter::Online
 }
 
+/// A camera mounted elsewhere.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraMove {
+    pub id: String,
+    pub lon: f64,
+    pub lat: f64,
+    /// Where it looks afterwards (degrees from north, clockwise); as before when absent.
+    pub bearing_deg: Option<f64>,
+}
+
 /// What a what-if loses.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WhatIfReport {
     pub query: CoverageQuery,
     pub removed: Vec<String>,
+    pub moved: Vec<String>,
     pub before: super::coverage::Lengths,
     pub after: super::coverage::Lengths,
+    /// Road coverage lost (negative: gained, as a move may).
     pub lost_m: f64,
     /// Cells whose covered road changes, most lost first.
     pub cells: Vec<CellChange>,
@@ -1237,20 +1255,44 @@ pub struct WhatIfReport {
     pub entrances: EntranceChange,
 }
 
-/// What is lost if the cameras go away.
+/// What is lost (or gained) if the cameras go away or are mounted elsewhere.
 pub fn what_if(m: &GeoModel, req: &WhatIfRequest) -> Result<WhatIfReport, String> {
-    if req.remove.is_empty() || req.remove.len() > 10_000 {
-        return Err("remove: between 1 and 10000 camera ids".into());
+    let n = req.remove.len() + req.moves.len();
+    if n == 0 || n > 10_000 {
+        return Err("remove and moves: between 1 and 10000 cameras in all".into());
     }
-    let unknown: Vec<&str> =
-        req.remove.iter().filter(|id| !m.cam_by_id.contains_key(*id)).map(|s| s.as_str()).collect();
+    let unknown: Vec<&str> = req
+        .remove
+        .iter()
+        .chain(req.moves.iter().map(|mv| &mv.id))
+        .filter(|id| !m.cam_by_id.contains_key(*id))
+        .map(|s| s.as_str())
+        .collect();
     if !unknown.is_empty() {
         let shown: Vec<&str> = unknown.iter().take(10).copied().collect();
         return Err(format!(
-            "remove: unknown camera ids: {}{}",
+            "remove, moves: unknown camera ids: {}{}",
             shown.join(", "),
             if unknown.len() > 10 { ", …" } else { "" }
         ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for mv in &req.moves {
+        if !seen.insert(mv.id.as_str()) || req.remove.contains(&mv.id) {
+            return Err(format!("moves: camera {} is moved twice or both moved and removed", mv.id));
+        }
+        if !(mv.lon.is_finite()
+            && (-180.0..=180.0).contains(&mv.lon)
+            && mv.lat.is_finite()
+            && (-90.0..=90.0).contains(&mv.lat))
+        {
+            return Err(format!("moves: camera {}: lon/lat out of range", mv.id));
+        }
+        if let Some(b) = mv.bearing_deg
+            && !(b.is_finite() && (0.0..=360.0).contains(&b))
+        {
+            return Err(format!("moves: camera {}: bearing_deg must be within 0..360", mv.id));
+        }
     }
     let q = CoverageQuery { level: req.level, states: req.states };
     let mut after = m.clone();
@@ -1259,6 +1301,24 @@ pub fn what_if(m: &GeoModel, req: &WhatIfRequest) -> Result<WhatIfReport, String
         RemoveMode::Offline => CameraStatus::Offline,
     };
     after.set_statuses(req.remove.iter().map(|id| (id.as_str(), st)));
+    // A move: the camera where it was leaves service, the same camera where it goes joins (its id
+    // now names the new place, so rings keep it as a member).
+    let moved: Vec<CamGeo> = req
+        .moves
+        .iter()
+        .map(|mv| {
+            let i = m.cam_by_id[&mv.id];
+            after.cameras[i].status = CameraStatus::Decommissioned;
+            CamGeo {
+                lon: mv.lon,
+                lat: mv.lat,
+                bearing_deg: mv.bearing_deg.unwrap_or(m.cameras[i].bearing_deg),
+                grid_cell: None,
+                ..m.cameras[i].clone()
+            }
+        })
+        .collect();
+    after.add_cameras(moved);
     let cb = m.coverage(q);
     let ca = after.coverage(q);
     let (total, b) = overall(m, &cb.covered);
@@ -1267,9 +1327,12 @@ pub fn what_if(m: &GeoModel, req: &WhatIfRequest) -> Result<WhatIfReport, String
     let mut removed = req.remove.clone();
     removed.sort();
     removed.dedup();
+    let mut moved: Vec<String> = req.moves.iter().map(|mv| mv.id.clone()).collect();
+    moved.sort();
     Ok(WhatIfReport {
         query: q,
         removed,
+        moved,
         before: lengths(total, b),
         after: lengths(total, a),
         lost_m: b - a,
@@ -1657,8 +1720,13 @@ mod tests {
         let others: Vec<String> = m.cameras.iter().take(30).map(|c| c.id.clone()).collect();
         let mut remove = others.clone();
         remove.push(member.clone());
-        let req =
-            WhatIfRequest { remove, level: DoriLevel::Observe, states: StateFilter::All, mode: RemoveMode::Remove };
+        let req = WhatIfRequest {
+            remove,
+            moves: vec![],
+            level: DoriLevel::Observe,
+            states: StateFilter::All,
+            mode: RemoveMode::Remove,
+        };
         let r = what_if(&m, &req).unwrap();
         assert!(r.lost_m > 0.0 && (r.before.covered_m - r.after.covered_m - r.lost_m).abs() < 1e-6);
         assert!(r.cells.iter().all(|c| c.covered_after_m <= c.covered_before_m + 1e-9) && !r.cells.is_empty());
@@ -1674,6 +1742,54 @@ mod tests {
         assert!(off.lost_m.abs() < 1e-9);
         let err = what_if(&m, &WhatIfRequest { remove: vec!["nope".into()], ..req }).unwrap_err();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    /// A camera moved to look along an uncovered road gains what coverage recomputed on a model
+    /// with it there says; a ring's checkpoint moved off its road opens the ring, and moved back
+    /// where it was changes nothing.
+    #[test]
+    fn what_if_moves_a_camera() {
+        let m = small();
+        let q = CoverageQuery { level: DoriLevel::Observe, states: StateFilter::All };
+        let [lon, lat] = proj().inv(Xy::new(-100.0, 84.0));
+        let mv = CameraMove { id: "old".into(), lon, lat, bearing_deg: Some(90.0) };
+        let req = WhatIfRequest {
+            remove: vec![],
+            moves: vec![mv.clone()],
+            level: q.level,
+            states: q.states,
+            mode: RemoveMode::Remove,
+        };
+        let r = what_if(&m, &req).unwrap();
+        assert_eq!(r.moved, vec!["old".to_string()]);
+        let there = GeoModel::build(GeoInputs {
+            table: Some(DoriTable::Iec2014),
+            cameras: vec![CamGeo { lon, lat, bearing_deg: 90.0, ..m.cameras[0].clone() }],
+            roads: vec![
+                road("main", "primary", &[(-150.0, 0.0), (-50.0, 0.0), (50.0, 0.0), (150.0, 0.0)]),
+                road("cross", "residential", &[(0.0, -120.0), (0.0, 0.0), (0.0, 120.0)]),
+                road("side", "secondary", &[(-150.0, 80.0), (0.0, 80.0), (150.0, 80.0)]),
+            ],
+            ..Default::default()
+        });
+        let direct = overall(&there, &there.coverage(q).covered).1;
+        assert!((direct - r.after.covered_m).abs() < 1e-6, "{direct} vs {}", r.after.covered_m);
+        assert!(r.before.covered_m > 0.0 && (r.lost_m - (r.before.covered_m - r.after.covered_m)).abs() < 1e-9);
+        // Moved where it is, looking where it looks: nothing changes.
+        let c = &m.cameras[0];
+        let same = CameraMove { id: "old".into(), lon: c.lon, lat: c.lat, bearing_deg: None };
+        let r = what_if(&m, &WhatIfRequest { moves: vec![same], ..req.clone() }).unwrap();
+        assert!(r.lost_m.abs() < 1e-6 && r.cells.is_empty(), "{}", r.lost_m);
+        // Refused: twice, moved and removed, out of range, unknown.
+        let twice = what_if(&m, &WhatIfRequest { moves: vec![mv.clone(), mv.clone()], ..req.clone() }).unwrap_err();
+        assert!(twice.contains("twice"), "{twice}");
+        let both = what_if(&m, &WhatIfRequest { remove: vec!["old".into()], ..req.clone() }).unwrap_err();
+        assert!(both.contains("removed"), "{both}");
+        let far = CameraMove { lat: 91.0, ..mv.clone() };
+        assert!(what_if(&m, &WhatIfRequest { moves: vec![far], ..req.clone() }).unwrap_err().contains("out of range"));
+        let ghost = CameraMove { id: "ghost".into(), ..mv };
+        assert!(what_if(&m, &WhatIfRequest { moves: vec![ghost], ..req.clone() }).unwrap_err().contains("ghost"));
+        assert!(what_if(&m, &WhatIfRequest { moves: vec![], ..req }).unwrap_err().contains("between 1"));
     }
 
     #[test]
