@@ -326,23 +326,7 @@ pub fn view(m: &GeoModel, q: &ViewQuery, d: &Derived<'_>, lim: &ViewLimits) -> M
     let points = in_view.len() <= lim.max_points;
     let (mut cameras, mut clusters) = (Vec::new(), Vec::new());
     if points {
-        for &i in &in_view {
-            let c = &m.cameras[i];
-            let ranges = RANGE_LEVELS.map(|l| (c.sector(m.cam_pos[i], m.table, l).radius * 10.0).round() / 10.0);
-            let [lon, lat] = ll(m, m.cam_pos[i]);
-            cameras.push(ViewCamera {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                kind: c.kind.as_str().into(),
-                status: c.status.as_str().into(),
-                lon,
-                lat,
-                bearing_deg: c.bearing_deg,
-                hfov_deg: c.hfov_deg,
-                resolution: format!("{}x{}", c.width_px, c.height_px),
-                ranges_m: ranges.map(|r| if r.is_finite() { r } else { 0.0 }),
-            });
-        }
+        cameras = in_view.iter().map(|&i| view_camera(m, i)).collect();
     } else {
         let area = (b[2] - b[0]) * (b[3] - b[1]);
         let side = (lim.cluster_px * mpp).max((area / lim.max_clusters.max(1) as f64).sqrt());
@@ -574,27 +558,28 @@ pub fn search(m: &GeoModel, q: &str, limit: usize) -> Vec<ViewCamera> {
         .collect();
     hits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| m.cameras[a.1].id.cmp(&m.cameras[b.1].id)));
     hits.truncate(limit);
-    hits.into_iter()
-        .map(|(_, i)| {
-            let c = &m.cameras[i];
-            let [lon, lat] = ll(m, m.cam_pos[i]);
-            ViewCamera {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                kind: c.kind.as_str().into(),
-                status: c.status.as_str().into(),
-                lon,
-                lat,
-                bearing_deg: c.bearing_deg,
-                hfov_deg: c.hfov_deg,
-                resolution: format!("{}x{}", c.width_px, c.height_px),
-                ranges_m: RANGE_LEVELS.map(|l| {
-                    let r = c.sector(m.cam_pos[i], m.table, l).radius;
-                    if r.is_finite() { (r * 10.0).round() / 10.0 } else { 0.0 }
-                }),
-            }
-        })
-        .collect()
+    hits.into_iter().map(|(_, i)| view_camera(m, i)).collect()
+}
+
+/// Camera `i` as the map shows it.
+fn view_camera(m: &GeoModel, i: usize) -> ViewCamera {
+    let c = &m.cameras[i];
+    let [lon, lat] = ll(m, m.cam_pos[i]);
+    ViewCamera {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        kind: c.kind.as_str().into(),
+        status: c.status.as_str().into(),
+        lon,
+        lat,
+        bearing_deg: c.bearing_deg,
+        hfov_deg: c.hfov_deg,
+        resolution: format!("{}x{}", c.width_px, c.height_px),
+        ranges_m: RANGE_LEVELS.map(|l| {
+            let r = c.sector(m.cam_pos[i], m.table, l).radius;
+            if r.is_finite() { (r * 10.0).round() / 10.0 } else { 0.0 }
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -216,22 +216,7 @@ impl Registry {
     pub async fn sync_rings(&self, rings: &[RingInput], now: Millis) -> Result<(), RegistryError> {
         let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM rings WHERE source = 'config'").execute(&mut *tx).await?;
-        for r in rings {
-            sqlx::query(
-                "INSERT INTO rings (id, name, level, members, outline, source, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, 'config', $6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-                 level = excluded.level, members = excluded.members, outline = excluded.outline, \
-                 source = excluded.source, updated_at_ms = excluded.updated_at_ms",
-            )
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(r.level as i64)
-            .bind(json(&r.members))
-            .bind(r.polygon.as_ref().map(json))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        put_rings(&mut tx, rings, "config", now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -243,23 +228,7 @@ impl Registry {
             return Err(RegistryError::Invalid("rings from the configuration are stored by sync_rings".into()));
         }
         let mut tx = self.begin().await?;
-        for r in rings {
-            sqlx::query(
-                "INSERT INTO rings (id, name, level, members, outline, source, updated_at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-                 level = excluded.level, members = excluded.members, outline = excluded.outline, \
-                 source = excluded.source, updated_at_ms = excluded.updated_at_ms",
-            )
-            .bind(&r.id)
-            .bind(&r.name)
-            .bind(r.level as i64)
-            .bind(json(&r.members))
-            .bind(r.polygon.as_ref().map(json))
-            .bind(source)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        put_rings(&mut tx, rings, source, now).await?;
         tx.commit().await?;
         Ok(rings.len())
     }
@@ -441,6 +410,28 @@ async fn put_roads(tx: &mut Tx<'_>, roads: &[RoadWay], source: &str, now: Millis
         .bind(r.oneway.as_str())
         .bind(json(&r.coords))
         .bind(r.node_ids.as_ref().map(json))
+        .bind(source)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts or replaces rings by id under `source`.
+async fn put_rings(tx: &mut Tx<'_>, rings: &[RingInput], source: &str, now: Millis) -> Result<(), RegistryError> {
+    for r in rings {
+        sqlx::query(
+            "INSERT INTO rings (id, name, level, members, outline, source, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+             level = excluded.level, members = excluded.members, outline = excluded.outline, \
+             source = excluded.source, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(r.level as i64)
+        .bind(json(&r.members))
+        .bind(r.polygon.as_ref().map(json))
         .bind(source)
         .bind(now)
         .execute(&mut **tx)
