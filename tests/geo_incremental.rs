@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tianwang::config::{CameraKind, CameraStatus, DoriTable};
 use tianwang::geo::coverage::{Coverage, CoverageQuery, SectorIndex, StateFilter, counting};
 use tianwang::geo::entrance::EntranceRule;
+use tianwang::geo::rings::GuardRule;
 use tianwang::geo::service::GeoService;
 use tianwang::geo::{DoriLevel, GeoModel};
 use tianwang::registry::{CameraInput, Registry};
@@ -117,6 +118,7 @@ async fn state_changes_update_coverage_incrementally() {
     reg.store_cells(&city.cells, "test", 0).await.unwrap();
     reg.store_entrances(&city.entrances, "test", 0).await.unwrap();
     reg.store_imported_cameras(&cams, "test", 0).await.unwrap();
+    reg.store_rings(&city.rings, "test", 0).await.unwrap();
     for c in cams.iter().step_by(2) {
         reg.set_status(&c.id, CameraStatus::Online, "streaming", 1, None).await.unwrap();
     }
@@ -136,6 +138,9 @@ async fn state_changes_update_coverage_incrementally() {
         let (m, checks) = (geo.model().await.unwrap(), geo.entrance_checks().await.unwrap());
         let fresh = m.check_entrances(&EntranceRule::default());
         assert_eq!(serde_json::to_string(&*checks).unwrap(), serde_json::to_string(&fresh).unwrap());
+        let (m, rings) = (geo.model().await.unwrap(), geo.ring_states().await.unwrap());
+        let fresh = m.ring_states(&GuardRule::default());
+        assert_eq!(serde_json::to_string(&*rings).unwrap(), serde_json::to_string(&fresh).unwrap());
     };
     check().await;
     let c = geo.cache_counters();
@@ -150,6 +155,31 @@ async fn state_changes_update_coverage_incrementally() {
         assert_eq!((counter(&c.reports), counter(&c.incremental)), (2 * (k as u64 + 2), 2 * (k as u64 + 1)));
         // Entrances: brought up to date unless a camera left service (then checked afresh).
         assert_eq!(counter(&c.incremental_entrances), [1, 1, 2][k], "after step {k}");
+    }
+    // A camera that is neither a checkpoint nor a ring member: the ring states stand as they were;
+    // a ring member: every ring checked again. Equal to a fresh check either way (check()).
+    let m = geo.model().await.unwrap();
+    let member = m.rings[0].input.members[0].clone();
+    let plain = m
+        .cameras
+        .iter()
+        .find(|c| {
+            c.kind != CameraKind::Checkpoint
+                && c.status != CameraStatus::Decommissioned
+                && !m.rings.iter().any(|r| r.input.members.contains(&c.id))
+        })
+        .unwrap()
+        .id
+        .clone();
+    let kept = counter(&c.incremental_rings);
+    // Kept after the plain camera's change; checked again (not counted) after the member's.
+    for (id, status, want) in
+        [(&plain, CameraStatus::Maintenance, kept + 1), (&member, CameraStatus::Offline, kept + 1)]
+    {
+        t += 1;
+        reg.set_status(id, status, "test", t, None).await.unwrap();
+        check().await;
+        assert_eq!(counter(&c.incremental_rings), want, "after {id} changed");
     }
     reg.close().await;
 }

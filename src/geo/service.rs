@@ -66,6 +66,9 @@ pub struct CacheCounters {
     /// Entrance checks brought up to date from the previous ones (only camera states changed
     /// since: the entrances a changed camera sees are checked again), not computed afresh.
     pub incremental_entrances: AtomicU64,
+    /// Ring states kept as they were: no camera whose state changed is a ring member or a
+    /// checkpoint.
+    pub incremental_rings: AtomicU64,
 }
 
 /// What keeps road coverage current across camera state changes, valid while the geography (its
@@ -77,6 +80,13 @@ struct Incremental {
     every: HashMap<DoriLevel, Arc<SectorIndex>>,
     last: HashMap<CoverageQuery, (Vec<bool>, Coverage)>,
     entrances: Option<LastEntrances>,
+    rings: Option<LastRings>,
+}
+
+/// The last ring states with the camera states they were computed with.
+struct LastRings {
+    states: Vec<CameraStatus>,
+    rings: Vec<RingState>,
 }
 
 /// The last entrance checks with the camera states they were made with, and the index of the
@@ -182,6 +192,45 @@ impl Incremental {
             inc.entrances = Some(LastEntrances { states, index, checks: Arc::new(checks.clone()) });
         }
         checks
+    }
+}
+
+impl Incremental {
+    /// Every ring's state on `m` (geography `fp`). A ring's state follows its members' states and
+    /// which checkpoints guard the roads crossing it, so when the cameras whose state changed since
+    /// the last check are neither members nor checkpoints, the last states stand as they are
+    /// (counted); otherwise every ring is checked again. Either way equal to
+    /// `m.ring_states(&GuardRule::default())`.
+    fn rings(cell: &Mutex<Incremental>, fp: &str, m: &GeoModel, counters: &CacheCounters) -> Vec<RingState> {
+        let lock = || cell.lock().unwrap_or_else(|e| e.into_inner());
+        let states: Vec<CameraStatus> = m.cameras.iter().map(|c| c.status).collect();
+        let previous = {
+            let mut inc = lock();
+            if inc.fp.as_deref() != Some(fp) {
+                *inc = Incremental { fp: Some(fp.to_owned()), ..Incremental::default() };
+            }
+            inc.rings.take()
+        };
+        let unaffected = |before: &[CameraStatus]| {
+            before.len() == states.len()
+                && before.iter().zip(&states).enumerate().all(|(i, (a, b))| {
+                    a == b
+                        || (m.cameras[i].kind != crate::config::CameraKind::Checkpoint
+                            && !m.rings.iter().any(|r| r.input.members.iter().any(|id| *id == m.cameras[i].id)))
+                })
+        };
+        let rings = match previous {
+            Some(p) if unaffected(&p.states) => {
+                counters.incremental_rings.fetch_add(1, Ordering::Relaxed);
+                p.rings
+            }
+            _ => m.ring_states(&GuardRule::default()),
+        };
+        let mut inc = lock();
+        if inc.fp.as_deref() == Some(fp) {
+            inc.rings = Some(LastRings { states, rings: rings.clone() });
+        }
+        rings
     }
 }
 
@@ -322,7 +371,8 @@ impl GeoService {
     pub async fn ring_states(&self) -> Result<Arc<Vec<RingState>>, RegistryError> {
         let (v, m) = self.versioned().await?;
         let slot = self.slot(&v, |d| &mut d.rings);
-        self.once(slot, "the ring check", move || m.ring_states(&GuardRule::default())).await
+        let (inc, fp, counters) = (self.incremental.clone(), v.fp.clone(), self.counters.clone());
+        self.once(slot, "the ring check", move || Incremental::rings(&inc, &fp, &m, &counters)).await
     }
 
     /// The city's coverage report for `q` with the model it was computed on, cached per version of
