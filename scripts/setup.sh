@@ -13,7 +13,8 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  tzdata fonts-wqy-microhei ffmpeg postgresql vlc-bin vlc-plugin-base opencv-doc mosquitto nats-server sip-tester
+  tzdata fonts-wqy-microhei fonts-noto-cjk fonts-arphic-ukai fonts-arphic-uming fonts-wqy-zenhei
+  fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 ffmpeg postgresql vlc-bin vlc-plugin-base opencv-doc mosquitto nats-server sip-tester
   chromium
 )
 # Node.js runs the dashboard's browser test (tests/web). Debian's nodejs and npm, unless a node
@@ -61,4 +62,9 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, ve
   echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+# Pillow and numpy (pinned) for the second plate renderer, scripts/plates2/render.py.
+if ! "$VENV/bin/python" -c 'import sys, PIL, numpy; sys.exit(not (PIL.__version__ == "13.0.0" and numpy.__version__ == "2.4.6"))' 2>/dev/null; then
+  echo "setup: installing scripts/plates2/requirements.txt into $VENV" >&2
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/plates2/requirements.txt
 fi

@@ -19,14 +19,25 @@ pub enum EvalCmd {
         /// Width the plate detector sees first (as `[detect] plate_det_width`).
         #[arg(long, default_value_t = 960)]
         det_width: u32,
+        /// Minimum detector score at full resolution (default: the reader's).
+        #[arg(long)]
+        det_score: Option<f32>,
+        /// Minimum detector score on the scaled-down picture (default: the reader's).
+        #[arg(long)]
+        coarse_score: Option<f32>,
+        /// How many misreads and misses to list.
+        #[arg(long, default_value_t = 10)]
+        misreads: usize,
     },
 }
 
 pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
-    let EvalCmd::Plates { dir, limit, json, det_width } = cmd;
+    let EvalCmd::Plates { dir, limit, json, det_width, det_score, coarse_score, misreads } = cmd;
     tianwang::detect::onnx::init(None)?;
     // One core: the figure is plates per second per core.
-    let params = tianwang::detect::plates::PlateParams { det_width, ..Default::default() };
+    let mut params = tianwang::detect::plates::PlateParams { det_width, ..Default::default() };
+    params.det_score = det_score.unwrap_or(params.det_score);
+    params.coarse_score = coarse_score.unwrap_or(params.coarse_score);
     let mut reader = tianwang::detect::plates::PlateReader::new(params, 1)?;
     let rep = tianwang::detect::eval::eval_plates(&dir, std::slice::from_mut(&mut reader), limit)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -34,7 +45,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         print!("{}", rep.text());
-        for (f, t, r) in rep.misreads.iter().take(10) {
+        for (f, t, r) in rep.misreads.iter().take(misreads) {
             println!("  misread {f}: {t} -> {}", if r.is_empty() { "(nothing)" } else { r });
         }
     }

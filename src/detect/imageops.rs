@@ -92,6 +92,45 @@ impl Rgb {
         out
     }
 
+    /// Pictures of the same height side by side, left to right; None when the heights differ or
+    /// there is nothing to join.
+    pub fn hcat(parts: &[&Rgb]) -> Option<Rgb> {
+        let h = parts.first()?.h;
+        if parts.iter().any(|p| p.h != h) {
+            return None;
+        }
+        let w: u32 = parts.iter().map(|p| p.w).sum();
+        let mut out = Rgb::new(w, h);
+        let mut x0 = 0u32;
+        for p in parts {
+            for y in 0..h {
+                let s = ((y * p.w) * 3) as usize;
+                let d = ((y * w + x0) * 3) as usize;
+                out.data[d..d + (p.w * 3) as usize].copy_from_slice(&p.data[s..s + (p.w * 3) as usize]);
+            }
+            x0 += p.w;
+        }
+        Some(out)
+    }
+
+    /// Whether the picture has no colour to speak of (an infrared night picture, a grey camera):
+    /// at most 1 % of a sample of its pixels have channels more than 24 apart.
+    pub fn is_grey(&self) -> bool {
+        let n = (self.w * self.h) as usize;
+        if n == 0 {
+            return true;
+        }
+        let step = (n / 4096).max(1);
+        let (mut coloured, mut seen) = (0usize, 0usize);
+        for i in (0..n).step_by(step) {
+            let p = &self.data[i * 3..i * 3 + 3];
+            let (mx, mn) = (p.iter().max().copied().unwrap_or(0), p.iter().min().copied().unwrap_or(0));
+            coloured += (mx - mn > 24) as usize;
+            seen += 1;
+        }
+        coloured * 100 <= seen
+    }
+
     pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
@@ -188,5 +227,39 @@ mod tests {
             assert!((x - dst[i].0).abs() < 1e-3 && (y - dst[i].1).abs() < 1e-3);
         }
         assert_eq!(order_corners([dst[2], dst[0], dst[3], dst[1]]), dst);
+    }
+}
+
+#[cfg(test)]
+mod rgb_tests {
+    use super::*;
+
+    fn solid(w: u32, h: u32, c: [u8; 3]) -> Rgb {
+        Rgb { w, h, data: (0..w * h).flat_map(|_| c).collect() }
+    }
+
+    #[test]
+    fn hcat_joins_rows() {
+        let a = solid(2, 3, [1, 2, 3]);
+        let b = solid(3, 3, [9, 9, 9]);
+        let j = Rgb::hcat(&[&a, &b]).unwrap();
+        assert_eq!((j.w, j.h), (5, 3));
+        assert_eq!(&j.data[0..3], &[1, 2, 3]);
+        assert_eq!(&j.data[6..9], &[9, 9, 9]);
+        assert_eq!(&j.data[(5 * 2 + 1) * 3..(5 * 2 + 1) * 3 + 3], &[1, 2, 3]);
+        assert!(Rgb::hcat(&[&a, &solid(2, 2, [0, 0, 0])]).is_none());
+        assert!(Rgb::hcat(&[]).is_none());
+    }
+
+    #[test]
+    fn grey_pictures() {
+        assert!(solid(64, 64, [80, 80, 80]).is_grey());
+        assert!(solid(64, 64, [80, 85, 90]).is_grey());
+        assert!(!solid(64, 64, [200, 160, 0]).is_grey());
+        let mut half = solid(64, 64, [100, 100, 100]);
+        for px in half.data.chunks_mut(3).take(64 * 8) {
+            px.copy_from_slice(&[0, 0, 200]);
+        }
+        assert!(!half.is_grey(), "an eighth in colour is a colour picture");
     }
 }

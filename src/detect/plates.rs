@@ -23,21 +23,34 @@ pub struct PlateParams {
     /// there; every candidate is checked again at full resolution).
     pub coarse_score: f32,
     pub nms_iou: f32,
+    /// At most this many candidates from the scaled-down picture are checked at full resolution
+    /// (the highest scoring).
+    pub max_candidates: usize,
     /// Weight of the plate-trained recogniser's likelihood next to PP-OCR's.
     pub second_weight: f32,
     /// Plates narrower than this (pixels) are too small to read.
     pub min_width_px: f32,
+    /// A read whose least sure character is below this is no read (stripes, signs and grilles
+    /// read as plates score near 0 here; chosen on the project's own renderer so that it costs
+    /// ≤ 0.3 % of its exact reads, BENCHMARKS.md).
+    pub min_char_conf: f32,
+    /// Detected plates whose width is less than this many times their height are tried as
+    /// two-row plates as well (GA 36 two-row plates are 440 × 220 mm; one-row ones 440 × 140).
+    pub two_row_aspect: f32,
 }
 
 impl Default for PlateParams {
     fn default() -> Self {
         Self {
             det_width: 960,
-            det_score: 0.7,
-            coarse_score: 0.05,
+            det_score: 0.3,
+            coarse_score: 0.01,
             nms_iou: 0.4,
+            max_candidates: 8,
             second_weight: 0.2,
             min_width_px: 40.0,
+            min_char_conf: 0.01,
+            two_row_aspect: 2.8,
         }
     }
 }
@@ -115,8 +128,9 @@ impl PlateReader {
     pub fn read(&mut self, img: &Rgb) -> Result<Vec<PlateRead>, OnnxError> {
         let dets = self.detect_all(img)?;
         let mut out = Vec::new();
+        let grey = img.is_grey();
         for d in dets {
-            if let Some(r) = self.read_detection(img, &d)? {
+            if let Some(r) = self.read_detection_in(img, &d, grey)? {
                 out.push(r);
             }
         }
@@ -133,6 +147,9 @@ impl PlateReader {
         };
         let coarse = if scale < 1.0 { self.params.coarse_score } else { self.params.det_score };
         let mut dets = self.detect(&small, coarse)?;
+        if scale < 1.0 {
+            dets.truncate(self.params.max_candidates);
+        }
         for d in &mut dets {
             for p in &mut d.corners {
                 p.0 /= scale;
@@ -250,21 +267,37 @@ impl PlateReader {
 
     /// Reads one detected plate; None when it is too small or no grammatical reading exists.
     pub fn read_detection(&mut self, img: &Rgb, d: &Detection) -> Result<Option<PlateRead>, OnnxError> {
+        self.read_detection_in(img, d, img.is_grey())
+    }
+
+    /// [`Self::read_detection`] when whether the picture is grey is already known: in a grey
+    /// (infrared night) picture a plate's colour cannot be measured and comes from its layout.
+    fn read_detection_in(&mut self, img: &Rgb, d: &Detection, grey: bool) -> Result<Option<PlateRead>, OnnxError> {
         let c = d.corners;
-        let top_w = ((c[1].0 - c[0].0).powi(2) + (c[1].1 - c[0].1).powi(2)).sqrt();
+        let dist = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+        let top_w = dist(c[0], c[1]);
         if top_w < self.params.min_width_px {
             return Ok(None);
         }
+        let aspect = (top_w + dist(c[3], c[2])) / (dist(c[0], c[3]) + dist(c[1], c[2])).max(1e-3);
         let Some(crop) = rectify(img, &c, 168, 48) else { return Ok(None) };
         let measured = classify_color(&crop);
-        Ok(self.read_crop(&crop, measured)?.map(|(plate, confidence, char_confidences, color)| PlateRead {
-            plate,
-            color,
-            confidence,
-            char_confidences,
-            corners: c,
-            det_score: d.score,
-        }))
+        let mut best = self.read_crop(&crop, measured)?.map(|r| (r, false));
+        if aspect < self.params.two_row_aspect
+            && let Some(two) = rectify(img, &c, 176, 88).and_then(|p| stitch_two_rows(&p))
+            && let Some(r) = self.read_crop(&two, measured)?
+            && best.as_ref().is_none_or(|b| r.1 > b.0.1)
+        {
+            best = Some((r, true));
+        }
+        let Some(((plate, confidence, char_confidences, mut color), two_rows)) = best else { return Ok(None) };
+        if char_confidences.iter().any(|&p| p < self.params.min_char_conf) {
+            return Ok(None);
+        }
+        if grey {
+            color = colour_from_layout(&plate, two_rows);
+        }
+        Ok(Some(PlateRead { plate, color, confidence, char_confidences, corners: c, det_score: d.score }))
     }
 
     /// Reads a rectified plate picture whose colour class was measured as `color`. Returns the
@@ -348,7 +381,41 @@ impl PlateReader {
     }
 }
 
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+/// A two-row plate (rectified to 2:1) as one row: the top row's province and letter (the middle
+/// of the upper third, GA 36) stretched to the height of the lower row's five characters and put
+/// before them, at the same horizontal scale, so the one-row recognisers and grammar read it.
+pub fn stitch_two_rows(plate: &Rgb) -> Option<Rgb> {
+    let (w, h) = (plate.w as f32, plate.h as f32);
+    let part = |x0: f32, y0: f32, x1: f32, y1: f32| {
+        plate.crop((x0 * w) as u32, (y0 * h) as u32, ((x1 - x0) * w).round() as u32, ((y1 - y0) * h).round() as u32)
+    };
+    let top = part(0.2, 0.03, 0.8, 0.37);
+    let bottom = part(0.02, 0.37, 0.98, 0.97);
+    let out_h = 48u32;
+    // The lower row keeps its proportions; the upper row takes the same horizontal scale.
+    let sx = out_h as f32 / bottom.h.max(1) as f32;
+    let bottom = bottom.resize(((bottom.w as f32 * sx).round() as u32).max(1), out_h);
+    let top = top.resize(((top.w as f32 * sx).round() as u32).max(1), out_h);
+    Rgb::hcat(&[&top, &bottom])
+}
+
+/// The colour class a plate's layout implies, for pictures without colour: 8 characters are a
+/// new-energy (green) plate, 警 police (white), 港 澳 领 使 black, 学 挂 and two-row plates
+/// yellow, the rest blue (the common case).
+pub fn colour_from_layout(plate: &str, two_rows: bool) -> PlateColor {
+    let last = plate.chars().last().unwrap_or(' ');
+    match (plate.chars().count(), last) {
+        (8, _) => PlateColor::Green,
+        (_, '警') => PlateColor::White,
+        (_, '港' | '澳' | '领' | '使') => PlateColor::Black,
+        (_, '学' | '挂') => PlateColor::Yellow,
+        _ if two_rows => PlateColor::Yellow,
+        _ => PlateColor::Blue,
+    }
+}
+
+/// Intersection over union of two boxes `[x0, y0, x1, y1]`.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
     let iy = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
     let i = ix * iy;
