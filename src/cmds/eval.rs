@@ -17,7 +17,7 @@ pub enum EvalCmd {
         #[arg(long)]
         json: bool,
         /// Width the plate detector sees first (as `[detect] plate_det_width`).
-        #[arg(long, default_value_t = 960)]
+        #[arg(long, default_value_t = 640)]
         det_width: u32,
         /// Minimum detector score at full resolution (default: the reader's).
         #[arg(long)]
@@ -25,6 +25,13 @@ pub enum EvalCmd {
         /// Minimum detector score on the scaled-down picture (default: the reader's).
         #[arg(long)]
         coarse_score: Option<f32>,
+        /// Full-resolution check crops wider than this are scaled down to it (default: the
+        /// reader's; 0: never).
+        #[arg(long)]
+        confirm_width: Option<u32>,
+        /// At most this many candidates are checked at full resolution (default: the reader's).
+        #[arg(long)]
+        max_candidates: Option<usize>,
         /// How many misreads and misses to list.
         #[arg(long, default_value_t = 10)]
         misreads: usize,
@@ -32,12 +39,24 @@ pub enum EvalCmd {
 }
 
 pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
-    let EvalCmd::Plates { dir, limit, json, det_width, det_score, coarse_score, misreads } = cmd;
+    let EvalCmd::Plates {
+        dir,
+        limit,
+        json,
+        det_width,
+        det_score,
+        coarse_score,
+        confirm_width,
+        max_candidates,
+        misreads,
+    } = cmd;
     tianwang::detect::onnx::init(None)?;
     // One core: the figure is plates per second per core.
     let mut params = tianwang::detect::plates::PlateParams { det_width, ..Default::default() };
     params.det_score = det_score.unwrap_or(params.det_score);
     params.coarse_score = coarse_score.unwrap_or(params.coarse_score);
+    params.confirm_width = confirm_width.unwrap_or(params.confirm_width);
+    params.max_candidates = max_candidates.unwrap_or(params.max_candidates);
     let mut reader = tianwang::detect::plates::PlateReader::new(params, 1)?;
     let rep = tianwang::detect::eval::eval_plates(&dir, std::slice::from_mut(&mut reader), limit)
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -56,7 +56,7 @@ pub fn read_detect(src: &Source, dir: &Path, errs: &mut Vec<ConfigError>) -> Opt
     let motion_height =
         if f.has("motion_height") { f.int("motion_height", 32..=1080).unwrap_or(120) as u32 } else { 120 };
     let plate_det_width =
-        if f.has("plate_det_width") { f.int("plate_det_width", 160..=3840).unwrap_or(960) as u32 } else { 960 };
+        if f.has("plate_det_width") { f.int("plate_det_width", 160..=3840).unwrap_or(640) as u32 } else { 640 };
     let ok = f.errs.is_empty();
     errs.extend(f.finish());
     (ok && enabled).then_some(DetectConfig {

@@ -83,6 +83,12 @@ fn softmax_if_needed(row: &[f32]) -> Vec<f32> {
 /// The best path spelling a string whose position `k` is one of `allowed[k]` (alphabet indices).
 /// Returns the string, its path log-probability and each character's best frame probability.
 pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32, Vec<f32>)> {
+    best_path_frames(l, allowed).map(|(text, p, conf, _)| (text, p, conf))
+}
+
+/// [`best_path`], and the first frame at which each character is emitted (where it stands in
+/// the picture: frames run left to right).
+pub fn best_path_frames(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32, Vec<f32>, Vec<usize>)> {
     const NEG: f32 = f32::NEG_INFINITY;
     let alpha = plate::alphabet();
     let t_len = l.blank.len();
@@ -181,6 +187,7 @@ pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32
     // Back-track.
     let mut out = vec![0usize; n];
     let mut conf = vec![0f32; n];
+    let mut first = vec![0usize; n];
     let mut k = n;
     let (mut is_blank, mut c) = state;
     for t in (0..t_len).rev() {
@@ -195,6 +202,7 @@ pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32
             continue;
         }
         out[k - 1] = c;
+        first[k - 1] = t;
         conf[k - 1] = conf[k - 1].max(l.chars[t][c].exp());
         let from = bp_s[t][k][c];
         match from {
@@ -210,7 +218,7 @@ pub fn best_path(l: &PlateLogits, allowed: &[Vec<usize>]) -> Option<(String, f32
         }
     }
     let text: String = out.iter().map(|&i| alpha[i]).collect();
-    Some((text, best, conf))
+    Some((text, best, conf, first))
 }
 
 /// Allowed alphabet indices for a template.
@@ -318,6 +326,21 @@ mod tests {
         let l = logits_for(&seq("_豫_0_1_2_3_4_5_"), 0.9);
         let (text, _, _) = best_path(&l, &sets).unwrap();
         assert!(plate::check(&text).is_ok(), "{text}");
+    }
+
+    #[test]
+    fn frames_say_where_each_character_stands() {
+        let l = logits_for(&seq("__京_A___1_2_3_4_5_"), 0.9);
+        let sets = exact_sets("京A12345").unwrap();
+        let (text, _, _, frames) = best_path_frames(&l, &sets).unwrap();
+        assert_eq!(text, "京A12345");
+        assert_eq!(frames, vec![2, 4, 8, 10, 12, 14, 16]);
+        // A two-row plate stitched with its upper row in the first 7 of 19 frames keeps GA 36's
+        // layout; a sign whose letter comes from the lower line does not.
+        let split = 7.0 / 19.0;
+        assert!(crate::detect::plates::rows_fit(&l, "京A12345", split));
+        let sign = logits_for(&seq("__京_____K_1_2_3_0_0"), 0.9);
+        assert!(!crate::detect::plates::rows_fit(&sign, "京K12300", split));
     }
 
     #[test]

