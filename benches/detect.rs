@@ -100,12 +100,13 @@ fn main() {
     }
     // Ours (the reader's defaults) and the reader as it was before issue 22's throughput work
     // (detector at 960 wide, candidates at 0.01 confirmed at 0.3 on full-resolution crops of any
-    // size), on the same frames in the same run.
+    // size, every plate of a two-row shape read both ways), on the same frames in the same run.
     let before = plates::PlateParams {
         det_width: 960,
         det_score: 0.3,
         coarse_score: 0.01,
         confirm_width: 0,
+        two_row_below: f32::INFINITY,
         ..plates::PlateParams::default()
     };
     let mut fps = Vec::new();

@@ -32,6 +32,10 @@ pub enum EvalCmd {
         /// At most this many candidates are checked at full resolution (default: the reader's).
         #[arg(long)]
         max_candidates: Option<usize>,
+        /// One-row readings whose least sure character is below this are tried as two-row plates
+        /// too, when their shape allows (default: the reader's; above 1: always).
+        #[arg(long)]
+        two_row_below: Option<f32>,
         /// How many misreads and misses to list.
         #[arg(long, default_value_t = 10)]
         misreads: usize,
@@ -48,6 +52,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
         coarse_score,
         confirm_width,
         max_candidates,
+        two_row_below,
         misreads,
     } = cmd;
     tianwang::detect::onnx::init(None)?;
@@ -57,6 +62,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
     params.coarse_score = coarse_score.unwrap_or(params.coarse_score);
     params.confirm_width = confirm_width.unwrap_or(params.confirm_width);
     params.max_candidates = max_candidates.unwrap_or(params.max_candidates);
+    params.two_row_below = two_row_below.unwrap_or(params.two_row_below);
     let mut reader = tianwang::detect::plates::PlateReader::new(params, 1)?;
     let rep = tianwang::detect::eval::eval_plates(&dir, std::slice::from_mut(&mut reader), limit)
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -42,6 +42,12 @@ pub struct PlateParams {
     /// Detected plates whose width is less than this many times their height are tried as
     /// two-row plates as well (GA 36 two-row plates are 440 × 220 mm; one-row ones 440 × 140).
     pub two_row_aspect: f32,
+    /// A one-row reading whose least sure character is at least this stands as it is; weaker ones
+    /// (and plates with no one-row reading) of a two-row plate's shape (`two_row_aspect`) are read
+    /// as two-row plates too, which costs a second pair of recogniser runs. A two-row plate
+    /// squeezed into one row does not read that surely (none of the 94 of the r2 development set
+    /// did, BENCHMARKS.md). Above 1: every plate of that shape is read both ways.
+    pub two_row_below: f32,
 }
 
 impl Default for PlateParams {
@@ -57,6 +63,7 @@ impl Default for PlateParams {
             min_width_px: 40.0,
             min_char_conf: 0.01,
             two_row_aspect: 2.8,
+            two_row_below: 0.5,
         }
     }
 }
@@ -134,7 +141,8 @@ impl StageTimes {
     pub fn summary(&self) -> String {
         let n = self.pictures.max(1) as f64;
         format!(
-            "per picture: detector {:.1} ms, confirmation {:.1} ms ({:.2} candidates, {:.2} kept; the detector network {:.1} ms of these), \
+            "per picture: detector {:.1} ms, confirmation {:.1} ms ({:.2} candidates, {:.2} kept; \
+             the detector network {:.1} ms of these), \
              reading {:.1} ms (recognisers {:.1} ms, {:.2} runs)",
             1e3 * self.detect_s / n,
             1e3 * self.confirm_s / n,
@@ -362,7 +370,10 @@ impl PlateReader {
         let Some(crop) = rectify(img, &c, 168, 48) else { return Ok(None) };
         let measured = classify_color(&crop);
         let mut best = self.read_crop(&crop, measured)?.map(|r| (r, false));
+        let sure =
+            best.as_ref().is_some_and(|b| b.0.2.iter().copied().fold(1.0f32, f32::min) >= self.params.two_row_below);
         if aspect < self.params.two_row_aspect
+            && !sure
             && let Some((two, top_w)) = rectify(img, &c, 176, 88).and_then(|p| stitch_two_rows_at(&p))
             && let Some((r, logits)) = self.read_crop_logits(&two, measured)?
             && rows_fit(&logits, &r.0, top_w as f32 / two.w as f32)
