@@ -121,3 +121,48 @@ fn a_sure_one_row_reading_is_not_read_again_as_two_rows() {
         assert_eq!(r.times.recognitions, runs, "recogniser runs with two_row_below {below}");
     }
 }
+
+/// A detection that gives no read says why: too small, or read and dropped (a character under the
+/// floor) or no grammatical reading at all; on the plate itself, a read.
+#[test]
+fn a_detection_without_a_read_says_why() {
+    use rand::SeedableRng;
+    use tianwang::sim::plates::{PlateColor, TrafficScene, TrafficSpec, random_plate};
+    onnx::init(None).expect("ONNX Runtime (bash scripts/setup.sh)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let plate = random_plate(&mut rng, PlateColor::Yellow);
+    let spec = TrafficSpec {
+        width: 1280,
+        height: 720,
+        fps: 8.0,
+        vehicles: vec![(plate.clone(), PlateColor::Yellow)],
+        ..Default::default()
+    };
+    let mut scene = TrafficScene::new(spec).unwrap();
+    let top = |c: &[(f32, f32); 4]| c[1].0 - c[0].0;
+    let (i, c) = (0..400u64)
+        .filter_map(|i| scene.plate_corners(i).map(|(_, c)| (i, c)))
+        .max_by(|a, b| top(&a.1).total_cmp(&top(&b.1)))
+        .expect("the vehicle shows its plate");
+    let f = scene.frame(i);
+    let img = tianwang::detect::imageops::Rgb { w: f.w, h: f.h, data: f.data.clone() };
+    let boxed = |x: f32, y: f32, w: f32, h: f32| plates::Detection {
+        score: 0.9,
+        bbox: [x, y, x + w, y + h],
+        corners: [(x, y), (x + w, y), (x + w, y + h), (x, y + h)],
+    };
+    let mut r = plates::PlateReader::new(plates::PlateParams::default(), 1).unwrap();
+    let on_plate = plates::Detection { score: 0.9, bbox: [c[0].0, c[0].1, c[2].0, c[2].1], corners: c };
+    assert_eq!(r.read_detection_why(&img, &on_plate).unwrap().map(|p| p.plate), Ok(plate));
+    let tiny = boxed(c[0].0, c[0].1, 30.0, 10.0);
+    assert_eq!(r.read_detection_why(&img, &tiny).unwrap().map(|p| p.plate), Err(plates::Unread::TooSmall));
+    // A plate-shaped box on the picture's top left corner, far from the vehicle.
+    match r.read_detection_why(&img, &boxed(8.0, 8.0, 160.0, 50.0)).unwrap() {
+        Err(plates::Unread::NoReading) => {}
+        Err(plates::Unread::Unsure { plate, least }) => {
+            assert!(least < plates::PlateParams::default().min_char_conf, "{plate} dropped at {least}");
+            assert!(tianwang::plate::check(&plate).is_ok(), "{plate} follows the grammar");
+        }
+        other => panic!("a read on an empty corner: {other:?}"),
+    }
+}

@@ -70,8 +70,10 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         print!("{}", rep.text());
-        for (f, t, r) in rep.misreads.iter().take(misreads) {
-            println!("  misread {f}: {t} -> {}", if r.is_empty() { "(nothing)" } else { r });
+        for m in rep.misreads.iter().take(misreads) {
+            let read = if m.read.is_empty() { "(nothing)" } else { &m.read };
+            let why = if m.why.is_empty() { String::new() } else { format!(" (found; {})", m.why) };
+            println!("  misread {}: {} -> {read}{why}", m.file, m.truth);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::imageops::Rgb;
-use super::plates::{PlateRead, PlateReader, StageTimes, iou as box_iou};
+use super::plates::{PlateRead, PlateReader, StageTimes, Unread, iou as box_iou};
 use crate::plate;
 
 /// A detection covers the labelled plate when their boxes overlap at least this much.
@@ -73,10 +73,24 @@ pub struct EvalReport {
     pub images_per_second: f64,
     /// The readers' own time (decoding the JPEG files excluded), by stage.
     pub times: StageTimes,
-    /// A few misreads: (file, truth, read); the truth is empty for a read on a plate-free picture.
-    pub misreads: Vec<(String, String, String)>,
+    /// Pictures whose plate a detection covered but no read came from it, by why
+    /// ([`Unread::kind`]): too small, no grammatical reading, a character under the floor.
+    pub unread: BTreeMap<String, usize>,
+    /// A few misreads (the first 1,000).
+    pub misreads: Vec<Misread>,
     /// Every read with its scores, for choosing thresholds (JSON only).
     pub reads: Vec<ReadLog>,
+}
+
+/// A picture whose plate was not read exactly, or a read on a plate-free picture (`truth` empty).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Misread {
+    pub file: String,
+    pub truth: String,
+    /// The best read in the picture; empty when there was none.
+    pub read: String,
+    /// When the plate was found but not read: why ([`Unread`]'s words).
+    pub why: String,
 }
 
 /// One read as scored: the picture, its plate (empty when it has none), the read, the read's
@@ -154,6 +168,11 @@ impl EvalReport {
             self.images_per_second,
             self.seconds
         );
+        if !self.unread.is_empty() {
+            let n: usize = self.unread.values().sum();
+            let kinds: Vec<String> = self.unread.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            s += &format!("found but not read: {n} ({})\n", kinds.join(", "));
+        }
         let reading = self.times.detect_s + self.times.confirm_s + self.times.read_s;
         if self.times.pictures > 0 && reading > 0.0 {
             s += &format!(
@@ -178,8 +197,9 @@ struct Row {
     condition: String,
 }
 
-/// What the reader made of one picture: the corners of every detection, and the reads.
-type Seen = (Vec<[(f32, f32); 4]>, Vec<PlateRead>);
+/// What the reader made of one picture: the corners of every detection, the reads, and the
+/// detections that gave none with why.
+type Seen = (Vec<[(f32, f32); 4]>, Vec<PlateRead>, Vec<([(f32, f32); 4], Unread)>);
 
 fn quad_box(c: &[(f32, f32); 4]) -> [f32; 4] {
     let xs = c.iter().map(|p| p.0);
@@ -265,13 +285,14 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
                         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                         let img = Rgb::from_jpeg(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
                         let dets = reader.detect_all(&img).map_err(|e| e.to_string())?;
-                        let mut reads = Vec::new();
+                        let (mut reads, mut unread) = (Vec::new(), Vec::new());
                         for d in &dets {
-                            if let Some(r) = reader.read_detection(&img, d).map_err(|e| e.to_string())? {
-                                reads.push(r);
+                            match reader.read_detection_why(&img, d).map_err(|e| e.to_string())? {
+                                Ok(r) => reads.push(r),
+                                Err(u) => unread.push((d.corners, u)),
                             }
                         }
-                        out.push((i, (dets.iter().map(|d| d.corners).collect(), reads)));
+                        out.push((i, (dets.iter().map(|d| d.corners).collect(), reads, unread)));
                     }
                     Ok(out)
                 })
@@ -285,7 +306,7 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
     }
     all.sort_by_key(|x| x.0);
     let mut rep = EvalReport::default();
-    for (i, (dets, reads)) in all {
+    for (i, (dets, reads, unread)) in all {
         let row = &rows[i];
         rep.ungrammatical_reads += reads.iter().filter(|r| plate::check(&r.plate).is_err()).count();
         for r in &reads {
@@ -304,7 +325,7 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
             rep.false_reads += reads.len();
             for r in &reads {
                 if rep.misreads.len() < 1000 {
-                    rep.misreads.push((row.file.clone(), String::new(), r.plate.clone()));
+                    rep.misreads.push(Misread { file: row.file.clone(), read: r.plate.clone(), ..Default::default() });
                 }
             }
             continue;
@@ -314,6 +335,22 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
             dets.iter().any(|d| box_iou(&quad_box(d), &t) >= DETECTED_IOU)
         });
         let best = reads.iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence));
+        // Found but not read: why, from the unread detection that covers the plate best.
+        let why = match (best, row.corners) {
+            (None, Some(truth)) if detected => {
+                let t = quad_box(&truth);
+                unread
+                    .iter()
+                    .map(|(c, u)| (box_iou(&quad_box(c), &t), u))
+                    .filter(|(o, _)| *o >= DETECTED_IOU)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, u)| u)
+            }
+            _ => None,
+        };
+        if let Some(u) = why {
+            *rep.unread.entry(u.kind().to_string()).or_default() += 1;
+        }
         let tc: Vec<char> = row.plate.chars().collect();
         let mut one = SplitScore { images: 1, detected: detected as usize, chars: tc.len(), ..Default::default() };
         match best {
@@ -326,8 +363,12 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
             }
         }
         if one.exact == 0 && rep.misreads.len() < 1000 {
-            let read = best.map(|r| r.plate.clone()).unwrap_or_default();
-            rep.misreads.push((row.file.clone(), row.plate.clone(), read));
+            rep.misreads.push(Misread {
+                file: row.file.clone(),
+                truth: row.plate.clone(),
+                read: best.map(|r| r.plate.clone()).unwrap_or_default(),
+                why: why.map(|u| u.to_string()).unwrap_or_default(),
+            });
         }
         let mut groups: Vec<&mut BTreeMap<String, SplitScore>> = Vec::new();
         let mut keys: Vec<String> = Vec::new();

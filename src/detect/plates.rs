@@ -96,6 +96,38 @@ impl PlateRead {
 /// A rectified plate's reading: plate, confidence, per-character confidences, colour class.
 pub type CropRead = (String, f32, Vec<f32>, PlateColor);
 
+/// Why a detected plate gave no read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub enum Unread {
+    /// Narrower than `min_width_px`, or its corners could not be rectified.
+    TooSmall,
+    /// No reading follows the plate grammar.
+    NoReading,
+    /// Read, but a character is under `min_char_conf`: the reading and its least sure character.
+    Unsure { plate: String, least: f32 },
+}
+
+impl Unread {
+    /// A short name of the reason, for counting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Unread::TooSmall => "too small",
+            Unread::NoReading => "no grammatical reading",
+            Unread::Unsure { .. } => "a character under the floor",
+        }
+    }
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::TooSmall => f.write_str("too small to read"),
+            Unread::NoReading => f.write_str("no grammatical reading"),
+            Unread::Unsure { plate, least } => write!(f, "read {plate}, dropped: a character at {least:.4}"),
+        }
+    }
+}
+
 /// A detected plate before reading.
 #[derive(Debug, Clone, Copy)]
 pub struct Detection {
@@ -196,7 +228,7 @@ impl PlateReader {
         let mut out = Vec::new();
         let grey = img.is_grey();
         for d in dets {
-            if let Some(r) = self.read_detection_in(img, &d, grey)? {
+            if let Ok(r) = self.read_detection_in(img, &d, grey)? {
                 out.push(r);
             }
         }
@@ -345,29 +377,45 @@ impl PlateReader {
         Ok(keep)
     }
 
-    /// Reads one detected plate; None when it is too small or no grammatical reading exists.
+    /// Reads one detected plate; None when it gives no read (too small, no grammatical reading, or
+    /// a character under `min_char_conf`: [`Self::read_detection_why`] says which).
     pub fn read_detection(&mut self, img: &Rgb, d: &Detection) -> Result<Option<PlateRead>, OnnxError> {
+        self.read_detection_why(img, d).map(Result::ok)
+    }
+
+    /// [`Self::read_detection`], saying why when there is no read (for `eval plates`).
+    pub fn read_detection_why(&mut self, img: &Rgb, d: &Detection) -> Result<Result<PlateRead, Unread>, OnnxError> {
         self.read_detection_in(img, d, img.is_grey())
     }
 
     /// [`Self::read_detection`] when whether the picture is grey is already known: in a grey
     /// (infrared night) picture a plate's colour cannot be measured and comes from its layout.
-    fn read_detection_in(&mut self, img: &Rgb, d: &Detection, grey: bool) -> Result<Option<PlateRead>, OnnxError> {
+    fn read_detection_in(
+        &mut self,
+        img: &Rgb,
+        d: &Detection,
+        grey: bool,
+    ) -> Result<Result<PlateRead, Unread>, OnnxError> {
         let t0 = Instant::now();
         let r = self.read_detection_timed(img, d, grey);
         self.times.read_s += t0.elapsed().as_secs_f64();
         r
     }
 
-    fn read_detection_timed(&mut self, img: &Rgb, d: &Detection, grey: bool) -> Result<Option<PlateRead>, OnnxError> {
+    fn read_detection_timed(
+        &mut self,
+        img: &Rgb,
+        d: &Detection,
+        grey: bool,
+    ) -> Result<Result<PlateRead, Unread>, OnnxError> {
         let c = d.corners;
         let dist = |a: (f32, f32), b: (f32, f32)| ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
         let top_w = dist(c[0], c[1]);
         if top_w < self.params.min_width_px {
-            return Ok(None);
+            return Ok(Err(Unread::TooSmall));
         }
         let aspect = (top_w + dist(c[3], c[2])) / (dist(c[0], c[3]) + dist(c[1], c[2])).max(1e-3);
-        let Some(crop) = rectify(img, &c, 168, 48) else { return Ok(None) };
+        let Some(crop) = rectify(img, &c, 168, 48) else { return Ok(Err(Unread::TooSmall)) };
         let measured = classify_color(&crop);
         let mut best = self.read_crop(&crop, measured)?.map(|r| (r, false));
         let sure =
@@ -381,14 +429,17 @@ impl PlateReader {
         {
             best = Some((r, true));
         }
-        let Some(((plate, confidence, char_confidences, mut color), two_rows)) = best else { return Ok(None) };
-        if char_confidences.iter().any(|&p| p < self.params.min_char_conf) {
-            return Ok(None);
+        let Some(((plate, confidence, char_confidences, mut color), two_rows)) = best else {
+            return Ok(Err(Unread::NoReading));
+        };
+        let least = char_confidences.iter().copied().fold(1.0f32, f32::min);
+        if least < self.params.min_char_conf {
+            return Ok(Err(Unread::Unsure { plate, least }));
         }
         if grey {
             color = colour_from_layout(&plate, two_rows);
         }
-        Ok(Some(PlateRead { plate, color, confidence, char_confidences, corners: c, det_score: d.score }))
+        Ok(Ok(PlateRead { plate, color, confidence, char_confidences, corners: c, det_score: d.score }))
     }
 
     /// Reads a rectified plate picture whose colour class was measured as `color`. Returns the
