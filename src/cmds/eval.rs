@@ -29,6 +29,10 @@ pub enum EvalCmd {
         /// reader's; 0: never).
         #[arg(long)]
         confirm_width: Option<u32>,
+        /// Full-resolution check crops narrower than this are scaled up to it (default: the
+        /// reader's; 0: never).
+        #[arg(long)]
+        confirm_min_width: Option<u32>,
         /// At most this many candidates are checked at full resolution (default: the reader's).
         #[arg(long)]
         max_candidates: Option<usize>,
@@ -36,6 +40,10 @@ pub enum EvalCmd {
         /// too, when their shape allows (default: the reader's; above 1: always).
         #[arg(long)]
         two_row_below: Option<f32>,
+        /// Read plates measured white without the police layout (a CJK character outside the
+        /// plate alphabet at the end counts as 警): as the reader was before it.
+        #[arg(long)]
+        no_police_layout: bool,
         /// How many misreads and misses to list.
         #[arg(long, default_value_t = 10)]
         misreads: usize,
@@ -51,8 +59,10 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
         det_score,
         coarse_score,
         confirm_width,
+        confirm_min_width,
         max_candidates,
         two_row_below,
+        no_police_layout,
         misreads,
     } = cmd;
     tianwang::detect::onnx::init(None)?;
@@ -61,8 +71,10 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
     params.det_score = det_score.unwrap_or(params.det_score);
     params.coarse_score = coarse_score.unwrap_or(params.coarse_score);
     params.confirm_width = confirm_width.unwrap_or(params.confirm_width);
+    params.confirm_min_width = confirm_min_width.unwrap_or(params.confirm_min_width);
     params.max_candidates = max_candidates.unwrap_or(params.max_candidates);
     params.two_row_below = two_row_below.unwrap_or(params.two_row_below);
+    params.police_layout &= !no_police_layout;
     let mut reader = tianwang::detect::plates::PlateReader::new(params, 1)?;
     let rep = tianwang::detect::eval::eval_plates(&dir, std::slice::from_mut(&mut reader), limit)
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -72,7 +84,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
         print!("{}", rep.text());
         for m in rep.misreads.iter().take(misreads) {
             let read = if m.read.is_empty() { "(nothing)" } else { &m.read };
-            let why = if m.why.is_empty() { String::new() } else { format!(" (found; {})", m.why) };
+            let why = if m.why.is_empty() { String::new() } else { format!(" ({})", m.why) };
             println!("  misread {}: {} -> {read}{why}", m.file, m.truth);
         }
     }

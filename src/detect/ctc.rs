@@ -18,6 +18,22 @@ pub struct PlateLogits {
     pub blank: Vec<f32>,
     /// log P(char) per frame, `alphabet().len()` per row.
     pub chars: Vec<Vec<f32>>,
+    /// log P(a CJK character outside the plate alphabet) per frame (empty when unknown).
+    pub other_cjk: Vec<f32>,
+}
+
+impl PlateLogits {
+    /// The same frames with every CJK character outside the plate alphabet read as `c`: where the
+    /// layout fixes a character (the 警 that ends a white police plate), a recogniser that
+    /// mistakes it for a lookalike (酱, 擎, 华, 营) still spells it.
+    pub fn with_other_cjk_as(&self, c: char) -> PlateLogits {
+        let mut l = self.clone();
+        let Some(k) = plate::alphabet().iter().position(|&a| a == c) else { return l };
+        for (row, o) in l.chars.iter_mut().zip(&self.other_cjk) {
+            row[k] = (row[k].exp() + o.exp()).ln();
+        }
+        l
+    }
 }
 
 /// Folds a recogniser's output rows (probabilities or logits, `dict[k-1]` is class `k`, class 0
@@ -25,7 +41,9 @@ pub struct PlateLogits {
 pub fn fold(rows: &[f32], classes: usize, dict: &[String]) -> PlateLogits {
     let alpha = plate::alphabet();
     let index: std::collections::HashMap<char, usize> = alpha.iter().enumerate().map(|(i, c)| (*c, i)).collect();
-    // Where each recogniser class goes: None = nowhere, Some(usize::MAX) = blank.
+    // Where each recogniser class goes: None = nowhere, Some(usize::MAX) = blank,
+    // Some(usize::MAX - 1) = a CJK character outside the alphabet.
+    const OTHER_CJK: usize = usize::MAX - 1;
     let target: Vec<Option<usize>> = (0..classes)
         .map(|k| {
             if k == 0 {
@@ -45,28 +63,35 @@ pub fn fold(rows: &[f32], classes: usize, dict: &[String]) -> PlateLogits {
                 'I' => '1',
                 c => c,
             };
-            index.get(&c).copied()
+            match index.get(&c) {
+                Some(&i) => Some(i),
+                None if ('\u{4e00}'..='\u{9fff}').contains(&c) => Some(OTHER_CJK),
+                None => None,
+            }
         })
         .collect();
     let frames = rows.len() / classes.max(1);
     let mut blank = Vec::with_capacity(frames);
     let mut chars = Vec::with_capacity(frames);
+    let mut other_cjk = Vec::with_capacity(frames);
     for t in 0..frames {
         let row = &rows[t * classes..(t + 1) * classes];
         let probs = softmax_if_needed(row);
-        let mut b = 0f32;
+        let (mut b, mut o) = (0f32, 0f32);
         let mut cs = vec![0f32; alpha.len()];
         for (k, p) in probs.iter().enumerate() {
             match target[k] {
                 Some(usize::MAX) => b += p,
+                Some(OTHER_CJK) => o += p,
                 Some(i) => cs[i] += p,
                 None => {}
             }
         }
         blank.push((b + 1e-9).ln());
+        other_cjk.push((o + 1e-9).ln());
         chars.push(cs.into_iter().map(|p| (p + 1e-9).ln()).collect());
     }
-    PlateLogits { blank, chars }
+    PlateLogits { blank, chars, other_cjk }
 }
 
 fn softmax_if_needed(row: &[f32]) -> Vec<f32> {
@@ -296,7 +321,7 @@ mod tests {
     fn logits_for(seq: &[Option<char>], p: f32) -> PlateLogits {
         let alpha = plate::alphabet();
         let rest = (1.0 - p) / alpha.len() as f32;
-        let mut l = PlateLogits { blank: vec![], chars: vec![] };
+        let mut l = PlateLogits { blank: vec![], chars: vec![], other_cjk: vec![] };
         for s in seq {
             let mut row = vec![rest.ln(); alpha.len()];
             let mut blank = rest.ln();
@@ -308,6 +333,25 @@ mod tests {
             l.chars.push(row);
         }
         l
+    }
+
+    #[test]
+    fn cjk_outside_the_alphabet_can_be_read_as_a_fixed_character() {
+        // Classes: blank, 警, 酱 (CJK, not on plates), x (neither).
+        let dict: Vec<String> = ["警", "酱", "x"].iter().map(|s| s.to_string()).collect();
+        let rows = [0.1, 0.05, 0.8, 0.05, 0.9, 0.02, 0.03, 0.05];
+        let l = fold(&rows, 4, &dict);
+        let k = plate::alphabet().iter().position(|&a| a == '警').unwrap();
+        assert!((l.chars[0][k].exp() - 0.05).abs() < 1e-4);
+        assert!((l.other_cjk[0].exp() - 0.8).abs() < 1e-4, "x is not CJK and counts nowhere");
+        assert!((l.other_cjk[1].exp() - 0.03).abs() < 1e-4);
+        let w = l.with_other_cjk_as('警');
+        assert!((w.chars[0][k].exp() - 0.85).abs() < 1e-4);
+        assert!((w.chars[1][k].exp() - 0.05).abs() < 1e-4);
+        assert_eq!(w.blank, l.blank);
+        // Every other character is as it was.
+        let j = plate::alphabet().iter().position(|&a| a == '学').unwrap();
+        assert_eq!(w.chars[0][j], l.chars[0][j]);
     }
 
     fn seq(s: &str) -> Vec<Option<char>> {

@@ -76,6 +76,9 @@ pub struct EvalReport {
     /// Pictures whose plate a detection covered but no read came from it, by why
     /// ([`Unread::kind`]): too small, no grammatical reading, a character under the floor.
     pub unread: BTreeMap<String, usize>,
+    /// Pictures whose plate no detection covered, by why: no candidate on the scaled-down picture
+    /// there, a candidate beyond those checked, or one checked and not confirmed.
+    pub unfound: BTreeMap<String, usize>,
     /// A few misreads (the first 1,000).
     pub misreads: Vec<Misread>,
     /// Every read with its scores, for choosing thresholds (JSON only).
@@ -89,7 +92,8 @@ pub struct Misread {
     pub truth: String,
     /// The best read in the picture; empty when there was none.
     pub read: String,
-    /// When the plate was found but not read: why ([`Unread`]'s words).
+    /// When the plate was found but not read, why ([`Unread`]'s words); when it was not found, why
+    /// not ([`unfound_why`]).
     pub why: String,
 }
 
@@ -173,6 +177,11 @@ impl EvalReport {
             let kinds: Vec<String> = self.unread.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             s += &format!("found but not read: {n} ({})\n", kinds.join(", "));
         }
+        if !self.unfound.is_empty() {
+            let n: usize = self.unfound.values().sum();
+            let kinds: Vec<String> = self.unfound.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            s += &format!("not found: {n} ({})\n", kinds.join(", "));
+        }
         let reading = self.times.detect_s + self.times.confirm_s + self.times.read_s;
         if self.times.pictures > 0 && reading > 0.0 {
             s += &format!(
@@ -197,9 +206,36 @@ struct Row {
     condition: String,
 }
 
-/// What the reader made of one picture: the corners of every detection, the reads, and the
-/// detections that gave none with why.
-type Seen = (Vec<[(f32, f32); 4]>, Vec<PlateRead>, Vec<([(f32, f32); 4], Unread)>);
+/// What the reader made of one picture: the corners of every detection, the reads, the
+/// detections that gave none with why, and why a plate that was not found was missed.
+type Seen = (Vec<[(f32, f32); 4]>, Vec<PlateRead>, Vec<([(f32, f32); 4], Unread)>, Vec<Candidate>);
+
+/// A candidate of the detector's pass on the scaled-down picture: its box, score, and whether it
+/// was among the `max_candidates` checked at full resolution.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    bbox: [f32; 4],
+    score: f32,
+    checked: bool,
+}
+
+/// Why a labelled plate that no detection covers was missed: no candidate on the scaled-down
+/// picture has its centre inside the plate; the best that has was beyond the candidates checked;
+/// or it was checked at full resolution and not confirmed there.
+fn unfound_why(truth: &[f32; 4], cands: &[Candidate]) -> (&'static str, String) {
+    let inside = |c: &Candidate| {
+        let (x, y) = ((c.bbox[0] + c.bbox[2]) / 2.0, (c.bbox[1] + c.bbox[3]) / 2.0);
+        (truth[0]..=truth[2]).contains(&x) && (truth[1]..=truth[3]).contains(&y)
+    };
+    match cands.iter().filter(|c| inside(c)).max_by(|a, b| a.score.total_cmp(&b.score)) {
+        None => ("no candidate", "not found: no candidate there".into()),
+        Some(c) if !c.checked => (
+            "a candidate not checked",
+            format!("not found: a candidate at {:.4}, beyond those checked at full resolution", c.score),
+        ),
+        Some(c) => ("a candidate not confirmed", format!("not found: a candidate at {:.4}, not confirmed", c.score)),
+    }
+}
 
 fn quad_box(c: &[(f32, f32); 4]) -> [f32; 4] {
     let xs = c.iter().map(|p| p.0);
@@ -285,6 +321,13 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
                         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                         let img = Rgb::from_jpeg(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
                         let dets = reader.detect_all(&img).map_err(|e| e.to_string())?;
+                        let max = reader.params.max_candidates;
+                        let cands: Vec<Candidate> = reader
+                            .candidates
+                            .iter()
+                            .enumerate()
+                            .map(|(k, c)| Candidate { bbox: c.bbox, score: c.score, checked: k < max })
+                            .collect();
                         let (mut reads, mut unread) = (Vec::new(), Vec::new());
                         for d in &dets {
                             match reader.read_detection_why(&img, d).map_err(|e| e.to_string())? {
@@ -292,7 +335,7 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
                                 Err(u) => unread.push((d.corners, u)),
                             }
                         }
-                        out.push((i, (dets.iter().map(|d| d.corners).collect(), reads, unread)));
+                        out.push((i, (dets.iter().map(|d| d.corners).collect(), reads, unread, cands)));
                     }
                     Ok(out)
                 })
@@ -306,7 +349,7 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
     }
     all.sort_by_key(|x| x.0);
     let mut rep = EvalReport::default();
-    for (i, (dets, reads, unread)) in all {
+    for (i, (dets, reads, unread, cands)) in all {
         let row = &rows[i];
         rep.ungrammatical_reads += reads.iter().filter(|r| plate::check(&r.plate).is_err()).count();
         for r in &reads {
@@ -351,6 +394,14 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
         if let Some(u) = why {
             *rep.unread.entry(u.kind().to_string()).or_default() += 1;
         }
+        let unfound = match row.corners {
+            Some(truth) if !detected => {
+                let (kind, words) = unfound_why(&quad_box(&truth), &cands);
+                *rep.unfound.entry(kind.to_string()).or_default() += 1;
+                Some(words)
+            }
+            _ => None,
+        };
         let tc: Vec<char> = row.plate.chars().collect();
         let mut one = SplitScore { images: 1, detected: detected as usize, chars: tc.len(), ..Default::default() };
         match best {
@@ -367,7 +418,7 @@ pub fn eval_plates(dir: &Path, readers: &mut [PlateReader], limit: Option<usize>
                 file: row.file.clone(),
                 truth: row.plate.clone(),
                 read: best.map(|r| r.plate.clone()).unwrap_or_default(),
-                why: why.map(|u| u.to_string()).unwrap_or_default(),
+                why: why.map(|u| format!("found; {u}")).or(unfound).unwrap_or_default(),
             });
         }
         let mut groups: Vec<&mut BTreeMap<String, SplitScore>> = Vec::new();
@@ -436,6 +487,20 @@ mod tests {
         assert!((box_iou(&a, &a) - 1.0).abs() < 1e-6);
         assert_eq!(box_iou(&a, &[20.0, 20.0, 30.0, 30.0]), 0.0);
         assert!((box_iou(&a, &[5.0, 0.0, 15.0, 10.0]) - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_plate_not_found_says_why() {
+        let truth = [100.0, 100.0, 200.0, 130.0];
+        let c =
+            |x: f32, score: f32, checked: bool| Candidate { bbox: [x - 20.0, 105.0, x + 20.0, 125.0], score, checked };
+        assert_eq!(unfound_why(&truth, &[]).0, "no candidate");
+        assert_eq!(unfound_why(&truth, &[c(400.0, 0.9, true)]).0, "no candidate");
+        let (kind, words) = unfound_why(&truth, &[c(400.0, 0.9, true), c(150.0, 0.004, false)]);
+        assert_eq!(kind, "a candidate not checked");
+        assert!(words.contains("0.0040"), "{words}");
+        // The best candidate on the plate decides.
+        assert_eq!(unfound_why(&truth, &[c(150.0, 0.05, true), c(140.0, 0.004, false)]).0, "a candidate not confirmed");
     }
 
     #[test]

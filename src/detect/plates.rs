@@ -31,6 +31,11 @@ pub struct PlateParams {
     /// Crops for the full-resolution check wider than this many pixels are scaled down to it
     /// first (0: never).
     pub confirm_width: u32,
+    /// Crops for the full-resolution check narrower than this many pixels are scaled up to it
+    /// first (0: never): the detector confirms a small plate (an 80–120 px plate's crop is
+    /// 160–240 px wide) far more often at twice its size. Chosen on the project's own renderer
+    /// (BENCHMARKS.md).
+    pub confirm_min_width: u32,
     /// Weight of the plate-trained recogniser's likelihood next to PP-OCR's.
     pub second_weight: f32,
     /// Plates narrower than this (pixels) are too small to read.
@@ -48,6 +53,13 @@ pub struct PlateParams {
     /// squeezed into one row does not read that surely (none of the 94 of the r2 development set
     /// did, BENCHMARKS.md). Above 1: every plate of that shape is read both ways.
     pub two_row_below: f32,
+    /// GA 36's police layout: a plate whose colour is measured white (in a colour picture) is read
+    /// with every CJK character outside the plate alphabet counted as 警, the one character a
+    /// white plate ends with (both recognisers often take the red 警 for a lookalike: 酱, 擎, 华,
+    /// 营); and the 警 ending a police reading of a plate measured white, or of a grey (IR)
+    /// picture, is not held to `min_char_conf`, which the six characters before it still are
+    /// (both recognisers give the red 警 far less than they give a plate's other characters).
+    pub police_layout: bool,
 }
 
 impl Default for PlateParams {
@@ -59,11 +71,13 @@ impl Default for PlateParams {
             nms_iou: 0.4,
             max_candidates: 8,
             confirm_width: 400,
+            confirm_min_width: 256,
             second_weight: 0.2,
             min_width_px: 40.0,
             min_char_conf: 0.01,
             two_row_aspect: 2.8,
             two_row_below: 0.5,
+            police_layout: true,
         }
     }
 }
@@ -103,8 +117,9 @@ pub enum Unread {
     TooSmall,
     /// No reading follows the plate grammar.
     NoReading,
-    /// Read, but a character is under `min_char_conf`: the reading and its least sure character.
-    Unsure { plate: String, least: f32 },
+    /// Read, but a character is under `min_char_conf`: the reading, its least sure character's
+    /// confidence and position (from 0).
+    Unsure { plate: String, least: f32, at: usize },
 }
 
 impl Unread {
@@ -123,7 +138,9 @@ impl std::fmt::Display for Unread {
         match self {
             Unread::TooSmall => f.write_str("too small to read"),
             Unread::NoReading => f.write_str("no grammatical reading"),
-            Unread::Unsure { plate, least } => write!(f, "read {plate}, dropped: a character at {least:.4}"),
+            Unread::Unsure { plate, least, at } => {
+                write!(f, "read {plate}, dropped: character {} at {least:.4}", at + 1)
+            }
         }
     }
 }
@@ -190,6 +207,10 @@ impl StageTimes {
 
 pub struct PlateReader {
     pub times: StageTimes,
+    /// The candidates of the last [`Self::detect_all`] on the scaled-down picture, best first, in
+    /// frame coordinates, before any was confirmed (empty when the picture was not scaled down):
+    /// for `eval plates` to say why a plate was not found.
+    pub candidates: Vec<Detection>,
     det: Session,
     rec: Session,
     rec_dict: Vec<String>,
@@ -219,7 +240,16 @@ impl PlateReader {
             .lines()
             .map(|l| l.trim_end_matches('\r').to_string())
             .collect();
-        Ok(Self { times: StageTimes::default(), det, rec, rec_dict, second, second_dict, params })
+        Ok(Self {
+            times: StageTimes::default(),
+            candidates: Vec::new(),
+            det,
+            rec,
+            rec_dict,
+            second,
+            second_dict,
+            params,
+        })
     }
 
     /// Every plate in the picture, read.
@@ -248,9 +278,6 @@ impl PlateReader {
         let mut dets = self.detect(&small, coarse)?;
         self.times.pictures += 1;
         self.times.detect_s += t0.elapsed().as_secs_f64();
-        if scale < 1.0 {
-            dets.truncate(self.params.max_candidates);
-        }
         for d in &mut dets {
             for p in &mut d.corners {
                 p.0 /= scale;
@@ -260,7 +287,10 @@ impl PlateReader {
                 *v /= scale;
             }
         }
+        self.candidates.clear();
         if scale < 1.0 {
+            self.candidates.clone_from(&dets);
+            dets.truncate(self.params.max_candidates);
             // Confirm and refine on a full-resolution crop twice the plate's size.
             let t0 = Instant::now();
             self.times.candidates += dets.len() as u64;
@@ -276,9 +306,16 @@ impl PlateReader {
                 // Large plates are confirmed on a scaled-down crop (`confirm_width`): the detector's
                 // cost grows with the crop's area, its accuracy does not.
                 let cw = self.params.confirm_width;
-                let k = if cw > 0 && crop.w > cw { cw as f32 / crop.w as f32 } else { 1.0 };
-                if k < 1.0 {
-                    crop = crop.resize(cw, ((crop.h as f32 * k).round() as u32).max(1));
+                let mw = self.params.confirm_min_width;
+                let k = if cw > 0 && crop.w > cw {
+                    cw as f32 / crop.w as f32
+                } else if mw > 0 && crop.w < mw {
+                    mw as f32 / crop.w.max(1) as f32
+                } else {
+                    1.0
+                };
+                if k != 1.0 {
+                    crop = crop.resize((crop.w as f32 * k).round() as u32, ((crop.h as f32 * k).round() as u32).max(1));
                 }
                 let thr = self.params.det_score;
                 let (ox, oy) = (x0 as f32, y0 as f32);
@@ -417,13 +454,13 @@ impl PlateReader {
         let aspect = (top_w + dist(c[3], c[2])) / (dist(c[0], c[3]) + dist(c[1], c[2])).max(1e-3);
         let Some(crop) = rectify(img, &c, 168, 48) else { return Ok(Err(Unread::TooSmall)) };
         let measured = classify_color(&crop);
-        let mut best = self.read_crop(&crop, measured)?.map(|r| (r, false));
+        let mut best = self.read_crop_logits(&crop, measured, !grey)?.map(|(r, _)| (r, false));
         let sure =
             best.as_ref().is_some_and(|b| b.0.2.iter().copied().fold(1.0f32, f32::min) >= self.params.two_row_below);
         if aspect < self.params.two_row_aspect
             && !sure
             && let Some((two, top_w)) = rectify(img, &c, 176, 88).and_then(|p| stitch_two_rows_at(&p))
-            && let Some((r, logits)) = self.read_crop_logits(&two, measured)?
+            && let Some((r, logits)) = self.read_crop_logits(&two, measured, !grey)?
             && rows_fit(&logits, &r.0, top_w as f32 / two.w as f32)
             && best.as_ref().is_none_or(|b| r.1 > b.0.1)
         {
@@ -432,9 +469,10 @@ impl PlateReader {
         let Some(((plate, confidence, char_confidences, mut color), two_rows)) = best else {
             return Ok(Err(Unread::NoReading));
         };
-        let least = char_confidences.iter().copied().fold(1.0f32, f32::min);
+        let police = self.params.police_layout && (grey || measured == PlateColor::White);
+        let (at, least) = weakest_held(&plate, &char_confidences, police);
         if least < self.params.min_char_conf {
-            return Ok(Err(Unread::Unsure { plate, least }));
+            return Ok(Err(Unread::Unsure { plate, least, at }));
         }
         if grey {
             color = colour_from_layout(&plate, two_rows);
@@ -442,21 +480,27 @@ impl PlateReader {
         Ok(Ok(PlateRead { plate, color, confidence, char_confidences, corners: c, det_score: d.score }))
     }
 
-    /// Reads a rectified plate picture whose colour class was measured as `color`. Returns the
-    /// plate, its confidence, per-character confidences and the colour (a green measurement can be
-    /// overruled by an 8-character reading and the other way round).
+    /// Reads a rectified plate picture whose colour class was measured as `color` in a colour
+    /// picture. Returns the plate, its confidence, per-character confidences and the colour (a
+    /// green measurement can be overruled by an 8-character reading and the other way round).
     pub fn read_crop(&mut self, crop: &Rgb, color: PlateColor) -> Result<Option<CropRead>, OnnxError> {
-        Ok(self.read_crop_logits(crop, color)?.map(|(r, _)| r))
+        Ok(self.read_crop_logits(crop, color, true)?.map(|(r, _)| r))
     }
 
-    /// [`Self::read_crop`], and PP-OCR's frames it was read from.
+    /// [`Self::read_crop`], and PP-OCR's frames it was read from. `measured`: the colour was
+    /// measured in a colour picture (in a grey one it says nothing about the layout).
     fn read_crop_logits(
         &mut self,
         crop: &Rgb,
         color: PlateColor,
+        measured: bool,
     ) -> Result<Option<(CropRead, PlateLogits)>, OnnxError> {
-        let a = self.recognise(crop, 48, true)?;
-        let b = self.recognise(crop, 32, false)?;
+        let mut a = self.recognise(crop, 48, true)?;
+        let mut b = self.recognise(crop, 32, false)?;
+        if measured && color == PlateColor::White && self.params.police_layout {
+            a = a.with_other_cjk_as('警');
+            b = b.with_other_cjk_as('警');
+        }
         // Every layout is decoded; those the measured colour does not expect pay a penalty.
         let mut cands: Vec<(String, f32)> = Vec::new();
         for &(tmpl, penalty) in color.templates() {
@@ -592,6 +636,16 @@ pub fn colour_from_layout(plate: &str, two_rows: bool) -> PlateColor {
     }
 }
 
+/// The least sure character held to the character floor (`min_char_conf`), its position and
+/// confidence: every character, but the 警 that ends a police reading when `police_ending` (the
+/// plate was measured white, or its picture is grey) — GA 36 fixes that character, and the
+/// recognisers are weak on it. A reading with no character held gives (0, 1.0).
+pub fn weakest_held(plate: &str, char_confidences: &[f32], police_ending: bool) -> (usize, f32) {
+    let n = char_confidences.len();
+    let held = if police_ending && plate.ends_with('警') && n == plate.chars().count() { n - 1 } else { n };
+    char_confidences[..held].iter().copied().enumerate().fold((0, 1.0), |w, (i, c)| if c < w.1 { (i, c) } else { w })
+}
+
 /// Intersection over union of two boxes `[x0, y0, x1, y1]`.
 pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let ix = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
@@ -667,4 +721,20 @@ pub fn classify_color(crop: &Rgb) -> PlateColor {
         return best;
     }
     if bright >= dark { PlateColor::White } else { PlateColor::Black }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_police_ending_is_not_held_to_the_floor() {
+        let confs = [0.9, 0.8, 0.7, 0.9, 0.6, 0.9, 0.002];
+        assert_eq!(weakest_held("京A1234警", &confs, false), (6, 0.002));
+        assert_eq!(weakest_held("京A1234警", &confs, true), (4, 0.6));
+        // Only a 警 ending is spared, and the six before it are still held.
+        assert_eq!(weakest_held("京A12345", &confs, true), (6, 0.002));
+        assert_eq!(weakest_held("京A1234警", &[0.9, 0.005, 0.7, 0.9, 0.6, 0.9, 0.002], true), (1, 0.005));
+        assert_eq!(weakest_held("", &[], true), (0, 1.0));
+    }
 }
