@@ -100,13 +100,16 @@ fn main() {
     }
     // Ours (the reader's defaults) and the reader as it was before issue 22's throughput work
     // (detector at 960 wide, candidates at 0.01 confirmed at 0.3 on full-resolution crops of any
-    // size, every plate of a two-row shape read both ways), on the same frames in the same run.
+    // size, never scaled up, every plate of a two-row shape read both ways, no police layout), on
+    // the same frames in the same run.
     let before = plates::PlateParams {
         det_width: 960,
         det_score: 0.3,
         coarse_score: 0.01,
         confirm_width: 0,
+        confirm_min_width: 0,
         two_row_below: f32::INFINITY,
+        police_layout: false,
         ..plates::PlateParams::default()
     };
     let mut fps = Vec::new();
