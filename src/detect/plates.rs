@@ -304,7 +304,8 @@ impl PlateReader {
                 let y0 = (cy - half_w * 0.6).max(0.0) as u32;
                 let mut crop = img.crop(x0, y0, (half_w * 2.0) as u32, (half_w * 1.2) as u32);
                 // Large plates are confirmed on a scaled-down crop (`confirm_width`): the detector's
-                // cost grows with the crop's area, its accuracy does not.
+                // cost grows with the crop's area, its accuracy does not. Small ones on a scaled-up
+                // crop (`confirm_min_width`): the detector misses most of them at their own size.
                 let cw = self.params.confirm_width;
                 let mw = self.params.confirm_min_width;
                 let k = if cw > 0 && crop.w > cw {
