@@ -40,8 +40,9 @@ pub enum EvalCmd {
         /// too, when their shape allows (default: the reader's; above 1: always).
         #[arg(long)]
         two_row_below: Option<f32>,
-        /// Read plates measured white without the police layout (a CJK character outside the
-        /// plate alphabet at the end counts as 警): as the reader was before it.
+        /// Read without GA 36's police layout (on a plate measured white, a CJK character outside
+        /// the plate alphabet counts as 警, and a police reading's 警 is spared the character
+        /// floor): as the reader was before it.
         #[arg(long)]
         no_police_layout: bool,
         /// How many misreads and misses to list.

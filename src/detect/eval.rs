@@ -172,15 +172,12 @@ impl EvalReport {
             self.images_per_second,
             self.seconds
         );
-        if !self.unread.is_empty() {
-            let n: usize = self.unread.values().sum();
-            let kinds: Vec<String> = self.unread.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            s += &format!("found but not read: {n} ({})\n", kinds.join(", "));
-        }
-        if !self.unfound.is_empty() {
-            let n: usize = self.unfound.values().sum();
-            let kinds: Vec<String> = self.unfound.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            s += &format!("not found: {n} ({})\n", kinds.join(", "));
+        for (title, why) in [("found but not read", &self.unread), ("not found", &self.unfound)] {
+            if !why.is_empty() {
+                let n: usize = why.values().sum();
+                let kinds: Vec<String> = why.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                s += &format!("{title}: {n} ({})\n", kinds.join(", "));
+            }
         }
         let reading = self.times.detect_s + self.times.confirm_s + self.times.read_s;
         if self.times.pictures > 0 && reading > 0.0 {

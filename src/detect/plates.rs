@@ -289,8 +289,11 @@ impl PlateReader {
         }
         self.candidates.clear();
         if scale < 1.0 {
-            self.candidates.clone_from(&dets);
-            dets.truncate(self.params.max_candidates);
+            // Every candidate is kept for `eval plates` (moved, not copied); the best
+            // `max_candidates` are checked.
+            let all = std::mem::take(&mut dets);
+            dets = all.iter().take(self.params.max_candidates).copied().collect();
+            self.candidates = all;
             // Confirm and refine on a full-resolution crop twice the plate's size.
             let t0 = Instant::now();
             self.times.candidates += dets.len() as u64;
