@@ -100,7 +100,7 @@ fn main() {
     }
     // Ours (the reader's defaults) and the reader as it was before issue 22's throughput work
     // (detector at 960 wide, candidates at 0.01 confirmed at 0.3 on full-resolution crops of any
-    // size, never scaled up, every plate of a two-row shape read both ways, no police layout), on
+    // size, never scaled up, every plate of a two-row shape read both ways, no police layout, both recognisers on every crop), on
     // the same frames in the same run.
     let before = plates::PlateParams {
         det_width: 960,
@@ -110,6 +110,7 @@ fn main() {
         confirm_min_width: 0,
         two_row_below: f32::INFINITY,
         police_layout: false,
+        skip_hopeless: false,
         ..plates::PlateParams::default()
     };
     let mut fps = Vec::new();

@@ -106,6 +106,35 @@ fn a_sure_one_row_reading_is_not_read_again_as_two_rows() {
     }
 }
 
+/// A box where PP-OCR leaves no reading that could hold the character floor (an empty corner of
+/// the picture) costs one recogniser run, not two, and gives no read either way; the plate itself
+/// is still read by both recognisers (`skip_hopeless`).
+#[test]
+fn a_hopeless_crop_is_not_read_by_the_second_recogniser() {
+    onnx::init(None).expect("ONNX Runtime (bash scripts/setup.sh)");
+    let (plate, img, c) = plate_in_traffic(5, tianwang::sim::plates::PlateColor::Green);
+    // 160 × 50: wider than a two-row plate's shape, so one reading only.
+    let corner = plates::Detection {
+        score: 0.9,
+        bbox: [8.0, 8.0, 168.0, 58.0],
+        corners: [(8.0, 8.0), (168.0, 8.0), (168.0, 58.0), (8.0, 58.0)],
+    };
+    let on_plate = plates::Detection { score: 0.9, bbox: [c[0].0, c[0].1, c[2].0, c[2].1], corners: c };
+    for (skip, runs) in [(true, 1), (false, 2)] {
+        let mut r =
+            plates::PlateReader::new(plates::PlateParams { skip_hopeless: skip, ..Default::default() }, 1).unwrap();
+        let why = r.read_detection_why(&img, &corner).unwrap();
+        assert!(
+            matches!(why, Err(plates::Unread::Unsure { .. } | plates::Unread::NoReading)),
+            "skip_hopeless {skip}: {why:?}"
+        );
+        assert_eq!(r.times.recognitions, runs, "recogniser runs on an empty corner, skip_hopeless {skip}");
+        let read = r.read_detection(&img, &on_plate).unwrap().expect("the plate is read");
+        assert_eq!(read.plate, plate, "skip_hopeless {skip}");
+        assert_eq!(r.times.recognitions, runs + 2, "the plate takes both recognisers, skip_hopeless {skip}");
+    }
+}
+
 /// A detection that gives no read says why: too small, or read and dropped (a character under the
 /// floor) or no grammatical reading at all; on the plate itself, a read.
 #[test]

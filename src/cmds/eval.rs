@@ -45,6 +45,10 @@ pub enum EvalCmd {
         /// floor): as the reader was before it.
         #[arg(long)]
         no_police_layout: bool,
+        /// Run the second recogniser on every crop, also where PP-OCR leaves no reading that could
+        /// hold the character floor: as the reader was before it skipped them.
+        #[arg(long)]
+        read_hopeless: bool,
         /// How many misreads and misses to list.
         #[arg(long, default_value_t = 10)]
         misreads: usize,
@@ -64,6 +68,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
         max_candidates,
         two_row_below,
         no_police_layout,
+        read_hopeless,
         misreads,
     } = cmd;
     tianwang::detect::onnx::init(None)?;
@@ -76,6 +81,7 @@ pub fn run(cmd: EvalCmd) -> anyhow::Result<ExitCode> {
     params.max_candidates = max_candidates.unwrap_or(params.max_candidates);
     params.two_row_below = two_row_below.unwrap_or(params.two_row_below);
     params.police_layout &= !no_police_layout;
+    params.skip_hopeless &= !read_hopeless;
     let mut reader = tianwang::detect::plates::PlateReader::new(params, 1)?;
     let rep = tianwang::detect::eval::eval_plates(&dir, std::slice::from_mut(&mut reader), limit)
         .map_err(|e| anyhow::anyhow!(e))?;

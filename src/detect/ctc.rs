@@ -258,6 +258,28 @@ pub fn exact_sets(text: &str) -> Option<Vec<Vec<usize>>> {
     text.chars().map(|ch| alpha.iter().position(|&a| a == ch).map(|i| vec![i])).collect()
 }
 
+/// Whether any string whose position `k` is one of `allowed[k]` could have every character's
+/// confidence (as [`best_path`] gives it: its best frame's probability) at least `floor`, the
+/// last one spared when `free_last`. A necessary condition, exact enough to skip work on frames
+/// that cannot give such a reading: each character needs a frame of its own, after the previous
+/// character's, where some allowed character is that sure.
+pub fn may_hold(l: &PlateLogits, allowed: &[Vec<usize>], floor: f32, free_last: bool) -> bool {
+    // Compared in log space with a little slack, so rounding never refuses what `best_path`
+    // would hold.
+    let lf = floor.max(1e-30).ln() - 1e-3;
+    let mut t = 0;
+    for (k, set) in allowed.iter().enumerate() {
+        if free_last && k + 1 == allowed.len() {
+            return t < l.chars.len();
+        }
+        match (t..l.chars.len()).find(|&f| set.iter().any(|&c| l.chars[f][c] >= lf)) {
+            Some(f) => t = f + 1,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// log P(text | frames): the CTC forward algorithm.
 pub fn log_likelihood(l: &PlateLogits, text: &str) -> f32 {
     let alpha = plate::alphabet();
@@ -356,6 +378,26 @@ mod tests {
 
     fn seq(s: &str) -> Vec<Option<char>> {
         s.chars().map(|c| if c == '_' { None } else { Some(c) }).collect()
+    }
+
+    #[test]
+    fn may_hold_is_false_only_where_no_reading_holds_the_floor() {
+        let sets = template_sets(plate::PlateColor::Blue.templates()[0].0);
+        let sure = logits_for(&seq("_豫_A_1_2_3_4_5_"), 0.9);
+        assert!(may_hold(&sure, &sets, 0.01, false));
+        let (_, _, conf) = best_path(&sure, &sets).unwrap();
+        assert!(conf.iter().all(|c| *c >= 0.01));
+        // Frames sure of nothing: each symbol at 1/66 < 0.02 would pass a floor of 0.01 but not 0.05.
+        let flat = logits_for(&seq("_______________"), 1.0 / (plate::alphabet().len() as f32 + 1.0));
+        assert!(may_hold(&flat, &sets, 0.01, false));
+        assert!(!may_hold(&flat, &sets, 0.05, false));
+        // Six sure characters and nothing after them: held only when the last is spared.
+        let six = logits_for(&seq("_豫_A_1_2_3_4__"), 0.99);
+        assert!(!may_hold(&six, &sets, 0.01, false));
+        assert!(may_hold(&six, &sets, 0.01, true));
+        // Too few frames for seven characters.
+        let short = logits_for(&seq("豫A1234"), 0.99);
+        assert!(!may_hold(&short, &sets, 0.01, true));
     }
 
     #[test]

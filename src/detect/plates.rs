@@ -60,6 +60,11 @@ pub struct PlateParams {
     /// picture, is not held to `min_char_conf`, which the six characters before it still are
     /// (both recognisers give the red 警 far less than they give a plate's other characters).
     pub police_layout: bool,
+    /// The second recogniser is not run on a crop where PP-OCR's frames leave no reading of any
+    /// layout that could hold `min_char_conf` (every character's confidence is PP-OCR's): such a
+    /// crop gives no read either way. What changes is what it costs, and the dropped reading
+    /// (PP-OCR's alone), which the two-row reading of a plate of that shape is weighed against.
+    pub skip_hopeless: bool,
 }
 
 impl Default for PlateParams {
@@ -78,6 +83,7 @@ impl Default for PlateParams {
             two_row_aspect: 2.8,
             two_row_below: 0.5,
             police_layout: true,
+            skip_hopeless: true,
         }
     }
 }
@@ -499,17 +505,32 @@ impl PlateReader {
         color: PlateColor,
         measured: bool,
     ) -> Result<Option<(CropRead, PlateLogits)>, OnnxError> {
+        let white = measured && color == PlateColor::White && self.params.police_layout;
         let mut a = self.recognise(crop, 48, true)?;
-        let mut b = self.recognise(crop, 32, false)?;
-        if measured && color == PlateColor::White && self.params.police_layout {
+        if white {
             a = a.with_other_cjk_as('警');
-            b = b.with_other_cjk_as('警');
         }
+        // Every character's confidence comes from PP-OCR (`a`) and is held to `min_char_conf`
+        // (a police ending spared, as `weakest_held` spares it): where no reading of any layout
+        // could hold it, the second recogniser cannot make one and is not run. Most such crops
+        // are not plates at all (signs, grilles, lamps).
+        let police = self.params.police_layout && (!measured || color == PlateColor::White);
+        let hopeless = self.params.skip_hopeless
+            && !color.templates().iter().any(|&(tmpl, _)| {
+                let free_last = police && tmpl.last().is_some_and(|c| c.allows('警'));
+                ctc::may_hold(&a, &ctc::template_sets(tmpl), self.params.min_char_conf, free_last)
+            });
+        let b = if hopeless {
+            None
+        } else {
+            let b = self.recognise(crop, 32, false)?;
+            Some(if white { b.with_other_cjk_as('警') } else { b })
+        };
         // Every layout is decoded; those the measured colour does not expect pay a penalty.
         let mut cands: Vec<(String, f32)> = Vec::new();
         for &(tmpl, penalty) in color.templates() {
             let sets = ctc::template_sets(tmpl);
-            for l in [&a, &b] {
+            for l in std::iter::once(&a).chain(b.as_ref()) {
                 if let Some((t, _, _)) = ctc::best_path(l, &sets)
                     && !cands.iter().any(|x| x.0 == t)
                 {
@@ -521,7 +542,8 @@ impl PlateReader {
         // the province of its training data); the rest may come from either reading.
         let province_sets = vec![ctc::template_sets(&[plate::Class::Province])[0].clone()];
         let pp_province = ctc::best_path(&a, &province_sets).and_then(|r| r.0.chars().next());
-        let second_province = ctc::best_path(&b, &province_sets).and_then(|r| r.0.chars().next());
+        let second_province =
+            b.as_ref().and_then(|b| ctc::best_path(b, &province_sets)).and_then(|r| r.0.chars().next());
         if let Some(p) = pp_province {
             for (t, pen) in cands.clone() {
                 let h: String = std::iter::once(p).chain(t.chars().skip(1)).collect();
@@ -537,7 +559,8 @@ impl PlateReader {
             .map(|(c, pen)| {
                 // The second recogniser judges everything but the province.
                 let rest: String = second_province.into_iter().chain(c.chars().skip(1)).collect();
-                let s = ctc::log_likelihood(&a, &c) + w * ctc::log_likelihood(&b, &rest) - pen;
+                let second = b.as_ref().map_or(0.0, |b| w * ctc::log_likelihood(b, &rest));
+                let s = ctc::log_likelihood(&a, &c) + second - pen;
                 (c, s)
             })
             .max_by(|x, y| x.1.total_cmp(&y.1));
