@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod coverage;
+pub mod dispatch;
 pub mod dori;
 pub mod entrance;
 pub mod fov;

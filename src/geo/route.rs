@@ -99,3 +99,72 @@ impl<'a> Reach<'a> {
         best.is_finite().then_some(best)
     }
 }
+
+/// Travel times from every node to one point of the network (seconds; infinite where the point
+/// cannot be reached from there): Dijkstra on the reversed graph, so that one run gives every
+/// unit's time to an alert's place, one-way streets driven the way they allow.
+pub struct ReachTo<'a> {
+    net: &'a RoadNetwork,
+    to: Snap,
+    pub node_s: Vec<f64>,
+}
+
+impl<'a> ReachTo<'a> {
+    pub fn new(net: &'a RoadNetwork, to: Snap) -> ReachTo<'a> {
+        let mut dist = vec![f64::INFINITY; net.nodes.len()];
+        let mut heap = BinaryHeap::new();
+        let seg = net.segs[to.seg];
+        let (fwd, back) = seg_times(net, to.seg);
+        // Driving forward from the segment's first node, or backward from its last.
+        if let Some(t) = fwd {
+            dist[seg.a as usize] = to.t * t;
+            heap.push(Item(dist[seg.a as usize], seg.a));
+        }
+        if let Some(t) = back {
+            let d = (1.0 - to.t) * t;
+            if d < dist[seg.b as usize] {
+                dist[seg.b as usize] = d;
+                heap.push(Item(d, seg.b));
+            }
+        }
+        while let Some(Item(d, n)) = heap.pop() {
+            if d > dist[n as usize] {
+                continue;
+            }
+            for &s in &net.node_segs[n as usize] {
+                let sg = net.segs[s as usize];
+                let (fwd, back) = seg_times(net, s as usize);
+                // Which node reaches `n` over this segment, and in how long.
+                let step = if sg.b == n { fwd.map(|t| (t, sg.a)) } else { back.map(|t| (t, sg.b)) };
+                if let Some((t, m)) = step
+                    && d + t < dist[m as usize]
+                {
+                    dist[m as usize] = d + t;
+                    heap.push(Item(d + t, m));
+                }
+            }
+        }
+        ReachTo { net, to, node_s: dist }
+    }
+
+    /// Seconds from a point on the network to this one; `None` when it cannot get there.
+    pub fn from(&self, start: &Snap) -> Option<f64> {
+        let seg = self.net.segs[start.seg];
+        let (fwd, back) = seg_times(self.net, start.seg);
+        let mut best = f64::INFINITY;
+        if let Some(t) = fwd {
+            best = best.min((1.0 - start.t) * t + self.node_s[seg.b as usize]);
+        }
+        if let Some(t) = back {
+            best = best.min(start.t * t + self.node_s[seg.a as usize]);
+        }
+        if start.seg == self.to.seg {
+            let dt = self.to.t - start.t;
+            let direct = if dt >= 0.0 { fwd.map(|t| dt * t) } else { back.map(|t| -dt * t) };
+            if let Some(d) = direct {
+                best = best.min(d);
+            }
+        }
+        best.is_finite().then_some(best)
+    }
+}

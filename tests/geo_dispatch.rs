@@ -1,0 +1,157 @@
+//! Dispatch's routing: units ranked by driving time to a place, one-way streets respected
+//! (`geo::dispatch`, `geo::route::ReachTo`). Checked against times computed by hand on a small
+//! network, and against one forward search per unit (brute force) on the demo city's roads.
+
+use tianwang::geo::dispatch::{self, UnitAt};
+use tianwang::geo::input::{Oneway, RoadWay};
+use tianwang::geo::network::RoadNetwork;
+use tianwang::geo::proj::{LocalProj, Xy};
+use tianwang::geo::route::Reach;
+
+fn road(id: &str, oneway: Oneway, coords: &[[f64; 2]]) -> RoadWay {
+    RoadWay {
+        id: id.into(),
+        name: Some(id.into()),
+        class: "primary".into(),
+        oneway,
+        coords: coords.to_vec(),
+        node_ids: None,
+    }
+}
+
+/// A block A(0,0) B(0.001,0) C(0.001,0.001) D(0,0.001), sides ≈ 111 m, primary roads
+/// (50 km/h); AB one-way as `ab` says.
+fn block(ab: Oneway) -> (RoadNetwork, LocalProj) {
+    let proj = LocalProj::new(0.0, 0.0);
+    let ways = [
+        road("ab", ab, &[[0.0, 0.0], [0.001, 0.0]]),
+        road("bc", Oneway::No, &[[0.001, 0.0], [0.001, 0.001]]),
+        road("cd", Oneway::No, &[[0.001, 0.001], [0.0, 0.001]]),
+        road("da", Oneway::No, &[[0.0, 0.001], [0.0, 0.0]]),
+    ];
+    (RoadNetwork::build(&ways, &proj), proj)
+}
+
+#[test]
+fn units_are_ranked_by_driving_time_the_way_one_way_streets_allow() {
+    let (net, proj) = block(Oneway::Forward);
+    // The block's sides in the projection: AB and CD run east, BC and DA north.
+    let lx = proj.fwd(0.001, 0.0).dist(proj.fwd(0.0, 0.0));
+    let ly = proj.fwd(0.0, 0.001).dist(proj.fwd(0.0, 0.0));
+    let v = 50.0 / 3.6;
+    let at = |id: &str, lon: f64, lat: f64| UnitAt { id: id.into(), at: proj.fwd(lon, lat) };
+    // The place: on AB, a fifth of the way from A.
+    let place = proj.fwd(0.0002, 0.0);
+    let units = [
+        // Behind it on AB: a tenth of AB forward.
+        at("behind", 0.0001, 0.0),
+        // Ahead of it on AB, which it may not drive back along: B, C, D, A, then a fifth of AB.
+        at("ahead", 0.0005, 0.0),
+        // At C: D, A, then a fifth of AB.
+        at("corner", 0.001, 0.001),
+        // A kilometre from any road: left out.
+        at("lost", 0.01, 0.01),
+    ];
+    let ranked = dispatch::nearest(&net, &units, place, 10).unwrap();
+    let got: Vec<(&str, f64)> = ranked.iter().map(|e| (e.id.as_str(), e.seconds)).collect();
+    let want = [("behind", 0.1 * lx / v), ("corner", (1.2 * lx + ly) / v), ("ahead", (1.7 * lx + 2.0 * ly) / v)];
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for ((id, s), (wid, ws)) in got.iter().zip(want) {
+        assert_eq!(*id, wid, "{got:?}");
+        assert!((s - ws).abs() < 1e-6 * ws.max(1.0), "{id}: {s} s, {ws} s by hand");
+    }
+    assert!(ranked.iter().all(|e| e.off_road_m < 1.0), "{ranked:?}");
+    // Only the one-way street made "ahead" go round the block: two-way, it drives 0.3 AB back.
+    let (two_way, _) = block(Oneway::No);
+    let ranked = dispatch::nearest(&two_way, &units, place, 1).unwrap();
+    assert_eq!(ranked[0].id, "behind");
+    let ahead = dispatch::nearest(&two_way, &units[1..2], place, 1).unwrap();
+    assert!((ahead[0].seconds - 0.3 * lx / v).abs() < 1e-6, "{ahead:?}");
+    // Against the one-way (AB driven from B to A only): "behind" must go round, "ahead" drives on.
+    let (backward, _) = block(Oneway::Backward);
+    let ranked = dispatch::nearest(&backward, &units[..2], place, 2).unwrap();
+    assert_eq!(ranked[0].id, "ahead");
+    assert!((ranked[0].seconds - 0.3 * lx / v).abs() < 1e-6, "{ranked:?}");
+    assert!((ranked[1].seconds - (1.9 * lx + 2.0 * ly) / v).abs() < 1e-6, "{ranked:?}");
+    // A place far from any road is an error, not a guess.
+    assert!(dispatch::nearest(&net, &units, proj.fwd(0.01, 0.01), 3).is_err());
+}
+
+/// xorshift64*: deterministic cases.
+struct Rng(u64);
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// 200 random places with 12 random units each on the demo city's roads (a fifth of its ways made
+/// one-way, in either direction, so that direction matters): the ranking from one reversed search
+/// equals one forward search per unit.
+#[test]
+fn the_ranking_equals_one_search_per_unit_on_the_demo_city() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo/map/roads.geojson");
+    let mut ways = tianwang::geo::import::read_roads_geojson(&path).unwrap().accepted;
+    assert!(ways.len() >= 10, "the demo city has roads");
+    let mut rng = Rng(20261207);
+    for w in &mut ways {
+        let r = rng.unit();
+        w.oneway = if r < 0.1 {
+            Oneway::Forward
+        } else if r < 0.2 {
+            Oneway::Backward
+        } else {
+            Oneway::No
+        };
+    }
+    let (lon0, lat0) = (ways[0].coords[0][0], ways[0].coords[0][1]);
+    let proj = LocalProj::new(lon0, lat0);
+    let net = RoadNetwork::build(&ways, &proj);
+    let two_way: Vec<RoadWay> = ways.iter().map(|w| RoadWay { oneway: Oneway::No, ..w.clone() }).collect();
+    let two_way = RoadNetwork::build(&two_way, &proj);
+    // A point near a road, as a GPS fix or an alarm's address is: somewhere along a random way,
+    // up to ~40 m off it.
+    let point = |rng: &mut Rng| -> Xy {
+        let w = &ways[(rng.unit() * ways.len() as f64) as usize % ways.len()];
+        let i = (rng.unit() * (w.coords.len() - 1) as f64) as usize % (w.coords.len() - 1);
+        let (a, b, t) = (w.coords[i], w.coords[i + 1], rng.unit());
+        let off = |rng: &mut Rng| (rng.unit() - 0.5) * 0.0008;
+        proj.fwd(a[0] + t * (b[0] - a[0]) + off(rng), a[1] + t * (b[1] - a[1]) + off(rng))
+    };
+    let (mut cases, mut ranked_units, mut direction_mattered) = (0, 0, 0);
+    while cases < 200 {
+        let place = point(&mut rng);
+        let Some(to) = dispatch::snap_drivable(&net, place) else { continue };
+        cases += 1;
+        let units: Vec<UnitAt> = (0..12).map(|i| UnitAt { id: format!("u{i:02}"), at: point(&mut rng) }).collect();
+        let got = dispatch::nearest(&net, &units, place, 5).unwrap();
+        let mut brute: Vec<(String, f64)> = units
+            .iter()
+            .filter_map(|u| {
+                let from = dispatch::snap_drivable(&net, u.at)?;
+                Some((u.id.clone(), Reach::from(&net, from).to(&to)?))
+            })
+            .collect();
+        brute.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        brute.truncate(5);
+        assert_eq!(got.len(), brute.len(), "case {cases}: {got:?} against {brute:?}");
+        for (g, b) in got.iter().zip(&brute) {
+            assert!((g.seconds - b.1).abs() < 1e-6 * b.1.max(1.0), "case {cases}: {got:?} against {brute:?}");
+            // Equal times may swap ids only between units whose times are equal.
+            if g.id != b.0 {
+                assert!((g.seconds - b.1).abs() < 1e-9, "case {cases}: {got:?} against {brute:?}");
+            }
+        }
+        ranked_units += got.len();
+        if dispatch::nearest(&two_way, &units, place, 5).unwrap() != got {
+            direction_mattered += 1;
+        }
+    }
+    // Deterministic (seeded): 775 of the 1,000 places in the top 5 are filled, the rest are units
+    // that cannot get there.
+    assert!(ranked_units >= 700, "most units were ranked: {ranked_units} of 1,000 places in the top 5");
+    assert!(direction_mattered >= 20, "one-way streets changed the ranking in {direction_mattered} of 200 cases");
+}
