@@ -6,22 +6,12 @@
 
 use std::time::Instant;
 
-use tianwang::geo::dispatch::{self, UnitAt};
+use tianwang::geo::dispatch::{self, Travel, UnitAt};
 use tianwang::geo::network::RoadNetwork;
 use tianwang::geo::proj::{LocalProj, Xy};
 use tianwang::geo::route::Reach;
+use tianwang::geo::synthetic::Rng;
 use tianwang::sim::city::{CitySpec, generate};
-
-/// xorshift64*.
-struct Rng(u64);
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -36,7 +26,8 @@ fn main() {
     let half = (spec.streets as f64 - 1.0) * spec.spacing_m / 2.0;
     let mut rng = Rng(2126);
     let mut point = || Xy::new((rng.unit() * 2.0 - 1.0) * half, (rng.unit() * 2.0 - 1.0) * half);
-    let units: Vec<UnitAt> = (0..2_000).map(|i| UnitAt { id: format!("unit{i:04}"), at: point() }).collect();
+    let units: Vec<UnitAt> =
+        (0..2_000).map(|i| UnitAt { id: format!("unit{i:04}"), at: point(), travel: Travel::Drive }).collect();
     let places: Vec<Xy> = (0..20).map(|_| point()).collect();
     println!(
         "dispatch, reference city: {} road segments, {} nodes, {} units, {} places, one thread",
@@ -63,11 +54,11 @@ fn main() {
     let sample = &units[..50];
     let mut per_unit_ms = Vec::new();
     for &p in &places[..3] {
-        let to = dispatch::snap_drivable(&net, p).unwrap();
+        let to = dispatch::snap_for(&net, p, Travel::Drive).unwrap();
         let mut brute: Vec<(String, f64)> = Vec::new();
         for u in sample {
             let t = Instant::now();
-            let from = dispatch::snap_drivable(&net, u.at).unwrap();
+            let from = dispatch::snap_for(&net, u.at, Travel::Drive).unwrap();
             let s = Reach::from(&net, from).to(&to);
             per_unit_ms.push(t.elapsed().as_secs_f64() * 1e3);
             if let Some(s) = s {

@@ -2,17 +2,18 @@
 //! (`geo::dispatch`, `geo::route::ReachTo`). Checked against times computed by hand on a small
 //! network, and against one forward search per unit (brute force) on the demo city's roads.
 
-use tianwang::geo::dispatch::{self, UnitAt};
+use tianwang::geo::dispatch::{self, Travel, UnitAt};
 use tianwang::geo::input::{Oneway, RoadWay};
 use tianwang::geo::network::RoadNetwork;
 use tianwang::geo::proj::{LocalProj, Xy};
-use tianwang::geo::route::Reach;
+use tianwang::geo::route::{self, Reach};
+use tianwang::geo::synthetic::Rng;
 
 fn road(id: &str, oneway: Oneway, coords: &[[f64; 2]]) -> RoadWay {
     RoadWay {
         id: id.into(),
         name: Some(id.into()),
-        class: "primary".into(),
+        class: if id.starts_with("foot") { "footway" } else { "primary" }.into(),
         oneway,
         coords: coords.to_vec(),
         node_ids: None,
@@ -39,7 +40,7 @@ fn units_are_ranked_by_driving_time_the_way_one_way_streets_allow() {
     let lx = proj.fwd(0.001, 0.0).dist(proj.fwd(0.0, 0.0));
     let ly = proj.fwd(0.0, 0.001).dist(proj.fwd(0.0, 0.0));
     let v = 50.0 / 3.6;
-    let at = |id: &str, lon: f64, lat: f64| UnitAt { id: id.into(), at: proj.fwd(lon, lat) };
+    let at = |id: &str, lon: f64, lat: f64| UnitAt { id: id.into(), at: proj.fwd(lon, lat), travel: Travel::Drive };
     // The place: on AB, a fifth of the way from A.
     let place = proj.fwd(0.0002, 0.0);
     let units = [
@@ -77,15 +78,51 @@ fn units_are_ranked_by_driving_time_the_way_one_way_streets_allow() {
     assert!(dispatch::nearest(&net, &units, proj.fwd(0.01, 0.01), 3).is_err());
 }
 
-/// xorshift64*: deterministic cases.
-struct Rng(u64);
-impl Rng {
-    fn unit(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+/// Foot patrols walk at 5 km/h, any direction, footways too: on the block with AB one-way and a
+/// footway across it from C to A, a walker ahead of the place on AB walks back along it, and a
+/// walker at C takes the footway that no car may use; cars and walkers are ranked together.
+#[test]
+fn foot_patrols_walk_any_way_and_take_footways() {
+    let proj = LocalProj::new(0.0, 0.0);
+    let ways = [
+        road("ab", Oneway::Forward, &[[0.0, 0.0], [0.001, 0.0]]),
+        road("bc", Oneway::No, &[[0.001, 0.0], [0.001, 0.001]]),
+        road("cd", Oneway::No, &[[0.001, 0.001], [0.0, 0.001]]),
+        road("da", Oneway::No, &[[0.0, 0.001], [0.0, 0.0]]),
+        road("foot-ca", Oneway::No, &[[0.001, 0.001], [0.0, 0.0]]),
+    ];
+    let net = RoadNetwork::build(&ways, &proj);
+    let lx = proj.fwd(0.001, 0.0).dist(proj.fwd(0.0, 0.0));
+    let ly = proj.fwd(0.0, 0.001).dist(proj.fwd(0.0, 0.0));
+    let diag = proj.fwd(0.001, 0.001).dist(proj.fwd(0.0, 0.0));
+    let (drive, walk) = (50.0 / 3.6, route::WALK_KMH / 3.6);
+    let place = proj.fwd(0.0002, 0.0);
+    let unit = |id: &str, lon: f64, lat: f64, travel| UnitAt { id: id.into(), at: proj.fwd(lon, lat), travel };
+    let units = [
+        unit("car-ahead", 0.0005, 0.0, Travel::Drive),
+        unit("walker-ahead", 0.0005, 0.0, Travel::Walk),
+        // On the footway's end at C, a little off the roads' corner.
+        unit("walker-c", 0.00098, 0.00098, Travel::Walk),
+    ];
+    let ranked = dispatch::nearest(&net, &units, place, 3).unwrap();
+    let time = |id: &str| ranked.iter().find(|e| e.id == id).map(|e| e.seconds).unwrap();
+    // The car drives round the block: B, C, D, A, then a fifth of AB.
+    assert!((time("car-ahead") - (1.7 * lx + 2.0 * ly) / drive).abs() < 1e-6, "{ranked:?}");
+    // The walker walks back 0.3 AB.
+    assert!((time("walker-ahead") - 0.3 * lx / walk).abs() < 1e-6, "{ranked:?}");
+    // The walker near C takes the footway to A (from where it joins, 2 % short of C), then 0.2 AB.
+    let expect = (0.98 * diag + 0.2 * lx) / walk;
+    assert!((time("walker-c") - expect).abs() < 0.5, "{ranked:?}: {expect} s by hand");
+    assert!(time("walker-c") < (1.2 * lx + ly + 0.02 * lx) / walk, "the footway beats the roads on foot");
+    // The same as one forward search per unit with the walking times.
+    let to = dispatch::snap_for(&net, place, Travel::Walk).unwrap();
+    for u in &units[1..] {
+        let from = dispatch::snap_for(&net, u.at, Travel::Walk).unwrap();
+        let brute = Reach::with(&net, from, route::walk_times).to(&to).unwrap();
+        assert!((time(&u.id) - brute).abs() < 1e-6, "{}: {} against {brute}", u.id, time(&u.id));
     }
+    // Fastest first: the walker 33 m away (24 s) before the car round the block (~30 s).
+    assert_eq!(ranked[0].id, "walker-ahead", "{ranked:?}");
 }
 
 /// 200 random places with 12 random units each on the demo city's roads (a fifth of its ways made
@@ -124,14 +161,15 @@ fn the_ranking_equals_one_search_per_unit_on_the_demo_city() {
     let (mut cases, mut ranked_units, mut direction_mattered) = (0, 0, 0);
     while cases < 200 {
         let place = point(&mut rng);
-        let Some(to) = dispatch::snap_drivable(&net, place) else { continue };
+        let Some(to) = dispatch::snap_for(&net, place, Travel::Drive) else { continue };
         cases += 1;
-        let units: Vec<UnitAt> = (0..12).map(|i| UnitAt { id: format!("u{i:02}"), at: point(&mut rng) }).collect();
+        let units: Vec<UnitAt> =
+            (0..12).map(|i| UnitAt { id: format!("u{i:02}"), at: point(&mut rng), travel: Travel::Drive }).collect();
         let got = dispatch::nearest(&net, &units, place, 5).unwrap();
         let mut brute: Vec<(String, f64)> = units
             .iter()
             .filter_map(|u| {
-                let from = dispatch::snap_drivable(&net, u.at)?;
+                let from = dispatch::snap_for(&net, u.at, Travel::Drive)?;
                 Some((u.id.clone(), Reach::from(&net, from).to(&to)?))
             })
             .collect();

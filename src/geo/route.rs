@@ -1,5 +1,5 @@
-//! Shortest travel times over the road network for vehicles (Dijkstra on a binary heap; the graph
-//! is the segment list itself, so no second graph structure is built).
+//! Shortest travel times over the road network, driving or on foot (Dijkstra on a binary heap; the
+//! graph is the segment list itself, so no second graph structure is built).
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -20,6 +20,24 @@ pub fn seg_times(net: &RoadNetwork, s: usize) -> (Option<f64>, Option<f64>) {
     }
 }
 
+/// Walking speed on foot (km/h), the same on every way.
+pub const WALK_KMH: f64 = 5.0;
+
+/// Seconds to walk a segment, the same both ways (one-way streets bind vehicles only); `None` on
+/// motorways and their ramps, which are not walked.
+pub fn walk_times(net: &RoadNetwork, s: usize) -> (Option<f64>, Option<f64>) {
+    let w = net.way_of(s);
+    if w.class.strip_suffix("_link").unwrap_or(&w.class) == "motorway" {
+        return (None, None);
+    }
+    let t = net.segs[s].len / (WALK_KMH / 3.6);
+    (Some(t), Some(t))
+}
+
+/// Seconds to travel a segment in each direction for one way of travelling: [`seg_times`]
+/// (driving) or [`walk_times`].
+pub type SegTimes = fn(&RoadNetwork, usize) -> (Option<f64>, Option<f64>);
+
 #[derive(PartialEq)]
 struct Item(f64, u32);
 impl Eq for Item {}
@@ -34,54 +52,71 @@ impl PartialOrd for Item {
     }
 }
 
+/// Dijkstra from `seeds` (node, seconds): seconds from the seeds to every node, or with
+/// `reverse` from every node to the seeds (each segment travelled against the direction its
+/// times allow); infinite where there is no way.
+fn search(net: &RoadNetwork, seeds: [Option<(u32, f64)>; 2], times: SegTimes, reverse: bool) -> Vec<f64> {
+    let mut dist = vec![f64::INFINITY; net.nodes.len()];
+    let mut heap = BinaryHeap::new();
+    for (n, d) in seeds.into_iter().flatten() {
+        if d < dist[n as usize] {
+            dist[n as usize] = d;
+            heap.push(Item(d, n));
+        }
+    }
+    while let Some(Item(d, n)) = heap.pop() {
+        if d > dist[n as usize] {
+            continue;
+        }
+        for &s in &net.node_segs[n as usize] {
+            let sg = net.segs[s as usize];
+            let (fwd, back) = times(net, s as usize);
+            // Forward: where `n` gets to over this segment. Reverse: which node gets to `n`.
+            let step = match (reverse, sg.a == n) {
+                (false, true) => fwd.map(|t| (t, sg.b)),
+                (false, false) => back.map(|t| (t, sg.a)),
+                (true, false) => fwd.map(|t| (t, sg.a)),
+                (true, true) => back.map(|t| (t, sg.b)),
+            };
+            if let Some((t, m)) = step
+                && d + t < dist[m as usize]
+            {
+                dist[m as usize] = d + t;
+                heap.push(Item(d + t, m));
+            }
+        }
+    }
+    dist
+}
+
 /// Travel times from a start point on the network to every node (seconds; infinite where
 /// unreachable).
 pub struct Reach<'a> {
     net: &'a RoadNetwork,
     from: Snap,
+    times: SegTimes,
     pub node_s: Vec<f64>,
 }
 
 impl<'a> Reach<'a> {
+    /// Driving from `from`.
     pub fn from(net: &'a RoadNetwork, from: Snap) -> Reach<'a> {
-        let mut dist = vec![f64::INFINITY; net.nodes.len()];
-        let mut heap = BinaryHeap::new();
+        Self::with(net, from, seg_times)
+    }
+
+    /// Travelling from `from` with segment times `times` ([`seg_times`], [`walk_times`]).
+    pub fn with(net: &'a RoadNetwork, from: Snap, times: SegTimes) -> Reach<'a> {
         let seg = net.segs[from.seg];
-        let (fwd, back) = seg_times(net, from.seg);
-        if let Some(t) = fwd {
-            dist[seg.b as usize] = (1.0 - from.t) * t;
-            heap.push(Item(dist[seg.b as usize], seg.b));
-        }
-        if let Some(t) = back {
-            let d = from.t * t;
-            if d < dist[seg.a as usize] {
-                dist[seg.a as usize] = d;
-                heap.push(Item(d, seg.a));
-            }
-        }
-        while let Some(Item(d, n)) = heap.pop() {
-            if d > dist[n as usize] {
-                continue;
-            }
-            for &s in &net.node_segs[n as usize] {
-                let sg = net.segs[s as usize];
-                let (fwd, back) = seg_times(net, s as usize);
-                let step = if sg.a == n { fwd.map(|t| (t, sg.b)) } else { back.map(|t| (t, sg.a)) };
-                if let Some((t, m)) = step
-                    && d + t < dist[m as usize]
-                {
-                    dist[m as usize] = d + t;
-                    heap.push(Item(d + t, m));
-                }
-            }
-        }
-        Reach { net, from, node_s: dist }
+        let (fwd, back) = times(net, from.seg);
+        // Leaving the start forward to the segment's last node, or backward to its first.
+        let seeds = [fwd.map(|t| (seg.b, (1.0 - from.t) * t)), back.map(|t| (seg.a, from.t * t))];
+        Reach { net, from, times, node_s: search(net, seeds, times, false) }
     }
 
     /// Seconds to reach a point on the network; `None` when it cannot be reached.
     pub fn to(&self, target: &Snap) -> Option<f64> {
         let seg = self.net.segs[target.seg];
-        let (fwd, back) = seg_times(self.net, target.seg);
+        let (fwd, back) = (self.times)(self.net, target.seg);
         let mut best = f64::INFINITY;
         if let Some(t) = fwd {
             best = best.min(self.node_s[seg.a as usize] + target.t * t);
@@ -106,51 +141,30 @@ impl<'a> Reach<'a> {
 pub struct ReachTo<'a> {
     net: &'a RoadNetwork,
     to: Snap,
+    times: SegTimes,
     pub node_s: Vec<f64>,
 }
 
 impl<'a> ReachTo<'a> {
+    /// Driving to `to`.
     pub fn new(net: &'a RoadNetwork, to: Snap) -> ReachTo<'a> {
-        let mut dist = vec![f64::INFINITY; net.nodes.len()];
-        let mut heap = BinaryHeap::new();
+        Self::with(net, to, seg_times)
+    }
+
+    /// Travelling to `to` with segment times `times` (driving: [`seg_times`]; on foot:
+    /// [`walk_times`]).
+    pub fn with(net: &'a RoadNetwork, to: Snap, times: SegTimes) -> ReachTo<'a> {
         let seg = net.segs[to.seg];
-        let (fwd, back) = seg_times(net, to.seg);
-        // Driving forward from the segment's first node, or backward from its last.
-        if let Some(t) = fwd {
-            dist[seg.a as usize] = to.t * t;
-            heap.push(Item(dist[seg.a as usize], seg.a));
-        }
-        if let Some(t) = back {
-            let d = (1.0 - to.t) * t;
-            if d < dist[seg.b as usize] {
-                dist[seg.b as usize] = d;
-                heap.push(Item(d, seg.b));
-            }
-        }
-        while let Some(Item(d, n)) = heap.pop() {
-            if d > dist[n as usize] {
-                continue;
-            }
-            for &s in &net.node_segs[n as usize] {
-                let sg = net.segs[s as usize];
-                let (fwd, back) = seg_times(net, s as usize);
-                // Which node reaches `n` over this segment, and in how long.
-                let step = if sg.b == n { fwd.map(|t| (t, sg.a)) } else { back.map(|t| (t, sg.b)) };
-                if let Some((t, m)) = step
-                    && d + t < dist[m as usize]
-                {
-                    dist[m as usize] = d + t;
-                    heap.push(Item(d + t, m));
-                }
-            }
-        }
-        ReachTo { net, to, node_s: dist }
+        let (fwd, back) = times(net, to.seg);
+        // Arriving forward from the segment's first node, or backward from its last.
+        let seeds = [fwd.map(|t| (seg.a, to.t * t)), back.map(|t| (seg.b, (1.0 - to.t) * t))];
+        ReachTo { net, to, times, node_s: search(net, seeds, times, true) }
     }
 
     /// Seconds from a point on the network to this one; `None` when it cannot get there.
     pub fn from(&self, start: &Snap) -> Option<f64> {
         let seg = self.net.segs[start.seg];
-        let (fwd, back) = seg_times(self.net, start.seg);
+        let (fwd, back) = (self.times)(self.net, start.seg);
         let mut best = f64::INFINITY;
         if let Some(t) = fwd {
             best = best.min((1.0 - start.t) * t + self.node_s[seg.b as usize]);

@@ -42,8 +42,9 @@ impl CitySpec {
     }
 }
 
-/// xorshift64*: small, fast, deterministic; the statistical quality a scatter of cameras needs.
-struct Rng(u64);
+/// xorshift64*: small, fast, deterministic; the statistical quality a scatter of cameras (or of
+/// test cases) needs. The seed must not be 0.
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -52,10 +53,12 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn unit(&mut self) -> f64 {
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-    fn below(&mut self, n: usize) -> usize {
+    /// Uniform in 0..n (0 when n is 0).
+    pub fn below(&mut self, n: usize) -> usize {
         (self.unit() * n as f64) as usize % n.max(1)
     }
 }
