@@ -203,13 +203,41 @@ fn osm_pbf_importer() {
     });
 }
 
+/// A one-connection RTSP server on a free port: each of `answers` follows one request (read up
+/// to its blank line), then `stream` goes out unasked (interleaved RTP). Returns its URL and the
+/// thread serving it.
+fn scripted_rtsp(answers: Vec<Vec<u8>>, stream: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("rtsp://127.0.0.1:{}/live", listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else { return };
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        for reply in &answers {
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            if s.write_all(reply).is_err() {
+                return;
+            }
+        }
+        let _ = s.write_all(&stream);
+    });
+    (url, server)
+}
+
 /// A recorded exchange with a camera (DESCRIBE with SDP, SETUP, PLAY, interleaved RTP), its
 /// answers mutated, played to the `health` client (retina) by a loopback server: it opens or
 /// fails with an error, and reads packets or fails, never panics, and no error carries the
 /// password. Fewer cases than the pure parsers: each is a connection.
 #[test]
 fn rtsp_client_against_mutated_answers() {
-    use std::io::{BufRead, BufReader, Write};
     use tianwang::ingest::rtsp::Client;
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
                a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0IAKeKQFAe2AtwEBAaQeJEV,aM48gA==\r\na=control:track1\r\n";
@@ -234,27 +262,8 @@ fn rtsp_client_against_mutated_answers() {
         let mut replies: Vec<Vec<u8>> = answers.iter().map(|a| a.as_bytes().to_vec()).collect();
         replies.push(packets.clone());
         replies[which] = mutate(&replies[which], &e);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("rtsp://127.0.0.1:{}/live", listener.local_addr().unwrap().port());
-        let server = std::thread::spawn(move || {
-            let Ok((mut s, _)) = listener.accept() else { return };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            for reply in &replies[..3] {
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                }
-                if s.write_all(reply).is_err() {
-                    return;
-                }
-            }
-            let _ = s.write_all(&replies[3]);
-        });
+        let stream = replies.pop().unwrap();
+        let (url, server) = scripted_rtsp(replies, stream);
         let timeout = std::time::Duration::from_millis(300);
         match Client::open(&url, Some("admin"), Some("s3cret-Fuzz"), true, timeout) {
             Ok(mut c) => {
@@ -275,6 +284,36 @@ fn rtsp_client_against_mutated_answers() {
         }
         server.join().unwrap();
     });
+}
+
+/// The answer CI's fuzzing found: an SDP with a line that is not `key=value` followed by a second
+/// `v=` line makes the SDP parser under retina (`sdp-types` 0.1.8) assert. The client answers with
+/// an error naming DESCRIBE, and the same client opens the same camera once its SDP is whole.
+#[test]
+fn rtsp_client_survives_an_sdp_that_trips_its_parser() {
+    use tianwang::ingest::rtsp::Client;
+    let serve = |sdp: &str| {
+        let replies = [
+            format!("RTSP/1.0 200 OK\r\nCSeq: 1\r\nContent-Base: rtsp://127.0.0.1/live/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}", sdp.len()),
+            "RTSP/1.0 200 OK\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 12345678;timeout=60\r\n\r\n".to_string(),
+            "RTSP/1.0 200 OK\r\nCSeq: 3\r\nSession: 12345678\r\n\r\n".to_string(),
+        ];
+        scripted_rtsp(replies.iter().map(|r| r.as_bytes().to_vec()).collect(), Vec::new())
+    };
+    let media = "m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+                 a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0IAKeKQFAe2AtwEBAaQeJEV,aM48gA==\r\na=control:track1\r\n";
+    let timeout = std::time::Duration::from_secs(5);
+    let (url, server) = serve(&format!("v=0\r\ns=cam\r\nnot a line\r\nv=0\r\n{media}"));
+    let err = Client::open(&url, Some("admin"), Some("s3cret-Fuzz"), true, timeout)
+        .err()
+        .expect("a broken SDP opens no session");
+    let text = err.to_string();
+    assert!(text.contains("DESCRIBE") && text.contains("malformed") && !text.contains("s3cret-Fuzz"), "{text}");
+    server.join().unwrap();
+    let (url, server) = serve(&format!("v=0\r\ns=cam\r\nt=0 0\r\n{media}"));
+    let client = Client::open(&url, Some("admin"), Some("s3cret-Fuzz"), true, timeout).expect("a whole SDP opens");
+    drop(client);
+    server.join().unwrap();
 }
 
 /// Any answer head to the Basic guard's DESCRIBE: an offer or an error, never a panic.

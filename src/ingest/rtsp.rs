@@ -16,6 +16,9 @@
 //!   (`sign_in_offer`, one DESCRIBE that sends nothing secret).
 //! - **typed errors**: the server's status and the method it answered stay a `RtspError`, so
 //!   callers decide on codes (461: this server will not stream over TCP), never on text.
+//! - **no panic from a camera's answer**: every step into retina runs under `unhurt`. Its SDP
+//!   parser (`sdp-types` 0.1.8) asserts, and so panics, on a malformed line followed by a second
+//!   `v=` line; such an answer becomes an error naming the step, like any other malformed one.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use retina::client::{
     Credentials, InitialSequenceNumberPolicy, InitialTimestampPolicy, PacketItem, PlayOptions, Session, SessionGroup,
     SessionOptions, SetupOptions, TcpTransportOptions, TeardownPolicy, Transport,
@@ -264,15 +267,15 @@ impl Client {
             move |_| failed(format!("no answer to RTSP {what} within {} s", timeout.as_secs_f64()))
         };
         let (session, stream, track) = rt.block_on(async {
-            let mut session = tokio::time::timeout(timeout, Session::describe(parsed, options))
+            let mut session = tokio::time::timeout(timeout, unhurt("DESCRIBE", Session::describe(parsed, options)))
                 .await
-                .map_err(step("DESCRIBE"))?
+                .map_err(step("DESCRIBE"))??
                 .map_err(|e| from_retina(&e, "DESCRIBE", Some(peer), has_creds))?;
             let (stream, codec) = video_stream(session.streams())?;
             let setup = SetupOptions::default().transport(Transport::Tcp(TcpTransportOptions::default()));
-            tokio::time::timeout(timeout, session.setup(stream, setup))
+            tokio::time::timeout(timeout, unhurt("SETUP", session.setup(stream, setup)))
                 .await
-                .map_err(step("SETUP"))?
+                .map_err(step("SETUP"))??
                 .map_err(|e| from_retina(&e, "SETUP", Some(peer), has_creds))?;
             let s = &session.streams()[stream];
             let track = VideoTrack {
@@ -287,9 +290,9 @@ impl Client {
             let play = PlayOptions::default()
                 .initial_seq(InitialSequenceNumberPolicy::Ignore)
                 .initial_timestamp(InitialTimestampPolicy::Ignore);
-            let playing = tokio::time::timeout(timeout, session.play(play))
+            let playing = tokio::time::timeout(timeout, unhurt("PLAY", session.play(play)))
                 .await
-                .map_err(step("PLAY"))?
+                .map_err(step("PLAY"))??
                 .map_err(|e| from_retina(&e, "PLAY", Some(peer), has_creds))?;
             Ok::<_, RtspError>((playing, stream, track))
         })?;
@@ -302,7 +305,7 @@ impl Client {
         let Some(session) = self.session.as_mut() else { return Err(failed("the session was torn down")) };
         let (stream, peer) = (self.stream, self.peer);
         let mut total = 0usize;
-        let r = self.rt.block_on(async {
+        let r = self.rt.block_on(unhurt("streaming", async {
             // Drain what is ready; then let the runtime look at the socket once more (a yield
             // turns its I/O driver without waiting) and stop when that brings nothing new.
             let mut looked = false;
@@ -329,8 +332,8 @@ impl Client {
                     return Ok(());
                 }
             }
-        });
-        r.map(|()| total)
+        }));
+        r.and_then(|r| r).map(|()| total)
     }
 
     /// Ends the session: one TEARDOWN on the connection (retina's policy for TCP; repeated for
@@ -349,6 +352,14 @@ impl Client {
             });
         }
     }
+}
+
+/// Runs one step of retina's session, turning a panic inside it into an error naming the step:
+/// a camera's bytes must never take the process down (see the module's note on `sdp-types`).
+async fn unhurt<F: std::future::Future>(during: &str, step: F) -> Result<F::Output, RtspError> {
+    std::panic::AssertUnwindSafe(step).catch_unwind().await.map_err(|_| {
+        failed(format!("the camera's answer during {during} is malformed (the RTSP parser could not read it)"))
+    })
 }
 
 /// How long closing a session waits for the server to answer TEARDOWN.
