@@ -27,6 +27,7 @@ use crate::maintenance::orders::OrderService;
 use crate::registry::{Registry, RegistryError, SyncReport};
 
 pub mod gb_media;
+pub mod positions;
 pub mod worker;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,8 @@ pub struct AppState {
     pub webhooks: Webhooks,
     /// The MQTT publisher's state, when one is configured.
     pub mqtt: Option<Arc<Mutex<MqttState>>>,
+    /// The subscriber of patrol units' positions on the same broker.
+    pub unit_positions: Option<Arc<Mutex<positions::PositionsState>>>,
     /// Motion and plate reading, when `[detect]` is configured and ingest runs.
     pub detect: Option<crate::detect::service::DetectService>,
     /// Motion from the cameras themselves (ONVIF events), wherever ingest runs.
@@ -306,6 +309,7 @@ impl App {
         let mut mqtt = None;
         let mqtt_stop = root.child_token();
         let mut mqtt_task = None;
+        let (mut unit_positions, mut positions_task) = (None, None);
         if let Some(m) = &config.mqtt {
             let target = crate::alerts::mqtt::MqttTarget {
                 host: m.host.clone(),
@@ -313,10 +317,26 @@ impl App {
                 topic_prefix: m.topic_prefix.clone(),
                 client_id: m.client_id.clone(),
             };
-            let (state, handle) =
-                crate::alerts::mqtt::spawn(registry.clone(), alerts.feed(), target, alerts.active(), mqtt_stop.clone());
+            let (state, handle) = crate::alerts::mqtt::spawn(
+                registry.clone(),
+                alerts.feed(),
+                target.clone(),
+                alerts.active(),
+                mqtt_stop.clone(),
+            );
             mqtt = Some(state);
             mqtt_task = Some(handle);
+            // Patrol units' positions from the same broker (trackers publish them).
+            let (state, handle) = positions::spawn(
+                registry.clone(),
+                target,
+                clock.clone(),
+                config.retention.tracks_days,
+                alerts.active(),
+                mqtt_stop.clone(),
+            );
+            unit_positions = Some(state);
+            positions_task = Some(handle);
         }
         // GB/T 28181: on the node that runs cameras, when `[gb28181]` is configured. Device and
         // channel presence goes to the health keeper (the one place statuses are decided), alarms
@@ -434,7 +454,10 @@ impl App {
             tasks.push(Task { name: "webhook", stop: webhooks_stop.clone(), handle: h });
         }
         if let Some(h) = mqtt_task {
-            tasks.push(Task { name: "mqtt", stop: mqtt_stop, handle: h });
+            tasks.push(Task { name: "mqtt", stop: mqtt_stop.clone(), handle: h });
+        }
+        if let Some(h) = positions_task {
+            tasks.push(Task { name: "mqtt positions", stop: mqtt_stop, handle: h });
         }
         // Retention: the tables on the node that writes alerts, bounded by every consumer this
         // node knows; the pictures where detection keeps them.
@@ -474,6 +497,7 @@ impl App {
             alerts,
             webhooks,
             mqtt,
+            unit_positions,
             detect,
             onvif_motion,
             quality,

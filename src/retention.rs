@@ -10,6 +10,8 @@
 //! - **passages** older than `passages_days`, with their pictures;
 //! - **status and ingest history** older than `history_days`, each camera keeping its last row
 //!   before the cut (availability reports start from it);
+//! - **patrol units' tracks** older than `tracks_days` (each unit keeps its newest position on its
+//!   own row);
 //! - **pictures** (`[detect] media_dir`) older than `media_days`; then, while the disk holding them
 //!   has less than `min_free_mb` free, the oldest pictures first until it has.
 //!
@@ -39,6 +41,8 @@ pub struct RetentionConfig {
     pub passages_days: u32,
     pub media_days: u32,
     pub history_days: u32,
+    /// Patrol units' tracks (each unit keeps its newest position on its own row).
+    pub tracks_days: u32,
     /// Free space (MiB) kept on the disk that holds the pictures; 0: no floor.
     pub min_free_mb: u64,
     /// Seconds between sweeps.
@@ -53,6 +57,7 @@ impl Default for RetentionConfig {
             passages_days: 180,
             media_days: 30,
             history_days: 400,
+            tracks_days: 90,
             min_free_mb: 1024,
             interval_s: 600,
         }
@@ -75,6 +80,7 @@ pub fn read_retention(src: &Source, errs: &mut Vec<ConfigError>) -> RetentionCon
         ("passages_days", &mut cfg.passages_days),
         ("media_days", &mut cfg.media_days),
         ("history_days", &mut cfg.history_days),
+        ("tracks_days", &mut cfg.tracks_days),
     ] {
         if f.has(key)
             && let Some(v) = f.int(key, 0..=36_500)
@@ -112,6 +118,8 @@ pub struct TableSweep {
     pub feed: u64,
     pub passages: u64,
     pub history: u64,
+    /// Positions of patrol units.
+    pub tracks: u64,
     /// The position up to which events may go (every consumer's acknowledged minimum).
     pub events_upto: i64,
     /// The consumer that holds events back (lowest position), when one does.
@@ -191,6 +199,11 @@ impl Retention {
             status: Arc::new(Mutex::new(status)),
             active: None,
         }
+    }
+
+    /// What is kept and for how long.
+    pub fn config(&self) -> &RetentionConfig {
+        &self.cfg
     }
 
     /// Sweeps the tables only while `active` says this node writes alerts.
@@ -317,6 +330,9 @@ impl Retention {
         }
         if cfg.history_days > 0 {
             t.history = self.registry.delete_history(now - i64::from(cfg.history_days) * DAY_MS).await?;
+        }
+        if cfg.tracks_days > 0 {
+            t.tracks = self.registry.delete_fixes(now - i64::from(cfg.tracks_days) * DAY_MS).await?;
         }
         Ok((t, pictures))
     }

@@ -135,7 +135,7 @@ async fn every_role_against_every_endpoint_family(engine: Engine) {
     let (app, _db, _dir) = app(engine, SITE).await;
     let now = 0;
     let mut clients = Vec::new();
-    for role in ["operator", "maintainer", "planner", "admin"] {
+    for role in ["operator", "maintainer", "planner", "admin", "tracker"] {
         let t = app.registry.create_token(&format!("{role}-1"), role, false, now).await.unwrap();
         clients.push((role, authed_client(&t)));
     }
@@ -144,6 +144,11 @@ async fn every_role_against_every_endpoint_family(engine: Engine) {
         ("GET", "/api/v1/alerts", &["operator"]),
         ("GET", "/api/v1/events", &["operator"]),
         ("GET", "/api/v1/interceptions", &["operator"]),
+        ("GET", "/api/v1/units", &["operator"]),
+        ("GET", "/api/v1/units/pc-1/track", &["operator"]),
+        // Trackers post positions and do nothing else.
+        ("POST", "/api/v1/units/pc-1/positions", &["operator", "tracker"]),
+        ("POST", "/api/v1/units", &["operator"]),
         ("GET", "/api/v1/rings", &["operator", "planner"]),
         // A ring id that reads like an endpoint is a ring: 404 for those who may, 403 for others.
         ("GET", "/api/v1/rings/health", &["operator", "planner"]),
@@ -156,7 +161,7 @@ async fn every_role_against_every_endpoint_family(engine: Engine) {
         ("GET", "/api/v1/coverage/summary", &["planner"]),
         ("GET", "/api/v1/cameras", &["operator", "maintainer", "planner"]),
         ("GET", "/metrics", &["maintainer"]),
-        ("GET", "/api/v1/openapi.json", &["operator", "maintainer", "planner"]),
+        ("GET", "/api/v1/openapi.json", &["operator", "maintainer", "planner", "tracker"]),
         ("POST", "/api/v1/admin/reload", &[]),
     ];
     for (method, path, may) in table {

@@ -16,7 +16,7 @@ use common::{Engine, TestApp, TestDb, demo_config};
 use tianwang::app::AppOptions;
 use tianwang::clock::{Clock, SimClock};
 
-const ROLES: [&str; 4] = ["operator", "maintainer", "planner", "admin"];
+const ROLES: [&str; 5] = ["operator", "maintainer", "planner", "admin", "tracker"];
 
 /// The one operation not run, and why: it cannot be bounded.
 /// `GET /api/v1/alerts/stream` is Server-Sent Events that stay open until the client leaves;

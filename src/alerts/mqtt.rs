@@ -138,19 +138,8 @@ impl Publisher {
         let mut opts = MqttOptions::new(&self.target.client_id, &self.target.host, self.target.port);
         opts.set_keep_alive(Duration::from_secs(15));
         opts.set_clean_session(true);
-        let (client, mut eventloop) = AsyncClient::new(opts, 2 * WINDOW);
-        let (tx, mut events) = tokio::sync::mpsc::channel(4 * WINDOW);
-        // The event loop on its own task: its `poll` is not cancelled midway by our select.
-        let poller = tokio::spawn(async move {
-            loop {
-                let ev = eventloop.poll().await.map_err(|e| e.to_string());
-                let failed = ev.is_err();
-                if tx.send(ev).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let _stop_poller = AbortOnDrop(poller);
+        let (client, eventloop) = AsyncClient::new(opts, 2 * WINDOW);
+        let (mut events, _stop_poller) = poll_apart(eventloop, 4 * WINDOW);
         let mut connected = false;
         let mut inflight: VecDeque<InFlight> = VecDeque::new();
         let mut sent = position;
@@ -227,7 +216,28 @@ impl Publisher {
 }
 
 /// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Runs a client's event loop on a task of its own, so that its `poll` is never cancelled midway
+/// by a caller's select; its events (the first error ends it) come out of the receiver, up to
+/// `depth` waiting. The task stops when the guard is dropped.
+pub(crate) fn poll_apart(
+    mut eventloop: rumqttc::EventLoop,
+    depth: usize,
+) -> (tokio::sync::mpsc::Receiver<Result<Event, String>>, AbortOnDrop) {
+    let (tx, events) = tokio::sync::mpsc::channel(depth);
+    let poller = tokio::spawn(async move {
+        loop {
+            let ev = eventloop.poll().await.map_err(|e| e.to_string());
+            let failed = ev.is_err();
+            if tx.send(ev).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    (events, AbortOnDrop(poller))
+}
+
+/// Aborts the task it holds when dropped (a connection's event loop goes with the connection).
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

@@ -471,7 +471,7 @@ impl Task {
                     AlertOp::Resolve { .. } => {
                         self.engine.signal(Signal::Resolved { key: row.dedupe_key.clone(), at_ms: now });
                     }
-                    AlertOp::Assign { .. } | AlertOp::Comment { .. } => {}
+                    AlertOp::Assign { .. } | AlertOp::Comment { .. } | AlertOp::Dispatch { .. } => {}
                 }
                 self.publish_stats();
                 self.broadcast(feed.clone());

@@ -138,7 +138,7 @@ pub async fn one(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Resul
 }
 
 /// An operator's change goes through the alert service (the only writer of alerts).
-async fn operate(st: &AppState, caller: &Caller, id: i64, op: AlertOp) -> Result<Json<AlertRow>, ApiError> {
+pub(super) async fn operate(st: &AppState, caller: &Caller, id: i64, op: AlertOp) -> Result<Json<AlertRow>, ApiError> {
     let row = st.alerts.operate(id, op, &caller.name).await.map_err(|e| match e {
         AlertChangeError::NotFound(_) => ApiError::NotFound(e.to_string()),
         AlertChangeError::Conflict { .. } => ApiError::Conflict(e.to_string()),
@@ -227,6 +227,9 @@ pub struct AlertStats {
     pub service: crate::alerts::service::ServiceStats,
     pub webhooks: Vec<crate::alerts::webhooks::WebhookState>,
     pub mqtt: Option<crate::alerts::mqtt::MqttState>,
+    /// The subscriber of patrol units' positions on the `[mqtt]` broker
+    /// (`<prefix>/units/<id>/position`).
+    pub unit_positions: Option<crate::app::positions::PositionsState>,
     /// Changes not yet delivered to every webhook receiver (the sum of their backlogs).
     pub outbox_pending: i64,
 }
@@ -241,6 +244,7 @@ pub async fn stats(State(st): State<AppState>) -> Result<Json<AlertStats>, ApiEr
         outbox_pending: webhooks.iter().map(|w| w.pending).sum(),
         webhooks,
         mqtt: st.mqtt.as_ref().and_then(|m| m.lock().ok().map(|s| s.clone())),
+        unit_positions: st.unit_positions.as_ref().and_then(|m| m.lock().ok().map(|s| s.clone())),
     }))
 }
 

@@ -21,7 +21,7 @@ use super::error::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Monitoring room: alerts, alarms, interceptions, watchlists, what cameras see.
+    /// Monitoring room: alerts, alarms, interceptions, watchlists, what cameras see, patrol units.
     Operator,
     /// Maintenance crews: health, snapshots, metrics, work orders.
     Maintainer,
@@ -29,6 +29,8 @@ pub enum Role {
     Planner,
     /// Everything, tokens and configuration included.
     Admin,
+    /// A vehicle tracker or tracking gateway: posts patrol units' positions, nothing else.
+    Tracker,
 }
 
 impl Role {
@@ -38,10 +40,13 @@ impl Role {
             Role::Maintainer => "maintainer",
             Role::Planner => "planner",
             Role::Admin => "admin",
+            Role::Tracker => "tracker",
         }
     }
     pub fn parse(s: &str) -> Option<Role> {
-        [Role::Operator, Role::Maintainer, Role::Planner, Role::Admin].into_iter().find(|r| r.as_str() == s)
+        [Role::Operator, Role::Maintainer, Role::Planner, Role::Admin, Role::Tracker]
+            .into_iter()
+            .find(|r| r.as_str() == s)
     }
 }
 
@@ -82,12 +87,14 @@ const fn rule(access: Access, route: &'static str, roles: &'static [Role], why: 
 use Access::{Any, Read, Write};
 
 const OP: &[Role] = &[Operator];
+const OP_TR: &[Role] = &[Operator, Tracker];
 const MT: &[Role] = &[Maintainer];
 const PL: &[Role] = &[Planner];
 const OP_PL: &[Role] = &[Operator, Planner];
 const OP_MT: &[Role] = &[Operator, Maintainer];
 const MT_PL: &[Role] = &[Maintainer, Planner];
 const ALL3: &[Role] = &[Operator, Maintainer, Planner];
+const EVERY: &[Role] = &[Operator, Maintainer, Planner, Tracker];
 const ADMIN: &[Role] = &[];
 
 /// Who may use what: the one role table. The first rule whose route and access match decides;
@@ -103,12 +110,16 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Write, "/api/v1/alerts/{id}/resolve", OP, "handling alerts"),
     rule(Write, "/api/v1/alerts/{id}/assign", OP, "handling alerts"),
     rule(Write, "/api/v1/alerts/{id}/comments", OP, "handling alerts"),
+    rule(Any, "/api/v1/alerts/{id}/dispatch", OP, "the units to send, and sending them"),
     rule(Write, "/api/v1/alarms", OP, "alarm systems post alarms"),
     rule(Read, "/api/v1/events", OP, "ring and interception events"),
     rule(Read, "/api/v1/interceptions", OP, "interceptions"),
     rule(Write, "/api/v1/interceptions", OP, "starting an interception"),
     rule(Read, "/api/v1/interceptions/{id}", OP, "interceptions"),
     rule(Write, "/api/v1/interceptions/{id}/close", OP, "closing an interception"),
+    rule(Any, "/api/v1/units", OP, "patrol units: the command centre sends them"),
+    rule(Write, "/api/v1/units/{id}/positions", OP_TR, "trackers post positions"),
+    rule(Any, "/api/v1/units/{*rest}", OP, "units, status, positions, tracks"),
     rule(Read, "/api/v1/watchlists", OP_PL, "planners may read the watchlists"),
     rule(Write, "/api/v1/watchlists", OP, "only the monitoring room changes them"),
     rule(Read, "/api/v1/watchlists/{id}", OP_PL, "planners may read the watchlists"),
@@ -140,7 +151,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Read, "/api/v1/cameras/{id}/status-history", ALL3, "the camera registry"),
     rule(Read, "/api/v1/cameras/{id}/ingest-history", ALL3, "the camera registry"),
     rule(Read, "/api/v1/stats", ALL3, "the server's figures"),
-    rule(Read, "/api/v1/openapi.json", ALL3, "the API's description"),
+    rule(Read, "/api/v1/openapi.json", EVERY, "the API's description"),
 ];
 
 /// docs/ROLES.md: the role table as a page (tests/api.rs checks the file is this).
@@ -152,7 +163,7 @@ pub fn roles_markdown() -> String {
          the dashboard's files need no token. A path no rule names is admin's alone. Reads are GET and HEAD, \
          writes every other method. The first rule that matches decides; `{x}` is one path segment, \
          `{*x}` the rest.\n\n\
-         | access | route | operator | maintainer | planner | why |\n|---|---|---|---|---|---|\n",
+         | access | route | operator | maintainer | planner | tracker | why |\n|---|---|---|---|---|---|---|\n",
     );
     for r in ROLE_TABLE {
         let access = match r.access {
@@ -162,11 +173,12 @@ pub fn roles_markdown() -> String {
         };
         let mark = |role| if r.roles.contains(&role) { "yes" } else { "" };
         out.push_str(&format!(
-            "| {access} | `{}` | {} | {} | {} | {} |\n",
+            "| {access} | `{}` | {} | {} | {} | {} | {} |\n",
             r.route,
             mark(Operator),
             mark(Maintainer),
             mark(Planner),
+            mark(Tracker),
             r.why
         ));
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cameras;
 pub mod cluster;
 pub mod detect;
+pub mod dispatch;
 pub mod error;
 mod extract;
 pub mod geo;
@@ -13,6 +14,7 @@ pub mod maintenance;
 pub mod map;
 pub mod media;
 pub mod planning;
+pub mod units;
 pub mod worker;
 
 use axum::http::StatusCode;
@@ -82,6 +84,15 @@ use error::ApiError;
         detect::revoke_watchlist,
         detect::list_passages,
         detect::trajectory,
+        units::list_units,
+        units::create_unit,
+        units::get_unit,
+        units::update_unit,
+        units::retire_unit,
+        units::add_positions,
+        units::track,
+        dispatch::plan,
+        dispatch::dispatch,
         media::picture,
         alerts::list,
         alerts::one,
@@ -183,6 +194,21 @@ use error::ApiError;
         crate::detect::watchlist::MatchKind,
         crate::detect::watchlist::Priority,
         crate::detect::watchlist::Hit,
+        units::UnitInput,
+        units::UnitPatch,
+        units::PositionsInput,
+        crate::registry::UnitRow,
+        crate::registry::UnitKind,
+        crate::registry::UnitStatus,
+        crate::registry::Fix,
+        crate::registry::FixesStored,
+        crate::registry::RejectedFix,
+        dispatch::Place,
+        dispatch::UnitEta,
+        dispatch::LeftOut,
+        dispatch::DispatchPlan,
+        dispatch::DispatchBody,
+        dispatch::Dispatched,
         alerts::AlertPage,
         alerts::AlertDetail,
         alerts::ResolveBody,
@@ -194,6 +220,7 @@ use error::ApiError;
         crate::alerts::service::ServiceStats,
         crate::alerts::webhooks::WebhookState,
         crate::alerts::mqtt::MqttState,
+        crate::app::positions::PositionsState,
         crate::registry::AlertKind,
         crate::registry::AlertStatus,
         crate::registry::Severity,
@@ -287,6 +314,8 @@ pub fn router(state: AppState) -> Router {
         .merge(detect::router())
         .merge(alerts::router())
         .merge(maintenance::router())
+        .merge(units::router())
+        .merge(dispatch::router())
         .merge(media::router())
         .merge(crate::web::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

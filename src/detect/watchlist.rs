@@ -307,7 +307,7 @@ fn collapse_stars(p: &str) -> String {
 }
 
 /// Present and `null` (`Some(None)`) differs from absent (`None`).
-fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

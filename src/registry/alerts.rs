@@ -48,6 +48,7 @@ str_enum!(
         Acknowledged = "acknowledged",
         Assigned = "assigned",
         Commented = "commented",
+        Dispatched = "dispatched",
         Recovered = "recovered",
         Resolved = "resolved",
     }
@@ -614,6 +615,14 @@ impl Registry {
                 AlertOp::Comment { text } => {
                     ("count = count", vec![], "1 = 1", "", FeedChange::Commented, serde_json::json!({"text": text}))
                 }
+                AlertOp::Dispatch { units } => (
+                    "count = count",
+                    vec![],
+                    "status <> 'resolved'",
+                    "a resolved alert gets no units",
+                    FeedChange::Dispatched,
+                    serde_json::json!({"units": units.iter().map(|(id, eta)| serde_json::json!({"id": id, "eta_s": eta})).collect::<Vec<_>>()}),
+                ),
             };
         let Some(row) = update(&mut tx, id, set, &vals, guard, now).await? else {
             return Err(AlertChangeError::Conflict { id, status: current.status, what: refusal.into() });
@@ -766,7 +775,18 @@ impl Registry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlertOp {
     Acknowledge,
-    Resolve { note: String },
-    Assign { to: String },
-    Comment { text: String },
+    Resolve {
+        note: String,
+    },
+    Assign {
+        to: String,
+    },
+    Comment {
+        text: String,
+    },
+    /// Patrol units sent to the alert's place: each id with its time to get there (seconds),
+    /// when it was ranked.
+    Dispatch {
+        units: Vec<(String, Option<f64>)>,
+    },
 }

@@ -20,6 +20,7 @@ mod roles;
 mod schema;
 mod sync;
 mod tokens;
+mod units;
 mod watchlists;
 
 use std::path::Path;
@@ -45,6 +46,10 @@ pub use roles::{ALERT_WRITER, CommandOutcome, QueuedCommand, RoleFence, RoleHold
 pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenRow, new_token, token_hash};
+pub use units::{
+    Fix, FixSource, FixesStored, MAX_AHEAD_MS, MAX_FIXES, MAX_SPEED_MPS, MAX_TRACK, NewUnit, RejectedFix, UnitChange,
+    UnitError, UnitKind, UnitRow, UnitStatus, check_unit_id, oldest_fix,
+};
 pub use watchlists::{
     MAX_TRAJECTORY, MatchKind, NewWatchlist, PassageFilter, Priority, TrajectoryPoint, WatchlistChangeError,
     WatchlistEntry, WatchlistError,

@@ -81,6 +81,7 @@ enum OpText {
     Resolve { note: String },
     Assign { to: String },
     Comment { text: String },
+    Dispatch { units: Vec<(String, Option<f64>)> },
 }
 
 fn op_text(op: &AlertOp) -> String {
@@ -89,6 +90,7 @@ fn op_text(op: &AlertOp) -> String {
         AlertOp::Resolve { note } => OpText::Resolve { note },
         AlertOp::Assign { to } => OpText::Assign { to },
         AlertOp::Comment { text } => OpText::Comment { text },
+        AlertOp::Dispatch { units } => OpText::Dispatch { units },
     };
     serde_json::to_string(&t).unwrap_or_default()
 }
@@ -99,6 +101,7 @@ fn op_of(s: &str) -> Option<AlertOp> {
         OpText::Resolve { note } => AlertOp::Resolve { note },
         OpText::Assign { to } => AlertOp::Assign { to },
         OpText::Comment { text } => AlertOp::Comment { text },
+        OpText::Dispatch { units } => AlertOp::Dispatch { units },
     })
 }
 

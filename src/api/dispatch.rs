@@ -1,0 +1,267 @@
+//! Dispatch over HTTP: for an alert with a place (an alarm's position, or the camera that saw
+//! it), the available patrol units ranked by travel time on the road network (`geo::dispatch`:
+//! one-way streets respected, foot patrols walking), and sending units to it (their status and
+//! the alert's trail).
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::units::STALE_AFTER_MS;
+use crate::geo::dispatch::{DispatchError, Travel, UnitAt, nearest, snap_for};
+use crate::registry::{AlertOp, AlertRow, AlertStatus, UnitKind, UnitRow, UnitStatus};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/alerts/{id}/dispatch", get(plan).post(dispatch))
+}
+
+/// Units a plan lists when the request gives no `k`, and the most it may ask for.
+pub const DEFAULT_K: u32 = 5;
+pub const MAX_K: u32 = 50;
+/// The most units one dispatch may send.
+pub const MAX_SEND: usize = 20;
+
+/// Where an alert happened.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Place {
+    pub lon: f64,
+    pub lat: f64,
+    /// `alert` (its own position: an alarm) or `camera <id>` (the camera that saw it).
+    pub from: String,
+}
+
+/// One unit's way to the place.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UnitEta {
+    pub unit: UnitRow,
+    /// Travel time by the road network (driving, or walking for foot patrols and posts), seconds.
+    pub eta_s: f64,
+    /// From the unit's position to the way it was routed from, metres.
+    pub off_road_m: f64,
+}
+
+/// An available unit that could not be ranked, and why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LeftOut {
+    pub id: String,
+    pub why: String,
+}
+
+/// The units to send to an alert, fastest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DispatchPlan {
+    pub alert_id: i64,
+    pub place: Place,
+    pub units: Vec<UnitEta>,
+    /// Available units left out: no position yet, a stale one, off any way they can travel, or
+    /// unable to reach the place by the roads.
+    pub left_out: Vec<LeftOut>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PlanParams {
+    /// How many units (default 5, at most 50).
+    pub k: Option<u32>,
+}
+
+async fn alert(st: &AppState, id: i64) -> Result<AlertRow, ApiError> {
+    st.registry.get_alert(id).await?.ok_or_else(|| ApiError::NotFound(format!("alert {id} not found")))
+}
+
+/// The alert's place: its own position (alarms carry one), else the first of its cameras the
+/// registry holds.
+async fn place_of(st: &AppState, a: &AlertRow) -> Result<Place, ApiError> {
+    if let (Some(lon), Some(lat)) = (a.detail["lon"].as_f64(), a.detail["lat"].as_f64())
+        && lon.is_finite()
+        && lat.is_finite()
+    {
+        return Ok(Place { lon, lat, from: "alert".into() });
+    }
+    for c in &a.cameras {
+        if let Some(cam) = st.registry.get_camera(c).await? {
+            return Ok(Place { lon: cam.lon, lat: cam.lat, from: format!("camera {c}") });
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "alert {} has no place: no position of its own and no camera the registry holds",
+        a.id
+    )))
+}
+
+fn travel_of(kind: UnitKind) -> Travel {
+    match kind {
+        UnitKind::Car | UnitKind::Motorcycle => Travel::Drive,
+        UnitKind::Foot | UnitKind::Post => Travel::Walk,
+    }
+}
+
+/// Every available unit with a fresh position ranked by its time to `place`; the others that
+/// are available, with why they are not ranked.
+async fn rank(st: &AppState, place: &Place) -> Result<(Vec<UnitEta>, Vec<LeftOut>), ApiError> {
+    let now = st.clock.now_ms();
+    let mut left = Vec::new();
+    let mut ready: HashMap<String, UnitRow> = HashMap::new();
+    let mut at = Vec::new();
+    let model = st.geo.model().await?;
+    for mut u in st.registry.units(false).await? {
+        u.mark_stale(now, STALE_AFTER_MS);
+        if u.status != UnitStatus::Available {
+            continue;
+        }
+        match u.position {
+            None => left.push(LeftOut { id: u.id, why: "no position yet".into() }),
+            Some(p) if u.stale => left.push(LeftOut {
+                why: format!(
+                    "its newest position is {} s old (stale after {} s)",
+                    (now - p.at_ms) / 1000,
+                    STALE_AFTER_MS / 1000
+                ),
+                id: u.id,
+            }),
+            Some(p) => {
+                at.push(UnitAt { id: u.id.clone(), at: model.proj.fwd(p.lon, p.lat), travel: travel_of(u.kind) });
+                ready.insert(u.id.clone(), u);
+            }
+        }
+    }
+    let to = model.proj.fwd(place.lon, place.lat);
+    let (etas, off_road) = tokio::task::spawn_blocking(move || {
+        let etas = nearest(&model.net, &at, to, at.len())?;
+        // Of those not ranked, the ones no way they can travel comes near.
+        let ranked: HashSet<&str> = etas.iter().map(|e| e.id.as_str()).collect();
+        let off: HashSet<String> = at
+            .iter()
+            .filter(|u| !ranked.contains(u.id.as_str()) && snap_for(&model.net, u.at, u.travel).is_none())
+            .map(|u| u.id.clone())
+            .collect();
+        Ok::<_, DispatchError>((etas, off))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ranking units failed: {e}")))?
+    .map_err(|e| ApiError::Conflict(format!("no unit can be ranked: {e}")))?;
+    let mut units = Vec::with_capacity(etas.len());
+    for e in etas {
+        if let Some(unit) = ready.remove(&e.id) {
+            units.push(UnitEta { unit, eta_s: (e.seconds * 10.0).round() / 10.0, off_road_m: e.off_road_m.round() });
+        }
+    }
+    let mut rest: Vec<String> = ready.into_keys().collect();
+    rest.sort();
+    for id in rest {
+        let why = if off_road.contains(&id) {
+            "more than 250 m from any way it can travel (dispatch::SNAP_M)"
+        } else {
+            "the roads do not lead it to the place (one-way streets)"
+        };
+        left.push(LeftOut { id, why: why.into() });
+    }
+    left.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok((units, left))
+}
+
+/// The available units that reach the alert's place soonest, with their ETAs by the road
+/// network (one-way streets respected; foot patrols walk); units without a fresh position are
+/// listed as left out, with why. 409 when the alert has no place or it is off the roads.
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/dispatch", tag = "alerts", params(("id" = i64, Path, description = "alert id"), PlanParams),
+    responses((status = 200, body = DispatchPlan), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn plan(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(p): ApiQuery<PlanParams>,
+) -> Result<Json<DispatchPlan>, ApiError> {
+    let k = p.k.unwrap_or(DEFAULT_K);
+    if k == 0 || k > MAX_K {
+        return Err(ApiError::BadRequest(format!("k {k}: 1 to {MAX_K}")));
+    }
+    let a = alert(&st, id).await?;
+    let place = place_of(&st, &a).await?;
+    let (mut units, left_out) = rank(&st, &place).await?;
+    units.truncate(k as usize);
+    Ok(Json(DispatchPlan { alert_id: id, place, units, left_out }))
+}
+
+/// The units to send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchBody {
+    /// Unit ids, 1 to 20, each once.
+    pub units: Vec<String>,
+}
+
+/// What a dispatch did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dispatched {
+    pub alert: AlertRow,
+    /// The units sent, now `dispatched` to the alert.
+    pub units: Vec<UnitRow>,
+}
+
+/// Sends units to an alert, all or none: each must exist, not be retired or off duty (one on
+/// another alert may be re-tasked). The alert's trail records who sent which units with their
+/// ETAs (`dispatched` in the change feed); each unit becomes `dispatched` to the alert.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/dispatch", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    request_body = DispatchBody, responses((status = 200, body = Dispatched), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn dispatch(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(b): ApiJson<DispatchBody>,
+) -> Result<Json<Dispatched>, ApiError> {
+    if b.units.is_empty() || b.units.len() > MAX_SEND {
+        return Err(ApiError::BadRequest(format!("units holds {}: send 1 to {MAX_SEND}", b.units.len())));
+    }
+    let mut seen = HashSet::new();
+    for u in &b.units {
+        crate::registry::check_unit_id(u).map_err(ApiError::BadRequest)?;
+        if !seen.insert(u.as_str()) {
+            return Err(ApiError::BadRequest(format!("unit {u:?} is named twice")));
+        }
+    }
+    let a = alert(&st, id).await?;
+    if a.status == AlertStatus::Resolved {
+        return Err(ApiError::Conflict(format!("alert {id} is resolved: it gets no units")));
+    }
+    // Each unit checked before anything is written.
+    for u in &b.units {
+        let row = st.registry.unit(u).await?.ok_or_else(|| ApiError::NotFound(format!("unit {u:?} not found")))?;
+        if row.retired_at_ms.is_some() {
+            return Err(ApiError::Conflict(format!("unit {u:?} is retired")));
+        }
+        if row.status == UnitStatus::OffDuty {
+            return Err(ApiError::Conflict(format!("unit {u:?} is off duty")));
+        }
+    }
+    // Their ETAs where the place and the unit can be ranked (a unit without a fresh position
+    // may still be sent: the operator knows where it is).
+    let etas: HashMap<String, f64> = match place_of(&st, &a).await {
+        Ok(place) => match rank(&st, &place).await {
+            Ok((ranked, _)) => ranked.into_iter().map(|u| (u.unit.id, u.eta_s)).collect(),
+            Err(_) => HashMap::new(),
+        },
+        Err(_) => HashMap::new(),
+    };
+    let sent: Vec<(String, Option<f64>)> = b.units.iter().map(|u| (u.clone(), etas.get(u).copied())).collect();
+    let Json(alert) = super::alerts::operate(&st, &caller, id, AlertOp::Dispatch { units: sent }).await?;
+    let units = st.registry.dispatch_units(&b.units, id, st.clock.now_ms()).await?;
+    tracing::info!(alert = id, units = ?b.units, by = %caller.name, "units dispatched");
+    let now = st.clock.now_ms();
+    let units = units
+        .into_iter()
+        .map(|mut u| {
+            u.mark_stale(now, STALE_AFTER_MS);
+            u
+        })
+        .collect();
+    Ok(Json(Dispatched { alert, units }))
+}
