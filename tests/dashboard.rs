@@ -136,7 +136,7 @@ fn the_dashboard_in_headless_chromium_against_the_demo_city() {
     }
     let secret = std::fs::read_to_string(root().join("camera-configs/demo/gb28181-demo.secret")).unwrap();
     assert!(!log.contains(secret.trim()), "the NVR's password appears in the demo's log");
-    for view in ["alerts", "cameras", "map", "planning", "maintenance", "interception", "alerts-laptop"] {
+    for view in ["alerts", "cameras", "map", "dispatch", "planning", "maintenance", "interception", "alerts-laptop"] {
         let png = std::fs::read(shots.join(format!("{view}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{view}.png");
     }

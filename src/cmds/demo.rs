@@ -100,10 +100,12 @@ async fn demo_on(mut city: DemoCity, listen: SocketAddr, db: &str, config: &Path
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let city = Arc::new(city);
-    let scenario = tokio::spawn(tianwang::sim::demo::run_scenario(city.clone(), app.state.clone(), stop_rx));
+    let scenario = tokio::spawn(tianwang::sim::demo::run_scenario(city.clone(), app.state.clone(), stop_rx.clone()));
+    let patrols = tokio::spawn(tianwang::sim::demo::run_patrols(app.state.clone(), stop_rx));
     let served = tianwang::server::serve(app, listener, stop).await;
     let _ = stop_tx.send(true);
     let _ = scenario.await;
+    let _ = patrols.await;
     // The simulated cameras go last, after every pipeline reading them has stopped (the NVR
     // has no platform left to unregister from: it goes silent).
     drop(nvr);

@@ -270,6 +270,8 @@ pub enum FixSource {
     Http,
     Mqtt,
     Import,
+    /// The demo's simulated patrols.
+    Sim,
 }
 
 impl FixSource {
@@ -278,6 +280,7 @@ impl FixSource {
             FixSource::Http => "http",
             FixSource::Mqtt => "mqtt",
             FixSource::Import => "import",
+            FixSource::Sim => "sim",
         }
     }
 }

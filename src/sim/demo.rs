@@ -28,7 +28,11 @@ use super::scene::{SimScene, TrafficQueue};
 use super::{SimCamera, SimError, SimServer};
 use crate::app::AppState;
 use crate::config::{CameraKind, Profile, SharedConfig};
+use crate::geo::network::{RoadNetwork, vehicle_speed_kmh};
+use crate::geo::proj::LocalProj;
+use crate::geo::route::walk_times;
 use crate::plate::PlateColor;
+use crate::registry::{Fix, FixSource, NewUnit, Oneway, UnitChange, UnitError, UnitKind, UnitStatus};
 
 /// Inbound roads with a traffic checkpoint on each ring: (middle-ring checkpoint, inner-ring
 /// checkpoint, metres between them along the road).
@@ -352,6 +356,195 @@ async fn apply(city: &DemoCity, state: &AppState, step: Step) -> Option<(Duratio
                 Err(e) => tracing::warn!(error = %e, "demo: the alarm was not raised"),
             }
             Some((Duration::from_secs(240), Step::Alarm))
+        }
+    }
+}
+
+/// The demo's patrol units: (id, name, kind).
+pub const PATROLS: [(&str, &str, UnitKind); 8] = [
+    ("pc-01", "巡逻车 01", UnitKind::Car),
+    ("pc-02", "巡逻车 02", UnitKind::Car),
+    ("pc-03", "巡逻车 03", UnitKind::Car),
+    ("pc-04", "巡逻车 04", UnitKind::Car),
+    ("pc-05", "巡逻车 05", UnitKind::Car),
+    ("mc-01", "摩托 01", UnitKind::Motorcycle),
+    ("fp-01", "步巡 01", UnitKind::Foot),
+    ("fp-02", "步巡 02", UnitKind::Foot),
+];
+
+/// How often a demo unit reports, as vehicle trackers do.
+const PATROL_EVERY: Duration = Duration::from_secs(5);
+
+/// One demo unit on the road network: the segment it is on, which way, how far along.
+struct Patrol {
+    id: &'static str,
+    drives: bool,
+    speed_mps: f64,
+    seg: usize,
+    forward: bool,
+    along_m: f64,
+}
+
+/// Whether a unit may travel segment `s` in the direction given (cars: the way's class carries
+/// vehicles and one-way streets only their way; on foot: any way but motorways, either way).
+fn may_travel(net: &RoadNetwork, s: usize, forward: bool, drives: bool) -> bool {
+    if !drives {
+        return walk_times(net, s).0.is_some();
+    }
+    let way = net.way_of(s);
+    vehicle_speed_kmh(&way.class).is_some()
+        && match way.oneway {
+            Oneway::No => true,
+            Oneway::Forward => forward,
+            Oneway::Backward => !forward,
+        }
+}
+
+/// The segments joined to `seg` (in either direction), in index order.
+fn joined(net: &RoadNetwork, seg: usize) -> Vec<usize> {
+    let mut seen = vec![false; net.segs.len()];
+    let mut todo = vec![seg];
+    seen[seg] = true;
+    while let Some(s) = todo.pop() {
+        for node in [net.segs[s].a, net.segs[s].b] {
+            for &o in &net.node_segs[node as usize] {
+                if !std::mem::replace(&mut seen[o as usize], true) {
+                    todo.push(o as usize);
+                }
+            }
+        }
+    }
+    (0..seen.len()).filter(|&s| seen[s]).collect()
+}
+
+impl Patrol {
+    /// Moves `metres` along the network, turning at each node onto a way it may travel (not
+    /// back the way it came unless the road ends).
+    fn advance(&mut self, net: &RoadNetwork, mut metres: f64, rng: &mut StdRng) {
+        while metres > 0.0 {
+            let len = net.segs[self.seg].len;
+            if self.along_m + metres < len {
+                self.along_m += metres;
+                return;
+            }
+            metres -= len - self.along_m;
+            let s = net.segs[self.seg];
+            let node = if self.forward { s.b } else { s.a };
+            let next: Vec<(usize, bool)> = net.node_segs[node as usize]
+                .iter()
+                .map(|&o| (o as usize, net.segs[o as usize].a == node))
+                .filter(|&(o, fwd)| o != self.seg && may_travel(net, o, fwd, self.drives))
+                .collect();
+            let (seg, forward) =
+                if next.is_empty() { (self.seg, !self.forward) } else { next[rng.gen_range(0..next.len())] };
+            (self.seg, self.forward, self.along_m) = (seg, forward, 0.0);
+        }
+    }
+
+    /// Where it is (lon, lat) and its heading (degrees from north).
+    fn fix(&self, net: &RoadNetwork, proj: &LocalProj) -> ([f64; 2], f64) {
+        let s = net.segs[self.seg];
+        let (from, to) = if self.forward { (s.a, s.b) } else { (s.b, s.a) };
+        let (p, q) = (net.nodes[from as usize], net.nodes[to as usize]);
+        let at = p.lerp(q, (self.along_m / s.len).clamp(0.0, 1.0));
+        (proj.inv(at), q.minus(p).bearing() % 360.0)
+    }
+}
+
+/// How long a demo unit stays on an alert before it reports back available.
+const ON_ALERT: Duration = Duration::from_secs(180);
+
+/// Demo units sent to an alert report back available after [`ON_ALERT`], so that the demo keeps
+/// units to send however long it runs.
+async fn back_on_patrol(state: &AppState, now: i64) {
+    let Ok(units) = state.registry.units(false).await else { return };
+    for u in units {
+        let busy = matches!(u.status, UnitStatus::Dispatched | UnitStatus::OnScene);
+        if busy && PATROLS.iter().any(|p| p.0 == u.id) && now - u.status_since_ms > ON_ALERT.as_millis() as i64 {
+            let back = UnitChange { status: Some(UnitStatus::Available), ..Default::default() };
+            match state.registry.update_unit(&u.id, &back, now).await {
+                Ok(_) => tracing::info!(unit = %u.id, "demo: a patrol unit is back on patrol"),
+                Err(e) => tracing::warn!(unit = %u.id, error = %e, "demo: a patrol unit stays on its alert"),
+            }
+        }
+    }
+}
+
+/// Patrol cars, a motorcycle and foot patrols on the demo city's roads, each reporting its
+/// position every 5 s (through the registry, as `POST /api/v1/units/{id}/positions` stores
+/// them), so that the map shows them moving and dispatch has units to rank. Until `stop`.
+pub async fn run_patrols(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let model = match state.geo.model().await {
+        Ok(m) if !m.net.segs.is_empty() => m,
+        Ok(_) => return tracing::info!("demo: no roads, so no patrols"),
+        Err(e) => return tracing::error!(error = %e, "demo: no geography, so no patrols"),
+    };
+    let net = &model.net;
+    // The demo's map joins its ring roads and radials only where they share a point: the units
+    // patrol the roads joined to the one by the bank, so that they can reach its alarm.
+    let (_, _, lon, lat) = ALARM;
+    let Some(near) = net.snap(model.proj.fwd(lon, lat), 1000.0, |s| vehicle_speed_kmh(&net.way_of(s).class).is_some())
+    else {
+        return tracing::info!("demo: no road near the bank, so no patrols");
+    };
+    let area = joined(net, near.seg);
+    let now = state.clock.now_ms();
+    let mut rng = StdRng::seed_from_u64(110);
+    let mut patrols = Vec::new();
+    for (i, (id, name, kind)) in PATROLS.into_iter().enumerate() {
+        let unit = NewUnit {
+            id: id.into(),
+            name: name.into(),
+            kind,
+            station: "二七派出所".into(),
+            grid_cell: None,
+            status: UnitStatus::Available,
+        };
+        match state.registry.create_unit(&unit, now).await {
+            Ok(_) => {}
+            // A demo started again on the same database: its units start the shift available.
+            Err(UnitError::Exists(_)) => {
+                let back = UnitChange { status: Some(UnitStatus::Available), ..Default::default() };
+                if let Err(e) = state.registry.update_unit(id, &back, now).await {
+                    tracing::warn!(unit = id, error = %e, "demo: a patrol unit stays as it was");
+                }
+            }
+            Err(e) => return tracing::error!(unit = id, error = %e, "demo: cannot add a patrol unit"),
+        }
+        let drives = kind != UnitKind::Foot;
+        // Spread over the area: a segment it may travel, from an even start.
+        let n = area.len();
+        let Some(seg) =
+            (0..n).map(|k| area[(i * n / PATROLS.len() + k) % n]).find(|&s| may_travel(net, s, true, drives))
+        else {
+            continue;
+        };
+        let speed_mps = if drives { rng.gen_range(8.0..12.0) } else { 1.3 };
+        patrols.push(Patrol { id, drives, speed_mps, seg, forward: true, along_m: 0.0 });
+    }
+    tracing::info!(units = patrols.len(), "demo: patrol units report their positions every 5 s");
+    let mut tick = tokio::time::interval(PATROL_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = state.clock.now_ms();
+        back_on_patrol(&state, now).await;
+        for p in &mut patrols {
+            p.advance(net, p.speed_mps * PATROL_EVERY.as_secs_f64(), &mut rng);
+            let ([lon, lat], heading) = p.fix(net, &model.proj);
+            let fix = Fix {
+                at_ms: now,
+                lon,
+                lat,
+                speed_mps: Some(p.speed_mps),
+                heading_deg: Some(heading),
+                accuracy_m: Some(5.0),
+            };
+            if let Err(e) = state.registry.add_fixes(p.id, &[fix], FixSource::Sim, now, i64::MIN).await {
+                tracing::warn!(unit = p.id, error = %e, "demo: a patrol's position was not stored");
+            }
         }
     }
 }

@@ -148,7 +148,43 @@ try {
   const cells = await page.locator('#mv-box svg .cell').count();
   if (!(fov > 0 && roads > 0 && cells > 0)) throw new Error(`map: ${fov} fields of view, ${roads} roads, ${cells} cells`);
   step(`map: ${wantCams} cameras, ${wantRings} rings, ${fov} fields of view, ${roads} roads, ${cells} cells`);
+  // The demo's patrols drive and walk its roads, reporting every 5 s: every unit with a position is on the map.
+  const placed = (await api('/api/v1/units')).filter((u) => u.position).length;
+  await page.waitForFunction((n) => n > 0 && document.querySelectorAll('#mv-box svg .unit').length >= n, placed, { timeout: 20_000 });
+  step(`map: ${placed} patrol units shown`);
   await shot('map');
+
+  // --- Dispatch: the demo's alarm, its units by time by road, one sent, its status on the map -----
+  let alarmId;
+  for (const end = Date.now() + 120_000; !alarmId; ) {
+    alarmId = (await api('/api/v1/alerts?kind=alarm&status=new,acknowledged&limit=1')).items[0]?.id;
+    if (!alarmId && Date.now() > end) throw new Error('no open alarm from the demo within 2 minutes');
+    if (!alarmId) await new Promise((r) => setTimeout(r, 250));
+  }
+  await page.evaluate(() => (location.hash = 'alerts'));
+  await page.click(`#al-rows tr[data-id="${alarmId}"]`);
+  await page.waitForFunction(() => document.querySelectorAll('#ad-units tr[data-unit]').length > 0, null, { timeout: 15_000 });
+  const listed = await page.$$eval('#ad-units tr[data-unit]', (trs) => trs.map((t) => [t.dataset.unit, t.querySelector('.eta').textContent]));
+  const plan = await api(`/api/v1/alerts/${alarmId}/dispatch?k=6`);
+  const planned = new Set(plan.units.map((u) => u.unit.id));
+  if (!listed.every(([id, eta]) => /^\d+:\d\d$/.test(eta) && (planned.has(id) || plan.units.length === 6))) {
+    throw new Error(`dispatch panel ${JSON.stringify(listed)} against the API's ${JSON.stringify([...planned])}`);
+  }
+  const [sendId, sendEta] = listed[0];
+  await page.click(`#ad-units button.send[data-unit="${sendId}"]`);
+  for (const end = Date.now() + 10_000; ; ) {
+    const u = (await api('/api/v1/units')).find((x) => x.id === sendId);
+    if (u.status === 'dispatched' && u.alert_id === alarmId) break;
+    if (Date.now() > end) throw new Error(`unit ${sendId} not dispatched from the panel: ${JSON.stringify(u)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const trail = (await api(`/api/v1/alerts/${alarmId}`)).audit.map((x) => x.action);
+  if (!trail.includes('dispatched')) throw new Error(`alarm ${alarmId}'s trail has no dispatch: ${trail}`);
+  step(`dispatch: alarm #${alarmId}, ${listed.length} units listed with ETAs, ${sendId} (ETA ${sendEta}) sent`);
+  await shot('dispatch');
+  await page.evaluate(() => (location.hash = 'map'));
+  await page.waitForSelector(`#mv-box svg .unit[data-unit="${sendId}"][data-status=dispatched]`, { timeout: 15_000 });
+  step(`map: ${sendId} shown dispatched`);
 
   // --- Planning, Maintenance ---------------------------------------------------------------------
   await page.evaluate(() => (location.hash = 'planning'));

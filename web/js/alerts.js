@@ -208,6 +208,7 @@ export class AlertsView {
       this.detail,
       html`<div id="ad-head">${head}</div>
       <div id="ad-evidence" class="evidence"></div>
+      <h4>Units to send</h4><div id="ad-units" class="units"><p class="dim">…</p></div>
       <h4>Cameras that see the place</h4><div id="ad-seeing" class="seeing"><p class="dim">…</p></div>
       <h4>Trail</h4><div id="ad-audit" class="audit"></div>`,
     );
@@ -215,13 +216,14 @@ export class AlertsView {
     const id = a.id;
     const still = () => this.detailFor === id;
     this.evidence(a, still);
+    this.units(a, still);
     this.seeing(a, still);
     getJson(`/api/v1/alerts/${id}`)
       .then((d) => {
         if (!still()) return;
         setHtml(
           this.detail.querySelector('#ad-audit'),
-          html`${d.audit.map((x) => html`<div>${fmtTime(x.at_ms)} · ${x.actor} · ${x.action}</div>`)}`,
+          html`${d.audit.map((x) => html`<div>${fmtTime(x.at_ms)} · ${x.actor} · ${x.action}${x.action === 'dispatched' ? `: ${(x.detail?.units ?? []).map((u) => u.id).join(', ')}` : ''}</div>`)}`,
         );
       })
       .catch(() => {});
@@ -253,6 +255,48 @@ export class AlertsView {
       } catch (e) {
         box.insertAdjacentHTML('beforeend', html`<figure><figcaption>${caption}: ${e.message}</figcaption></figure>`.s);
       }
+    }
+  }
+
+  /** The dispatch panel: available units by their time by road to the place, each with Send. */
+  async units(a, still) {
+    const box = this.detail.querySelector('#ad-units');
+    let plan;
+    try {
+      plan = await getJson(`/api/v1/alerts/${a.id}/dispatch?k=6`);
+    } catch (e) {
+      if (still()) setHtml(box, html`<p class="na">${e.message}</p>`);
+      return;
+    }
+    if (!still()) return;
+    const mins = (s) => `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}`;
+    const rows = plan.units.map(
+      (u) => html`<tr data-unit="${u.unit.id}"><td><b>${u.unit.name}</b> <span class="dim">${u.unit.id} · ${u.unit.kind}</span></td>
+        <td class="num eta">${mins(u.eta_s)}</td>
+        <td><button class="send" data-unit="${u.unit.id}" ${raw(a.status === 'resolved' ? 'disabled' : '')}>Send</button></td></tr>`,
+    );
+    const left = plan.left_out.length
+      ? html`<p class="dim" title="${plan.left_out.map((l) => `${l.id}: ${l.why}`).join('\n')}">${plan.left_out.length} more available, not ranked (hover for why)</p>`
+      : '';
+    setHtml(
+      box,
+      plan.units.length
+        ? html`<table class="units"><thead><tr><th>unit</th><th class="num">ETA</th><th></th></tr></thead><tbody>${rows}</tbody></table>${left}`
+        : html`<p class="na">No available unit can be ranked.</p>${left}`,
+    );
+    for (const b of box.querySelectorAll('button.send')) {
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try {
+          const r = await postJson(`/api/v1/alerts/${a.id}/dispatch`, { units: [b.dataset.unit] });
+          upsert(r.alert, 'dispatched');
+          toast(`${r.units.map((u) => u.name).join(', ')} sent to alert ${a.id}`);
+          if (still()) this.renderDetail(true);
+        } catch (e) {
+          b.disabled = false;
+          toast(`dispatch: ${e.message}`);
+        }
+      });
     }
   }
 

@@ -51,10 +51,10 @@ export class CityMap {
     this.box = box;
     this.opts = opts;
     this.level = opts.level ?? 'observe';
-    this.show = { cells: true, roads: true, gaps: true, fov: true, rings: true, entrances: true, cameras: true };
+    this.show = { cells: true, roads: true, gaps: true, fov: true, rings: true, entrances: true, cameras: true, units: true };
     this.svg = el('svg', { class: 'city', preserveAspectRatio: 'xMidYMid meet', role: 'img', 'aria-label': 'city map' });
     this.groups = {};
-    for (const g of ['cells', 'roads', 'gaps', 'fov', 'rings', 'entrances', 'clusters', 'cameras', 'overlay']) {
+    for (const g of ['cells', 'roads', 'gaps', 'fov', 'rings', 'entrances', 'clusters', 'cameras', 'units', 'overlay']) {
       this.groups[g] = el('g', { class: `layer-${g}` });
       this.svg.appendChild(this.groups[g]);
     }
@@ -78,7 +78,8 @@ export class CityMap {
       LEVELS.map((l) => `<span><i style="background:var(--${l})"></i>${l}</span>`).join('') +
       '<span><i style="background:var(--ok)"></i>ring closed</span><span><i style="background:var(--bad)"></i>ring open / gap / leak / offline</span>' +
       '<span><i style="background:#4aa3ff;border-radius:50%"></i>checkpoint <i style="background:#e6eaef;border-radius:50%"></i>camera</span>' +
-      '<span><i style="background:#3d7a57;border-radius:50%"></i>cluster (count; red share offline)</span>';
+      '<span><i style="background:#3d7a57;border-radius:50%"></i>cluster (count; red share offline)</span>' +
+      '<span><i class="unit-key available"></i>patrol unit <i class="unit-key dispatched"></i>dispatched <i class="unit-key on_scene"></i>on scene</span>';
     this.box.appendChild(d);
   }
 
@@ -302,8 +303,36 @@ export class CityMap {
       title(e, `entrance ${x.name}: ${x.compliant === null ? 'being checked' : x.compliant ? 'meets the rule' : 'breaks the entrance rule'}`);
     });
     this.drawOverlay();
+    this.drawUnits();
     this.applyLayers();
     this.scaleMarks();
+  }
+
+  /** Patrol units at their newest positions, coloured by status (stale ones faded). */
+  setUnits(units) {
+    this.units = units;
+    this.drawUnits();
+    this.scaleMarks();
+  }
+
+  drawUnits() {
+    if (!this.proj || !this.units) return;
+    const placed = this.units.filter((u) => u.position);
+    this.sync(
+      'units',
+      placed,
+      (u) => u.id,
+      () => el('circle', { 'data-px': 6 }),
+      (e, u) => {
+        const [x, y] = this.xy([u.position.lon, u.position.lat]);
+        put(e, 'cx', x);
+        put(e, 'cy', y);
+        put(e, 'class', `unit ${u.status}${u.stale ? ' stale' : ''}`);
+        e.dataset.unit = u.id;
+        e.dataset.status = u.status;
+        title(e, `${u.name} (${u.kind}) · ${u.status.replace('_', ' ')}${u.alert_id ? ` · alert ${u.alert_id}` : ''}${u.stale ? ' · position stale' : ''}`);
+      },
+    );
   }
 
   /** Fields of view, one path per DORI level and state (thousands of sectors, a few elements):

@@ -8,6 +8,8 @@ import { html, setHtml } from './util.js';
 
 // How often the camera state changes are asked for while the map is shown.
 const LIVE_MS = 1000;
+// How often patrol units' positions are read while the map is shown (trackers report every 5 s).
+const UNITS_MS = 2000;
 // Changes are asked for again this far back (a state written late by another node still shows).
 const OVERLAP_MS = 5000;
 
@@ -70,11 +72,27 @@ export class MapView {
     this.visible = true;
     await this.reload();
     this.live();
+    this.liveUnits();
   }
 
   hide() {
     this.visible = false;
     clearTimeout(this.liveTimer);
+    clearTimeout(this.unitsTimer);
+  }
+
+  /** Patrol units' positions every few seconds while the map shows (not for roles that may not
+   * read them: the layer stays empty). */
+  async liveUnits() {
+    clearTimeout(this.unitsTimer);
+    if (!this.visible) return;
+    try {
+      this.map.setUnits(await getJson('/api/v1/units'));
+    } catch (e) {
+      if (e.status === 403) return;
+      console.warn('units:', e.message);
+    }
+    this.unitsTimer = setTimeout(() => this.liveUnits(), UNITS_MS);
   }
 
   /** Polls the camera state changes and hands them to the map; a change it cannot recolour by
