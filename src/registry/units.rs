@@ -4,6 +4,7 @@
 //! tracker that sends it again adds nothing; the newest one by its own time is kept on the unit's
 //! row as well, for the map and for dispatch.
 
+use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -13,79 +14,20 @@ use utoipa::ToSchema;
 
 use super::watchlists::nullable_floats;
 use super::{Registry, RegistryError};
+use crate::config::types::str_enum;
 
 type Millis = i64;
 
-/// What a unit is: how it moves, and so how its travel time is reckoned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UnitKind {
-    /// A patrol car.
-    Car,
-    Motorcycle,
-    /// A foot patrol.
-    Foot,
-    /// A checkpoint post (a fixed post, staffed).
-    Post,
-}
+str_enum!(
+    /// What a unit is: how it moves, and so how its travel time is reckoned (`post`: a staffed
+    /// checkpoint post).
+    UnitKind { Car = "car", Motorcycle = "motorcycle", Foot = "foot", Post = "post" }
+);
 
-impl UnitKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitKind::Car => "car",
-            UnitKind::Motorcycle => "motorcycle",
-            UnitKind::Foot => "foot",
-            UnitKind::Post => "post",
-        }
-    }
-}
-
-impl FromStr for UnitKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "car" => Ok(UnitKind::Car),
-            "motorcycle" => Ok(UnitKind::Motorcycle),
-            "foot" => Ok(UnitKind::Foot),
-            "post" => Ok(UnitKind::Post),
-            other => Err(format!("{other:?} is not car, motorcycle, foot or post")),
-        }
-    }
-}
-
-/// Where a unit stands with the command centre.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum UnitStatus {
-    Available,
-    Dispatched,
-    OnScene,
-    OffDuty,
-}
-
-impl UnitStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitStatus::Available => "available",
-            UnitStatus::Dispatched => "dispatched",
-            UnitStatus::OnScene => "on_scene",
-            UnitStatus::OffDuty => "off_duty",
-        }
-    }
-}
-
-impl FromStr for UnitStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "available" => Ok(UnitStatus::Available),
-            "dispatched" => Ok(UnitStatus::Dispatched),
-            "on_scene" => Ok(UnitStatus::OnScene),
-            "off_duty" => Ok(UnitStatus::OffDuty),
-            other => Err(format!("{other:?} is not available, dispatched, on_scene or off_duty")),
-        }
-    }
-}
+str_enum!(
+    /// Where a unit stands with the command centre.
+    UnitStatus { Available = "available", Dispatched = "dispatched", OnScene = "on_scene", OffDuty = "off_duty" }
+);
 
 /// One position of a unit, as its tracker took it (WGS 84).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
