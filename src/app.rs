@@ -121,6 +121,8 @@ pub struct AppState {
     pub health: HealthKeeper,
     /// Work orders.
     pub orders: OrderService,
+    /// Duty desks: which desks each alert has reached (replaced on reload).
+    pub desks: crate::alerts::desks::DeskBook,
     /// Fires when the app stops serving: live streams end so that connections can close.
     pub closing: CancellationToken,
     /// How many live streams may be open, and the end of those whose token goes.
@@ -503,6 +505,7 @@ impl App {
             quality,
             health,
             orders,
+            desks: crate::alerts::desks::DeskBook::new(&config.desks),
             closing: closing.clone(),
             streams: crate::alerts::streams::StreamGate::new(
                 registry_for_streams,
@@ -559,6 +562,7 @@ pub async fn reload(state: &AppState) -> Result<ReloadReport, AppError> {
         .map_err(|e| AppError::Task(format!("reading the configuration: {e}")))??;
     let sync = state.registry.sync_config(&cfg, state.clock.now_ms()).await?;
     state.orders.reconfigure(cfg.maintenance.as_ref(), &cfg.crews);
+    state.desks.reconfigure(&cfg.desks);
     import_map(&state.registry, &cfg, state.clock.now_ms()).await?;
     state.rings.poke();
     let applied = match state.ingest.clone() {

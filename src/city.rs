@@ -4,7 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::alerts::config::{ArmedZoneConfig, MqttConfig, WebhookConfig, read_armed, read_mqtt, read_webhooks};
+use crate::alerts::config::{
+    ArmedZoneConfig, DeskConfig, MqttConfig, WebhookConfig, check_desks, read_armed, read_desks, read_mqtt,
+    read_webhooks,
+};
 use crate::config::{ConfigErrors, ConfigFiles, SharedConfig, read_shared};
 use crate::detect::config::{DetectConfig, MotionZoneConfig, read_detect, read_motion_zones};
 use crate::gb28181::{GbConfig, read_gb28181};
@@ -35,6 +38,8 @@ pub struct CityConfig {
     pub maintenance: Option<MaintenanceConfig>,
     /// `[[crew]]`: maintenance crews and the grid cells each answers for.
     pub crews: Vec<CrewConfig>,
+    /// `[[desk]]`: duty desks and the grid cells each answers for (alerts are routed to them).
+    pub desks: Vec<DeskConfig>,
     /// `[[quality_override]]`: per-camera quality-check thresholds and checks turned off.
     pub quality_overrides: Vec<QualityOverride>,
     /// `[retention]`: how long events, alert changes, passages, pictures and history are kept
@@ -69,6 +74,7 @@ const SITE_FILE_KEYS: &[&str] = &[
     "motion_zone",
     "maintenance",
     "crew",
+    "desk",
     "quality_override",
     "retention",
     "gb28181",
@@ -124,12 +130,14 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
     let motion_zones = site.map(|s| read_motion_zones(s, &mut errs)).unwrap_or_default();
     let maintenance = site.and_then(|s| read_maintenance(s, &mut errs));
     let crews = site.map(|s| read_crews(s, &mut errs)).unwrap_or_default();
+    let desks = site.map(|s| read_desks(s, &mut errs)).unwrap_or_default();
     let quality_overrides = site.map(|s| read_quality_overrides(s, &mut errs)).unwrap_or_default();
     let retention = site.map(|s| read_retention(s, &mut errs)).unwrap_or_default();
     let gb28181 = site.and_then(|s| read_gb28181(s, &mut errs));
 
     let shared = read_shared(&files, &mut errs);
     check_crews(&crews, &shared.grid, !map.cells.is_empty(), &mut errs);
+    check_desks(&desks, &shared.grid, !map.cells.is_empty(), &mut errs);
     check_overrides(&quality_overrides, &shared.camera_ids, &files.site_loc(), &mut errs);
     check_device_motion(&shared.cameras, &motion_zones, &armed_zones, &mut errs);
 
@@ -147,6 +155,7 @@ pub fn load_dir(dir: &Path) -> Result<CityConfig, ConfigErrors> {
             motion_zones,
             maintenance,
             crews,
+            desks,
             quality_overrides,
             retention,
             gb28181,

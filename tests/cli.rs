@@ -253,7 +253,20 @@ fn tokens_work_are_revocable_and_never_logged() {
     assert!(get_with(&addr, "/api/v1/alerts", &token).starts_with("HTTP/1.1 401"));
     let list = Command::new(BIN).args(["token", "list", "--db", &db]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout).to_string();
-    assert!(list.contains("desk-1\toperator\trevoked") && !list.contains(&token), "{list}");
+    assert!(list.contains("desk-1\toperator\t-\trevoked") && !list.contains(&token), "{list}");
+    // A duty desk's token is an operator's, named with its desk in the list.
+    let desk = |role: &str, name: &str| {
+        Command::new(BIN)
+            .args(["token", "create", "--role", role, "--name", name, "--desk", "d-erqi", "--db", &db])
+            .output()
+            .unwrap()
+    };
+    let out = desk("planner", "plan-1");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--role operator"));
+    assert!(desk("operator", "erqi-1").status.success());
+    let list = Command::new(BIN).args(["token", "list", "--db", &db]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.contains("erqi-1\toperator\td-erqi\tactive") && !list.contains("plan-1"), "{list}");
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(wait_exit(child).success());
     let logs: Vec<String> = rx.try_iter().collect();

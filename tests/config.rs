@@ -622,3 +622,46 @@ fn device_motion_has_no_zones() {
     let dir = config_dir(&[("site.toml", &site), ("cams.toml", &cams)]);
     load_dir(dir.path()).expect("arming the whole view");
 }
+
+/// `[[desk]]`: desks load with their cells; every problem is located and named at once (a cell
+/// that is not a grid cell, a cell of two desks, a desk without cells, a bad or repeated id); a
+/// desk outside site.toml is refused.
+#[test]
+fn duty_desks_load_and_their_errors_are_located() {
+    let good = format!(
+        "{SITE}\n[[desk]]\nid = \"d-station\"\nname = \"Station desk\"\ncells = [\"g1\"]\n\n[[desk]]\nid = \"d-comm\"\ncells = [\"g2\"]\n"
+    );
+    let dir = config_dir(&[("site.toml", &good), ("cams.toml", &camera(&[], ""))]);
+    let cfg = load_dir(dir.path()).expect("valid");
+    let desks: Vec<(&str, &str, Vec<String>)> =
+        cfg.desks.iter().map(|d| (d.id.as_str(), d.name.as_str(), d.cells.clone())).collect();
+    assert_eq!(
+        desks,
+        vec![("d-station", "Station desk", vec!["g1".to_string()]), ("d-comm", "d-comm", vec!["g2".to_string()])]
+    );
+
+    let bad = format!(
+        "{SITE}\n[[desk]]\nid = \"d-1\"\ncells = [\"g1\", \"g9\"]\n\n[[desk]]\nid = \"d-2\"\ncells = [\"g1\"]\n\n\
+         [[desk]]\nid = \"d-3\"\n\n[[desk]]\nid = \"d 4\"\ncells = [\"g2\"]\n\n[[desk]]\nid = \"d-1\"\ncells = []\n"
+    );
+    let dir = config_dir(&[("site.toml", &bad), ("cams.toml", &camera(&[], ""))]);
+    let errs: Vec<String> = load_dir(dir.path()).unwrap_err().0.iter().map(|e| e.to_string()).collect();
+    let has = |field: &str, needle: &str| {
+        assert!(
+            errs.iter().any(|e| e.contains(&format!(": {field}: ")) && e.contains(needle)),
+            "{field} {needle}: {errs:#?}"
+        )
+    };
+    has("desk[d-1].cells", "\"g9\" is not a grid cell");
+    has("desk[d-2].cells", "cell \"g1\" is already the responsibility of desk \"d-1\"");
+    has("desk[d-3].cells", "missing");
+    has("desk[d 4].id", "letters, digits");
+    has("desk[d-1].id", "duplicate desk id");
+    has("desk[d-1].cells", "empty");
+    assert!(errs.iter().all(|e| e.contains("site.toml:")), "{errs:#?}");
+
+    let elsewhere = "[[desk]]\nid = \"d-x\"\ncells = [\"g1\"]\n";
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", &camera(&[], "")), ("desks.toml", elsewhere)]);
+    let errs = load_dir(dir.path()).unwrap_err().to_string();
+    assert!(errs.contains("desks.toml") && errs.contains("desk"), "{errs}");
+}

@@ -25,7 +25,14 @@ fn motion(i: i64) -> NewEvent {
 }
 
 fn alarm(i: i64) -> NewEvent {
-    let a = Alarm { alarm_id: format!("a{i}"), name: format!("alarm {i}"), lon: None, lat: None, seeing: vec![] };
+    let a = Alarm {
+        alarm_id: format!("a{i}"),
+        name: format!("alarm {i}"),
+        lon: None,
+        lat: None,
+        seeing: vec![],
+        grid_cell_id: None,
+    };
     NewEvent::new(1_780_000_000_000 + i, Some(format!("alarm-{i}")), Event::Alarm(a))
 }
 

@@ -75,10 +75,12 @@ pub async fn intake(geo: &GeoService, clock: &dyn Clock, a: &AlarmInput) -> Resu
         Some(t) if (0..=now.saturating_add(MAX_AHEAD_MS)).contains(&t) => t,
         Some(t) => return bad(format!("at_ms: {t} is not a time between 1970 and a day from now")),
     };
-    let seeing = match at {
+    let (seeing, grid_cell_id) = match at {
         Some((lon, lat)) => {
             let m = geo.model().await?;
-            m.cameras_seeing(m.proj.fwd(lon, lat), StateFilter::All)
+            let p = m.proj.fwd(lon, lat);
+            let seeing = m
+                .cameras_seeing(p, StateFilter::All)
                 .into_iter()
                 .map(|s| SeeingCamera {
                     camera_id: s.camera_id,
@@ -89,12 +91,15 @@ pub async fn intake(geo: &GeoService, clock: &dyn Clock, a: &AlarmInput) -> Resu
                     distance_m: s.distance_m,
                     bearing_deg: s.bearing_deg,
                 })
-                .collect()
+                .collect();
+            // The finest cell holding the place (level 3 inside level 2 inside level 1).
+            let cell = m.cells_at(p).into_iter().max_by_key(|&i| (m.cells[i].level, std::cmp::Reverse(i)));
+            (seeing, cell.map(|i| m.cells[i].id.clone()))
         }
-        None => Vec::new(),
+        None => (Vec::new(), None),
     };
     let name = a.name.clone().map(|n| n.chars().take(500).collect()).unwrap_or_else(|| id.clone());
-    Ok((Alarm { alarm_id: id, name, lon: at.map(|p| p.0), lat: at.map(|p| p.1), seeing }, at_ms))
+    Ok((Alarm { alarm_id: id, name, lon: at.map(|p| p.0), lat: at.map(|p| p.1), seeing, grid_cell_id }, at_ms))
 }
 
 /// Appends the alarm to the log and waits up to `wait` for its alert. `idempotency_key` (the

@@ -117,3 +117,78 @@ pub fn read_webhooks(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<WebhookCo
     }
     out
 }
+
+/// `[[desk]]` in site.toml: a duty desk (值班台) and the grid cells (any level) it answers for.
+/// An alert goes to the desk of its own cell, else of the nearest cell above it with one; left
+/// unacknowledged, it reaches the next desk up at each escalation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeskConfig {
+    pub id: String,
+    pub name: String,
+    pub cells: Vec<String>,
+    pub loc: Loc,
+}
+
+pub fn read_desks(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<DeskConfig> {
+    let mut out: Vec<DeskConfig> = Vec::new();
+    for (i, (table, at)) in tables_of(src, "desk", errs).into_iter().enumerate() {
+        let mut f = Fields::new(format!("desk[{}]", i + 1), at.clone(), src, table);
+        let id = f.req_str("id", "the desk's id (operators' tokens name it)");
+        if let Some(id) = &id {
+            f.set_ctx(format!("desk[{id}]"));
+            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                f.error("id", format!("{id:?}: up to 64 letters, digits, '-', '_' and '.'"));
+            }
+            if out.iter().any(|d| &d.id == id) {
+                f.error("id", format!("duplicate desk id {id:?}"));
+            }
+        }
+        let name = f.str("name");
+        let cells = if f.has("cells") {
+            f.str_list("cells")
+        } else {
+            f.missing("cells", "the grid cells the desk answers for, e.g. [\"g1-erqi\"]");
+            None
+        };
+        if cells.as_ref().is_some_and(|c| c.is_empty()) {
+            f.error("cells", "empty; a desk answers for at least one grid cell");
+        }
+        let ok = f.errs.is_empty();
+        errs.extend(f.finish());
+        if let (true, Some(id), Some(cells)) = (ok, id, cells) {
+            out.push(DeskConfig { name: name.unwrap_or_else(|| id.clone()), id, cells, loc: at });
+        }
+    }
+    out
+}
+
+/// Every desk's cells must be grid cells (unless the cells come from a map file), and a cell
+/// answers to one desk.
+pub fn check_desks(
+    desks: &[DeskConfig],
+    grid: &[crate::config::GridCell],
+    cells_from_map: bool,
+    errs: &mut Vec<ConfigError>,
+) {
+    let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for d in desks {
+        for cell in &d.cells {
+            if !cells_from_map && !grid.iter().any(|g| &g.id == cell) {
+                errs.push(ConfigError::at(
+                    &d.loc,
+                    format!("desk[{}].cells", d.id),
+                    format!("{cell:?} is not a grid cell"),
+                ));
+            }
+            if let Some(first) = owner.insert(cell, &d.id)
+                && first != d.id
+            {
+                errs.push(ConfigError::at(
+                    &d.loc,
+                    format!("desk[{}].cells", d.id),
+                    format!("cell {cell:?} is already the responsibility of desk {first:?}"),
+                ));
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod alarm;
 pub mod config;
+pub mod desks;
 pub mod engine;
 pub mod mqtt;
 pub mod service;

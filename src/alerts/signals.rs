@@ -115,7 +115,7 @@ pub fn of(s: &Stored) -> Vec<Signal> {
             key: format!("alarm:{}", a.alarm_id),
             title: format!("anti-robbery alarm: {}", a.name),
             cameras: a.seeing.iter().map(|c| c.camera_id.clone()).collect(),
-            grid_cell: None,
+            grid_cell: a.grid_cell_id.clone(),
             ring_id: None,
             zone: None,
             detail: json!({

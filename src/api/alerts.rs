@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
+use super::desks;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::alerts::alarm::{AlarmError, AlarmInput, AlarmOutcome};
@@ -50,6 +51,8 @@ pub struct ListParams {
     pub kind: Option<String>,
     pub camera: Option<String>,
     pub grid_cell: Option<String>,
+    /// Only the alerts that reached this duty desk (a desk's token: its own, whether asked or not).
+    pub desk: Option<String>,
     /// First occurrence at or after (ms since the epoch).
     pub from: Option<i64>,
     /// First occurrence before (ms since the epoch).
@@ -96,11 +99,23 @@ fn list_of<T>(
 /// Alerts, newest first.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(ListParams),
     responses((status = 200, body = AlertPage), (status = 400, body = ErrorBody)))]
-pub async fn list(State(st): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> Result<Json<AlertPage>, ApiError> {
+pub async fn list(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<AlertPage>, ApiError> {
     let limit = p.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest(format!("limit: {limit} is out of range 1..=500")));
     }
+    let desks = st.desks.now();
+    let reach = match desks::scope(&desks, caller.desk.as_deref(), p.desk.as_deref())? {
+        Some(desk) => {
+            let model = st.geo.model().await?;
+            Some(desks.area(model.as_ref(), &desk, model.cells.iter().map(|c| c.id.as_str())))
+        }
+        None => None,
+    };
     let f = AlertFilter {
         statuses: list_of(&p.status, "status", |w| w.parse::<AlertStatus>().ok(), &AlertStatus::choices())?,
         severities: list_of(&p.severity, "severity", Severity::parse, "info, warning, major, critical")?,
@@ -110,6 +125,7 @@ pub async fn list(State(st): State<AppState>, ApiQuery(p): ApiQuery<ListParams>)
         from_ms: p.from,
         to_ms: p.to,
         before_id: p.cursor,
+        reach,
         limit: limit + 1,
     };
     let mut items = st.registry.list_alerts(&f).await?;
@@ -132,13 +148,20 @@ pub struct AlertDetail {
 /// One alert with its audit trail (every change: who, when, what).
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
     responses((status = 200, body = AlertDetail), (status = 404, body = ErrorBody)))]
-pub async fn one(State(st): State<AppState>, ApiPath(id): ApiPath<i64>) -> Result<Json<AlertDetail>, ApiError> {
+pub async fn one(
+    State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<AlertDetail>, ApiError> {
     let alert = st.registry.get_alert(id).await?.ok_or_else(|| ApiError::NotFound(format!("alert {id} not found")))?;
+    desks::check_reached(&st, &caller, &alert).await?;
     Ok(Json(AlertDetail { audit: st.registry.alert_audit(id).await?, alert }))
 }
 
 /// An operator's change goes through the alert service (the only writer of alerts).
 pub(super) async fn operate(st: &AppState, caller: &Caller, id: i64, op: AlertOp) -> Result<Json<AlertRow>, ApiError> {
+    // A desk's operator handles the alerts that reached the desk, no other.
+    desks::check_reached_id(st, caller, id).await?;
     let row = st.alerts.operate(id, op, &caller.name).await.map_err(|e| match e {
         AlertChangeError::NotFound(_) => ApiError::NotFound(e.to_string()),
         AlertChangeError::Conflict { .. } => ApiError::Conflict(e.to_string()),
@@ -298,6 +321,10 @@ pub struct StreamParams {
     pub after: Option<i64>,
     /// For browsers' EventSource, which cannot send headers.
     pub access_token: Option<String>,
+    /// Only the changes of alerts that reached this duty desk (a desk's token: its own, whether
+    /// asked or not). An alert's first change on a desk's stream is the one that brought it there
+    /// (raised in the desk's area, or escalated to it).
+    pub desk: Option<String>,
 }
 
 fn event_of(row: &FeedRow) -> Event {
@@ -317,6 +344,11 @@ pub async fn stream(
     headers: HeaderMap,
     ApiQuery(p): ApiQuery<StreamParams>,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let own = caller.as_ref().and_then(|c| c.desk.clone());
+    let desk = match desks::scope(&st.desks.now(), own.as_deref(), p.desk.as_deref())? {
+        Some(d) => Some(desks::DeskFilter::new(&st, d).await?),
+        None => None,
+    };
     // A place among the streams this node serves, held until the stream's task ends.
     let slot = st.streams.admit().map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let from_header =
@@ -349,7 +381,7 @@ pub async fn stream(
         tokio::select! {
             _ = closing.cancelled() => {}
             _ = revoked => {}
-            _ = feed_client(registry, &mut live, last, tx) => {}
+            _ = feed_client(registry, &mut live, last, desk, tx) => {}
         }
     });
     let events =
@@ -365,6 +397,7 @@ async fn feed_client(
     registry: crate::registry::Registry,
     live: &mut tokio::sync::broadcast::Receiver<FeedRow>,
     mut last: i64,
+    mut desk: Option<desks::DeskFilter>,
     tx: tokio::sync::mpsc::Sender<Event>,
 ) {
     {
@@ -381,6 +414,11 @@ async fn feed_client(
                 let n = rows.len();
                 for r in rows {
                     last = r.seq;
+                    if let Some(d) = desk.as_mut()
+                        && !d.passes(&r.alert).await
+                    {
+                        continue;
+                    }
                     if tx.send(event_of(&r)).await.is_err() {
                         return;
                     }
@@ -400,6 +438,11 @@ async fn feed_client(
                     Ok(r) if r.seq <= last => continue,
                     Ok(r) if r.seq == last + 1 => {
                         last = r.seq;
+                        if let Some(d) = desk.as_mut()
+                            && !d.passes(&r.alert).await
+                        {
+                            continue;
+                        }
                         if tx.send(event_of(&r)).await.is_err() {
                             return;
                         }

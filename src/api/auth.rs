@@ -57,6 +57,8 @@ pub struct Caller {
     pub role: Role,
     /// The hash of the token the request carried (a live stream ends when it is no longer valid).
     pub token_hash: String,
+    /// The duty desk of the token: its alerts only. `None`: every alert.
+    pub desk: Option<String>,
 }
 
 use Role::*;
@@ -111,6 +113,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Write, "/api/v1/alerts/{id}/assign", OP, "handling alerts"),
     rule(Write, "/api/v1/alerts/{id}/comments", OP, "handling alerts"),
     rule(Any, "/api/v1/alerts/{id}/dispatch", OP, "the units to send, and sending them"),
+    rule(Read, "/api/v1/desks", OP, "duty desks and their queues"),
     rule(Write, "/api/v1/alarms", OP, "alarm systems post alarms"),
     rule(Read, "/api/v1/events", OP, "ring and interception events"),
     rule(Read, "/api/v1/interceptions", OP, "interceptions"),
@@ -296,10 +299,11 @@ pub async fn require(State(auth): State<AuthState>, req: Request, next: Next) ->
         return unauthorized("missing bearer token (Authorization: Bearer <token>)");
     };
     let caller = match st.registry.check_token(&token).await {
-        Ok(Some((name, role))) => Caller {
-            name,
-            role: Role::parse(&role).unwrap_or(Operator),
+        Ok(Some(t)) => Caller {
+            name: t.name,
+            role: Role::parse(&t.role).unwrap_or(Operator),
             token_hash: crate::registry::token_hash(&token),
+            desk: t.desk,
         },
         Ok(None) if auth.failures.blocked(ip, now) => {
             return ApiError::TooManyRequests(

@@ -176,6 +176,7 @@ async fn rank(st: &AppState, place: &Place) -> Result<(Vec<UnitEta>, Vec<LeftOut
         (status = 409, body = ErrorBody)))]
 pub async fn plan(
     State(st): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(p): ApiQuery<PlanParams>,
 ) -> Result<Json<DispatchPlan>, ApiError> {
@@ -184,6 +185,7 @@ pub async fn plan(
         return Err(ApiError::BadRequest(format!("k {k}: 1 to {MAX_K}")));
     }
     let a = alert(&st, id).await?;
+    super::desks::check_reached(&st, &caller, &a).await?;
     let place = place_of(&st, &a).await?;
     let (mut units, left_out) = rank(&st, &place).await?;
     units.truncate(k as usize);
@@ -229,6 +231,7 @@ pub async fn dispatch(
         }
     }
     let a = alert(&st, id).await?;
+    super::desks::check_reached(&st, &caller, &a).await?;
     if a.status == AlertStatus::Resolved {
         return Err(ApiError::Conflict(format!("alert {id} is resolved: it gets no units")));
     }

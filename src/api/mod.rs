@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod auth;
 pub mod cameras;
 pub mod cluster;
+pub mod desks;
 pub mod detect;
 pub mod dispatch;
 pub mod error;
@@ -101,6 +102,7 @@ use error::ApiError;
         alerts::assign,
         alerts::comment,
         alerts::stats,
+        desks::list,
         alerts::alarm,
         alerts::stream
     ),
@@ -215,6 +217,8 @@ use error::ApiError;
         alerts::AssignBody,
         alerts::CommentBody,
         alerts::AlertStats,
+        desks::DeskRow,
+        desks::DeskList,
         crate::alerts::alarm::AlarmInput,
         alerts::AlarmAccepted,
         crate::alerts::service::ServiceStats,
@@ -313,6 +317,7 @@ pub fn router(state: AppState) -> Router {
         .merge(planning::router())
         .merge(detect::router())
         .merge(alerts::router())
+        .merge(desks::router())
         .merge(maintenance::router())
         .merge(units::router())
         .merge(dispatch::router())

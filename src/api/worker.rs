@@ -84,6 +84,7 @@ async fn require(State(g): State<Guarded>, req: Request, next: Next) -> Response
                 None => Err(e),
             },
             Ok(answer) => {
+                let answer = answer.map(|t| (t.name, t.role));
                 let mut m = g.accepted.lock().unwrap_or_else(|e| e.into_inner());
                 match &answer {
                     Some((_, role)) => {

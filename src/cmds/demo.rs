@@ -84,6 +84,13 @@ async fn demo_on(mut city: DemoCity, listen: SocketAddr, db: &str, config: &Path
     let token = app.state.registry.create_token("demo-admin", "admin", true, now_ms()).await?;
     println!("demo: open http://{addr}/ — API token (admin): {token}");
     println!("demo: curl -H 'Authorization: Bearer {token}' http://{addr}/api/v1/alerts");
+    // An operator of the bank's community desk: the dashboard with it shows that desk's queue.
+    let desk = app
+        .state
+        .registry
+        .create_desk_token("demo-desk-erqi-sq", "operator", Some("desk-erqi-sq"), true, now_ms())
+        .await?;
+    println!("demo: token of the 二七广场 community desk (operator, desk-erqi-sq): {desk}");
     // The demo's GB/T 28181 NVR registers to the SIP server the app just started.
     let nvr = match &app.state.gb28181 {
         Some(gb) => match tianwang::sim::demo::start_gb_nvr(&cfg, gb.local_addr()).await {

@@ -434,6 +434,10 @@ pub struct Alarm {
     pub lat: Option<f64>,
     /// Finest level first, then nearest.
     pub seeing: Vec<SeeingCamera>,
+    /// The finest grid cell whose outline holds the place (the duty desk it goes to); absent
+    /// when no outline does (the alert then takes the cell of the first camera that sees it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_cell_id: Option<String>,
 }
 
 /// What happened to a work order.
@@ -496,6 +500,7 @@ mod tests {
                 lon: Some(113.6),
                 lat: Some(34.7),
                 seeing: vec![],
+                grid_cell_id: Some("g3-bank".into()),
             }),
         ]
     }

@@ -197,6 +197,15 @@ pub struct Written {
     pub folded: bool,
 }
 
+/// How many open alerts one cell has at one escalation level and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCount {
+    pub grid_cell_id: Option<String>,
+    pub escalation_level: i64,
+    pub status: AlertStatus,
+    pub n: i64,
+}
+
 /// Listing filters.
 #[derive(Debug, Clone, Default)]
 pub struct AlertFilter {
@@ -209,6 +218,9 @@ pub struct AlertFilter {
     pub to_ms: Option<Millis>,
     /// Alerts with ids below this one (newest first paging).
     pub before_id: Option<i64>,
+    /// Only alerts of these cells escalated at least this many times (the alerts that reached a
+    /// duty desk: `alerts::desks::Desks::area`); none at all when empty.
+    pub reach: Option<Vec<(String, i64)>>,
     pub limit: u32,
 }
 
@@ -471,7 +483,8 @@ impl Registry {
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO alerts (kind, severity, status, dedupe_key, title, cameras, grid_cell_id, ring_id, detail, count, \
              escalation_level, first_at_ms, last_at_ms, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, 'new', $3, $4, $5, $6, $7, $8, 1, 0, $9, $9, $10, $10) \
+             VALUES ($1, $2, 'new', $3, $4, $5, COALESCE($6, (SELECT grid_cell_id FROM cameras WHERE id = $11)), $7, $8, 1, 0, \
+             $9, $9, $10, $10) \
              ON CONFLICT (dedupe_key) WHERE status <> 'resolved' DO NOTHING RETURNING id",
         )
         .bind(a.kind.as_str())
@@ -484,6 +497,8 @@ impl Registry {
         .bind(a.detail.to_string())
         .bind(a.at_ms)
         .bind(now)
+        // Without a cell of its own, an alert takes its first camera's (the desk it goes to).
+        .bind(a.cameras.first().map(String::as_str))
         .fetch_optional(&mut **tx)
         .await?;
         let Some(id) = id else {
@@ -673,6 +688,29 @@ impl Registry {
             args.push(c.as_str().into());
             sql.push_str(&format!(" AND grid_cell_id = ${}", args.len()));
         }
+        if let Some(reach) = &f.reach {
+            let mut by_level: std::collections::BTreeMap<i64, Vec<&str>> = std::collections::BTreeMap::new();
+            for (cell, level) in reach {
+                by_level.entry(*level).or_default().push(cell);
+            }
+            let mut any = Vec::new();
+            for (level, cells) in by_level {
+                let marks: Vec<String> = cells
+                    .iter()
+                    .map(|c| {
+                        args.push((*c).into());
+                        format!("${}", args.len())
+                    })
+                    .collect();
+                args.push(level.into());
+                any.push(format!("(grid_cell_id IN ({}) AND escalation_level >= ${})", marks.join(", "), args.len()));
+            }
+            if any.is_empty() {
+                sql.push_str(" AND 1 = 0");
+            } else {
+                sql.push_str(&format!(" AND ({})", any.join(" OR ")));
+            }
+        }
         if let Some(c) = &f.camera {
             // cameras is a JSON array of strings: match the quoted id.
             args.push(format!("%\"{}\"%", c.replace(['%', '_'], "")).into());
@@ -697,6 +735,27 @@ impl Registry {
         }
         let rows = q.fetch_all(self.pool()).await?;
         Ok(rows.iter().map(row_to_alert).collect::<Result<_, _>>()?)
+    }
+
+    /// Alerts not resolved, counted by cell, escalation level and status (the duty desks' queues).
+    pub async fn open_alert_counts(&self) -> Result<Vec<OpenCount>, RegistryError> {
+        let rows = sqlx::query(
+            "SELECT grid_cell_id, escalation_level, status, COUNT(*) AS n FROM alerts WHERE status <> 'resolved' \
+             GROUP BY grid_cell_id, escalation_level, status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OpenCount {
+                    grid_cell_id: r.try_get("grid_cell_id")?,
+                    escalation_level: r.try_get("escalation_level")?,
+                    status: column(r, "status")?,
+                    n: r.try_get("n")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
     }
 
     /// An alert's audit trail, oldest first.

@@ -31,7 +31,7 @@ use sqlx::{AnyPool, Connection, Executor};
 
 pub use alerts::{
     AlertChangeError, AlertFilter, AlertKind, AlertOp, AlertRow, AlertStatus, AlertWrite, AuditRow, FeedChange,
-    FeedRow, NewAlert, Severity, Written,
+    FeedRow, NewAlert, OpenCount, Severity, Written,
 };
 pub use cameras::{CameraFilter, CameraRow, Page, StatusChange};
 pub use events::{NewPassage, PassageStored, RawEvent, RawStored};
@@ -45,7 +45,7 @@ pub use retention::{DeletedPassage, OpenRefs};
 pub use roles::{ALERT_WRITER, CommandOutcome, QueuedCommand, RoleFence, RoleHolder};
 pub use schema::schema_dump;
 pub use sync::SyncReport;
-pub use tokens::{TokenRow, new_token, token_hash};
+pub use tokens::{TokenCheck, TokenRow, new_token, token_hash};
 pub use units::{
     Fix, FixSource, FixesStored, MAX_AHEAD_MS, MAX_FIXES, MAX_SPEED_MPS, MAX_TRACK, NewUnit, RejectedFix, UnitChange,
     UnitError, UnitKind, UnitRow, UnitStatus, check_unit_id, oldest_fix,

@@ -10,8 +10,18 @@ use super::{Registry, RegistryError};
 pub struct TokenRow {
     pub name: String,
     pub role: String,
+    /// The duty desk of an operator's token.
+    pub desk: Option<String>,
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
+}
+
+/// Who a valid token is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenCheck {
+    pub name: String,
+    pub role: String,
+    pub desk: Option<String>,
 }
 
 /// SHA-256 of the token, hex. Tokens carry 160 random bits, so a plain hash is enough.
@@ -32,6 +42,18 @@ impl Registry {
     /// Creates a token; returns it (the only time it is seen). A name in use (even revoked) is
     /// refused unless `replace`, which revokes the old one first.
     pub async fn create_token(&self, name: &str, role: &str, replace: bool, now: i64) -> Result<String, RegistryError> {
+        self.create_desk_token(name, role, None, replace, now).await
+    }
+
+    /// Creates a token of a duty desk (`desk`: its alerts only), as [`Registry::create_token`].
+    pub async fn create_desk_token(
+        &self,
+        name: &str,
+        role: &str,
+        desk: Option<&str>,
+        replace: bool,
+        now: i64,
+    ) -> Result<String, RegistryError> {
         let mut tx = self.begin().await?;
         let existing: Option<i64> =
             sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
@@ -44,24 +66,32 @@ impl Registry {
             sqlx::query("DELETE FROM api_tokens WHERE name = $1").bind(name).execute(&mut *tx).await?;
         }
         let token = new_token();
-        sqlx::query("INSERT INTO api_tokens (name, role, hash, created_at_ms) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO api_tokens (name, role, hash, created_at_ms, desk) VALUES ($1, $2, $3, $4, $5)")
             .bind(name)
             .bind(role)
             .bind(token_hash(&token))
             .bind(now)
+            .bind(desk)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(token)
     }
 
-    /// The name and role of a valid (not revoked) token.
-    pub async fn check_token(&self, token: &str) -> Result<Option<(String, String)>, RegistryError> {
-        let r = sqlx::query("SELECT name, role FROM api_tokens WHERE hash = $1 AND revoked_at_ms IS NULL")
+    /// The name, role and desk of a valid (not revoked) token.
+    pub async fn check_token(&self, token: &str) -> Result<Option<TokenCheck>, RegistryError> {
+        let r = sqlx::query("SELECT name, role, desk FROM api_tokens WHERE hash = $1 AND revoked_at_ms IS NULL")
             .bind(token_hash(token))
             .fetch_optional(self.pool())
             .await?;
-        Ok(r.map(|r| Ok::<_, sqlx::Error>((r.try_get("name")?, r.try_get("role")?))).transpose()?)
+        Ok(r.map(|r| {
+            Ok::<_, sqlx::Error>(TokenCheck {
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+                desk: r.try_get("desk")?,
+            })
+        })
+        .transpose()?)
     }
 
     /// Revokes a token by name; false when there is none active of that name.
@@ -94,7 +124,7 @@ impl Registry {
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, RegistryError> {
-        let rows = sqlx::query("SELECT name, role, created_at_ms, revoked_at_ms FROM api_tokens ORDER BY name")
+        let rows = sqlx::query("SELECT name, role, desk, created_at_ms, revoked_at_ms FROM api_tokens ORDER BY name")
             .fetch_all(self.pool())
             .await?;
         rows.iter()
@@ -102,6 +132,7 @@ impl Registry {
                 Ok(TokenRow {
                     name: r.try_get("name")?,
                     role: r.try_get("role")?,
+                    desk: r.try_get("desk")?,
                     created_at_ms: r.try_get("created_at_ms")?,
                     revoked_at_ms: r.try_get("revoked_at_ms")?,
                 })

@@ -186,6 +186,28 @@ try {
   await page.waitForSelector(`#mv-box svg .unit[data-unit="${sendId}"][data-status=dispatched]`, { timeout: 15_000 });
   step(`map: ${sendId} shown dispatched`);
 
+  // --- Duty desks: the alarm in the queue of a desk it reached, not in another's -----------------
+  const desks = (await api('/api/v1/desks')).desks;
+  let mine;
+  let other;
+  for (const d of desks) {
+    const held = (await api(`/api/v1/alerts?desk=${d.id}&status=new,acknowledged&limit=500`)).items.some((a) => a.id === alarmId);
+    if (held) mine ??= d;
+    else other ??= d;
+  }
+  if (!mine || !other) throw new Error(`alarm ${alarmId}: no desk holds it, or every desk does: ${JSON.stringify(desks)}`);
+  await page.evaluate(() => (location.hash = 'alerts'));
+  await page.waitForSelector(`#al-desk option[value="${mine.id}"]`, { state: 'attached', timeout: 10_000 });
+  await page.selectOption('#al-desk', mine.id);
+  await page.waitForSelector(`#al-rows tr[data-id="${alarmId}"]`, { timeout: 10_000 });
+  await page.selectOption('#al-desk', other.id);
+  await page.waitForSelector(`#al-rows tr[data-id="${alarmId}"]`, { state: 'detached', timeout: 10_000 });
+  step(`desks: alarm #${alarmId} in the queue of ${mine.name}, not of ${other.name}`);
+  await page.selectOption('#al-desk', mine.id);
+  await page.waitForSelector(`#al-rows tr[data-id="${alarmId}"]`, { timeout: 10_000 });
+  await shot('desk');
+  await page.selectOption('#al-desk', '');
+
   // --- Planning, Maintenance ---------------------------------------------------------------------
   await page.evaluate(() => (location.hash = 'planning'));
   await page.waitForFunction(() => document.querySelectorAll('#pl-cells tr[data-cell]').length > 0 && document.querySelector('#pl-kpis .kpi'), null, { timeout: 20_000 });

@@ -21,6 +21,9 @@ export class AlertsView {
     this.selected = null;
     this.openOnly = true;
     this.kind = '';
+    // The duty desk whose queue is shown ('' every alert); a desk's token has only its own.
+    this.desk = '';
+    this.deskIds = null;
     this.fresh = new Set();
     this.urls = [];
     this.detailFor = null;
@@ -32,6 +35,7 @@ export class AlertsView {
         <label>kind <select id="al-kind"><option value="">all</option>${Object.entries(KIND_NAMES).map(
           ([k, v]) => raw(`<option value="${k}">${esc(v)}</option>`),
         )}</select></label>
+        <label id="al-desk-box" hidden>desk <select id="al-desk"></select></label>
         <span id="al-summary" class="dim"></span>
         <span class="dim">j/k move · a acknowledge · r resolve</span>
       </div>
@@ -54,12 +58,20 @@ export class AlertsView {
       this.kind = e.target.value;
       this.render();
     });
+    el.querySelector('#al-desk').addEventListener('change', (e) => {
+      this.desk = e.target.value;
+      this.deskIds = null;
+      this.refreshDesk();
+      this.render();
+    });
     this.rows.addEventListener('click', (e) => {
       const tr = e.target.closest('tr[data-id]');
       if (tr) this.select(Number(tr.dataset.id));
     });
     onAlerts((a, change) => {
       if (change === 'raised') this.fresh.add(a.id);
+      // A change may bring an alert to the desk shown (raised there, escalated to it).
+      if (this.hasDesks) this.scheduleDesk();
       this.schedule();
       if (a.id === this.selected) this.scheduleDetail();
     });
@@ -67,7 +79,60 @@ export class AlertsView {
 
   show() {
     this.visible = true;
+    this.loadDesks();
     this.render();
+  }
+
+  /** The duty desks with their queues; a desk's token is shown its own only. */
+  async loadDesks() {
+    let d;
+    try {
+      d = await getJson('/api/v1/desks');
+    } catch {
+      return;
+    }
+    const box = this.el.querySelector('#al-desk-box');
+    const sel = this.el.querySelector('#al-desk');
+    box.hidden = !d.desks.length;
+    this.hasDesks = d.desks.length > 0;
+    const label = (x) => `${x.name} (${x.new} new, ${x.new + x.acknowledged} open)`;
+    if (d.scope) {
+      const own = d.desks.find((x) => x.id === d.scope);
+      setHtml(sel, html`<option value="">${own ? label(own) : d.scope}</option>`);
+      sel.disabled = true;
+      sel.title = 'this token belongs to this desk: its queue is all it is sent';
+      this.desk = '';
+      return;
+    }
+    const opts = [html`<option value="">every desk (${d.unrouted_new} new at no desk)</option>`].concat(
+      d.desks.map((x) => html`<option value="${x.id}" ${raw(x.id === this.desk ? 'selected' : '')}>${label(x)}</option>`),
+    );
+    setHtml(sel, html`${opts}`);
+  }
+
+  scheduleDesk() {
+    clearTimeout(this.deskTimer);
+    this.deskTimer = setTimeout(() => this.refreshDesk(), 500);
+  }
+
+  /** The ids of the alerts that reached the chosen desk (the server decides, as for its operators). */
+  async refreshDesk() {
+    const desk = this.desk;
+    if (!desk) return this.loadDesks();
+    try {
+      const q = `desk=${encodeURIComponent(desk)}`;
+      const [recent, open] = await Promise.all([
+        getJson(`/api/v1/alerts?${q}&limit=300`),
+        getJson(`/api/v1/alerts?${q}&status=new,acknowledged&limit=500`),
+      ]);
+      if (desk !== this.desk) return;
+      this.deskIds = new Set([...recent.items, ...open.items].map((a) => a.id));
+      for (const a of [...recent.items, ...open.items]) upsert(a, 'loaded');
+      this.loadDesks();
+      this.schedule();
+    } catch (e) {
+      toast(`desk ${desk}: ${e.message}`);
+    }
   }
 
   hide() {
@@ -93,6 +158,7 @@ export class AlertsView {
   list() {
     return allAlerts()
       .filter((a) => (!this.openOnly || a.status !== 'resolved') && (!this.kind || a.kind === this.kind))
+      .filter((a) => !this.desk || (this.deskIds?.has(a.id) ?? false))
       .sort((a, b) => {
         // Unacknowledged first, then by severity, then newest.
         const n = (a.status === 'new' ? 0 : 1) - (b.status === 'new' ? 0 : 1);
