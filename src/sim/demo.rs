@@ -480,8 +480,9 @@ pub async fn run_patrols(state: AppState, mut stop: tokio::sync::watch::Receiver
         Err(e) => return tracing::error!(error = %e, "demo: no geography, so no patrols"),
     };
     let net = &model.net;
-    // The demo's map joins its ring roads and radials only where they share a point: the units
-    // patrol the roads joined to the one by the bank, so that they can reach its alarm.
+    // The units patrol the roads joined to the one by the bank, so that they can reach its alarm
+    // (the demo's map joins its ring roads and radials where they cross: all of them; a map
+    // whose ways meet only where they share a point may leave some apart).
     let (_, _, lon, lat) = ALARM;
     let Some(near) = net.snap(model.proj.fwd(lon, lat), 1000.0, |s| vehicle_speed_kmh(&net.way_of(s).class).is_some())
     else {
