@@ -58,6 +58,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: cmds::token::TokenCmd,
     },
+    /// A patrol unit's recorded track (GPX or CSV): import it, or replay it to a server.
+    Track {
+        #[command(subcommand)]
+        cmd: cmds::track::TrackCmd,
+    },
     /// Coverage for planners.
     Coverage {
         #[command(subcommand)]
@@ -116,6 +121,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::GenerateGrid(a) => cmds::import::run_generate_grid(a).await,
         Cmd::Coverage { cmd } => cmds::coverage::run(cmd).await,
         Cmd::Token { cmd } => cmds::token::run(cmd).await,
+        Cmd::Track { cmd } => cmds::track::run(cmd).await,
         Cmd::Maintenance { cmd } => cmds::maintenance::run(cmd).await,
         Cmd::Migrate(a) => cmds::migrate::run(a).await,
         Cmd::SimPlates(a) => cmds::sim::run_plates(a),

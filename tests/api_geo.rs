@@ -325,10 +325,94 @@ async fn planning_proposals_and_what_if_over_http(engine: Engine) {
     app.stop().await;
 }
 
+/// Units proposed to an interception: the checkpoints the suspect reaches first come first, each
+/// gets the free unit that is there soonest by road, first where it beats the suspect, then
+/// anywhere. From an incident at (100, 0) on the avenue (50 km/h), 5 s ago, the suspect reaches
+/// the inner ring's east checkpoint in 3.6 s (no unit can beat that), the west in 18 s, the
+/// middle ring's east in 25.2 s, inner north and south in 28.8 s (100 m of avenue, 150 m of
+/// residential street at 25 km/h). Car b at (-300, 0) goes west (150 m, 10.8 s: 2.2 s early), car
+/// a at (700, 0) to the middle ring's east (250 m, 18 s: 2.2 s early), the foot patrol at (0, 120)
+/// north (30 m at 5 km/h, 21.6 s: 2.2 s early); then car d in the far corner (-900, 900), in time
+/// nowhere, goes east (900 m of residential street south, 1,050 m of avenue: 205.2 s, late), and
+/// nobody is left for the south.
+async fn interception_units_are_proposed_to_the_checkpoints_the_suspect_reaches_first(engine: Engine) {
+    let (app, _db, _dir) = app_with_city(engine).await;
+    let now = app.clock.now_ms();
+    for (id, kind, at) in [
+        ("car-a", "car", Some((700.0, 0.0))),
+        ("car-b", "car", Some((-300.0, 0.0))),
+        ("fp-1", "foot", Some((0.0, 120.0))),
+        ("car-d", "car", Some((-900.0, 900.0))),
+        ("car-c", "car", None),
+    ] {
+        let (s, _, body) =
+            app.post("/api/v1/units", &json!({"id": id, "name": id, "kind": kind, "station": "ring station"})).await;
+        assert_eq!(s, 201, "{body}");
+        if let Some((x, y)) = at {
+            let [lon, lat] = ll(x, y);
+            let (s, _, body) = app
+                .post(
+                    &format!("/api/v1/units/{id}/positions"),
+                    &json!({"positions": [{"at_ms": now, "lon": lon, "lat": lat}]}),
+                )
+                .await;
+            assert_eq!(s, 200, "{body}");
+        }
+    }
+    let [lon, lat] = ll(100.0, 0.0);
+    let (s, started, body) = app.post("/api/v1/interceptions", &json!({"lon": lon, "lat": lat})).await;
+    assert_eq!(s, 201, "{body}");
+    let id = started["id"].as_i64().unwrap();
+    app.clock.advance(5_000);
+    let (s, p, body) = app.get(&format!("/api/v1/interceptions/{id}/units")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(p["elapsed_s"], 5.0);
+    let cps = p["checkpoints"].as_array().unwrap();
+    let row = |i: usize| {
+        let c = &cps[i];
+        (
+            c["camera_id"].as_str().unwrap().to_string(),
+            c["suspect_eta_s"].as_f64(),
+            c["unit"]["unit"]["id"].as_str().map(String::from),
+            c["unit"]["eta_s"].as_f64(),
+            c["margin_s"].as_f64(),
+        )
+    };
+    let want = [
+        ("in-e-0", 3.6, Some("car-d"), Some(205.2), Some(3.6 - 5.0 - 205.2)),
+        ("in-w-0", 18.0, Some("car-b"), Some(10.8), Some(2.2)),
+        ("mid-e-0", 25.2, Some("car-a"), Some(18.0), Some(2.2)),
+        ("in-n-0", 28.8, Some("fp-1"), Some(21.6), Some(2.2)),
+        ("in-s-0", 28.8, None, None, None),
+    ];
+    for (i, (cam, suspect, unit, eta, margin)) in want.into_iter().enumerate() {
+        let (c, s, u, e, m) = row(i);
+        assert_eq!((c.as_str(), u.as_deref()), (cam, unit), "{i}: {p}");
+        let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => (a - b).abs() < 0.15,
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(close(s, Some(suspect)) && close(e, eta) && close(m, margin), "{i}: {:?} {p}", (s, e, m));
+    }
+    assert_eq!(cps[3]["unit_at_s"].as_f64().map(|x| (x * 10.0).round() / 10.0), Some(26.6));
+    // The rest of the middle ring follows, later for the suspect; every unit is taken by then.
+    assert_eq!(cps.len(), 4 + 12, "{p}");
+    assert!(cps[5..].iter().all(|c| c["unit"].is_null() && c["ring_id"] == "middle"), "{p}");
+    assert_eq!(p["left_out"], json!([{"id": "car-c", "why": "no position yet"}]));
+    // Closed, it takes no units; an unknown one is 404.
+    let (s, _, _) = app.post(&format!("/api/v1/interceptions/{id}/close"), &json!({"by": "duty officer"})).await;
+    assert_eq!(s, 200);
+    assert_eq!(app.get(&format!("/api/v1/interceptions/{id}/units")).await.0, 409);
+    assert_eq!(app.get("/api/v1/interceptions/9999/units").await.0, 404);
+    app.stop().await;
+}
+
 on_both_engines!(
     the_demo_city_map_closes_its_rings_once_checkpoints_stream,
     rings_open_and_close_with_their_checkpoints,
     interception_arms_rings_and_reports_a_crossing,
+    interception_units_are_proposed_to_the_checkpoints_the_suspect_reaches_first,
     bad_geo_requests_are_400_or_404_with_a_reason,
     coverage_and_linkage_over_http,
     planning_proposals_and_what_if_over_http,

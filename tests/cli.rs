@@ -399,3 +399,118 @@ fn sim_city_stores_a_city_the_coverage_report_reads() {
     assert_eq!(summary["rings"].as_array().unwrap().len(), 2, "{summary}");
     assert!(summary["overall"]["covered_m"].as_f64().unwrap() > 0.0);
 }
+
+fn post_with(addr: &str, path: &str, token: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn json_body(resp: &str) -> serde_json::Value {
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+    // Chunked or not: the JSON is the one line that parses.
+    body.lines().find_map(|l| serde_json::from_str(l).ok()).unwrap_or(serde_json::Value::Null)
+}
+
+/// A recorded track: imported as recorded (CSV, a bad row named, a repeat counted once), and a
+/// GPX replayed to a running server as a tracker would, sped up 50 times, its times moved to
+/// start at the given time with the gaps shrunk alike; the token comes from the environment.
+#[test]
+fn tracks_are_imported_and_replayed() {
+    let dir = config_dir(&[("site.toml", SITE), ("cams.toml", CAM), ("pw.txt", PASSWORD)]);
+    let db = format!("sqlite://{}/t.db", dir.path().display());
+    let out =
+        Command::new(BIN).args(["token", "create", "--role", "admin", "--name", "a", "--db", &db]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (child, addr, _rx) = start_serve(&[], dir.path(), &db);
+    for id in ["pc-1", "pc-2"] {
+        let r = post_with(
+            &addr,
+            "/api/v1/units",
+            &token,
+            &format!(r#"{{"id":"{id}","name":"{id}","kind":"car","station":"s"}}"#),
+        );
+        assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    }
+    let now = tianwang::clock::Clock::now_ms(&tianwang::clock::SystemClock);
+    let t0 = now - 600_000;
+    let csv = format!(
+        "at_ms,lon,lat,speed_mps\n{},113.60,34.70,5\n{},113.601,34.70,\n{},113.602,oops,\n{},113.601,34.70,\n",
+        t0,
+        t0 + 5_000,
+        t0 + 10_000,
+        t0 + 5_000
+    );
+    std::fs::write(dir.path().join("t.csv"), csv).unwrap();
+    let out = Command::new(BIN)
+        .args(["track", "import", "--unit", "pc-1", "--file"])
+        .arg(dir.path().join("t.csv"))
+        .args(["--db", &db])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("2 positions stored for unit pc-1, 1 already there, 1 refused"), "{stdout}");
+    assert!(stderr.contains("line 4: refused: lat \"oops\" is not a number"), "{stderr}");
+    let track = json_body(&get_with(&addr, &format!("/api/v1/units/pc-1/track?from_ms={}", t0 - 1), &token));
+    let times: Vec<i64> = track.as_array().unwrap().iter().map(|f| f["at_ms"].as_i64().unwrap()).collect();
+    assert_eq!(times, vec![t0, t0 + 5_000], "{track}");
+    assert_eq!(track[0]["speed_mps"], 5.0);
+    // An unknown unit: a clear error, nothing stored.
+    let out = Command::new(BIN)
+        .args(["track", "import", "--unit", "pc-9", "--file"])
+        .arg(dir.path().join("t.csv"))
+        .args(["--db", &db])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("pc-9"));
+
+    // Replay: 10 points 5 s apart recorded a year ago, sent 50 times faster from `start`.
+    let pts: String = (0..10)
+        .map(|i| {
+            format!(
+                "<trkpt lat=\"34.70\" lon=\"{:.4}\"><time>2025-12-01T08:00:{:02}Z</time><speed>7</speed></trkpt>",
+                113.60 + f64::from(i) * 0.0005,
+                i * 5
+            )
+        })
+        .collect();
+    let gpx = format!("<?xml version=\"1.0\"?><gpx version=\"1.0\"><trk><trkseg>{pts}</trkseg></trk></gpx>");
+    std::fs::write(dir.path().join("patrol.gpx"), gpx).unwrap();
+    let start = tianwang::clock::Clock::now_ms(&tianwang::clock::SystemClock);
+    let out = Command::new(BIN)
+        .args(["track", "replay", "--unit", "pc-2", "--speed", "50", "--start-ms", &start.to_string(), "--file"])
+        .arg(dir.path().join("patrol.gpx"))
+        .args(["--url", &format!("http://{addr}")])
+        .env("TIANWANG_TOKEN", &token)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("10 positions replayed to unit pc-2, 0 refused"), "{stdout}");
+    assert!(!stdout.contains(&token) && !stderr.contains(&token));
+    let track = json_body(&get_with(&addr, &format!("/api/v1/units/pc-2/track?from_ms={}", start - 1), &token));
+    let times: Vec<i64> = track.as_array().unwrap().iter().map(|f| f["at_ms"].as_i64().unwrap()).collect();
+    assert_eq!(times, (0..10).map(|i| start + i * 100).collect::<Vec<_>>(), "{track}");
+    assert_eq!(track[9]["lon"], 113.6045);
+    // Without a token in the environment it says where it looked.
+    let out = Command::new(BIN)
+        .args(["track", "replay", "--unit", "pc-2", "--url", "http://127.0.0.1:9", "--file"])
+        .arg(dir.path().join("patrol.gpx"))
+        .env_remove("TIANWANG_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("TIANWANG_TOKEN"));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(wait_exit(child).success());
+}

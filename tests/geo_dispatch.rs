@@ -193,3 +193,95 @@ fn the_ranking_equals_one_search_per_unit_on_the_demo_city() {
     assert!(ranked_units >= 700, "most units were ranked: {ranked_units} of 1,000 places in the top 5");
     assert!(direction_mattered >= 20, "one-way streets changed the ranking in {direction_mattered} of 200 cases");
 }
+
+/// Units proposed to an interception's checkpoints: in the order the checkpoints are given, each
+/// gets the free unit that reaches it soonest, first among those there in time, then any; a unit
+/// goes to one checkpoint. On the block with AB one-way, without deadlines: the first checkpoint
+/// (on AB) takes the unit behind it, the second (at C) the nearest of those left, a third the
+/// last; with a first checkpoint no unit can reach in time, the unit goes where it is in time.
+/// On the demo city's roads against brute force (one forward search per unit left, per step).
+#[test]
+fn interception_cover_gives_each_checkpoint_the_soonest_free_unit_in_order() {
+    let (net, proj) = block(Oneway::Forward);
+    let at = |id: &str, lon: f64, lat: f64| UnitAt { id: id.into(), at: proj.fwd(lon, lat), travel: Travel::Drive };
+    let units = [at("behind", 0.0001, 0.0), at("corner", 0.001, 0.0009), at("ahead", 0.0005, 0.0)];
+    let places = [proj.fwd(0.0002, 0.0), proj.fwd(0.001, 0.001), proj.fwd(0.0, 0.0005)];
+    let got = dispatch::cover(&net, &units, &places, &[None; 3]);
+    let ids: Vec<Option<&str>> = got.iter().map(|e| e.as_ref().map(|e| e.id.as_str())).collect();
+    // AB's checkpoint: "behind" (0.1 AB). C: "corner" is 0.1 BC from it. The last place (on DA):
+    // only "ahead" is left, which drives on to B, then C, D and half of DA.
+    assert_eq!(ids, vec![Some("behind"), Some("corner"), Some("ahead")]);
+    let lx = proj.fwd(0.001, 0.0).dist(proj.fwd(0.0, 0.0));
+    let ly = proj.fwd(0.0, 0.001).dist(proj.fwd(0.0, 0.0));
+    let v = 50.0 / 3.6;
+    let want = [0.1 * lx / v, 0.1 * ly / v, (1.5 * lx + 1.5 * ly) / v];
+    for (g, w) in got.iter().zip(want) {
+        let s = g.as_ref().unwrap().seconds;
+        assert!((s - w).abs() < 1e-6 * w, "{got:?}: {s} against {w} by hand");
+    }
+    // More checkpoints than units: the rest get none; a checkpoint off the roads gets none and
+    // takes no unit from the next.
+    let more = [proj.fwd(0.01, 0.01), places[0], places[1], places[2], proj.fwd(0.0005, 0.001)];
+    let got = dispatch::cover(&net, &units, &more, &[None; 5]);
+    let ids: Vec<Option<&str>> = got.iter().map(|e| e.as_ref().map(|e| e.id.as_str())).collect();
+    assert_eq!(ids, vec![None, Some("behind"), Some("corner"), Some("ahead"), None]);
+    // One unit, two checkpoints: the first needs it within a second (it is 0.9 BC + CD away),
+    // the second within 100 s (it is 0.1 AB away): it goes to the second, where it is in time.
+    // Without the deadlines it would go to the first.
+    let one = [units[0].clone()];
+    let two = [places[1], places[0]];
+    let ids = |d: &[Option<f64>]| -> Vec<Option<String>> {
+        dispatch::cover(&net, &one, &two, d).into_iter().map(|e| e.map(|e| e.id)).collect()
+    };
+    assert_eq!(ids(&[Some(1.0), Some(100.0)]), vec![None, Some("behind".to_string())]);
+    assert_eq!(ids(&[None, None]), vec![Some("behind".to_string()), None]);
+    // In time nowhere (it needs 0.8 s to the second): the first in order still gets it.
+    assert_eq!(ids(&[Some(1.0), Some(0.5)]), vec![Some("behind".to_string()), None]);
+
+    // The demo city's roads with random one-way streets: at each step the unit given is the
+    // soonest of those left (brute force: one forward search per unit left).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("camera-configs/demo/map/roads.geojson");
+    let mut ways = tianwang::geo::import::read_roads_geojson(&path).unwrap().accepted;
+    let mut rng = Rng(20261208);
+    for w in &mut ways {
+        if rng.unit() < 0.15 {
+            w.oneway = Oneway::Forward;
+        }
+    }
+    let proj = LocalProj::new(ways[0].coords[0][0], ways[0].coords[0][1]);
+    let net = RoadNetwork::build(&ways, &proj);
+    let point = |rng: &mut Rng| -> Xy {
+        let w = &ways[(rng.unit() * ways.len() as f64) as usize % ways.len()];
+        let c = w.coords[(rng.unit() * w.coords.len() as f64) as usize % w.coords.len()];
+        proj.fwd(c[0], c[1])
+    };
+    let mut given = 0;
+    for case in 0..30 {
+        let units: Vec<UnitAt> =
+            (0..6).map(|i| UnitAt { id: format!("u{i}"), at: point(&mut rng), travel: Travel::Drive }).collect();
+        let places: Vec<Xy> = (0..8).map(|_| point(&mut rng)).collect();
+        let got = dispatch::cover(&net, &units, &places, &vec![None; places.len()]);
+        let mut left: Vec<&UnitAt> = units.iter().collect();
+        for (p, g) in places.iter().zip(&got) {
+            let to = dispatch::snap_for(&net, *p, Travel::Drive);
+            let mut brute: Vec<(&str, f64)> = left
+                .iter()
+                .filter_map(|u| {
+                    let from = dispatch::snap_for(&net, u.at, Travel::Drive)?;
+                    Some((u.id.as_str(), Reach::from(&net, from).to(to.as_ref()?)?))
+                })
+                .collect();
+            brute.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+            match (g, brute.first()) {
+                (None, None) => {}
+                (Some(g), Some(b)) => {
+                    assert!((g.seconds - b.1).abs() < 1e-6 * b.1.max(1.0), "case {case}: {g:?} against {b:?}");
+                    left.retain(|u| u.id != g.id);
+                    given += 1;
+                }
+                (g, b) => panic!("case {case}: {g:?} against {b:?}"),
+            }
+        }
+    }
+    assert!(given >= 120, "most units were given a checkpoint: {given} of 180");
+}

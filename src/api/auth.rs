@@ -120,6 +120,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Write, "/api/v1/interceptions", OP, "starting an interception"),
     rule(Read, "/api/v1/interceptions/{id}", OP, "interceptions"),
     rule(Write, "/api/v1/interceptions/{id}/close", OP, "closing an interception"),
+    rule(Read, "/api/v1/interceptions/{id}/units", OP, "units proposed to the armed checkpoints"),
     rule(Any, "/api/v1/units", OP, "patrol units: the command centre sends them"),
     rule(Write, "/api/v1/units/{id}/positions", OP_TR, "trackers post positions"),
     rule(Any, "/api/v1/units/{*rest}", OP, "units, status, positions, tracks"),

@@ -20,7 +20,9 @@ use crate::geo::dispatch::{DispatchError, Travel, UnitAt, nearest, snap_for};
 use crate::registry::{AlertOp, AlertRow, AlertStatus, UnitKind, UnitRow, UnitStatus};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/alerts/{id}/dispatch", get(plan).post(dispatch))
+    Router::new()
+        .route("/api/v1/alerts/{id}/dispatch", get(plan).post(dispatch))
+        .route("/api/v1/interceptions/{id}/units", get(interception_units))
 }
 
 /// Units a plan lists when the request gives no `k`, and the most it may ask for.
@@ -104,22 +106,25 @@ fn travel_of(kind: UnitKind) -> Travel {
     }
 }
 
-/// Every available unit with a fresh position ranked by its time to `place`; the others that
-/// are available, with why they are not ranked.
-async fn rank(st: &AppState, place: &Place) -> Result<(Vec<UnitEta>, Vec<LeftOut>), ApiError> {
+/// The available units with a fresh position (as the dispatcher sees them), each with its row;
+/// the available ones without, with why.
+struct Ready {
+    at: Vec<UnitAt>,
+    rows: HashMap<String, UnitRow>,
+    left: Vec<LeftOut>,
+}
+
+async fn ready_units(st: &AppState, model: &crate::geo::model::GeoModel) -> Result<Ready, ApiError> {
     let now = st.clock.now_ms();
-    let mut left = Vec::new();
-    let mut ready: HashMap<String, UnitRow> = HashMap::new();
-    let mut at = Vec::new();
-    let model = st.geo.model().await?;
+    let mut r = Ready { at: Vec::new(), rows: HashMap::new(), left: Vec::new() };
     for mut u in st.registry.units(false).await? {
         u.mark_stale(now, STALE_AFTER_MS);
         if u.status != UnitStatus::Available {
             continue;
         }
         match u.position {
-            None => left.push(LeftOut { id: u.id, why: "no position yet".into() }),
-            Some(p) if u.stale => left.push(LeftOut {
+            None => r.left.push(LeftOut { id: u.id, why: "no position yet".into() }),
+            Some(p) if u.stale => r.left.push(LeftOut {
                 why: format!(
                     "its newest position is {} s old (stale after {} s)",
                     (now - p.at_ms) / 1000,
@@ -128,11 +133,19 @@ async fn rank(st: &AppState, place: &Place) -> Result<(Vec<UnitEta>, Vec<LeftOut
                 id: u.id,
             }),
             Some(p) => {
-                at.push(UnitAt { id: u.id.clone(), at: model.proj.fwd(p.lon, p.lat), travel: travel_of(u.kind) });
-                ready.insert(u.id.clone(), u);
+                r.at.push(UnitAt { id: u.id.clone(), at: model.proj.fwd(p.lon, p.lat), travel: travel_of(u.kind) });
+                r.rows.insert(u.id.clone(), u);
             }
         }
     }
+    Ok(r)
+}
+
+/// Every available unit with a fresh position ranked by its time to `place`; the others that
+/// are available, with why they are not ranked.
+async fn rank(st: &AppState, place: &Place) -> Result<(Vec<UnitEta>, Vec<LeftOut>), ApiError> {
+    let model = st.geo.model().await?;
+    let Ready { at, rows: mut ready, mut left } = ready_units(st, &model).await?;
     let to = model.proj.fwd(place.lon, place.lat);
     let (etas, off_road) = tokio::task::spawn_blocking(move || {
         let etas = nearest(&model.net, &at, to, at.len())?;
@@ -267,4 +280,123 @@ pub async fn dispatch(
         })
         .collect();
     Ok(Json(Dispatched { alert, units }))
+}
+
+/// One armed checkpoint of an interception with the unit proposed to it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckpointCover {
+    pub ring_id: String,
+    pub ring_name: String,
+    pub camera_id: String,
+    pub name: String,
+    /// Earliest seconds after the incident the suspect's vehicle can reach it (the plan's);
+    /// `None` when the roads do not lead there.
+    pub suspect_eta_s: Option<f64>,
+    /// The unit proposed, with its time by road from where it is now; `None` when no unit is
+    /// left that can reach it.
+    pub unit: Option<UnitEta>,
+    /// When that unit would be there, seconds after the incident (now, plus its ETA).
+    pub unit_at_s: Option<f64>,
+    /// The suspect's ETA less the unit's arrival: positive, the unit is there first.
+    pub margin_s: Option<f64>,
+}
+
+/// Units proposed to an interception's armed checkpoints.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InterceptionUnits {
+    pub interception_id: i64,
+    /// Seconds since the incident, now.
+    pub elapsed_s: f64,
+    /// The checkpoints the suspect can reach, soonest first (then those it cannot), each with the
+    /// unit proposed to it.
+    pub checkpoints: Vec<CheckpointCover>,
+    /// Available units not ranked (no position, a stale one, off the roads).
+    pub left_out: Vec<LeftOut>,
+}
+
+/// Most checkpoints one proposal covers (the soonest the suspect reaches; each costs a search).
+pub const MAX_COVER: usize = 40;
+
+/// Units proposed to an interception's armed checkpoints: the checkpoints the suspect can reach
+/// soonest first, each given the available unit not yet proposed to an earlier one that gets
+/// there soonest by road (one-way streets respected; foot patrols walk), first only where it is
+/// there before the suspect could be, then (late, closing the way behind) wherever no unit is yet;
+/// each with its ETA against the suspect's (`margin_s` > 0: the unit is there first). Proposals only: units are sent with
+/// `PATCH /api/v1/units/{id}` or an alert's dispatch.
+#[utoipa::path(get, path = "/api/v1/interceptions/{id}/units", tag = "interception",
+    params(("id" = i64, Path, description = "interception id")),
+    responses((status = 200, body = InterceptionUnits), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn interception_units(
+    State(st): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<InterceptionUnits>, ApiError> {
+    let now = st.clock.now_ms();
+    st.registry.expire_interceptions(now).await?;
+    let ic = st
+        .registry
+        .interceptions(false, Some(id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound(format!("interception {id} not found")))?;
+    if ic.status != "active" {
+        return Err(ApiError::Conflict(format!("interception {id} is {}: it takes no units", ic.status)));
+    }
+    let plan: Vec<crate::geo::rings::RingPlan> = serde_json::from_value(ic.plan.clone())
+        .map_err(|e| ApiError::Internal(format!("interception {id}'s stored plan does not read: {e}")))?;
+    let model = st.geo.model().await?;
+    let mut cps: Vec<(CheckpointCover, Option<crate::geo::proj::Xy>)> = Vec::new();
+    for ring in &plan {
+        for c in &ring.checkpoints {
+            let at = model.camera(&c.camera_id).map(|(i, _)| model.cam_pos[i]);
+            cps.push((
+                CheckpointCover {
+                    ring_id: ring.ring_id.clone(),
+                    ring_name: ring.name.clone(),
+                    camera_id: c.camera_id.clone(),
+                    name: c.name.clone(),
+                    // To a tenth of a second: equal times sort by checkpoint, not by rounding noise.
+                    suspect_eta_s: c.eta_s.map(|s| (s * 10.0).round() / 10.0),
+                    unit: None,
+                    unit_at_s: None,
+                    margin_s: None,
+                },
+                at,
+            ));
+        }
+    }
+    cps.sort_by(|a, b| {
+        let key = |c: &CheckpointCover| c.suspect_eta_s.unwrap_or(f64::INFINITY);
+        key(&a.0).total_cmp(&key(&b.0)).then_with(|| a.0.camera_id.cmp(&b.0.camera_id))
+    });
+    cps.dedup_by(|a, b| a.0.camera_id == b.0.camera_id);
+    let Ready { at, mut rows, left } = ready_units(&st, &model).await?;
+    let covered: Vec<(usize, crate::geo::proj::Xy)> =
+        cps.iter().enumerate().filter_map(|(i, (_, p))| p.map(|p| (i, p))).take(MAX_COVER).collect();
+    let places: Vec<crate::geo::proj::Xy> = covered.iter().map(|(_, p)| *p).collect();
+    let elapsed_s = ((now - ic.incident_at_ms).max(0) as f64 / 1000.0 * 10.0).round() / 10.0;
+    // In time: there before the suspect could be.
+    let deadlines: Vec<Option<f64>> =
+        covered.iter().map(|(i, _)| cps[*i].0.suspect_eta_s.map(|s| s - elapsed_s)).collect();
+    let net_model = model.clone();
+    let given =
+        tokio::task::spawn_blocking(move || crate::geo::dispatch::cover(&net_model.net, &at, &places, &deadlines))
+            .await
+            .map_err(|e| ApiError::Internal(format!("proposing units failed: {e}")))?;
+    for ((i, _), g) in covered.iter().zip(given) {
+        let Some(e) = g else { continue };
+        let Some(unit) = rows.remove(&e.id) else { continue };
+        let c = &mut cps[*i].0;
+        let eta_s = (e.seconds * 10.0).round() / 10.0;
+        let unit_at = ((elapsed_s + e.seconds) * 10.0).round() / 10.0;
+        c.unit_at_s = Some(unit_at);
+        c.margin_s = c.suspect_eta_s.map(|s| ((s - elapsed_s - e.seconds) * 10.0).round() / 10.0);
+        c.unit = Some(UnitEta { unit, eta_s, off_road_m: e.off_road_m.round() });
+    }
+    Ok(Json(InterceptionUnits {
+        interception_id: id,
+        elapsed_s,
+        checkpoints: cps.into_iter().map(|(c, _)| c).collect(),
+        left_out: left,
+    }))
 }

@@ -13,6 +13,7 @@ pub mod onvif;
 pub mod serve;
 pub mod sim;
 pub mod token;
+pub mod track;
 pub mod worker;
 
 use tianwang::clock::{Clock, SystemClock};

@@ -89,3 +89,29 @@ pub fn nearest(net: &RoadNetwork, units: &[UnitAt], place: Xy, k: usize) -> Resu
     out.truncate(k);
     Ok(out)
 }
+
+/// One unit to each place, the places in the order given (for an interception: the checkpoints
+/// the suspect reaches first come first). `deadline[i]` is how soon (seconds from now) a unit must
+/// reach place `i` to be there in time (`None`: it cannot be). First, in order, each place gets the
+/// soonest free unit that is there in time, if any; then each place still without one gets the
+/// soonest free unit at all (late, it still closes the way behind). A unit goes to one place;
+/// `None` when no unit is left that can reach it (or the place is off the roads). One search per
+/// place and way of travelling, twice at most.
+pub fn cover(net: &RoadNetwork, units: &[UnitAt], places: &[Xy], deadline: &[Option<f64>]) -> Vec<Option<Eta>> {
+    let mut free: Vec<UnitAt> = units.to_vec();
+    let mut out: Vec<Option<Eta>> = vec![None; places.len()];
+    for in_time in [true, false] {
+        for (i, &p) in places.iter().enumerate() {
+            if out[i].is_some() || free.is_empty() || (in_time && deadline.get(i).copied().flatten().is_none()) {
+                continue;
+            }
+            let Some(best) = nearest(net, &free, p, 1).ok().and_then(|v| v.into_iter().next()) else { continue };
+            if in_time && deadline.get(i).copied().flatten().is_none_or(|d| best.seconds > d) {
+                continue;
+            }
+            free.retain(|u| u.id != best.id);
+            out[i] = Some(best);
+        }
+    }
+    out
+}

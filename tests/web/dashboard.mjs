@@ -185,6 +185,15 @@ try {
   await page.evaluate(() => (location.hash = 'map'));
   await page.waitForSelector(`#mv-box svg .unit[data-unit="${sendId}"][data-status=dispatched]`, { timeout: 15_000 });
   step(`map: ${sendId} shown dispatched`);
+  // A click on the unit shows its track: the line holds its positions of the last hour.
+  const trackLen = (await api(`/api/v1/units/${sendId}/track?limit=5000`)).length;
+  await page.click(`#mv-box svg .unit[data-unit="${sendId}"]`);
+  await page.waitForFunction(
+    ([id, n]) => Number(document.querySelector(`#mv-box svg polyline.track[data-unit="${id}"]`)?.dataset.points ?? 0) >= n,
+    [sendId, Math.max(trackLen, 2)],
+    { timeout: 10_000 },
+  );
+  step(`map: ${sendId}'s track shown (${trackLen}+ positions)`);
 
   // --- Duty desks: the alarm in the queue of a desk it reached, not in another's -----------------
   const desks = (await api('/api/v1/desks')).desks;
@@ -274,6 +283,18 @@ try {
   const marks = await page.locator('#ic-box svg [data-armed]').count();
   if (!(armed > 0 && rows === armed && marks === armed)) throw new Error(`interception ${icId}: ${armed} armed, ${rows} rows, ${marks} marks`);
   step(`interception #${icId}: ${armed} checkpoints armed in ${ic.plan.length} rings, shown with their ETAs`);
+  // The units proposed to the checkpoints, as the API proposes them.
+  await page.waitForFunction(() => [...document.querySelectorAll('#ic-plan td.ic-unit')].every((td) => td.textContent !== '…'), null, { timeout: 15_000 });
+  // The demo's units move between two reads: the same number proposed, each a different
+  // available unit, to a different checkpoint.
+  const cover = await api(`/api/v1/interceptions/${icId}/units`);
+  const proposed = cover.checkpoints.filter((c) => c.unit).map((c) => c.unit.unit.id);
+  const shownUnits = await page.$$eval('#ic-plan tr.armed-checkpoint[data-unit]', (trs) => trs.map((t) => t.dataset.unit));
+  const available = new Set((await api('/api/v1/units')).filter((u) => u.status === 'available').map((u) => u.id));
+  if (!proposed.length || shownUnits.length !== proposed.length || new Set(shownUnits).size !== shownUnits.length || !shownUnits.every((u) => available.has(u))) {
+    throw new Error(`interception units: shown ${JSON.stringify(shownUnits)}, proposed ${JSON.stringify(proposed)}`);
+  }
+  step(`interception: ${proposed.length} units proposed to checkpoints, shown as the API proposes`);
   // Vehicles keep passing the demo's traffic checkpoints: a crossing arrives live.
   await page.waitForSelector('#ic-crossings .crossing', { timeout: 90_000 });
   step('a ring crossing arrived live');

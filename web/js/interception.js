@@ -127,16 +127,55 @@ export class InterceptionView {
       ${rings.length ? '' : html`<p class="na">The place is inside no checkpoint ring: nothing to arm.</p>`}
       ${rings.map(
         (r) => html`<div class="ring-plan"><h4>${r.name} (level ${r.level})</h4><table>
-          <thead><tr><th>checkpoint</th><th>status</th><th class="num">earliest arrival</th></tr></thead><tbody>
+          <thead><tr><th>checkpoint</th><th>status</th><th class="num">earliest arrival</th><th title="the patrol unit proposed to the checkpoint: its time by road from where it is now, and how much before (or after) the suspect could be there">unit proposed</th></tr></thead><tbody>
           ${[...r.checkpoints]
             .sort((a, b) => (a.eta_s ?? 1e12) - (b.eta_s ?? 1e12))
             .map(
               (c) => html`<tr class="armed-checkpoint" data-camera="${c.camera_id}" data-ring="${r.ring_id}">
-                <td>${c.name}</td><td>${c.status}</td><td class="num">${c.eta_s === null || c.eta_s === undefined ? 'no road' : fmtDuration(c.eta_s)}</td></tr>`,
+                <td>${c.name}</td><td>${c.status}</td><td class="num">${c.eta_s === null || c.eta_s === undefined ? 'no road' : fmtDuration(c.eta_s)}</td>
+                <td class="ic-unit dim">…</td></tr>`,
             )}</tbody></table></div>`,
       )}`,
     );
     this.crossings();
+    this.units();
+  }
+
+  /** The patrol units proposed to the armed checkpoints (the server's cover), in the table. */
+  async units() {
+    const ic = this.current;
+    if (!ic || ic.status !== 'active') {
+      for (const td of this.el.querySelectorAll('td.ic-unit')) td.textContent = '';
+      return;
+    }
+    clearTimeout(this.unitTimer);
+    let p;
+    try {
+      p = await getJson(`/api/v1/interceptions/${ic.id}/units`);
+    } catch (e) {
+      for (const td of this.el.querySelectorAll('td.ic-unit')) td.textContent = e.message;
+      return;
+    }
+    if (this.current?.id !== ic.id) return;
+    const by = new Map(p.checkpoints.map((c) => [c.camera_id, c]));
+    for (const tr of this.el.querySelectorAll('tr.armed-checkpoint')) {
+      const td = tr.querySelector('td.ic-unit');
+      const c = by.get(tr.dataset.camera);
+      if (!c?.unit) {
+        td.className = 'ic-unit dim';
+        td.textContent = 'no unit left';
+        delete tr.dataset.unit;
+        continue;
+      }
+      const early = c.margin_s !== null && c.margin_s !== undefined && c.margin_s > 0;
+      td.className = `ic-unit ${early ? 'in-time' : 'late'}`;
+      tr.dataset.unit = c.unit.unit.id;
+      const margin = c.margin_s === null || c.margin_s === undefined ? '' : early ? ` · ${fmtDuration(c.margin_s)} early` : ` · ${fmtDuration(-c.margin_s)} late`;
+      td.textContent = `${c.unit.unit.name} · ${fmtDuration(c.unit.eta_s)}${margin}`;
+      td.title = `${c.unit.unit.name} (${c.unit.unit.kind}) reaches it ${fmtDuration(c.unit.eta_s)} from now by road${margin}`;
+    }
+    // Units move: the proposal is asked again while the interception is shown.
+    if (this.visible) this.unitTimer = setTimeout(() => this.units(), 5000);
   }
 
   crossings() {

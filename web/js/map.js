@@ -54,7 +54,7 @@ export class CityMap {
     this.show = { cells: true, roads: true, gaps: true, fov: true, rings: true, entrances: true, cameras: true, units: true };
     this.svg = el('svg', { class: 'city', preserveAspectRatio: 'xMidYMid meet', role: 'img', 'aria-label': 'city map' });
     this.groups = {};
-    for (const g of ['cells', 'roads', 'gaps', 'fov', 'rings', 'entrances', 'clusters', 'cameras', 'units', 'overlay']) {
+    for (const g of ['cells', 'roads', 'gaps', 'fov', 'rings', 'entrances', 'clusters', 'cameras', 'tracks', 'units', 'overlay']) {
       this.groups[g] = el('g', { class: `layer-${g}` });
       this.svg.appendChild(this.groups[g]);
     }
@@ -303,6 +303,7 @@ export class CityMap {
       title(e, `entrance ${x.name}: ${x.compliant === null ? 'being checked' : x.compliant ? 'meets the rule' : 'breaks the entrance rule'}`);
     });
     this.drawOverlay();
+    this.drawTrack();
     this.drawUnits();
     this.applyLayers();
     this.scaleMarks();
@@ -333,6 +334,24 @@ export class CityMap {
         title(e, `${u.name} (${u.kind}) · ${u.status.replace('_', ' ')}${u.alert_id ? ` · alert ${u.alert_id}` : ''}${u.stale ? ' · position stale' : ''}`);
       },
     );
+  }
+
+  /** A unit's track (its positions, oldest first) as a line; `null` clears it. */
+  setTrack(id, fixes) {
+    this.track = id ? { id, fixes } : null;
+    this.drawTrack();
+  }
+
+  drawTrack() {
+    const g = this.groups.tracks;
+    g.replaceChildren();
+    if (!this.proj || !this.track || !this.track.fixes.length) return;
+    const pts = this.track.fixes.map((f) => this.xy([f.lon, f.lat]).map((v) => v.toFixed(1)).join(',')).join(' ');
+    const line = el('polyline', { class: 'track', points: pts });
+    line.dataset.unit = this.track.id;
+    line.dataset.points = String(this.track.fixes.length);
+    title(line, `track of ${this.track.id}: ${this.track.fixes.length} positions`);
+    g.appendChild(line);
   }
 
   /** Fields of view, one path per DORI level and state (thousands of sectors, a few elements):
@@ -426,6 +445,7 @@ export class CityMap {
 
   applyLayers() {
     for (const [k, on] of Object.entries(this.show)) if (this.groups[k]) this.groups[k].style.display = on ? '' : 'none';
+    this.groups.tracks.style.display = this.show.units ? '' : 'none';
     this.groups.clusters.style.display = this.show.cameras ? '' : 'none';
   }
 
@@ -550,6 +570,11 @@ export class CityMap {
       const cluster = e.target.closest?.('.cluster');
       if (cluster) {
         this.centreOn([Number(cluster.dataset.lon), Number(cluster.dataset.lat)], this.view.w / 4);
+        return;
+      }
+      const unit = e.target.closest?.('.unit');
+      if (unit && this.opts.onUnit) {
+        this.opts.onUnit(unit.dataset.unit);
         return;
       }
       const cam = e.target.closest?.('.cam');

@@ -4,7 +4,7 @@
 import { getJson, imageUrl } from './api.js';
 import { onAlerts } from './store.js';
 import { CityMap, LEVELS } from './map.js';
-import { html, setHtml } from './util.js';
+import { html, setHtml, toast } from './util.js';
 
 // How often the camera state changes are asked for while the map is shown.
 const LIVE_MS = 1000;
@@ -35,7 +35,7 @@ export class MapView {
         </div>
       </div>`,
     );
-    this.map = new CityMap(el.querySelector('#mv-box'), { onCamera: (id) => this.camera(id), onRendered: (d) => this.summary(d) });
+    this.map = new CityMap(el.querySelector('#mv-box'), { onCamera: (id) => this.camera(id), onUnit: (id) => this.unitTrack(id), onRendered: (d) => this.summary(d) });
     const layers = el.querySelector('#mv-layers');
     for (const k of Object.keys(this.map.show)) {
       const l = document.createElement('label');
@@ -88,11 +88,31 @@ export class MapView {
     if (!this.visible) return;
     try {
       this.map.setUnits(await getJson('/api/v1/units'));
+      if (this.trackOf) await this.unitTrack(this.trackOf, true);
     } catch (e) {
       if (e.status === 403) return;
       console.warn('units:', e.message);
     }
     this.unitsTimer = setTimeout(() => this.liveUnits(), UNITS_MS);
+  }
+
+  /** A click on a unit shows its track of the last hour (kept current while shown); a second
+   * click hides it. */
+  async unitTrack(id, refresh = false) {
+    if (!refresh && this.trackOf === id) {
+      this.trackOf = null;
+      this.map.setTrack(null);
+      return;
+    }
+    this.trackOf = id;
+    try {
+      const fixes = await getJson(`/api/v1/units/${encodeURIComponent(id)}/track?limit=5000`);
+      if (this.trackOf !== id) return;
+      this.map.setTrack(id, fixes);
+      if (!refresh) toast(`${id}: ${fixes.length} positions in the last hour`);
+    } catch (e) {
+      toast(`track of ${id}: ${e.message}`);
+    }
   }
 
   /** Polls the camera state changes and hands them to the map; a change it cannot recolour by

@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod geojson;
 pub mod osm;
+pub mod track;
 
 pub use self::csv::read_cameras_csv;
 pub use self::geojson::{read_cameras_geojson, read_cells_geojson, read_entrances_geojson, read_roads_geojson};
