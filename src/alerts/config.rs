@@ -170,25 +170,6 @@ pub fn check_desks(
     cells_from_map: bool,
     errs: &mut Vec<ConfigError>,
 ) {
-    let mut owner: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
-    for d in desks {
-        for cell in &d.cells {
-            if !cells_from_map && !grid.iter().any(|g| &g.id == cell) {
-                errs.push(ConfigError::at(
-                    &d.loc,
-                    format!("desk[{}].cells", d.id),
-                    format!("{cell:?} is not a grid cell"),
-                ));
-            }
-            if let Some(first) = owner.insert(cell, &d.id)
-                && first != d.id
-            {
-                errs.push(ConfigError::at(
-                    &d.loc,
-                    format!("desk[{}].cells", d.id),
-                    format!("cell {cell:?} is already the responsibility of desk {first:?}"),
-                ));
-            }
-        }
-    }
+    let owners = desks.iter().map(|d| (d.id.as_str(), d.cells.as_slice(), &d.loc));
+    crate::config::check_cell_owners("desk", owners, grid, cells_from_map, errs);
 }

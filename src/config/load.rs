@@ -542,6 +542,36 @@ fn read_grid(sources: &[Source], errs: &mut Vec<ConfigError>) -> Vec<GridCell> {
     cells
 }
 
+/// Grid cells handed out to owners (`[[crew]]`, `[[desk]]`): each owner's cells must be grid
+/// cells (unless the cells come from a map file), and a cell belongs to one owner. `what` names the
+/// table; `owners` are each owner's id, cells and place.
+pub fn check_cell_owners<'a>(
+    what: &str,
+    owners: impl Iterator<Item = (&'a str, &'a [String], &'a Loc)>,
+    grid: &[GridCell],
+    cells_from_map: bool,
+    errs: &mut Vec<ConfigError>,
+) {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for (id, cells, loc) in owners {
+        for cell in cells {
+            let field = format!("{what}[{id}].cells");
+            if !cells_from_map && !grid.iter().any(|g| &g.id == cell) {
+                errs.push(ConfigError::at(loc, field.clone(), format!("{cell:?} is not a grid cell")));
+            }
+            if let Some(first) = owner.insert(cell, id)
+                && first != id
+            {
+                errs.push(ConfigError::at(
+                    loc,
+                    field,
+                    format!("cell {cell:?} is already the responsibility of {what} {first:?}"),
+                ));
+            }
+        }
+    }
+}
+
 fn in_range(lo: f64, hi: f64, hi_inclusive: bool, unit: &'static str) -> impl Fn(f64) -> Result<(), String> {
     move |v| {
         let ok = v >= lo && if hi_inclusive { v <= hi } else { v < hi };

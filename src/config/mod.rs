@@ -12,7 +12,7 @@ pub mod types;
 pub(crate) use fields::Fields;
 pub use load::{
     CAMERA_FIELDS, CameraConfig, ConfigFiles, DEFAULTABLE_FIELDS, GridCell, RingConfig, SharedConfig, SharedRead,
-    SiteConfig, read_shared,
+    SiteConfig, check_cell_owners, read_shared,
 };
 pub(crate) use load::{parse_window, tables_of};
 pub use source::{ConfigError, ConfigErrors, Loc, Source};

@@ -1,7 +1,7 @@
 //! `[maintenance]`, `[[crew]]` and `[[quality_override]]` in site.toml: the maintenance
 //! subsystem's own configuration, read here with the shared readers of `config`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::config::{ConfigError, Fields, GridCell, Loc, Source, tables_of};
 
@@ -156,27 +156,8 @@ pub fn read_crews(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<CrewConfig> 
 /// Every crew's cells must be grid cells (unless the cells come from a map file), and a cell
 /// answers to one crew.
 pub fn check_crews(crews: &[CrewConfig], grid: &[GridCell], cells_from_map: bool, errs: &mut Vec<ConfigError>) {
-    let mut owner: HashMap<&str, &str> = HashMap::new();
-    for c in crews {
-        for cell in &c.cells {
-            if !cells_from_map && !grid.iter().any(|g| &g.id == cell) {
-                errs.push(ConfigError::at(
-                    &c.loc,
-                    format!("crew[{}].cells", c.id),
-                    format!("{cell:?} is not a grid cell"),
-                ));
-            }
-            if let Some(first) = owner.insert(cell, &c.id)
-                && first != c.id
-            {
-                errs.push(ConfigError::at(
-                    &c.loc,
-                    format!("crew[{}].cells", c.id),
-                    format!("cell {cell:?} is already the responsibility of crew {first:?}"),
-                ));
-            }
-        }
-    }
+    let owners = crews.iter().map(|c| (c.id.as_str(), c.cells.as_slice(), &c.loc));
+    crate::config::check_cell_owners("crew", owners, grid, cells_from_map, errs);
 }
 
 pub fn read_quality_overrides(src: &Source, errs: &mut Vec<ConfigError>) -> Vec<QualityOverride> {
