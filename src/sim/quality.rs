@@ -26,7 +26,7 @@ pub enum PictureFault {
     Moved,
     /// A strong yellow tint (a failing sensor or IR filter).
     Cast,
-    /// Snow: heavy noise over the picture.
+    /// Snow: heavy grey noise over the picture (σ ≈ 40 grey levels).
     Noise,
 }
 
@@ -163,11 +163,20 @@ impl QualityScene {
             }
             _ => {}
         }
-        // Sensor noise (σ ≈ 2), or snow.
-        let amp = if fault == Some(PictureFault::Noise) { 140.0 } else { 7.0 };
-        for v in out.iter_mut() {
-            let n = (self.unit() - 0.5) * amp;
-            *v = (f32::from(*v) + n).clamp(0.0, 255.0) as u8;
+        if fault == Some(PictureFault::Noise) {
+            // Snow: grey, as a weak or lost analogue signal's is (one value for the three
+            // channels of a pixel), σ ≈ 40 grey levels; colour noise of the same strength
+            // loses √3 of it to the luma the encoder keeps and quality diagnosis reads.
+            for p in out.chunks_exact_mut(3) {
+                let n = (self.unit() - 0.5) * 140.0;
+                p.iter_mut().for_each(|v| *v = (f32::from(*v) + n).clamp(0.0, 255.0) as u8);
+            }
+        } else {
+            // Sensor noise (σ ≈ 2), on every channel.
+            for v in out.iter_mut() {
+                let n = (self.unit() - 0.5) * 7.0;
+                *v = (f32::from(*v) + n).clamp(0.0, 255.0) as u8;
+            }
         }
         self.last.clone_from(&out);
         out
