@@ -28,6 +28,7 @@ use crate::registry::{Registry, RegistryError, SyncReport};
 
 pub mod gb_media;
 pub mod positions;
+pub mod unit_feed;
 pub mod worker;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +66,7 @@ pub struct AppOptions {
     /// outbox, the node that writes alerts relays it, the log's readers read through durable
     /// consumers (`events::jetstream`). `None`: the log is the registry alone.
     pub nats: Option<crate::events::jetstream::JetStreamOptions>,
-    /// Live alert streams (SSE) this node serves at once; more get a 503.
+    /// Live streams (SSE: alerts and units) this node serves at once; more get a 503.
     pub max_streams: usize,
     /// The most changes a live stream replays before going live.
     pub max_replay: i64,
@@ -111,6 +112,8 @@ pub struct AppState {
     pub mqtt: Option<Arc<Mutex<MqttState>>>,
     /// The subscriber of patrol units' positions on the same broker.
     pub unit_positions: Option<Arc<Mutex<positions::PositionsState>>>,
+    /// Patrol units as the map shows them, pushed to live streams.
+    pub unit_feed: unit_feed::UnitFeed,
     /// Motion and plate reading, when `[detect]` is configured and ingest runs.
     pub detect: Option<crate::detect::service::DetectService>,
     /// Motion from the cameras themselves (ONVIF events), wherever ingest runs.
@@ -312,6 +315,13 @@ impl App {
         let mqtt_stop = root.child_token();
         let mut mqtt_task = None;
         let (mut unit_positions, mut positions_task) = (None, None);
+        // The map's live feed of patrol units (`GET /api/v1/units/stream`): reads only while
+        // anyone listens.
+        let unit_feed = unit_feed::UnitFeed::new(crate::registry::STALE_AFTER_MS);
+        {
+            let (feed, registry, clock) = (unit_feed.clone(), registry.clone(), clock.clone());
+            Task::start(&mut tasks, &root, "units live feed", |stop| tokio::spawn(feed.follow(registry, clock, stop)));
+        }
         if let Some(m) = &config.mqtt {
             let target = crate::alerts::mqtt::MqttTarget {
                 host: m.host.clone(),
@@ -335,6 +345,7 @@ impl App {
                 clock.clone(),
                 config.retention.tracks_days,
                 alerts.active(),
+                unit_feed.clone(),
                 mqtt_stop.clone(),
             );
             unit_positions = Some(state);
@@ -500,6 +511,7 @@ impl App {
             webhooks,
             mqtt,
             unit_positions,
+            unit_feed,
             detect,
             onvif_motion,
             quality,

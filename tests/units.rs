@@ -424,7 +424,101 @@ async fn two_way_the_car_ahead_drives_back(engine: Engine) {
     app.stop().await;
 }
 
+/// Waits on the units' live stream for a change for which `pred` holds; returns it.
+async fn until_change(sse: &mut common::sse::Sse, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        match sse.next_event(deadline).await {
+            Some((event, _, data)) => {
+                assert_eq!(event.as_deref(), Some("units"), "{data}");
+                if pred(&data) {
+                    return data;
+                }
+                seen.push(data);
+            }
+            None => panic!("{what}: not on the stream; it carried {seen:?}"),
+        }
+    }
+}
+
+fn has_unit(c: &Value, id: &str, f: impl Fn(&Value) -> bool) -> bool {
+    c["units"].as_array().is_some_and(|us| us.iter().any(|u| u["id"] == id && f(u)))
+}
+
+/// The map's live feed: every unit first, then each change as it is stored (a position over
+/// HTTP, one stored by another node straight into the registry, a status, a unit added, going
+/// stale, retired), on both engines; a client that comes later starts from every unit again.
+async fn units_live_stream(engine: Engine) {
+    let db = TestDb::new(engine).await;
+    let dir = config_dir(&[("site.toml", SITE)]);
+    let app = TestApp::spawn(dir.path(), &db).await;
+    let now = app.clock.now_ms();
+    for id in ["pc-1", "pc-2"] {
+        let (s, _, body) =
+            app.post("/api/v1/units", &json!({"id": id, "name": id, "kind": "car", "station": "s"})).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let mut sse = common::sse::Sse::open_units(&app).await;
+    let first = until_change(&mut sse, "every unit", |c| c["full"] == true).await;
+    let ids: Vec<&str> = first["units"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["pc-1", "pc-2"], "{first}");
+
+    // A position over HTTP: only that unit, with it, not stale.
+    let (s, _, body) =
+        app.post("/api/v1/units/pc-1/positions", &json!({"positions": [fix(now - 1_000, 113.66, 34.75)]})).await;
+    assert_eq!(s, 200, "{body}");
+    let c = until_change(&mut sse, "pc-1's position", |c| {
+        has_unit(c, "pc-1", |u| u["position"]["at_ms"].as_i64() == Some(now - 1_000))
+    })
+    .await;
+    assert_eq!(c["full"], false, "{c}");
+    assert!(!has_unit(&c, "pc-2", |_| true), "pc-2 did not change: {c}");
+    assert!(has_unit(&c, "pc-1", |u| u["stale"] == false), "{c}");
+
+    // A position another node stored (straight into the registry: this node is not told).
+    let other = tianwang::registry::Fix {
+        at_ms: now - 500,
+        lon: 113.661,
+        lat: 34.751,
+        speed_mps: Some(9.0),
+        heading_deg: None,
+        accuracy_m: None,
+    };
+    app.registry.add_fixes("pc-2", &[other], tianwang::registry::FixSource::Http, now, i64::MIN).await.unwrap();
+    until_change(&mut sse, "the other node's position", |c| {
+        has_unit(c, "pc-2", |u| u["position"]["speed_mps"].as_f64() == Some(9.0))
+    })
+    .await;
+
+    // A status; a unit added.
+    assert_eq!(patch(&app, "/api/v1/units/pc-2", &json!({"status": "off_duty"})).await.0, 200);
+    until_change(&mut sse, "pc-2 off duty", |c| has_unit(c, "pc-2", |u| u["status"] == "off_duty")).await;
+    let (s, _, _) =
+        app.post("/api/v1/units", &json!({"id": "fp-3", "name": "f", "kind": "foot", "station": "s"})).await;
+    assert_eq!(s, 201);
+    until_change(&mut sse, "fp-3 added", |c| has_unit(c, "fp-3", |u| u["kind"] == "foot")).await;
+
+    // Two minutes on, pc-1's position is stale.
+    app.clock.advance(121_000);
+    until_change(&mut sse, "pc-1 stale", |c| has_unit(c, "pc-1", |u| u["stale"] == true)).await;
+
+    // Retired: gone from the map.
+    assert_eq!(delete(&app, "/api/v1/units/fp-3").await.0, 200);
+    let c = until_change(&mut sse, "fp-3 retired", |c| c["gone"].as_array().is_some_and(|g| !g.is_empty())).await;
+    assert_eq!(c["gone"], json!(["fp-3"]), "{c}");
+
+    // A second client starts from every unit as they are now.
+    let mut late = common::sse::Sse::open_units(&app).await;
+    let first = until_change(&mut late, "every unit", |c| c["full"] == true).await;
+    let us = first["units"].as_array().unwrap();
+    assert_eq!(us.len(), 2, "{first}");
+    assert!(has_unit(&first, "pc-2", |u| u["status"] == "off_duty" && u["position"]["speed_mps"] == 9.0), "{first}");
+    app.stop().await;
+}
+
 on_both_engines!(
+    units_live_stream,
     units_positions_and_tracks,
     positions_over_mqtt_and_http_give_the_same_track,
     dispatch_ranks_available_units_by_road_time,

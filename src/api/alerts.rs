@@ -367,13 +367,27 @@ pub async fn stream(
         let gap = serde_json::json!({"after": asked, "resumed_after": last, "max_replay": max_replay});
         let _ = tx.try_send(Event::default().event("gap").data(gap.to_string()));
     }
+    let token = caller.map(|c| c.token_hash.clone());
+    Ok(live_stream(&st, token, slot, rx, async move { feed_client(registry, &mut live, last, desk, tx).await }))
+}
+
+/// A live stream's body: `feed` runs on a task of its own, holding the stream's place, until it
+/// ends, the app closes or the token (`token_hash`) is revoked; what it sends on `rx`'s channel
+/// is the body. A comment every 5 s keeps proxies from closing an idle stream, and is how the
+/// server notices a client that left without a word (a write fails): its place is given back.
+pub(super) fn live_stream<F: std::future::Future<Output = ()> + Send + 'static>(
+    st: &AppState,
+    token_hash: Option<String>,
+    slot: crate::alerts::streams::StreamSlot,
+    rx: tokio::sync::mpsc::Receiver<Event>,
+    feed: F,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>> + use<F>> {
     let closing = st.closing.clone();
     let gate = st.streams.clone();
-    let token = caller.map(|c| c.token_hash.clone());
     tokio::spawn(async move {
         let _slot = slot;
         let revoked = async {
-            match token {
+            match token_hash {
                 Some(t) => gate.revoked(t).await,
                 None => std::future::pending().await,
             }
@@ -381,14 +395,12 @@ pub async fn stream(
         tokio::select! {
             _ = closing.cancelled() => {}
             _ = revoked => {}
-            _ = feed_client(registry, &mut live, last, desk, tx) => {}
+            _ = feed => {}
         }
     });
     let events =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx)) });
-    // A comment every 5 s keeps proxies from closing an idle stream, and is how the server
-    // notices a client that left without a word (a write fails): its place is given back.
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(5))))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(5)))
 }
 
 /// Sends one client every feed row after `last`: from the store, then live; back to the store

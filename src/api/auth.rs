@@ -122,6 +122,7 @@ pub const ROLE_TABLE: &[Rule] = &[
     rule(Write, "/api/v1/interceptions/{id}/close", OP, "closing an interception"),
     rule(Read, "/api/v1/interceptions/{id}/units", OP, "units proposed to the armed checkpoints"),
     rule(Any, "/api/v1/units", OP, "patrol units: the command centre sends them"),
+    rule(Read, "/api/v1/units/stream", OP, "patrol units live (SSE)"),
     rule(Write, "/api/v1/units/{id}/positions", OP_TR, "trackers post positions"),
     rule(Any, "/api/v1/units/{*rest}", OP, "units, status, positions, tracks"),
     rule(Read, "/api/v1/watchlists", OP_PL, "planners may read the watchlists"),
@@ -256,8 +257,8 @@ pub(crate) fn bearer(req: &Request) -> Option<String> {
     if let Some(h) = req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()) {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
-    // Browsers' EventSource cannot set headers: the live stream also takes `access_token`.
-    if req.uri().path() == "/api/v1/alerts/stream" {
+    // Browsers' EventSource cannot set headers: the live streams also take `access_token`.
+    if matches!(req.uri().path(), "/api/v1/alerts/stream" | "/api/v1/units/stream") {
         return req
             .uri()
             .query()

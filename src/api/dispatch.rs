@@ -270,6 +270,7 @@ pub async fn dispatch(
     let sent: Vec<(String, Option<f64>)> = b.units.iter().map(|u| (u.clone(), etas.get(u).copied())).collect();
     let Json(alert) = super::alerts::operate(&st, &caller, id, AlertOp::Dispatch { units: sent }).await?;
     let units = st.registry.dispatch_units(&b.units, id, st.clock.now_ms()).await?;
+    st.unit_feed.kick();
     tracing::info!(alert = id, units = ?b.units, by = %caller.name, "units dispatched");
     let now = st.clock.now_ms();
     let units = units

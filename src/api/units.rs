@@ -2,14 +2,18 @@
 //! checkpoint posts), their status, the positions their trackers report (batched) and each
 //! unit's track.
 
+use std::convert::Infallible;
+
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::registry::{
@@ -21,12 +25,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/units", get(list_units).post(create_unit))
         .route("/api/v1/units/{id}", get(get_unit).patch(update_unit).delete(retire_unit))
+        .route("/api/v1/units/stream", get(stream))
         .route("/api/v1/units/{id}/positions", post(add_positions))
         .route("/api/v1/units/{id}/track", get(track))
 }
 
-/// A unit whose newest position is older than this is stale: not where the map shows it.
-pub const STALE_AFTER_MS: i64 = 120_000;
+pub use crate::registry::STALE_AFTER_MS;
 /// The most positions one request may carry.
 pub const MAX_BATCH: usize = crate::registry::MAX_FIXES;
 /// Positions a track returns when the request gives no `limit`.
@@ -124,6 +128,7 @@ pub async fn create_unit(
     };
     let now = st.clock.now_ms();
     let row = st.registry.create_unit(&new, now).await?;
+    st.unit_feed.kick();
     tracing::info!(unit = %row.id, kind = row.kind.as_str(), "patrol unit added");
     Ok((StatusCode::CREATED, Json(marked(row, now))))
 }
@@ -182,6 +187,7 @@ pub async fn update_unit(
     };
     let now = st.clock.now_ms();
     let row = st.registry.update_unit(&id, &change, now).await?;
+    st.unit_feed.kick();
     tracing::info!(unit = %row.id, status = row.status.as_str(), "patrol unit changed");
     Ok(Json(marked(row, now)))
 }
@@ -195,6 +201,7 @@ pub async fn retire_unit(State(st): State<AppState>, ApiPath(id): ApiPath<String
     unit_id(&id)?;
     let now = st.clock.now_ms();
     let row = st.registry.retire_unit(&id, now).await?;
+    st.unit_feed.kick();
     tracing::info!(unit = %row.id, "patrol unit retired");
     Ok(Json(marked(row, now)))
 }
@@ -234,6 +241,9 @@ pub async fn add_positions(
             crate::registry::oldest_fix(now, st.retention.config().tracks_days),
         )
         .await?;
+    if stored.stored > 0 {
+        st.unit_feed.kick();
+    }
     if stored.rejected.len() == n {
         let reasons: Vec<String> =
             stored.rejected.iter().take(3).map(|r| format!("positions[{}]: {}", r.index, r.reason)).collect();
@@ -277,4 +287,56 @@ pub async fn track(
         return Err(ApiError::NotFound(format!("unit {id:?} not found")));
     }
     Ok(Json(st.registry.track(&id, from, to, limit).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UnitStreamParams {
+    /// For browsers' EventSource, which cannot send headers.
+    pub access_token: Option<String>,
+}
+
+fn units_event(c: &crate::app::unit_feed::UnitsChange) -> Event {
+    Event::default().event("units").data(serde_json::to_string(c).unwrap_or_default())
+}
+
+/// The patrol units live, as Server-Sent Events (`event: units`, data a `UnitsChange`): first
+/// every unit (`full`: replace what you hold), then what changed (a position, a status, stale,
+/// added) and the ids of units retired (`gone`). A change stored on any node shows within a
+/// second (on this node within 0.2 s); a client that falls behind is sent every unit again.
+#[utoipa::path(get, path = "/api/v1/units/stream", tag = "units", params(UnitStreamParams),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"),
+        (status = 503, body = ErrorBody)))]
+pub async fn stream(
+    State(st): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    ApiQuery(_params): ApiQuery<UnitStreamParams>,
+) -> Result<Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = st.streams.admit().map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let feed = st.unit_feed.clone();
+    let clock = st.clock.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
+    let send = async move {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let mut l = feed.listen(clock.now_ms());
+            if let Some(first) = &l.first
+                && tx.send(units_event(first)).await.is_err()
+            {
+                return;
+            }
+            loop {
+                match l.changes.recv().await {
+                    Ok(c) => {
+                        if tx.send(units_event(&c)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Fallen behind: every unit again, from a fresh start.
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        }
+    };
+    Ok(super::alerts::live_stream(&st, caller.map(|c| c.token_hash.clone()), slot, rx, send))
 }

@@ -57,10 +57,11 @@ pub fn spawn(
     clock: Arc<dyn Clock>,
     tracks_days: u32,
     active: crate::events::Active,
+    feed: super::unit_feed::UnitFeed,
     cancel: CancellationToken,
 ) -> (Arc<Mutex<PositionsState>>, tokio::task::JoinHandle<()>) {
     let state = Arc::new(Mutex::new(PositionsState::default()));
-    let s = Subscriber { registry, target, clock, tracks_days, active, cancel, state: state.clone() };
+    let s = Subscriber { registry, target, clock, tracks_days, active, feed, cancel, state: state.clone() };
     (state, tokio::spawn(s.run()))
 }
 
@@ -70,6 +71,8 @@ struct Subscriber {
     clock: Arc<dyn Clock>,
     tracks_days: u32,
     active: crate::events::Active,
+    /// Told of every stored position (the map's live feed).
+    feed: super::unit_feed::UnitFeed,
     cancel: CancellationToken,
     state: Arc<Mutex<PositionsState>>,
 }
@@ -205,6 +208,9 @@ impl Subscriber {
             let oldest = crate::registry::oldest_fix(now, self.tracks_days);
             match self.registry.add_fixes(unit, &fixes, FixSource::Mqtt, now, oldest).await {
                 Ok(r) => {
+                    if r.stored > 0 {
+                        self.feed.kick();
+                    }
                     for x in &r.rejected {
                         tracing::warn!(unit, index = x.index, "MQTT positions: position refused: {}", x.reason);
                     }

@@ -44,7 +44,8 @@ pub struct Args {
     /// The JetStream stream (its subjects are its name in lower case, `_` as `.`).
     #[arg(long, env = "TIANWANG_NATS_STREAM", default_value = "TIANWANG_EVENTS")]
     nats_stream: String,
-    /// Live alert streams (SSE) this node serves at once; one more is answered 503.
+    /// Live streams (SSE: alerts and units together) this node serves at once; one more is
+    /// answered 503.
     #[arg(long, env = "TIANWANG_MAX_STREAMS", default_value_t = tianwang::alerts::streams::DEFAULT_MAX_STREAMS)]
     max_streams: usize,
     /// Seconds a request may take to be answered (a live stream's body is not bounded); a slower

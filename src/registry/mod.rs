@@ -47,8 +47,8 @@ pub use schema::schema_dump;
 pub use sync::SyncReport;
 pub use tokens::{TokenCheck, TokenRow, new_token, token_hash};
 pub use units::{
-    Fix, FixSource, FixesStored, MAX_AHEAD_MS, MAX_FIXES, MAX_SPEED_MPS, MAX_TRACK, NewUnit, RejectedFix, UnitChange,
-    UnitError, UnitKind, UnitRow, UnitStatus, check_unit_id, oldest_fix,
+    Fix, FixSource, FixesStored, MAX_AHEAD_MS, MAX_FIXES, MAX_SPEED_MPS, MAX_TRACK, NewUnit, RejectedFix,
+    STALE_AFTER_MS, UnitChange, UnitError, UnitKind, UnitRow, UnitStatus, check_unit_id, oldest_fix,
 };
 pub use watchlists::{
     MAX_TRAJECTORY, MatchKind, NewWatchlist, PassageFilter, Priority, TrajectoryPoint, WatchlistChangeError,

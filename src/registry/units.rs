@@ -48,6 +48,9 @@ pub struct Fix {
     pub accuracy_m: Option<f64>,
 }
 
+/// A unit whose newest position is older than this is stale: not where the map shows it, and
+/// dispatch does not rank it.
+pub const STALE_AFTER_MS: Millis = 120_000;
 /// How far ahead of the registry's clock a position's time may be (trackers' clocks drift).
 pub const MAX_AHEAD_MS: Millis = 60_000;
 /// The fastest a unit may be reported moving: 150 m/s (540 km/h) is no patrol car.

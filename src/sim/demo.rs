@@ -547,6 +547,7 @@ pub async fn run_patrols(state: AppState, mut stop: tokio::sync::watch::Receiver
                 tracing::warn!(unit = p.id, error = %e, "demo: a patrol's position was not stored");
             }
         }
+        state.unit_feed.kick();
     }
 }
 

@@ -1,7 +1,7 @@
 // Talking to the tianwang API: every request carries `Authorization: Bearer <token>`; the token
 // lives in sessionStorage only (gone when the tab closes) and is never put into a URL, so it can
-// end up in no log, history or Referer. The live alert stream is read with fetch() streaming,
-// which can send the header (EventSource cannot).
+// end up in no log, history or Referer. The live streams (alerts, units) are read with fetch()
+// streaming, which can send the header (EventSource cannot).
 
 const KEY = 'tianwang.token';
 
@@ -82,6 +82,19 @@ const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
  * `onEvent(payload)` gets `{seq, change, at_ms, alert}`; `onState('live'|'reconnecting')`.
  */
 export function alertStream({ onEvent, onState }) {
+  return eventStream('/api/v1/alerts/stream', { resume: true, onEvent, onState });
+}
+
+/**
+ * Follows `/api/v1/units/stream`: `onEvent(change)` gets `{full, units, gone, at_ms}` (a
+ * `full` change holds every unit; the first after each connection is one). A role that may not
+ * read units gets `onState('forbidden')` and the stream stops.
+ */
+export function unitStream({ onEvent, onState = () => {} }) {
+  return eventStream('/api/v1/units/stream', { resume: false, onEvent, onState });
+}
+
+function eventStream(path, { resume, onEvent, onState }) {
   let last = null;
   let stopped = false;
   let ctrl = null;
@@ -91,10 +104,14 @@ export function alertStream({ onEvent, onState }) {
       ctrl = new AbortController();
       try {
         const h = headers({ Accept: 'text/event-stream' });
-        if (last !== null) h['Last-Event-ID'] = String(last);
-        const r = await fetch('/api/v1/alerts/stream', { headers: h, signal: ctrl.signal, cache: 'no-store' });
+        if (resume && last !== null) h['Last-Event-ID'] = String(last);
+        const r = await fetch(path, { headers: h, signal: ctrl.signal, cache: 'no-store' });
         if (r.status === 401) {
           window.dispatchEvent(new CustomEvent('tw-unauthorized'));
+          return;
+        }
+        if (r.status === 403 && !resume) {
+          onState('forbidden');
           return;
         }
         if (!r.ok) throw new Error(`stream: ${r.status}`);
@@ -117,14 +134,14 @@ export function alertStream({ onEvent, onState }) {
               try {
                 onEvent(JSON.parse(ev.data));
               } catch (e) {
-                console.error('alert stream: bad event', e);
+                console.error(`${path}: bad event`, e);
               }
             }
           }
         }
       } catch (e) {
         if (stopped) return;
-        console.warn('alert stream dropped', e?.message ?? e);
+        console.warn(`${path} dropped`, e?.message ?? e);
       }
       if (stopped) return;
       onState('reconnecting');

@@ -1,15 +1,15 @@
 // Map: the whole city, layer toggles, the coverage level, search (camera id or name, or a plate's
 // last passage), ring states, a camera's details; camera states kept live by polling the changes.
 
-import { getJson, imageUrl } from './api.js';
+import { getJson, imageUrl, unitStream } from './api.js';
 import { onAlerts } from './store.js';
 import { CityMap, LEVELS } from './map.js';
 import { html, setHtml, toast } from './util.js';
 
 // How often the camera state changes are asked for while the map is shown.
 const LIVE_MS = 1000;
-// How often patrol units' positions are read while the map is shown (trackers report every 5 s).
-const UNITS_MS = 2000;
+// How often a shown unit's track is read again (its unit's position arrives live).
+const TRACK_MS = 5000;
 // Changes are asked for again this far back (a state written late by another node still shows).
 const OVERLAP_MS = 5000;
 
@@ -78,22 +78,40 @@ export class MapView {
   hide() {
     this.visible = false;
     clearTimeout(this.liveTimer);
-    clearTimeout(this.unitsTimer);
+    clearTimeout(this.trackTimer);
+    this.unitsFeed?.stop();
+    this.unitsFeed = null;
   }
 
-  /** Patrol units' positions every few seconds while the map shows (not for roles that may not
-   * read them: the layer stays empty). */
-  async liveUnits() {
-    clearTimeout(this.unitsTimer);
+  /** Patrol units live while the map shows (`/api/v1/units/stream`: every unit, then each
+   * change as it is stored); not for roles that may not read them (the layer stays empty). */
+  liveUnits() {
+    this.unitsFeed?.stop();
     if (!this.visible) return;
-    try {
-      this.map.setUnits(await getJson('/api/v1/units'));
-      if (this.trackOf) await this.unitTrack(this.trackOf, true);
-    } catch (e) {
-      if (e.status === 403) return;
-      console.warn('units:', e.message);
+    const units = new Map();
+    this.unitsFeed = unitStream({
+      onEvent: (c) => {
+        if (c.full) units.clear();
+        for (const u of c.units) units.set(u.id, u);
+        for (const id of c.gone) units.delete(id);
+        this.map.setUnits([...units.values()]);
+      },
+    });
+    this.liveTrack();
+  }
+
+  /** The shown track, read again every few seconds. */
+  async liveTrack() {
+    clearTimeout(this.trackTimer);
+    if (!this.visible) return;
+    if (this.trackOf) {
+      try {
+        await this.unitTrack(this.trackOf, true);
+      } catch (e) {
+        console.warn('track:', e.message);
+      }
     }
-    this.unitsTimer = setTimeout(() => this.liveUnits(), UNITS_MS);
+    this.trackTimer = setTimeout(() => this.liveTrack(), TRACK_MS);
   }
 
   /** A click on a unit shows its track of the last hour (kept current while shown); a second
